@@ -1,0 +1,222 @@
+//! The `#[job]` attribute of [`wasp-guest`](https://docs.rs/wasp-guest). See its documentation;
+//! this crate is an implementation detail.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, FnArg, ItemFn, Lit, Meta, Path, ReturnType, Token, Type};
+
+/// Turns a function into a wasp job. See `wasp_guest::job`.
+#[proc_macro_attribute]
+pub fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item2: TokenStream2 = item.clone().into();
+    match expand(attr.into(), item2.clone()) {
+        Ok(tokens) => tokens.into(),
+        // Keep the original function so that the rest of the crate (and IDEs) still see it.
+        Err(err) => {
+            let error = err.to_compile_error();
+            quote!(#item2 #error).into()
+        }
+    }
+}
+
+/// What the attribute's arguments configure.
+struct Config {
+    /// The job's exported name; defaults to the function's name.
+    name: Option<(String, Span)>,
+    /// The path of the `wasp_guest` crate; defaults to `::wasp_guest`.
+    krate: Option<Path>,
+}
+
+impl Config {
+    fn parse(attr: TokenStream2) -> syn::Result<Self> {
+        let mut config = Config {
+            name: None,
+            krate: None,
+        };
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
+        for meta in metas {
+            let Meta::NameValue(pair) = &meta else {
+                return Err(syn::Error::new(
+                    meta.span(),
+                    "expected `name = \"...\"` or `crate = \"...\"`",
+                ));
+            };
+            let value = string_literal(&pair.value)?;
+            if pair.path.is_ident("name") {
+                config.set_name(value, pair.value.span())?;
+            } else if pair.path.is_ident("crate") {
+                config.set_crate(&value, pair.value.span())?;
+            } else {
+                return Err(syn::Error::new(
+                    pair.path.span(),
+                    "unknown option: `#[job]` takes `name = \"...\"` and `crate = \"...\"`",
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    fn set_name(&mut self, name: String, span: Span) -> syn::Result<()> {
+        if self.name.is_some() {
+            return Err(syn::Error::new(span, "`name` set more than once"));
+        }
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(syn::Error::new(
+                span,
+                "a job name may contain only ASCII letters, digits and `_`",
+            ));
+        }
+        self.name = Some((name, span));
+        Ok(())
+    }
+
+    fn set_crate(&mut self, path: &str, span: Span) -> syn::Result<()> {
+        if self.krate.is_some() {
+            return Err(syn::Error::new(span, "`crate` set more than once"));
+        }
+        let path = syn::parse_str::<Path>(path)
+            .map_err(|_| syn::Error::new(span, "`crate` must be a path, like `my::wasp_guest`"))?;
+        self.krate = Some(path);
+        Ok(())
+    }
+}
+
+fn string_literal(expr: &Expr) -> syn::Result<String> {
+    match expr {
+        Expr::Lit(lit) => match &lit.lit {
+            Lit::Str(s) => Ok(s.value()),
+            other => Err(syn::Error::new(other.span(), "expected a string literal")),
+        },
+        other => Err(syn::Error::new(other.span(), "expected a string literal")),
+    }
+}
+
+fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let config = Config::parse(attr)?;
+    let function: ItemFn = syn::parse2(item)?;
+    check_signature(&function)?;
+    let param_types = parameter_types(&function)?;
+
+    let ident = &function.sig.ident;
+    let job_name = config
+        .name
+        .map(|(name, _)| name)
+        .unwrap_or_else(|| ident.to_string());
+    let export_name = format!("wasp_job_{job_name}");
+    let krate = config
+        .krate
+        .map(|path| quote!(#path))
+        .unwrap_or_else(|| quote!(::wasp_guest));
+    let wrapper = return_wrapper(&function.sig.output, &krate);
+
+    let arg_names: Vec<_> = (0..param_types.len())
+        .map(|i| format_ident!("__wasp_arg{i}"))
+        .collect();
+    let call = if param_types.is_empty() {
+        quote!(#wrapper(#ident()))
+    } else {
+        quote! {
+            match __wasp::decode_args::<(#(#param_types,)*)>(&__wasp_bytes, #job_name) {
+                ::core::result::Result::Ok((#(#arg_names,)*)) => #wrapper(#ident(#(#arg_names),*)),
+                ::core::result::Result::Err(__wasp_buf) => return __wasp::finish(__wasp_buf),
+            }
+        }
+    };
+    let export_fn = format_ident!("__wasp_job_export_{}", job_name);
+
+    Ok(quote! {
+        #function
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(unsafe_code, reason = "the job export is the wasp ABI boundary")]
+        #[unsafe(export_name = #export_name)]
+        extern "C" fn #export_fn(ptr: u32, len: u32) -> u64 {
+            use #krate::__private as __wasp;
+            __wasp::install_panic_hook();
+            // SAFETY: the host calls job exports with a buffer from `wasp_alloc(len)` that it
+            // has filled, as the wasp ABI requires.
+            let __wasp_bytes = unsafe { __wasp::take_args(ptr, len) };
+            let _ = &__wasp_bytes;
+            let __wasp_result = #call;
+            __wasp::finish(__wasp::JobReturn::into_result_buffer(__wasp_result))
+        }
+    })
+}
+
+fn check_signature(function: &ItemFn) -> syn::Result<()> {
+    let sig = &function.sig;
+    if let Some(asyncness) = &sig.asyncness {
+        return Err(syn::Error::new(asyncness.span(), "a job cannot be `async`"));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        return Err(syn::Error::new(unsafety.span(), "a job cannot be `unsafe`"));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "a job cannot be generic: its parameter types must be concrete",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        return Err(syn::Error::new(variadic.span(), "a job cannot be variadic"));
+    }
+    Ok(())
+}
+
+fn parameter_types(function: &ItemFn) -> syn::Result<Vec<Type>> {
+    function
+        .sig
+        .inputs
+        .iter()
+        .map(|input| match input {
+            FnArg::Receiver(receiver) => Err(syn::Error::new(
+                receiver.span(),
+                "a job is a free function: it cannot take `self`",
+            )),
+            FnArg::Typed(typed) => check_owned(&typed.ty).map(|()| (*typed.ty).clone()),
+        })
+        .collect()
+}
+
+fn check_owned(ty: &Type) -> syn::Result<()> {
+    match ty {
+        Type::Reference(reference) => Err(syn::Error::new(
+            reference.span(),
+            "job parameters are decoded from the host's message, so they must be owned: \
+             use `String` for `&str`, `Vec<T>` for `&[T]`",
+        )),
+        Type::ImplTrait(imp) => Err(syn::Error::new(
+            imp.span(),
+            "job parameters must be concrete types, not `impl Trait`",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Wraps the function's return value so that `JobReturn` encodes it: a `Result` reports its
+/// error as a job error; anything else is a value.
+fn return_wrapper(output: &ReturnType, krate: &TokenStream2) -> TokenStream2 {
+    let is_result = match output {
+        ReturnType::Default => false,
+        ReturnType::Type(_, ty) => match ty.as_ref() {
+            Type::Path(path) => path
+                .path
+                .segments
+                .last()
+                .is_some_and(|segment| segment.ident == "Result"),
+            _ => false,
+        },
+    };
+    let span = output.span();
+    if is_result {
+        quote_spanned!(span=> #krate::__private::Fallible)
+    } else {
+        quote_spanned!(span=> #krate::__private::Value)
+    }
+}

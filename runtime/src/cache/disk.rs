@@ -1,0 +1,259 @@
+//! Compiled code on disk, so that a new process skips compilation.
+//!
+//! Layout: `<dir>/<arch>-<engine key>/<blake3 of the module>.cwasm`, where the engine key
+//! hashes wasmtime's [`Engine::precompile_compatibility_hash`]: code compiled by another
+//! wasmtime version, another configuration or another CPU lands in another directory and is
+//! never even looked at.
+//!
+//! Each file is `MAGIC`, the blake3 hash of the payload, then the payload
+//! (`Module::serialize`). Files are written to a temporary name and renamed into place, so a
+//! reader never sees half a file. Any failure (unreadable, corrupt, stale) is a warning and a
+//! miss, never an error: the module is compiled again and the file rewritten.
+
+use crate::module::ModuleHash;
+use std::fs;
+use std::hash::Hasher;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::{debug, warn};
+use wasmtime::Engine;
+
+/// The first bytes of every cache file; bump the digit when the format changes.
+const MAGIC: &[u8; 8] = b"WASPCC01";
+
+/// Default bound on the cache directory's size: 1 GiB.
+pub const DEFAULT_MAX_CACHE_BYTES: u64 = 1 << 30;
+
+/// The on-disk compile cache of one engine.
+#[derive(Debug)]
+pub(crate) struct DiskCache {
+    root: PathBuf,
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+/// Counts written files, to give every temporary file of this process a unique name.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl DiskCache {
+    /// A cache rooted at `root`, bounded to `max_bytes` (for all engines together).
+    pub(crate) fn new(root: PathBuf, max_bytes: u64) -> Self {
+        DiskCache {
+            dir: root.clone(),
+            root,
+            max_bytes,
+        }
+    }
+
+    /// The default root: the user's cache directory, `wasp/modules` inside it.
+    pub(crate) fn default_root() -> Option<PathBuf> {
+        dirs::cache_dir().map(|dir| dir.join("wasp").join("modules"))
+    }
+
+    /// Narrows the cache to the subdirectory of code compatible with `engine`.
+    pub(crate) fn for_engine(mut self, engine: &Engine) -> Self {
+        self.dir = self.root.join(engine_key(engine));
+        self
+    }
+
+    fn path_of(&self, hash: ModuleHash) -> PathBuf {
+        self.dir.join(format!("{}.cwasm", hash.to_hex()))
+    }
+
+    /// Loads the compiled code of `hash`, if a valid file for this engine is cached.
+    pub(crate) fn load(&self, engine: &Engine, hash: ModuleHash) -> Option<wasmtime::Module> {
+        let path = self.path_of(hash);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(err) => {
+                warn!(path = %path.display(), %err, "compile cache: unreadable file, recompiling");
+                return None;
+            }
+        };
+        let Some(payload) = checked_payload(&bytes) else {
+            warn!(path = %path.display(), "compile cache: corrupt file, recompiling");
+            let _ = fs::remove_file(&path);
+            return None;
+        };
+        match deserialize(engine, payload) {
+            Ok(module) => {
+                touch(&path);
+                debug!(module = %hash, "compile cache: hit");
+                Some(module)
+            }
+            Err(err) => {
+                warn!(path = %path.display(), err = %format!("{err:#}"), "compile cache: stale file, recompiling");
+                let _ = fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Stores the compiled code of `hash`; failures are logged and otherwise ignored.
+    pub(crate) fn store(&self, hash: ModuleHash, module: &wasmtime::Module) {
+        if let Err(err) = self.try_store(hash, module) {
+            warn!(dir = %self.dir.display(), %err, "compile cache: could not write");
+            return;
+        }
+        if let Err(err) = evict(&self.root, self.max_bytes) {
+            warn!(dir = %self.root.display(), %err, "compile cache: could not evict");
+        }
+    }
+
+    fn try_store(&self, hash: ModuleHash, module: &wasmtime::Module) -> std::io::Result<()> {
+        let payload = module
+            .serialize()
+            .map_err(|err| std::io::Error::other(format!("{err:#}")))?;
+        create_private_dir(&self.dir)?;
+        let temp = self.dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            file.write_all(MAGIC)?;
+            file.write_all(blake3::hash(&payload).as_bytes())?;
+            file.write_all(&payload)?;
+            file.sync_all()?;
+            fs::rename(&temp, self.path_of(hash))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+}
+
+/// The payload of a cache file, if its magic and checksum are right.
+fn checked_payload(bytes: &[u8]) -> Option<&[u8]> {
+    let rest = bytes.strip_prefix(MAGIC)?;
+    let (checksum, payload) = rest.split_at_checked(32)?;
+    (blake3::hash(payload).as_bytes() == checksum).then_some(payload)
+}
+
+#[allow(
+    unsafe_code,
+    reason = "deserializing compiled code is unsafe by wasmtime's contract"
+)]
+fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<wasmtime::Module> {
+    // SAFETY: `Module::deserialize` requires bytes produced by `Module::serialize` (anything
+    // else could be arbitrary machine code). These bytes come from a file that only this cache
+    // writes, in a directory created private to the user, and they passed the blake3 checksum
+    // written alongside them, so they are exactly what `serialize` produced. wasmtime itself
+    // rejects (safely) code from another version or configuration.
+    unsafe { wasmtime::Module::deserialize(engine, payload) }
+}
+
+/// `<arch>-<first 16 hex digits of blake3(compatibility hash)>`.
+fn engine_key(engine: &Engine) -> String {
+    let mut hasher = Blake3Hasher(blake3::Hasher::new());
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+    let digest = hasher.0.finalize().to_hex();
+    format!("{}-{}", std::env::consts::ARCH, &digest[..16])
+}
+
+/// A `std::hash::Hasher` feeding blake3: unlike `DefaultHasher` its output is the same in
+/// every process and every Rust release.
+struct Blake3Hasher(blake3::Hasher);
+
+impl Hasher for Blake3Hasher {
+    fn finish(&self) -> u64 {
+        let bytes = self.0.finalize();
+        u64::from_le_bytes(bytes.as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Marks a file as recently used, for eviction.
+fn touch(path: &Path) {
+    if let Ok(file) = fs::File::options().write(true).open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Deletes the least recently used files under `root` until it holds at most `max_bytes`.
+fn evict(root: &Path, max_bytes: u64) -> std::io::Result<()> {
+    let mut files = Vec::new();
+    for engine_dir in fs::read_dir(root)? {
+        let engine_dir = engine_dir?.path();
+        if !engine_dir.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(&engine_dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_file() && entry.path().extension().is_some_and(|ext| ext == "cwasm") {
+                files.push((meta.modified()?, meta.len(), entry.path()));
+            }
+        }
+    }
+    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= max_bytes {
+            break;
+        }
+        debug!(path = %path.display(), "compile cache: evicting");
+        fs::remove_file(&path)?;
+        total -= len;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_checked() {
+        let payload = b"compiled code";
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(blake3::hash(payload).as_bytes());
+        file.extend_from_slice(payload);
+        assert_eq!(checked_payload(&file), Some(&payload[..]));
+
+        let mut flipped = file.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(checked_payload(&flipped), None);
+        assert_eq!(checked_payload(&file[..20]), None);
+        assert_eq!(checked_payload(b"WASPCC00"), None);
+    }
+
+    #[test]
+    fn eviction_removes_the_least_recently_used() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("x86_64-0123");
+        fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("a.cwasm");
+        let new = dir.join("b.cwasm");
+        fs::write(&old, [0; 100]).unwrap();
+        fs::write(&new, [0; 100]).unwrap();
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        evict(root.path(), 150).unwrap();
+        assert!(!old.exists());
+        assert!(new.exists());
+    }
+}

@@ -1,0 +1,190 @@
+//! The errors of the wasp API, one type per operation.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why bytes could not be loaded as a wasp [`Module`](crate::Module).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModuleError {
+    /// The file could not be read.
+    #[error("could not read module {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The bytes do not start with the WebAssembly magic number.
+    #[error("not a WebAssembly module (the bytes do not start with \\0asm)")]
+    NotWasm,
+    /// The bytes are a WebAssembly component, which wasp does not run.
+    #[error("this is a WebAssembly component; wasp runs core modules built for wasm32-wasip1")]
+    Component,
+    /// The module failed WebAssembly validation.
+    #[error("invalid WebAssembly module: {0}")]
+    Invalid(String),
+    /// The module exports no `wasp_job_*` function, or lacks the memory or allocator.
+    #[error(
+        "not a wasp module: {0} (build it with the wasp-guest SDK, see the ABI in wasp_guest::abi)"
+    )]
+    NotWaspModule(String),
+    /// An export has the name of a wasp ABI export but the wrong type.
+    #[error("export `{export}` has type {found}, but the wasp ABI requires {expected}")]
+    BadExportType {
+        /// The export's name.
+        export: String,
+        /// What the ABI requires.
+        expected: &'static str,
+        /// What the module declares.
+        found: String,
+    },
+    /// The module imports something the sandbox does not provide.
+    #[error("module imports `{module}::{name}`, which the sandbox does not allow: {why}")]
+    ForbiddenImport {
+        /// The import's module name.
+        module: String,
+        /// The import's field name.
+        name: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+}
+
+/// The name of a WebAssembly trap, as reported in [`JobError::Trap`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum TrapKind {
+    /// The wasm call stack was exhausted (unbounded recursion).
+    StackOverflow,
+    /// A load or store outside linear memory.
+    MemoryOutOfBounds,
+    /// An `unreachable` instruction (also how a Rust guest aborts).
+    Unreachable,
+    /// Integer division by zero.
+    IntegerDivisionByZero,
+    /// Integer overflow (e.g. `i32::MIN / -1`).
+    IntegerOverflow,
+    /// A float-to-integer conversion of a value out of range.
+    BadConversionToInteger,
+    /// An access outside a table.
+    TableOutOfBounds,
+    /// An indirect call through a null table entry.
+    IndirectCallToNull,
+    /// An indirect call with the wrong signature.
+    BadSignature,
+    /// Any other trap, by wasmtime's description.
+    Other(String),
+}
+
+impl std::fmt::Display for TrapKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            TrapKind::StackOverflow => "stack overflow",
+            TrapKind::MemoryOutOfBounds => "out-of-bounds memory access",
+            TrapKind::Unreachable => "unreachable instruction executed",
+            TrapKind::IntegerDivisionByZero => "integer division by zero",
+            TrapKind::IntegerOverflow => "integer overflow",
+            TrapKind::BadConversionToInteger => "invalid conversion to integer",
+            TrapKind::TableOutOfBounds => "out-of-bounds table access",
+            TrapKind::IndirectCallToNull => "indirect call to null",
+            TrapKind::BadSignature => "indirect call with a bad signature",
+            TrapKind::Other(text) => text,
+        };
+        f.write_str(text)
+    }
+}
+
+/// Why a job produced no result.
+///
+/// Errors raised by the job itself (`Failed`, `Panic`, `Trap`, limits…) are final; a caller
+/// may retry the others. The captured output of a failed job is still available from
+/// [`Job::wait_output`](crate::Job::wait_output).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The module exports no job of that name.
+    #[error("module has no job `{function}` (it has: {})", available.join(", "))]
+    UnknownFunction {
+        /// The name asked for.
+        function: String,
+        /// The jobs the module does export.
+        available: Vec<String>,
+    },
+    /// The arguments could not be encoded, or the guest could not decode them into the
+    /// job's parameter types.
+    #[error("bad arguments: {0}")]
+    BadArguments(String),
+    /// The job returned an error (a Rust `Err(e)`); the message is `e.to_string()`.
+    #[error("job failed: {0}")]
+    Failed(String),
+    /// The job panicked.
+    #[error("job panicked: {0}")]
+    Panic(String),
+    /// The job trapped.
+    #[error("job trapped: {kind}")]
+    Trap {
+        /// Which trap.
+        kind: TrapKind,
+    },
+    /// The job ran past its wall-clock timeout and was stopped.
+    #[error("job timed out after {}", humanize(*.0))]
+    Timeout(Duration),
+    /// The job tried to grow its linear memory past its cap.
+    #[error("job exceeded its memory limit of {limit} bytes")]
+    MemoryLimit {
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// The job wrote more to stdout or stderr than may be captured.
+    #[error("job exceeded its output limit of {limit} bytes on {stream}")]
+    OutputLimit {
+        /// `"stdout"` or `"stderr"`.
+        stream: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// The job called WASI `proc_exit` instead of returning.
+    #[error("job exited with status {0} instead of returning")]
+    Exited(i32),
+    /// The job broke the wasp ABI (a bad result buffer, a failing allocator…).
+    #[error("job broke the wasp ABI: {0}")]
+    Abi(String),
+    /// The job's result could not be decoded into the type the caller asked for.
+    #[error("result does not match the expected type: {0}")]
+    BadResult(String),
+    /// The module could not be compiled or instantiated by this engine.
+    #[error("module could not be prepared: {0}")]
+    Module(String),
+    /// The job was cancelled before it finished (the server shut down).
+    #[error("job cancelled: {0}")]
+    Cancelled(String),
+    /// The host failed while running the job (a bug in wasp, reported rather than hidden).
+    #[error("internal error while running the job: {0}")]
+    Internal(String),
+}
+
+fn humanize(duration: Duration) -> String {
+    format!("{duration:?}")
+}
+
+/// Why a [`Server`](crate::Server) could not be built or reconfigured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting is out of its allowed range.
+    #[error("invalid setting `{setting}`: {why}")]
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// wasmtime refused the engine configuration.
+    #[error("the WebAssembly engine could not be created: {0}")]
+    Engine(String),
+    /// A worker thread could not be started.
+    #[error("could not start a worker thread: {0}")]
+    Thread(#[from] std::io::Error),
+}

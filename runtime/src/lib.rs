@@ -1,0 +1,74 @@
+/*!
+wasp runs jobs (calls of functions exported by WebAssembly modules) in parallel on every
+core, each in a fresh sandbox with bounded time, memory and output. It is Parallel Python's
+job server rebuilt around wasmtime.
+
+```
+use wasp::{Module, Server};
+
+# let path = wasp_fixtures::SUM_PRIMES_GUEST;
+// A module built with the wasp-guest SDK (`wasp build`), exporting `sum_primes(n: u64) -> u64`.
+let module = Module::from_file(path)?;
+let server = Server::builder().workers(2).build()?;
+
+// Submit returns at once; each job runs on the next free worker.
+let jobs: Vec<_> = [100_000u64, 100_100, 100_200]
+    .iter()
+    .map(|&n| server.submit::<u64, _>(&module, "sum_primes", (n,)))
+    .collect();
+assert_eq!(jobs[0].wait()?, 454_396_537);
+
+// Or map over inputs, results in input order.
+let sums: Vec<u64> = server.map(&module, "sum_primes", [(10u64,), (100,)]).collect::<Result<_, _>>()?;
+assert_eq!(sums, [17, 1060]);
+server.print_stats();
+# Ok::<(), Box<dyn std::error::Error>>(())
+```
+
+# Core concepts
+
+* [`Module`]: validated wasm bytes and their blake3 hash. Cheap to clone. Loading checks the
+  wasp ABI and the imports, not the code: compilation happens on first use.
+* [`Server`]: a pool of worker threads (one per available CPU by default, resizable with
+  [`Server::set_workers`]) sharing one wasmtime engine. Each module is compiled once per
+  server and its code kept on disk, so the next process loads it in milliseconds.
+* [`Job`]: the handle of a submitted job. Wait for it ([`Job::wait`]), `.await` it, or
+  attach a callback ([`Job::on_complete`]). Every failure is a typed [`JobError`].
+* Every job runs in a **fresh instance**: nothing leaks from one job to the next. It has no
+  files, environment or network; its stdout and stderr are captured (bounded) and returned
+  with its result ([`Job::wait_output`]); [`Limits`] bound its time, memory and output.
+
+# Layout
+
+* `module`: [`Module`], [`ModuleHash`], and load-time validation.
+* `sandbox`: the wasmtime engine, the per-job store and its limits, and how a job's end is
+  classified into a [`JobError`].
+* `cache`: compile-once per process, and compiled code on disk.
+* `scheduler`: the queue (plain data), the worker pool (threads) and job groups.
+* `job`, `map`, `server`, `stats`: the public API.
+*/
+#![deny(missing_docs)]
+
+mod cache;
+mod error;
+mod job;
+mod map;
+mod module;
+mod sandbox;
+mod scheduler;
+mod server;
+mod stats;
+
+pub use cache::CacheStats;
+pub use cache::disk::DEFAULT_MAX_CACHE_BYTES;
+pub use error::{ConfigError, JobError, ModuleError, TrapKind};
+pub use job::{Job, JobId, JobOutput};
+pub use map::MapResults;
+pub use module::{Module, ModuleHash};
+pub use sandbox::{
+    DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits,
+    MAX_CONCURRENT_INSTANCES,
+};
+pub use scheduler::groups::{DEFAULT_GROUP, GroupSummary};
+pub use server::{JobOptions, Server, ServerBuilder, default_workers};
+pub use stats::{Stats, WorkerStats};

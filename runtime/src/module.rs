@@ -1,0 +1,142 @@
+//! [`Module`]: a validated wasp guest module and its content hash.
+
+mod validate;
+
+use crate::error::ModuleError;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The identity of a module: the blake3 hash of its bytes.
+///
+/// Two modules with the same bytes are the same module everywhere: in the compile cache, on
+/// disk, and (later) on remote nodes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModuleHash([u8; 32]);
+
+impl ModuleHash {
+    /// Hashes `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        ModuleHash(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// The 32 raw bytes of the hash.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The hash as 64 lowercase hex digits (its `Display` form).
+    pub fn to_hex(&self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+}
+
+impl fmt::Display for ModuleHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for ModuleHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ModuleHash({})", &self.to_hex()[..16])
+    }
+}
+
+/// A wasp guest module: WebAssembly bytes that passed validation, with their hash and the
+/// names of the jobs they export.
+///
+/// Loading checks everything that can be checked without compiling: that the bytes are a
+/// valid core module, export the wasp ABI (see `wasp_guest::abi`), and import nothing but the
+/// allowed WASI functions. Compilation happens later, once per [`Server`](crate::Server), on a
+/// worker thread.
+///
+/// A `Module` is cheap to clone (the bytes are shared).
+#[derive(Clone)]
+pub struct Module {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bytes: Arc<[u8]>,
+    hash: ModuleHash,
+    jobs: Vec<String>,
+}
+
+impl Module {
+    /// Loads a module from its bytes.
+    ///
+    /// # Errors
+    /// A [`ModuleError`] saying why the bytes are not a usable wasp module.
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Result<Self, ModuleError> {
+        let bytes: Vec<u8> = bytes.into();
+        let jobs = validate::validate(&bytes)?;
+        let hash = ModuleHash::of(&bytes);
+        Ok(Module {
+            inner: Arc::new(Inner {
+                bytes: bytes.into(),
+                hash,
+                jobs,
+            }),
+        })
+    }
+
+    /// Loads a module from a `.wasm` file.
+    ///
+    /// # Errors
+    /// [`ModuleError::Read`] if the file cannot be read, or any error of
+    /// [`from_bytes`](Self::from_bytes).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ModuleError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| ModuleError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(bytes)
+    }
+
+    /// The module's identity: the blake3 hash of its bytes.
+    pub fn hash(&self) -> ModuleHash {
+        self.inner.hash
+    }
+
+    /// The module's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.inner.bytes
+    }
+
+    /// The names of the jobs the module exports, sorted.
+    pub fn jobs(&self) -> &[String] {
+        &self.inner.jobs
+    }
+
+    /// Whether the module exports a job called `name`.
+    pub fn has_job(&self, name: &str) -> bool {
+        self.inner
+            .jobs
+            .binary_search_by(|job| job.as_str().cmp(name))
+            .is_ok()
+    }
+}
+
+impl fmt::Debug for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Module")
+            .field("hash", &self.inner.hash)
+            .field("len", &self.inner.bytes.len())
+            .field("jobs", &self.inner.jobs)
+            .finish()
+    }
+}
+
+/// A module with one job `f` and no code, for tests of the data structures around modules.
+#[cfg(test)]
+pub(crate) fn test_module() -> Module {
+    Module {
+        inner: Arc::new(Inner {
+            bytes: Arc::from(&b""[..]),
+            hash: ModuleHash::of(b""),
+            jobs: vec!["f".into()],
+        }),
+    }
+}

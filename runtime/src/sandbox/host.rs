@@ -1,0 +1,59 @@
+//! What a job's store holds, and the imports the sandbox provides.
+
+use super::capture::Capture;
+use super::limits::{Limiter, Limits};
+use wasmtime::{Caller, Engine, Extern, Linker};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasp_guest::abi;
+
+/// The longest panic message kept from a guest.
+const MAX_PANIC_MESSAGE: usize = 16 * 1024;
+
+/// The state of one job's store.
+pub(crate) struct HostState {
+    /// WASI preview 1: no preopened directories, no environment, no arguments, no sockets;
+    /// stdout and stderr go to bounded captures.
+    wasi: WasiP1Ctx,
+    /// Enforces the job's memory and table limits.
+    pub(super) limiter: Limiter,
+    /// The panic message the guest reported, if it panicked.
+    pub(super) panic: Option<String>,
+}
+
+impl HostState {
+    pub(super) fn new(limits: &Limits, stdout: &Capture, stderr: &Capture) -> Self {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build_p1();
+        HostState {
+            wasi,
+            limiter: Limiter::new(limits),
+            panic: None,
+        }
+    }
+}
+
+/// The linker every module is instantiated with.
+pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| &mut state.wasi)?;
+    linker.func_wrap(abi::HOST_MODULE, abi::HOST_PANIC, report_panic)?;
+    Ok(linker)
+}
+
+/// `wasp::panic(ptr, len)`: the guest reports its panic message before aborting.
+fn report_panic(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) {
+    let Some(Extern::Memory(memory)) = caller.get_export(abi::MEMORY) else {
+        return;
+    };
+    let start = ptr as u32 as usize;
+    let len = (len as u32 as usize).min(MAX_PANIC_MESSAGE);
+    let message = memory
+        .data(&caller)
+        .get(start..start.saturating_add(len))
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .unwrap_or_else(|| "panic message out of bounds".to_string());
+    caller.data_mut().panic = Some(message);
+}

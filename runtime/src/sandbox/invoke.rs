@@ -1,0 +1,269 @@
+//! Running one job in a fresh instance, and turning however it ended into a result.
+
+use super::capture::Capture;
+use super::host::HostState;
+use super::limits::Limits;
+use crate::error::{JobError, TrapKind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use wasmtime::{Engine, Instance, InstancePre, Memory, Store, Trap, UpdateDeadline};
+use wasp_guest::abi;
+
+/// The largest result buffer a job may return.
+const MAX_RESULT_LEN: u32 = 256 << 20;
+
+/// A flag that stops a running job at its next epoch tick.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub(crate) fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// How a job ended, before its result is decoded into the caller's type.
+#[derive(Debug, Clone)]
+pub(crate) struct RawOutcome {
+    /// The MessagePack-encoded result value, or why there is none.
+    pub(crate) result: Result<Vec<u8>, JobError>,
+    /// What the job wrote to stdout (at most the limit).
+    pub(crate) stdout: Vec<u8>,
+    /// What the job wrote to stderr (at most the limit).
+    pub(crate) stderr: Vec<u8>,
+    /// Wall time spent running the job, instantiation included.
+    pub(crate) duration: Duration,
+}
+
+/// Why the epoch callback stopped a job.
+#[derive(Debug, thiserror::Error)]
+enum Interrupted {
+    #[error("job timed out")]
+    Timeout,
+    #[error("job cancelled")]
+    Cancelled,
+}
+
+pub(super) fn run(
+    engine: &Engine,
+    pre: &InstancePre<HostState>,
+    function: &str,
+    args: &[u8],
+    limits: &Limits,
+    cancel: &Cancel,
+) -> RawOutcome {
+    let started = Instant::now();
+    let max_output = usize::try_from(limits.max_output).unwrap_or(usize::MAX);
+    let (stdout, stderr) = (Capture::new(max_output), Capture::new(max_output));
+    let mut store = Store::new(engine, HostState::new(limits, &stdout, &stderr));
+    store.limiter(|state| &mut state.limiter);
+    arm_deadline(&mut store, started, limits.timeout, cancel.clone());
+
+    let result = call(&mut store, pre, function, args)
+        .map_err(|err| classify(err, &store, limits, &stdout, &stderr));
+    RawOutcome {
+        result: result.and_then(|buf| decode_status(&buf)),
+        stdout: stdout.take(),
+        stderr: stderr.take(),
+        duration: started.elapsed(),
+    }
+}
+
+/// Checks the timeout and the cancel flag at every epoch tick.
+fn arm_deadline(
+    store: &mut Store<HostState>,
+    started: Instant,
+    timeout: Option<Duration>,
+    cancel: Cancel,
+) {
+    let deadline = timeout.map(|timeout| started + timeout);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if cancel.is_cancelled() {
+            return Err(wasmtime::Error::new(Interrupted::Cancelled));
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(wasmtime::Error::new(Interrupted::Timeout));
+        }
+        Ok(UpdateDeadline::Continue(1))
+    });
+}
+
+/// Errors of the call itself, before classification.
+enum CallError {
+    /// wasmtime reported an error or trap.
+    Wasm(wasmtime::Error),
+    /// The guest broke the ABI.
+    Abi(String),
+}
+
+impl From<wasmtime::Error> for CallError {
+    fn from(err: wasmtime::Error) -> Self {
+        CallError::Wasm(err)
+    }
+}
+
+/// Instantiates, passes the arguments, calls the job and copies its result buffer out.
+fn call(
+    store: &mut Store<HostState>,
+    pre: &InstancePre<HostState>,
+    function: &str,
+    args: &[u8],
+) -> Result<Vec<u8>, CallError> {
+    let instance = pre.instantiate(&mut *store)?;
+    if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, abi::INITIALIZE) {
+        init.call(&mut *store, ())?;
+    }
+    let memory = instance
+        .get_memory(&mut *store, abi::MEMORY)
+        .ok_or_else(|| CallError::Abi(format!("no `{}` export", abi::MEMORY)))?;
+    let args_ptr = write_args(store, &instance, memory, args)?;
+    let job = instance
+        .get_typed_func::<(u32, u32), u64>(&mut *store, &format!("{}{function}", abi::JOB_PREFIX))
+        .map_err(|err| CallError::Abi(format!("{err:#}")))?;
+    let args_len =
+        u32::try_from(args.len()).map_err(|_| CallError::Abi("arguments too large".into()))?;
+    let packed = job.call(&mut *store, (args_ptr, args_len))?;
+    read_result(store, memory, packed)
+}
+
+fn write_args(
+    store: &mut Store<HostState>,
+    instance: &Instance,
+    memory: Memory,
+    args: &[u8],
+) -> Result<u32, CallError> {
+    let len =
+        u32::try_from(args.len()).map_err(|_| CallError::Abi("arguments too large".into()))?;
+    let alloc = instance
+        .get_typed_func::<u32, u32>(&mut *store, abi::ALLOC)
+        .map_err(|err| CallError::Abi(format!("{err:#}")))?;
+    let ptr = alloc.call(&mut *store, len)?;
+    if ptr == 0 && len > 0 {
+        return Err(CallError::Abi(format!(
+            "`{}` returned null for {len} bytes",
+            abi::ALLOC
+        )));
+    }
+    memory.write(&mut *store, ptr as usize, args).map_err(|_| {
+        CallError::Abi(format!("`{}` returned a buffer outside memory", abi::ALLOC))
+    })?;
+    Ok(ptr)
+}
+
+fn read_result(
+    store: &Store<HostState>,
+    memory: Memory,
+    packed: u64,
+) -> Result<Vec<u8>, CallError> {
+    let (ptr, len) = abi::unpack_result(packed);
+    if len > MAX_RESULT_LEN {
+        return Err(CallError::Abi(format!(
+            "result of {len} bytes exceeds the limit of {MAX_RESULT_LEN}"
+        )));
+    }
+    let mut buf = vec![0; len as usize];
+    memory
+        .read(store, ptr as usize, &mut buf)
+        .map_err(|_| CallError::Abi("result buffer outside memory".into()))?;
+    Ok(buf)
+}
+
+/// Splits a result buffer into its status and payload.
+fn decode_status(buf: &[u8]) -> Result<Vec<u8>, JobError> {
+    let message = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    match buf.split_first() {
+        Some((&abi::STATUS_OK, value)) => Ok(value.to_vec()),
+        Some((&abi::STATUS_JOB_ERROR, text)) => Err(JobError::Failed(message(text))),
+        Some((&abi::STATUS_BAD_ARGUMENTS, text)) => Err(JobError::BadArguments(message(text))),
+        Some((status, _)) => Err(JobError::Abi(format!("unknown result status {status}"))),
+        None => Err(JobError::Abi("empty result buffer".into())),
+    }
+}
+
+/// Names what stopped a job. Limits come first: hitting one makes the guest trap, and the
+/// trap is only the symptom.
+fn classify(
+    err: CallError,
+    store: &Store<HostState>,
+    limits: &Limits,
+    stdout: &Capture,
+    stderr: &Capture,
+) -> JobError {
+    let err = match err {
+        CallError::Abi(message) => return JobError::Abi(message),
+        CallError::Wasm(err) => err,
+    };
+    let state = store.data();
+    if state.limiter.memory_exceeded {
+        return JobError::MemoryLimit {
+            limit: limits.max_memory,
+        };
+    }
+    for (stream, capture) in [("stdout", stdout), ("stderr", stderr)] {
+        if capture.overflowed() {
+            return JobError::OutputLimit {
+                stream: stream.into(),
+                limit: limits.max_output,
+            };
+        }
+    }
+    if let Some(interrupted) = err.downcast_ref::<Interrupted>() {
+        return match interrupted {
+            Interrupted::Timeout => JobError::Timeout(limits.timeout.unwrap_or_default()),
+            Interrupted::Cancelled => JobError::Cancelled("the server is shutting down".into()),
+        };
+    }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return JobError::Exited(exit.0);
+    }
+    if let Some(message) = &state.panic {
+        return JobError::Panic(message.clone());
+    }
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        return JobError::Trap {
+            kind: trap_kind(*trap),
+        };
+    }
+    JobError::Module(format!("{err:#}"))
+}
+
+fn trap_kind(trap: Trap) -> TrapKind {
+    match trap {
+        Trap::StackOverflow => TrapKind::StackOverflow,
+        Trap::MemoryOutOfBounds => TrapKind::MemoryOutOfBounds,
+        Trap::UnreachableCodeReached => TrapKind::Unreachable,
+        Trap::IntegerDivisionByZero => TrapKind::IntegerDivisionByZero,
+        Trap::IntegerOverflow => TrapKind::IntegerOverflow,
+        Trap::BadConversionToInteger => TrapKind::BadConversionToInteger,
+        Trap::TableOutOfBounds => TrapKind::TableOutOfBounds,
+        Trap::IndirectCallToNull => TrapKind::IndirectCallToNull,
+        Trap::BadSignature => TrapKind::BadSignature,
+        other => TrapKind::Other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_statuses() {
+        assert_eq!(decode_status(&[abi::STATUS_OK, 7]), Ok(vec![7]));
+        assert_eq!(
+            decode_status(b"\x01boom"),
+            Err(JobError::Failed("boom".into()))
+        );
+        assert!(matches!(
+            decode_status(b"\x02x"),
+            Err(JobError::BadArguments(_))
+        ));
+        assert!(matches!(decode_status(b"\x09"), Err(JobError::Abi(_))));
+        assert!(matches!(decode_status(b""), Err(JobError::Abi(_))));
+    }
+}

@@ -1,0 +1,217 @@
+//! The local worker pool: OS threads that take tasks from the [`Queue`] and run them in the
+//! sandbox. Wasm never runs on an async runtime.
+
+use super::groups::Groups;
+use super::queue::{Queue, Step, Task};
+use crate::cache::ModuleCache;
+use crate::error::{ConfigError, JobError};
+use crate::job::Finished;
+use crate::sandbox::{RawOutcome, Sandbox};
+use crate::stats::WorkerStats;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+use tracing::{debug, error};
+
+/// Everything the server's handle and its workers share.
+pub(crate) struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled when a task is queued or workers must re-check the target.
+    work: Condvar,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) modules: ModuleCache,
+    pub(crate) groups: Groups,
+    workers: Mutex<Vec<WorkerStats>>,
+    threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
+    pub(crate) started: Instant,
+}
+
+impl Shared {
+    pub(crate) fn new(sandbox: Sandbox) -> Arc<Self> {
+        Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            work: Condvar::new(),
+            sandbox,
+            modules: ModuleCache::default(),
+            groups: Groups::default(),
+            workers: Mutex::new(Vec::new()),
+            threads: Mutex::new(Vec::new()),
+            started: Instant::now(),
+        })
+    }
+
+    pub(crate) fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn workers(&self) -> MutexGuard<'_, Vec<WorkerStats>> {
+        self.workers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a task, or fails it at once if the server is shutting down.
+    pub(crate) fn enqueue(&self, task: Task) {
+        let rejected = self.queue().push(task);
+        match rejected {
+            Ok(()) => self.work.notify_one(),
+            Err(task) => cancel(self, task),
+        }
+    }
+
+    /// A copy of every worker's statistics.
+    pub(crate) fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.workers().clone()
+    }
+}
+
+/// Sets the number of workers: starts the missing ones; surplus ones retire after their
+/// current job. Queued jobs are kept either way.
+pub(crate) fn set_workers(shared: &Arc<Shared>, workers: usize) -> Result<(), ConfigError> {
+    let spawn = shared.queue().set_target(workers);
+    // Wake everyone: waiting workers beyond the target must notice and retire.
+    shared.work.notify_all();
+    for _ in 0..spawn {
+        if let Err(err) = spawn_worker(shared) {
+            shared.queue().spawn_failed();
+            return Err(ConfigError::Thread(err));
+        }
+    }
+    reap_finished_threads(shared);
+    Ok(())
+}
+
+fn spawn_worker(shared: &Arc<Shared>) -> std::io::Result<()> {
+    let index = {
+        let mut workers = shared.workers();
+        let name = format!("local/{}", workers.len());
+        workers.push(WorkerStats {
+            name,
+            active: true,
+            ..WorkerStats::default()
+        });
+        workers.len() - 1
+    };
+    let worker_shared = shared.clone();
+    let handle = std::thread::Builder::new()
+        .name(format!("wasp-worker-{index}"))
+        .spawn(move || worker_loop(&worker_shared, index))?;
+    let mut threads = shared.threads.lock().unwrap_or_else(|p| p.into_inner());
+    threads.push((handle.thread().id(), handle));
+    Ok(())
+}
+
+fn worker_loop(shared: &Shared, index: usize) {
+    let name = shared.workers()[index].name.clone();
+    debug!(worker = %name, "worker started");
+    loop {
+        let step = {
+            let mut queue = shared.queue();
+            loop {
+                match queue.next() {
+                    Step::Wait => {
+                        queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner())
+                    }
+                    step => break step,
+                }
+            }
+        };
+        match step {
+            Step::Run(task) => run_task(shared, index, &name, *task),
+            Step::Retire | Step::Wait => break,
+        }
+    }
+    shared.workers()[index].active = false;
+    debug!(worker = %name, "worker retired");
+}
+
+fn run_task(shared: &Shared, index: usize, worker: &str, task: Task) {
+    // A panic here would be a bug in wasp, not in the job: report it on the job rather than
+    // lose the job and the worker.
+    let outcome =
+        catch_unwind(AssertUnwindSafe(|| execute(shared, &task))).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            error!(job = %task.id, %message, "wasp panicked while running a job");
+            failed_outcome(JobError::Internal(message))
+        });
+    let failed = outcome.result.is_err();
+    {
+        let mut workers = shared.workers();
+        let stats = &mut workers[index];
+        stats.jobs += 1;
+        stats.failed += u64::from(failed);
+        stats.busy += outcome.duration;
+    }
+    shared.queue().finished(task.id);
+    task.slot.complete(Finished {
+        outcome,
+        worker: worker.to_string(),
+    });
+    shared.groups.finished(&task.group, failed);
+}
+
+fn execute(shared: &Shared, task: &Task) -> RawOutcome {
+    match shared.modules.get(&shared.sandbox, &task.module) {
+        Ok(compiled) => shared.sandbox.run(
+            &compiled,
+            &task.function,
+            &task.args,
+            &task.limits,
+            &task.cancel,
+        ),
+        Err(err) => failed_outcome(err),
+    }
+}
+
+pub(crate) fn failed_outcome(err: JobError) -> RawOutcome {
+    RawOutcome {
+        result: Err(err),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        duration: Duration::ZERO,
+    }
+}
+
+/// Completes a task that will never run.
+fn cancel(shared: &Shared, task: Task) {
+    task.slot.complete(Finished {
+        outcome: failed_outcome(JobError::Cancelled(
+            "the server shut down before it ran".into(),
+        )),
+        worker: String::new(),
+    });
+    shared.groups.finished(&task.group, true);
+}
+
+/// Stops the pool: cancels queued jobs, interrupts running ones, and joins the workers
+/// (except the calling thread, should a callback be dropping the server).
+pub(crate) fn shutdown(shared: &Shared) {
+    let never_started = shared.queue().close();
+    shared.work.notify_all();
+    for task in never_started {
+        cancel(shared, task);
+    }
+    let threads = std::mem::take(&mut *shared.threads.lock().unwrap_or_else(|p| p.into_inner()));
+    let me = std::thread::current().id();
+    for (id, handle) in threads {
+        if id != me {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Joins the threads of workers that have retired, so their handles do not accumulate.
+fn reap_finished_threads(shared: &Shared) {
+    let mut threads = shared.threads.lock().unwrap_or_else(|p| p.into_inner());
+    let (done, alive): (Vec<_>, Vec<_>) = std::mem::take(&mut *threads)
+        .into_iter()
+        .partition(|(_, handle)| handle.is_finished());
+    *threads = alive;
+    drop(threads);
+    for (_, handle) in done {
+        let _ = handle.join();
+    }
+}

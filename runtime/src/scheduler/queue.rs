@@ -1,0 +1,190 @@
+//! The job queue and the worker-count policy, as plain data: no threads, no locks.
+//!
+//! Workers ask [`Queue::next`] what to do; the pool's threads only add locking and waiting
+//! around it. Keeping the policy here makes it testable step by step.
+
+use crate::job::{JobId, JobSlot};
+use crate::module::Module;
+use crate::sandbox::{Cancel, Limits};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// A job waiting for, or held by, a worker.
+pub(crate) struct Task {
+    pub(crate) id: JobId,
+    pub(crate) module: Module,
+    pub(crate) function: String,
+    /// The MessagePack-encoded arguments.
+    pub(crate) args: Vec<u8>,
+    pub(crate) limits: Limits,
+    pub(crate) cancel: Cancel,
+    pub(crate) slot: Arc<JobSlot>,
+    /// The group the job counts in.
+    pub(crate) group: String,
+}
+
+/// What a worker should do next.
+pub(crate) enum Step {
+    /// Run this task, then ask again.
+    Run(Box<Task>),
+    /// Exit: the pool is shrinking or shutting down.
+    Retire,
+    /// Nothing to do: sleep until woken.
+    Wait,
+}
+
+/// Pending tasks, running tasks, and how many workers there are and should be.
+#[derive(Default)]
+pub(crate) struct Queue {
+    pending: VecDeque<Task>,
+    running: HashMap<JobId, Cancel>,
+    /// How many workers the pool should have.
+    target: usize,
+    /// How many worker threads exist (running or waiting).
+    live: usize,
+    closed: bool,
+}
+
+impl Queue {
+    /// Queues a task; hands it back if the queue is closed.
+    pub(crate) fn push(&mut self, task: Task) -> Result<(), Task> {
+        if self.closed {
+            return Err(task);
+        }
+        self.pending.push_back(task);
+        Ok(())
+    }
+
+    /// The next step for a worker. A worker told to retire must exit.
+    pub(crate) fn next(&mut self) -> Step {
+        if self.closed || self.live > self.target {
+            self.live -= 1;
+            return Step::Retire;
+        }
+        match self.pending.pop_front() {
+            Some(task) => {
+                self.running.insert(task.id, task.cancel.clone());
+                Step::Run(Box::new(task))
+            }
+            None => Step::Wait,
+        }
+    }
+
+    /// Records that a worker finished task `id`.
+    pub(crate) fn finished(&mut self, id: JobId) {
+        self.running.remove(&id);
+    }
+
+    /// Sets the number of workers; returns how many new ones to start. Shrinking is done by
+    /// the surplus workers retiring when they next ask for work; queued tasks stay queued.
+    pub(crate) fn set_target(&mut self, workers: usize) -> usize {
+        self.target = workers;
+        let spawn = workers.saturating_sub(self.live);
+        self.live += spawn;
+        spawn
+    }
+
+    /// Records that a worker thread failed to start.
+    pub(crate) fn spawn_failed(&mut self) {
+        self.live -= 1;
+    }
+
+    pub(crate) fn target(&self) -> usize {
+        self.target
+    }
+
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(crate) fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Closes the queue: returns the tasks that never started, and cancels the running ones.
+    pub(crate) fn close(&mut self) -> Vec<Task> {
+        self.closed = true;
+        for cancel in self.running.values() {
+            cancel.cancel();
+        }
+        self.pending.drain(..).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: u64) -> Task {
+        let module = crate::module::test_module();
+        Task {
+            id: JobId(id),
+            module,
+            function: "f".into(),
+            args: vec![],
+            limits: Limits::default(),
+            cancel: Cancel::default(),
+            slot: JobSlot::new(JobId(id)),
+            group: "default".into(),
+        }
+    }
+
+    fn run_id(step: Step) -> u64 {
+        match step {
+            Step::Run(task) => task.id.0,
+            Step::Retire => panic!("retired"),
+            Step::Wait => panic!("waited"),
+        }
+    }
+
+    #[test]
+    fn tasks_run_in_submission_order() {
+        let mut queue = Queue::default();
+        assert_eq!(queue.set_target(1), 1);
+        for id in 0..3 {
+            assert!(queue.push(task(id)).is_ok());
+        }
+        assert_eq!(run_id(queue.next()), 0);
+        assert_eq!(run_id(queue.next()), 1);
+        assert_eq!(queue.running(), 2);
+        queue.finished(JobId(0));
+        assert_eq!(queue.running(), 1);
+        assert_eq!(run_id(queue.next()), 2);
+        assert!(matches!(queue.next(), Step::Wait));
+    }
+
+    #[test]
+    fn shrinking_retires_surplus_workers_and_keeps_tasks() {
+        let mut queue = Queue::default();
+        assert_eq!(queue.set_target(3), 3);
+        assert!(queue.push(task(0)).is_ok());
+        assert_eq!(queue.set_target(1), 0);
+        assert!(matches!(queue.next(), Step::Retire));
+        assert!(matches!(queue.next(), Step::Retire));
+        assert_eq!(queue.live(), 1);
+        assert_eq!(run_id(queue.next()), 0);
+        // Growing again only starts what is missing.
+        assert_eq!(queue.set_target(2), 1);
+    }
+
+    #[test]
+    fn closing_returns_pending_tasks_and_cancels_running_ones() {
+        let mut queue = Queue::default();
+        queue.set_target(1);
+        assert!(queue.push(task(0)).is_ok());
+        assert!(queue.push(task(1)).is_ok());
+        let Step::Run(running) = queue.next() else {
+            panic!("expected a task")
+        };
+        let never_started = queue.close();
+        assert_eq!(never_started.len(), 1);
+        assert!(running.cancel.is_cancelled());
+        assert!(queue.push(task(2)).is_err());
+        assert!(matches!(queue.next(), Step::Retire));
+    }
+}

@@ -1,0 +1,183 @@
+//! The pool: many jobs across all workers, callbacks, groups, map, async waiting, and
+//! resizing under load.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasp::{GroupSummary, JobError, JobOptions};
+use wasp_tests::{TIMEOUT, block_on, server, sum_primes, testjobs, wait};
+
+#[test]
+fn many_jobs_across_all_workers_match_the_native_computation() {
+    let (server, _dir) = server(2);
+    let module = sum_primes();
+    let inputs: Vec<u64> = (0..40).map(|i| 1_000 + 997 * i).collect();
+    let jobs: Vec<_> = inputs
+        .iter()
+        .map(|&n| server.submit::<u64, _>(&module, "sum_primes", (n,)))
+        .collect();
+    for (&n, job) in inputs.iter().zip(&jobs) {
+        assert_eq!(
+            wait(job),
+            Ok(sum_primes_guest::sum_primes(n)),
+            "sum_primes({n})"
+        );
+    }
+    let stats = server.stats();
+    assert_eq!(stats.finished, 40);
+    assert_eq!(stats.workers.iter().map(|w| w.jobs).sum::<u64>(), 40);
+    assert!(
+        stats.workers.iter().all(|w| w.jobs > 0),
+        "every worker took work: {stats}"
+    );
+}
+
+#[test]
+fn callbacks_see_every_result_before_waiters_are_released() {
+    let (server, _dir) = server(2);
+    let module = testjobs();
+    let total = Arc::new(AtomicU64::new(0));
+    let jobs: Vec<_> = (0..20i64)
+        .map(|x| {
+            let job = server.submit::<i64, _>(&module, "add_one", (x,));
+            let total = total.clone();
+            job.on_complete(move |result| {
+                total.fetch_add(result.unwrap() as u64, Ordering::SeqCst);
+            });
+            job
+        })
+        .collect();
+    for job in &jobs {
+        wait(job).unwrap();
+    }
+    assert_eq!(total.load(Ordering::SeqCst), (1..=20).sum::<u64>());
+
+    // A callback on a finished job runs at once; a panicking callback harms nothing.
+    let seen = Arc::new(Mutex::new(None));
+    let seen_by_callback = seen.clone();
+    jobs[0].on_complete(|_| panic!("callback bug"));
+    jobs[0].on_complete(move |result| *seen_by_callback.lock().unwrap() = Some(result));
+    assert_eq!(*seen.lock().unwrap(), Some(Ok(1)));
+    assert_eq!(wait(&jobs[0]), Ok(1));
+}
+
+#[test]
+fn groups_are_waited_for_separately() {
+    let (server, _dir) = server(2);
+    let module = testjobs();
+    let slow = JobOptions::new().group("slow");
+    let fast = JobOptions::new().group("fast");
+    let slow_job = server.submit_with::<u64, _>(&module, "busy_ms", (300u64,), &slow);
+    for x in 0..5i64 {
+        let _ = server.submit_with::<i64, _>(&module, "add_one", (x,), &fast);
+    }
+    let _ = server.submit_with::<f64, _>(&module, "checked_sqrt", (-1.0,), &fast);
+    let summary = server.wait_group_timeout("fast", TIMEOUT);
+    assert_eq!(
+        summary,
+        GroupSummary {
+            submitted: 6,
+            finished: 6,
+            failed: 1
+        }
+    );
+    let summary = server.wait_group_timeout("slow", TIMEOUT);
+    assert_eq!(summary.pending(), 0);
+    assert!(slow_job.is_finished());
+    assert_eq!(server.wait_all().pending(), 0);
+}
+
+#[test]
+fn map_returns_results_in_input_order() {
+    let (server, _dir) = server(2);
+    let module = testjobs();
+    // Earlier inputs take longer, so they finish last: order must come from the inputs.
+    let inputs: Vec<(u64,)> = (0..12).map(|i| ((12 - i) * 5,)).collect();
+    let results: Vec<u64> = server
+        .map(&module, "busy_ms", inputs.clone())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(results, inputs.iter().map(|(ms,)| *ms).collect::<Vec<_>>());
+}
+
+#[test]
+fn map_over_many_inputs_keeps_a_bounded_window() {
+    let (server, _dir) = server(2);
+    let results: Vec<Result<i64, JobError>> = server
+        .map(&testjobs(), "add_one", (0..2_000i64).map(|x| (x,)))
+        .collect();
+    assert_eq!(results.len(), 2_000);
+    assert!(
+        results
+            .iter()
+            .enumerate()
+            .all(|(i, r)| *r == Ok(i as i64 + 1))
+    );
+    assert!(server.stats().submitted <= 2_000);
+}
+
+#[test]
+fn a_job_can_be_awaited() {
+    let (server, _dir) = server(1);
+    let job = server.submit::<u64, _>(&sum_primes(), "sum_primes", (100u64,));
+    assert_eq!(block_on(job), Ok(1060));
+}
+
+#[test]
+fn set_workers_grows_and_shrinks_under_load_without_losing_jobs() {
+    let (server, _dir) = server(1);
+    let module = testjobs();
+    let jobs: Vec<_> = (0..60u64)
+        .map(|i| server.submit::<u64, _>(&module, "busy_ms", (5 + i % 3,)))
+        .collect();
+    server.set_workers(4).unwrap();
+    assert_eq!(server.workers(), 4);
+    std::thread::sleep(Duration::from_millis(50));
+    server.set_workers(1).unwrap();
+    let more: Vec<_> = (0..20u64)
+        .map(|i| server.submit::<u64, _>(&module, "busy_ms", (i % 2,)))
+        .collect();
+    server.set_workers(3).unwrap();
+    for (i, job) in jobs.iter().enumerate() {
+        assert_eq!(wait(job), Ok(5 + i as u64 % 3));
+    }
+    for (i, job) in more.iter().enumerate() {
+        assert_eq!(wait(job), Ok(i as u64 % 2));
+    }
+    let stats = server.stats();
+    assert_eq!(stats.finished, 80);
+    assert_eq!(stats.workers.iter().map(|w| w.jobs).sum::<u64>(), 80);
+    assert!(
+        stats.workers.len() >= 4,
+        "grew to at least 4 threads: {stats}"
+    );
+    // Shrinking is real: surplus threads exit.
+    server.set_workers(1).unwrap();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while server.stats().workers.iter().filter(|w| w.active).count() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workers did not retire"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn with_zero_workers_jobs_wait_until_workers_are_added() {
+    let (server, _dir) = server(0);
+    let job = server.submit::<i64, _>(&testjobs(), "add_one", (1i64,));
+    assert_eq!(job.wait_timeout(Duration::from_millis(200)), None);
+    server.set_workers(1).unwrap();
+    assert_eq!(wait(&job), Ok(2));
+}
+
+#[test]
+fn too_many_workers_is_a_config_error() {
+    let (server, _dir) = server(1);
+    let err = server
+        .set_workers(wasp::MAX_CONCURRENT_INSTANCES as usize + 1)
+        .unwrap_err();
+    assert!(err.to_string().contains("workers"), "{err}");
+    assert_eq!(server.workers(), 1);
+}

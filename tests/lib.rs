@@ -1,0 +1,68 @@
+//! Shared helpers of wasp's end-to-end tests (`integration/`): the guest modules, servers
+//! with a private disk cache, and bounded waits.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+use wasp::{Job, JobError, Module, Server, ServerBuilder};
+
+/// How long any single wait in a test may take before the test fails instead of hanging.
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The sum_primes example module.
+pub fn sum_primes() -> Module {
+    Module::from_file(wasp_fixtures::SUM_PRIMES_GUEST).expect("sum_primes module loads")
+}
+
+/// The module of test jobs (`tests/guests/testjobs`).
+pub fn testjobs() -> Module {
+    Module::from_file(wasp_fixtures::WASP_TESTJOBS).expect("testjobs module loads")
+}
+
+/// A builder whose disk cache lives in `dir`, so tests never touch the user's cache.
+pub fn builder(dir: &tempfile::TempDir) -> ServerBuilder {
+    Server::builder().cache_dir(dir.path().join("cache"))
+}
+
+/// A server with `workers` workers and a private disk cache.
+pub fn server(workers: usize) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = builder(&dir)
+        .workers(workers)
+        .build()
+        .expect("server builds");
+    (server, dir)
+}
+
+/// Waits for `job`, failing the test instead of hanging past [`TIMEOUT`].
+pub fn wait<T: serde::de::DeserializeOwned>(job: &Job<T>) -> Result<T, JobError> {
+    job.wait_timeout(TIMEOUT)
+        .unwrap_or_else(|| panic!("{job:?} did not finish within {TIMEOUT:?}"))
+}
+
+/// Runs a future to completion on this thread: a minimal executor, so that tests of
+/// `Job` as a `Future` need no async runtime.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "future did not complete within {TIMEOUT:?}"
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
