@@ -9,12 +9,12 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum ModuleError {
     /// The file could not be read.
-    #[error("could not read module {}: {source}", path.display())]
+    #[error("could not read module {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The operating system's reason.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The bytes do not start with the WebAssembly magic number.
     #[error("not a WebAssembly module (the bytes do not start with \\0asm)")]

@@ -88,9 +88,9 @@ impl Module {
     /// [`from_bytes`](Self::from_bytes).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ModuleError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ModuleError::Read {
+        let bytes = std::fs::read(path).map_err(|error| ModuleError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_bytes(bytes)
     }

@@ -4,11 +4,13 @@ use crate::{BuildError, GuestBuild};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// For build scripts: builds guest `packages` of the workspace at `workspace_dir` and writes
-/// `$OUT_DIR/guests.rs`, which defines for each package a constant named after it in upper
-/// case (`sum-primes-guest` → `SUM_PRIMES_GUEST`) holding the module's path.
+/// For build scripts: builds guest `packages` of the workspace at `workspace_dir`, copies
+/// each module to `$OUT_DIR/<package>.wasm`, and writes `$OUT_DIR/guests.rs`, which defines
+/// for each package a constant named after it in upper case (`sum-primes-guest` →
+/// `SUM_PRIMES_GUEST`) holding the copy's path.
 ///
-/// Include it with `include!(concat!(env!("OUT_DIR"), "/guests.rs"));`. The guests are built
+/// Include it with `include!(concat!(env!("OUT_DIR"), "/guests.rs"));`, or embed a module
+/// with `include_bytes!(concat!(env!("OUT_DIR"), "/<package>.wasm"))`. The guests are built
 /// in `target/wasp-guests` beside the host's target directory, and the build script reruns
 /// when a guest's or the SDK's sources change.
 ///
@@ -34,9 +36,15 @@ pub fn embed_guests(workspace_dir: &Path, packages: &[(&str, &Path)]) -> Result<
             .package(*package)
             .target_dir(&target_dir)
             .quiet(true)
+            .strip_debug_info(true)
             .run()?;
         let name = package.to_uppercase().replace('-', "_");
-        let path = modules[0].display().to_string();
+        let copy = out_dir.join(format!("{package}.wasm"));
+        std::fs::copy(&modules[0], &copy).map_err(|error| BuildError::Write {
+            path: copy.clone(),
+            error,
+        })?;
+        let path = copy.display().to_string();
         writeln!(
             source,
             "/// The `{package}` guest module, built for wasm32-wasip1."
@@ -45,7 +53,7 @@ pub fn embed_guests(workspace_dir: &Path, packages: &[(&str, &Path)]) -> Result<
         writeln!(source, "pub const {name}: &str = {path:?};").expect("writing to a String");
     }
     let path = out_dir.join("guests.rs");
-    std::fs::write(&path, source).map_err(|source| BuildError::Write { path, source })?;
+    std::fs::write(&path, source).map_err(|error| BuildError::Write { path, error })?;
     Ok(())
 }
 

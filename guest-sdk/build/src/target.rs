@@ -40,9 +40,9 @@ pub fn ensure_target() -> Result<TargetStatus, BuildError> {
     let added = Command::new("rustup")
         .args(["target", "add", TARGET])
         .output()
-        .map_err(|source| BuildError::Spawn {
+        .map_err(|error| BuildError::Spawn {
             tool: "rustup".into(),
-            source,
+            error,
         })?;
     if !added.status.success() {
         return Err(BuildError::InstallTarget {

@@ -1,1 +1,70 @@
-fn main() {}
+//! `wasp`: run WebAssembly jobs in parallel from the command line.
+//!
+//! `main` only parses, sets up logging and dispatches; each subcommand lives in its own
+//! module with an `execute` method.
+
+mod build;
+mod json;
+mod map;
+mod options;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Run sandboxed WebAssembly jobs in parallel on every core.
+#[derive(Debug, Parser)]
+#[command(name = "wasp", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one job and print its result as JSON.
+    Run(run::RunCommand),
+    /// Run one job per line of a JSON-lines file; print the results in input order.
+    Map(map::MapCommand),
+    /// Build the guest crate in the current directory for wasm32-wasip1.
+    Build(build::BuildCommand),
+}
+
+/// Exit status for a job that failed (its error is printed on stderr).
+const EXIT_JOB_FAILED: u8 = 1;
+/// Exit status for bad usage or input: a module that does not load, arguments that are not
+/// JSON, an unreadable file.
+const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Run(command) => command.execute(),
+        Command::Map(command) => command.execute(),
+        Command::Build(command) => command.execute(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("wasp: error: {err:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// A closed stdout (`wasp map ... | head`) is not an error worth reporting.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

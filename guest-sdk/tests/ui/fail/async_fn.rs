@@ -1,0 +1,6 @@
+#[wasp_guest::job]
+async fn job(x: u32) -> u32 {
+    x
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[wasp_guest::job]
+fn job<T: Copy>(x: T) -> T {
+    x
+}
+
+fn main() {}

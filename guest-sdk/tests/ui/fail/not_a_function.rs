@@ -1,0 +1,6 @@
+#[wasp_guest::job]
+struct Job {
+    x: u32,
+}
+
+fn main() {}

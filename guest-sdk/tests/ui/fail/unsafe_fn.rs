@@ -1,0 +1,6 @@
+#[wasp_guest::job]
+unsafe fn job(x: u32) -> u32 {
+    x
+}
+
+fn main() {}

@@ -1,0 +1,144 @@
+//! `wasp map MODULE FUNCTION --input FILE.jsonl`: one job per input line, results in input
+//! order, one JSON line each.
+
+use crate::EXIT_JOB_FAILED;
+use crate::json::{encode_args, parse_input_line};
+use crate::options::{CacheArgs, LimitArgs, build_server};
+use crate::run::forward_job_output;
+use anyhow::Context as _;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wasp::{Job, JobOptions, Module, Server};
+
+/// Jobs kept in flight per worker: enough to keep every worker busy.
+const IN_FLIGHT_PER_WORKER: usize = 16;
+
+#[derive(Debug, Args)]
+pub(crate) struct MapCommand {
+    /// The module: a .wasm file built with the wasp-guest SDK.
+    module: PathBuf,
+    /// The job to call for each input line.
+    function: String,
+    /// JSON-lines file: each line a JSON array of arguments (`-` for stdin). Blank lines are
+    /// skipped.
+    #[arg(long, short, value_name = "FILE")]
+    input: PathBuf,
+    /// Number of workers (default: one per available CPU).
+    #[arg(long, short)]
+    workers: Option<usize>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
+    /// Print the statistics table on stderr at the end.
+    #[arg(long)]
+    stats: bool,
+}
+
+/// One input line on its way through the pool.
+struct Pending {
+    line: usize,
+    job: Job<Value>,
+}
+
+impl MapCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
+        let module = Module::from_file(&self.module)?;
+        let lines = self.read_input()?;
+        let mut builder = Server::builder();
+        if let Some(workers) = self.workers {
+            builder = builder.workers(workers);
+        }
+        let server = build_server(self.cache.apply(self.limits.apply(builder)))?;
+        let progress = progress_bar(lines.len());
+        let failed = self.run_all(&server, &module, lines, &progress)?;
+        progress.finish_and_clear();
+        if self.stats {
+            eprintln!("{}", server.stats());
+        }
+        if failed > 0 {
+            eprintln!("wasp: {failed} job(s) failed");
+            return Ok(ExitCode::from(EXIT_JOB_FAILED));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Reads and checks every line before running anything: bad input loses no work.
+    fn read_input(&self) -> anyhow::Result<Vec<(usize, Vec<u8>)>> {
+        let reader: Box<dyn BufRead> = if self.input.as_os_str() == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            let file = std::fs::File::open(&self.input)
+                .with_context(|| format!("could not open {}", self.input.display()))?;
+            Box::new(BufReader::new(file))
+        };
+        let mut inputs = Vec::new();
+        for (index, line) in reader.lines().enumerate() {
+            let number = index + 1;
+            let line = line.with_context(|| format!("could not read line {number}"))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let args = parse_input_line(&line).with_context(|| format!("line {number} of {}", self.input.display()))?;
+            inputs.push((number, encode_args(&args)?));
+        }
+        Ok(inputs)
+    }
+
+    /// Submits with a bounded window, prints results in input order; returns the number of
+    /// failed jobs. A failed job prints `null` on stdout (keeping output line N for input
+    /// line N) and its error, with its line number, on stderr.
+    fn run_all(
+        &self,
+        server: &Server,
+        module: &Module,
+        lines: Vec<(usize, Vec<u8>)>,
+        progress: &ProgressBar,
+    ) -> anyhow::Result<usize> {
+        let window = server.workers().max(1) * IN_FLIGHT_PER_WORKER;
+        let mut inputs = lines.into_iter();
+        let mut in_flight = VecDeque::new();
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut failed = 0;
+        loop {
+            while in_flight.len() < window {
+                let Some((line, args)) = inputs.next() else { break };
+                let job = server.submit_raw(module, &self.function, args, &JobOptions::new());
+                in_flight.push_back(Pending { line, job });
+            }
+            let Some(pending) = in_flight.pop_front() else { break };
+            let output = pending.job.wait_output();
+            forward_job_output(&output.stdout, &output.stderr)?;
+            match output.result {
+                Ok(value) => serde_json::to_writer(&mut stdout, &value)?,
+                Err(err) => {
+                    failed += 1;
+                    progress.suspend(|| eprintln!("wasp: line {}: {err}", pending.line));
+                    stdout.write_all(b"null")?;
+                }
+            }
+            stdout.write_all(b"\n")?;
+            progress.inc(1);
+        }
+        stdout.flush()?;
+        Ok(failed)
+    }
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+fn progress_bar(total: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} jobs  {per_sec}  eta {eta}")
+            .expect("the template is valid"),
+    );
+    bar
+}

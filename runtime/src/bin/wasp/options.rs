@@ -1,0 +1,86 @@
+//! Options shared by the commands that run jobs, and the server they configure.
+
+use anyhow::Context as _;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasp::{Server, ServerBuilder};
+
+/// Limits applied to each job.
+#[derive(Debug, Args)]
+pub(crate) struct LimitArgs {
+    /// Wall-clock limit per job, e.g. `2s`, `500ms`, `1m` (default: none).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Linear-memory limit per job, e.g. `64MiB`, `1GiB` (default: 256MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_memory: Option<u64>,
+    /// Limit on each of a job's stdout and stderr, e.g. `64KiB` (default: 1MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_output: Option<u64>,
+}
+
+/// Where compiled code is cached.
+#[derive(Debug, Args)]
+pub(crate) struct CacheArgs {
+    /// Directory of the compiled-code cache (default: the user's cache dir, wasp/modules).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Do not read or write the compiled-code cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl LimitArgs {
+    pub(crate) fn apply(&self, mut builder: ServerBuilder) -> ServerBuilder {
+        let mut limits = wasp::Limits::default();
+        limits.timeout = self.timeout;
+        limits.max_memory = self.max_memory.unwrap_or(limits.max_memory);
+        limits.max_output = self.max_output.unwrap_or(limits.max_output);
+        builder = builder.limits(limits);
+        builder
+    }
+}
+
+impl CacheArgs {
+    pub(crate) fn apply(&self, builder: ServerBuilder) -> ServerBuilder {
+        match (&self.cache_dir, self.no_cache) {
+            (_, true) => builder.no_disk_cache(),
+            (Some(dir), false) => builder.cache_dir(dir),
+            (None, false) => builder,
+        }
+    }
+}
+
+/// Builds the server, turning a configuration error into a readable message.
+pub(crate) fn build_server(builder: ServerBuilder) -> anyhow::Result<Server> {
+    builder.build().context("could not start the worker pool")
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|err| format!("{err} (try `2s` or `500ms`)"))?;
+    if duration.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(duration)
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    parse_size::parse_size(text).map_err(|err| format!("{err} (try `64MiB` or `1GiB`)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_in_human_units() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("lots").is_err());
+    }
+}
