@@ -302,7 +302,7 @@ impl Server {
             })
         };
         match args {
-            Ok(args) => self.shared.enqueue(Task {
+            Ok(args) => self.shared.enqueue(Box::new(Task {
                 id,
                 module: module.clone(),
                 function: function.to_string(),
@@ -311,7 +311,7 @@ impl Server {
                 cancel: Cancel::default(),
                 slot: slot.clone(),
                 group,
-            }),
+            })),
             Err(err) => {
                 slot.complete(Finished {
                     outcome: failed_outcome(err),

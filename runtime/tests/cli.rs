@@ -28,8 +28,20 @@ fn run_prints_the_result_as_json() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "1060\n");
 
-    let out = wasp(&["run", TESTJOBS, "scale", r#"{"width": 2, "height": 0.5}"#, "3", "--no-cache"]);
-    assert_eq!(stdout(&out), "{\"width\":6.0,\"height\":1.5}\n", "{}", stderr(&out));
+    let out = wasp(&[
+        "run",
+        TESTJOBS,
+        "scale",
+        r#"{"width": 2, "height": 0.5}"#,
+        "3",
+        "--no-cache",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "{\"width\":6.0,\"height\":1.5}\n",
+        "{}",
+        stderr(&out)
+    );
 
     let out = wasp(&["run", TESTJOBS, "add_one", "-5", "--no-cache"]);
     assert_eq!(stdout(&out), "-4\n", "{}", stderr(&out));
@@ -47,38 +59,77 @@ fn a_job_error_is_printed_with_a_nonzero_exit() {
     let out = wasp(&["run", TESTJOBS, "panics", r#""boom""#, "--no-cache"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).is_empty());
-    assert!(stderr(&out).contains("job `panics` failed: job panicked: boom"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("job `panics` failed: job panicked: boom"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = wasp(&["run", TESTJOBS, "spin", "--timeout", "200ms", "--no-cache"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("timed out after 200ms"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("timed out after 200ms"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = wasp(&["run", TESTJOBS, "memory_bomb", "--max-memory", "16MiB", "--no-cache"]);
+    let out = wasp(&[
+        "run",
+        TESTJOBS,
+        "memory_bomb",
+        "--max-memory",
+        "16MiB",
+        "--no-cache",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("memory limit of 16777216 bytes"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("memory limit of 16777216 bytes"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = wasp(&["run", SUM_PRIMES, "no_such_job", "--no-cache"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("it has: sum_primes"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("it has: sum_primes"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn bad_input_is_refused_before_anything_runs() {
     let not_wasm = wasp(&["run", "Cargo.toml", "f"]);
     assert_eq!(not_wasm.status.code(), Some(2));
-    assert!(stderr(&not_wasm).contains("not a WebAssembly module"), "{}", stderr(&not_wasm));
+    assert!(
+        stderr(&not_wasm).contains("not a WebAssembly module"),
+        "{}",
+        stderr(&not_wasm)
+    );
 
     let missing = wasp(&["run", "/no/such.wasm", "f"]);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(stderr(&missing).contains("/no/such.wasm"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("/no/such.wasm"),
+        "{}",
+        stderr(&missing)
+    );
 
     let bad_json = wasp(&["run", TESTJOBS, "repeat", "ab", "3"]);
     assert_eq!(bad_json.status.code(), Some(2));
-    assert!(stderr(&bad_json).contains("argument 1"), "{}", stderr(&bad_json));
+    assert!(
+        stderr(&bad_json).contains("argument 1"),
+        "{}",
+        stderr(&bad_json)
+    );
 
     let bad_units = wasp(&["run", TESTJOBS, "spin", "--timeout", "soon"]);
     assert_eq!(bad_units.status.code(), Some(2));
-    assert!(stderr(&bad_units).contains("--timeout"), "{}", stderr(&bad_units));
+    assert!(
+        stderr(&bad_units).contains("--timeout"),
+        "{}",
+        stderr(&bad_units)
+    );
 }
 
 fn write_input(dir: &Path, text: &str) -> String {
@@ -93,12 +144,24 @@ fn map_prints_results_in_input_order_and_stats_on_stderr() {
     let lines: String = (0..50).map(|i| format!("[{}]\n", (50 - i) * 3)).collect();
     let input = write_input(dir.path(), &lines);
     let out = wasp(&[
-        "map", TESTJOBS, "busy_ms", "--input", &input, "--workers", "2", "--stats", "--no-cache",
+        "map",
+        TESTJOBS,
+        "busy_ms",
+        "--input",
+        &input,
+        "--workers",
+        "2",
+        "--stats",
+        "--no-cache",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let expected: String = (0..50).map(|i| format!("{}\n", (50 - i) * 3)).collect();
     assert_eq!(stdout(&out), expected);
-    assert!(stderr(&out).contains("Job execution statistics"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Job execution statistics"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("local/1"), "{}", stderr(&out));
 }
 
@@ -106,17 +169,35 @@ fn map_prints_results_in_input_order_and_stats_on_stderr() {
 fn map_reports_failed_lines_and_keeps_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), "[4.0]\n\n[-1.0]\n[9.0]\n");
-    let out = wasp(&["map", TESTJOBS, "checked_sqrt", "--input", &input, "--no-cache"]);
+    let out = wasp(&[
+        "map",
+        TESTJOBS,
+        "checked_sqrt",
+        "--input",
+        &input,
+        "--no-cache",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "2.0\nnull\n3.0\n");
-    assert!(stderr(&out).contains("line 3: job failed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("line 3: job failed"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn map_refuses_a_malformed_input_file_before_running() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), "[1]\n{\"n\": 2}\n");
-    let out = wasp(&["map", SUM_PRIMES, "sum_primes", "--input", &input, "--no-cache"]);
+    let out = wasp(&[
+        "map",
+        SUM_PRIMES,
+        "sum_primes",
+        "--input",
+        &input,
+        "--no-cache",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).is_empty(), "nothing ran");
     assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
@@ -126,13 +207,29 @@ fn map_refuses_a_malformed_input_file_before_running() {
 fn a_second_process_loads_the_module_from_the_disk_cache() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().display().to_string();
-    let first = wasp(&["run", SUM_PRIMES, "sum_primes", "10", "--cache-dir", &cache, "--stats"]);
+    let first = wasp(&[
+        "run",
+        SUM_PRIMES,
+        "sum_primes",
+        "10",
+        "--cache-dir",
+        &cache,
+        "--stats",
+    ]);
     assert!(
         stderr(&first).contains("1 compiled, 0 loaded from the disk cache"),
         "{}",
         stderr(&first)
     );
-    let second = wasp(&["run", SUM_PRIMES, "sum_primes", "10", "--cache-dir", &cache, "--stats"]);
+    let second = wasp(&[
+        "run",
+        SUM_PRIMES,
+        "sum_primes",
+        "10",
+        "--cache-dir",
+        &cache,
+        "--stats",
+    ]);
     assert_eq!(stdout(&second), "17\n");
     assert!(
         stderr(&second).contains("0 compiled, 1 loaded from the disk cache"),
@@ -157,7 +254,9 @@ fn build_compiles_a_guest_crate_and_prints_its_hash() {
     let text = stdout(&out);
     let path = text.lines().next().unwrap();
     assert!(path.ends_with("sum_primes_guest.wasm"), "{text}");
-    let hash = blake3::hash(&std::fs::read(path).unwrap()).to_hex().to_string();
+    let hash = blake3::hash(&std::fs::read(path).unwrap())
+        .to_hex()
+        .to_string();
     assert!(text.contains(&format!("blake3 {hash}")), "{text}");
     assert!(text.contains("jobs   sum_primes"), "{text}");
 }

@@ -69,9 +69,9 @@ fn groups_are_waited_for_separately() {
     let fast = JobOptions::new().group("fast");
     let slow_job = server.submit_with::<u64, _>(&module, "busy_ms", (300u64,), &slow);
     for x in 0..5i64 {
-        let _ = server.submit_with::<i64, _>(&module, "add_one", (x,), &fast);
+        drop(server.submit_with::<i64, _>(&module, "add_one", (x,), &fast));
     }
-    let _ = server.submit_with::<f64, _>(&module, "checked_sqrt", (-1.0,), &fast);
+    drop(server.submit_with::<f64, _>(&module, "checked_sqrt", (-1.0,), &fast));
     let summary = server.wait_group_timeout("fast", TIMEOUT);
     assert_eq!(
         summary,

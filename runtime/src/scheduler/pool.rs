@@ -50,11 +50,11 @@ impl Shared {
     }
 
     /// Queues a task, or fails it at once if the server is shutting down.
-    pub(crate) fn enqueue(&self, task: Task) {
+    pub(crate) fn enqueue(&self, task: Box<Task>) {
         let rejected = self.queue().push(task);
         match rejected {
             Ok(()) => self.work.notify_one(),
-            Err(task) => cancel(self, task),
+            Err(task) => cancel(self, *task),
         }
     }
 

@@ -36,7 +36,7 @@ pub(crate) enum Step {
 /// Pending tasks, running tasks, and how many workers there are and should be.
 #[derive(Default)]
 pub(crate) struct Queue {
-    pending: VecDeque<Task>,
+    pending: VecDeque<Box<Task>>,
     running: HashMap<JobId, Cancel>,
     /// How many workers the pool should have.
     target: usize,
@@ -47,7 +47,7 @@ pub(crate) struct Queue {
 
 impl Queue {
     /// Queues a task; hands it back if the queue is closed.
-    pub(crate) fn push(&mut self, task: Task) -> Result<(), Task> {
+    pub(crate) fn push(&mut self, task: Box<Task>) -> Result<(), Box<Task>> {
         if self.closed {
             return Err(task);
         }
@@ -64,7 +64,7 @@ impl Queue {
         match self.pending.pop_front() {
             Some(task) => {
                 self.running.insert(task.id, task.cancel.clone());
-                Step::Run(Box::new(task))
+                Step::Run(task)
             }
             None => Step::Wait,
         }
@@ -112,7 +112,7 @@ impl Queue {
         for cancel in self.running.values() {
             cancel.cancel();
         }
-        self.pending.drain(..).collect()
+        self.pending.drain(..).map(|task| *task).collect()
     }
 }
 
@@ -120,9 +120,9 @@ impl Queue {
 mod tests {
     use super::*;
 
-    fn task(id: u64) -> Task {
+    fn task(id: u64) -> Box<Task> {
         let module = crate::module::test_module();
-        Task {
+        Box::new(Task {
             id: JobId(id),
             module,
             function: "f".into(),
@@ -131,7 +131,7 @@ mod tests {
             cancel: Cancel::default(),
             slot: JobSlot::new(JobId(id)),
             group: "default".into(),
-        }
+        })
     }
 
     fn run_id(step: Step) -> u64 {

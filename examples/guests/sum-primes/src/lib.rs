@@ -13,7 +13,7 @@ pub fn is_prime(n: u64) -> bool {
     let max = (n as f64).sqrt().ceil() as u64;
     let mut i = 2;
     while i <= max {
-        if n % i == 0 {
+        if n.is_multiple_of(i) {
             return false;
         }
         i += 1;

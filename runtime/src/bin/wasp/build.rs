@@ -18,7 +18,9 @@ pub(crate) struct BuildCommand {
 
 impl BuildCommand {
     pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
-        let modules = GuestBuild::new(&self.manifest_path).release(!self.debug).run()?;
+        let modules = GuestBuild::new(&self.manifest_path)
+            .release(!self.debug)
+            .run()?;
         for path in modules {
             // Validate what was built: a crate without any #[job] builds fine but is no use.
             let module = Module::from_file(&path)?;

@@ -51,7 +51,8 @@ mod tests {
     fn arguments_round_trip_through_messagepack() {
         let args = parse_cli_args(&["100".into(), "\"ab\"".into(), "{\"w\":1.5}".into()]).unwrap();
         let bytes = encode_args(&args).unwrap();
-        let back: (u64, String, serde_json::Map<String, Value>) = rmp_serde::from_slice(&bytes).unwrap();
+        let back: (u64, String, serde_json::Map<String, Value>) =
+            rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(back.0, 100);
         assert_eq!(back.1, "ab");
         assert_eq!(back.2["w"], 1.5);

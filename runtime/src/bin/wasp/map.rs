@@ -84,7 +84,8 @@ impl MapCommand {
             if line.trim().is_empty() {
                 continue;
             }
-            let args = parse_input_line(&line).with_context(|| format!("line {number} of {}", self.input.display()))?;
+            let args = parse_input_line(&line)
+                .with_context(|| format!("line {number} of {}", self.input.display()))?;
             inputs.push((number, encode_args(&args)?));
         }
         Ok(inputs)
@@ -107,11 +108,15 @@ impl MapCommand {
         let mut failed = 0;
         loop {
             while in_flight.len() < window {
-                let Some((line, args)) = inputs.next() else { break };
+                let Some((line, args)) = inputs.next() else {
+                    break;
+                };
                 let job = server.submit_raw(module, &self.function, args, &JobOptions::new());
                 in_flight.push_back(Pending { line, job });
             }
-            let Some(pending) = in_flight.pop_front() else { break };
+            let Some(pending) = in_flight.pop_front() else {
+                break;
+            };
             let output = pending.job.wait_output();
             forward_job_output(&output.stdout, &output.stderr)?;
             match output.result {

@@ -58,7 +58,8 @@ pub(crate) fn build_server(builder: ServerBuilder) -> anyhow::Result<Server> {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text).map_err(|err| format!("{err} (try `2s` or `500ms`)"))?;
+    let duration =
+        humantime::parse_duration(text).map_err(|err| format!("{err} (try `2s` or `500ms`)"))?;
     if duration.is_zero() {
         return Err("must be more than zero".into());
     }

@@ -33,7 +33,9 @@ impl RunCommand {
     pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
         let module = Module::from_file(&self.module)?;
         let args = encode_args(&parse_cli_args(&self.args)?)?;
-        let builder = self.cache.apply(self.limits.apply(Server::builder().workers(1)));
+        let builder = self
+            .cache
+            .apply(self.limits.apply(Server::builder().workers(1)));
         let server = build_server(builder)?;
         let output = server
             .submit_raw::<Value>(&module, &self.function, args, &JobOptions::new())
