@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, FnArg, ItemFn, Lit, Meta, Path, ReturnType, Token, Type};
+use syn::{Expr, FnArg, Item, ItemFn, Lit, Meta, MetaNameValue, Path, ReturnType, Token, Type};
 
 /// Turns a function into a wasp job. See `wasp_guest::job`.
 #[proc_macro_attribute]
@@ -40,65 +40,91 @@ impl Config {
         let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
         for meta in metas {
             let Meta::NameValue(pair) = &meta else {
-                return Err(syn::Error::new(
-                    meta.span(),
+                return Err(syn::Error::new_spanned(
+                    &meta,
                     "expected `name = \"...\"` or `crate = \"...\"`",
                 ));
             };
-            let value = string_literal(&pair.value)?;
-            if pair.path.is_ident("name") {
-                config.set_name(value, pair.value.span())?;
+            let key = if pair.path.is_ident("name") {
+                "name"
             } else if pair.path.is_ident("crate") {
-                config.set_crate(&value, pair.value.span())?;
+                "crate"
             } else {
-                return Err(syn::Error::new(
-                    pair.path.span(),
-                    "unknown option: `#[job]` takes `name = \"...\"` and `crate = \"...\"`",
+                let path = &pair.path;
+                let unknown = quote!(#path).to_string().replace(' ', "");
+                return Err(syn::Error::new_spanned(
+                    &pair.path,
+                    format!(
+                        "unknown option `{unknown}`: `#[job]` takes only \
+                         `name = \"...\"` and `crate = \"...\"`"
+                    ),
                 ));
+            };
+            let value = string_literal(key, &pair.value)?;
+            if key == "name" {
+                config.set_name(value, pair)?;
+            } else {
+                config.set_crate(&value, pair)?;
             }
         }
         Ok(config)
     }
 
-    fn set_name(&mut self, name: String, span: Span) -> syn::Result<()> {
+    fn set_name(&mut self, name: String, pair: &MetaNameValue) -> syn::Result<()> {
         if self.name.is_some() {
-            return Err(syn::Error::new(span, "`name` set more than once"));
+            return Err(syn::Error::new_spanned(
+                pair,
+                "`name` is set more than once: give each option at most once",
+            ));
         }
         let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(syn::Error::new(
-                span,
-                "a job name may contain only ASCII letters, digits and `_`",
+            return Err(syn::Error::new_spanned(
+                &pair.value,
+                format!(
+                    "invalid job name {name:?}: a job name must be non-empty and contain only \
+                     ASCII letters, digits and `_`"
+                ),
             ));
         }
-        self.name = Some((name, span));
+        self.name = Some((name, pair.value.span()));
         Ok(())
     }
 
-    fn set_crate(&mut self, path: &str, span: Span) -> syn::Result<()> {
+    fn set_crate(&mut self, path: &str, pair: &MetaNameValue) -> syn::Result<()> {
         if self.krate.is_some() {
-            return Err(syn::Error::new(span, "`crate` set more than once"));
+            return Err(syn::Error::new_spanned(
+                pair,
+                "`crate` is set more than once: give each option at most once",
+            ));
         }
-        let path = syn::parse_str::<Path>(path)
-            .map_err(|_| syn::Error::new(span, "`crate` must be a path, like `my::wasp_guest`"))?;
+        let path = syn::parse_str::<Path>(path).map_err(|_| {
+            syn::Error::new_spanned(
+                &pair.value,
+                "`crate` must be a path, like `crate = \"my::wasp_guest\"`",
+            )
+        })?;
         self.krate = Some(path);
         Ok(())
     }
 }
 
-fn string_literal(expr: &Expr) -> syn::Result<String> {
-    match expr {
-        Expr::Lit(lit) => match &lit.lit {
-            Lit::Str(s) => Ok(s.value()),
-            other => Err(syn::Error::new(other.span(), "expected a string literal")),
-        },
-        other => Err(syn::Error::new(other.span(), "expected a string literal")),
+/// The value of option `key`, which must be a string literal.
+fn string_literal(key: &str, expr: &Expr) -> syn::Result<String> {
+    if let Expr::Lit(lit) = expr
+        && let Lit::Str(s) = &lit.lit
+    {
+        return Ok(s.value());
     }
+    Err(syn::Error::new_spanned(
+        expr,
+        format!("expected a string literal: `{key} = \"...\"`"),
+    ))
 }
 
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let config = Config::parse(attr)?;
-    let function: ItemFn = syn::parse2(item)?;
+    let function = parse_function(item)?;
     check_signature(&function)?;
     let param_types = parameter_types(&function)?;
 
@@ -149,22 +175,62 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     })
 }
 
+/// Parses the item the attribute is on, which must be a function with a body.
+fn parse_function(item: TokenStream2) -> syn::Result<ItemFn> {
+    let err = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(function) => return Ok(function),
+        Err(err) => err,
+    };
+    // Another kind of item: say so, rather than syn's bare "expected `fn`". syn's error points
+    // at the token where `fn` was expected (`struct`, `enum`, ...), which is the right place.
+    let kind = match syn::parse2::<Item>(item) {
+        Ok(Item::Const(_)) => "a constant",
+        Ok(Item::Enum(_)) => "an enum",
+        Ok(Item::ExternCrate(_)) => "an `extern crate`",
+        Ok(Item::ForeignMod(_)) => "an `extern` block",
+        Ok(Item::Impl(_)) => "an `impl` block",
+        Ok(Item::Macro(_)) => "a macro invocation",
+        Ok(Item::Mod(_)) => "a module",
+        Ok(Item::Static(_)) => "a static",
+        Ok(Item::Struct(_)) => "a struct",
+        Ok(Item::Trait(_) | Item::TraitAlias(_)) => "a trait",
+        Ok(Item::Type(_)) => "a type alias",
+        Ok(Item::Union(_)) => "a union",
+        Ok(Item::Use(_)) => "a `use` declaration",
+        // A function without a body, or something syn cannot parse: its error says best.
+        _ => return Err(err),
+    };
+    Err(syn::Error::new(
+        err.span(),
+        format!("`#[job]` can only be applied to a function, not to {kind}"),
+    ))
+}
+
 fn check_signature(function: &ItemFn) -> syn::Result<()> {
     let sig = &function.sig;
     if let Some(asyncness) = &sig.asyncness {
-        return Err(syn::Error::new(asyncness.span(), "a job cannot be `async`"));
+        return Err(syn::Error::new_spanned(
+            asyncness,
+            "a job cannot be `async`: it must be a plain synchronous function",
+        ));
     }
     if let Some(unsafety) = &sig.unsafety {
-        return Err(syn::Error::new(unsafety.span(), "a job cannot be `unsafe`"));
+        return Err(syn::Error::new_spanned(
+            unsafety,
+            "a job cannot be `unsafe`: the host calls it with arbitrary arguments",
+        ));
     }
     if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new(
-            sig.generics.span(),
-            "a job cannot be generic: its parameter types must be concrete",
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "a job cannot be generic: its parameter and return types must be concrete",
         ));
     }
     if let Some(variadic) = &sig.variadic {
-        return Err(syn::Error::new(variadic.span(), "a job cannot be variadic"));
+        return Err(syn::Error::new_spanned(
+            variadic,
+            "a job cannot be variadic",
+        ));
     }
     Ok(())
 }
@@ -175,9 +241,9 @@ fn parameter_types(function: &ItemFn) -> syn::Result<Vec<Type>> {
         .inputs
         .iter()
         .map(|input| match input {
-            FnArg::Receiver(receiver) => Err(syn::Error::new(
-                receiver.span(),
-                "a job is a free function: it cannot take `self`",
+            FnArg::Receiver(receiver) => Err(syn::Error::new_spanned(
+                receiver,
+                "a job cannot take `self`: it must be a free function, outside any `impl` block",
             )),
             FnArg::Typed(typed) => check_owned(&typed.ty).map(|()| (*typed.ty).clone()),
         })
@@ -186,14 +252,15 @@ fn parameter_types(function: &ItemFn) -> syn::Result<Vec<Type>> {
 
 fn check_owned(ty: &Type) -> syn::Result<()> {
     match ty {
-        Type::Reference(reference) => Err(syn::Error::new(
-            reference.span(),
+        Type::Reference(reference) => Err(syn::Error::new_spanned(
+            reference,
             "job parameters are decoded from the host's message, so they must be owned: \
              use `String` for `&str`, `Vec<T>` for `&[T]`",
         )),
-        Type::ImplTrait(imp) => Err(syn::Error::new(
-            imp.span(),
-            "job parameters must be concrete types, not `impl Trait`",
+        Type::ImplTrait(imp) => Err(syn::Error::new_spanned(
+            imp,
+            "job parameters must be concrete types, not `impl Trait`: \
+             they are decoded from the host's message",
         )),
         _ => Ok(()),
     }

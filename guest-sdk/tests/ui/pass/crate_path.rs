@@ -13,6 +13,8 @@ fn through_reexport(x: u32) -> u32 {
 }
 
 fn main() {
+    // The path is only used by the wasm32 export; name it here so the host build uses it too.
+    assert_eq!(reexport::guest::abi::ABI_VERSION, 1);
     assert_eq!(plain(5), 5);
     assert_eq!(through_reexport(6), 6);
 }
