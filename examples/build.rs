@@ -12,6 +12,7 @@ fn main() {
         ("sum-primes-guest", examples.join("guests/sum-primes")),
         ("mandelbrot-guest", examples.join("guests/mandelbrot")),
         ("pi-guest", examples.join("guests/pi")),
+        ("trivial-guest", examples.join("guests/trivial")),
     ];
     let guests: Vec<_> = guests
         .iter()

@@ -3,16 +3,8 @@
 //! Each constant holds the bytes of a module built from `examples/guests/<name>` with the
 //! wasp-guest SDK, so that `cargo run -p wasp-examples --bin <example>` needs no setup.
 
-mod paths {
-    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
-}
-
 /// The sum_primes module (`examples/guests/sum-primes`): `sum_primes(n: u64) -> u64`.
 pub const SUM_PRIMES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sum-primes-guest.wasm"));
-
-/// Where the build script left the sum_primes module, for programs that want a path
-/// (such as the benchmarks' `wasp` CLI runs).
-pub const SUM_PRIMES_PATH: &str = paths::SUM_PRIMES_GUEST;
 
 /// The mandelbrot module (`examples/guests/mandelbrot`):
 /// `render_tile(x0: u32, y0: u32, w: u32, h: u32, width: u32, height: u32) -> Vec<u8>`,
@@ -22,3 +14,7 @@ pub const MANDELBROT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mandelbr
 /// The pi module (`examples/guests/pi`): `count_inside(seed: u64, samples: u64) -> u64`,
 /// how many random points of the unit square fall inside the quarter disc.
 pub const PI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pi-guest.wasm"));
+
+/// The trivial module (`examples/guests/trivial`): `add_one(x: i64) -> i64`, to measure what
+/// wasp costs per job.
+pub const TRIVIAL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trivial-guest.wasm"));

@@ -43,7 +43,8 @@ fn main() -> anyhow::Result<()> {
     let samples = jobs * SAMPLES_PER_JOB;
     let pi = 4.0 * inside.load(Ordering::Relaxed) as f64 / samples as f64;
     println!("pi ≈ {pi:.8} from {samples} samples in {jobs} jobs");
-    println!("error: {:+.2e}", pi - std::f64::consts::PI);
+    let error = pi - std::f64::consts::PI;
+    println!("error vs std::f64::consts::PI: {error:+.2e}");
 
     println!("Time elapsed: {:.3} s", start.elapsed().as_secs_f64());
     server.print_stats();

@@ -32,7 +32,7 @@ pub fn render_tile(x0: u32, y0: u32, w: u32, h: u32, width: u32, height: u32) ->
             let level = if n == MAX_ITERATIONS {
                 0.0
             } else {
-                (f64::from(n) / f64::from(MAX_ITERATIONS)).sqrt() * 255.0
+                f64::from(n).ln_1p() / f64::from(MAX_ITERATIONS).ln_1p() * 255.0
             };
             pixels.push(level as u8);
         }

@@ -1,0 +1,63 @@
+//! wasp's benchmarks: speed ratios measured in one run on this machine.
+//!
+//! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
+//! repetitions). Prints a Markdown table; the README records one.
+//!
+//! 1. `sum_primes`: pp's 8 inputs, natively in one thread, and on wasp with 1 and 2 workers.
+//! 2. Overhead: 100,000 trivial jobs through the pool (jobs/s), and the mean round trip of
+//!    one job submitted and waited for alone.
+//! 3. Start-up: the first job of a module that must be compiled, against the first job of a
+//!    new process that finds the module in the disk cache.
+
+mod overhead;
+mod startup;
+mod sum_primes;
+
+use std::time::Duration;
+
+/// One line of the results table.
+pub(crate) struct Row {
+    pub(crate) measure: String,
+    pub(crate) value: String,
+    pub(crate) target: &'static str,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(dir) = args
+        .iter()
+        .position(|a| a == "--first-job")
+        .and_then(|i| args.get(i + 1))
+    {
+        // Child mode of the start-up benchmark: one first job in a fresh process.
+        return startup::first_job_child(dir);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let cores = wasp::default_workers();
+    println!(
+        "wasp benchmarks: {cores} available cores, {}",
+        std::env::consts::ARCH
+    );
+    let mut rows = Vec::new();
+    rows.extend(sum_primes::run(if quick { 3 } else { 15 })?);
+    rows.extend(overhead::run(if quick { 20_000 } else { 100_000 })?);
+    rows.extend(startup::run(if quick { 3 } else { 9 })?);
+    println!();
+    println!("| measure | result | target |");
+    println!("|---|---|---|");
+    for row in rows {
+        println!("| {} | {} | {} |", row.measure, row.value, row.target);
+    }
+    Ok(())
+}
+
+/// The median of some durations.
+pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// A duration in milliseconds, for tables.
+pub(crate) fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1e3)
+}
