@@ -2,12 +2,14 @@
 
 use crate::error::JobError;
 use crate::sandbox::RawOutcome;
+use crate::spin;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -52,6 +54,9 @@ pub(crate) struct JobSlot {
     id: JobId,
     state: Mutex<SlotState>,
     released: Condvar,
+    /// `SlotState::released`, readable without the lock: waiters spin on it briefly before
+    /// they sleep.
+    done: AtomicBool,
 }
 
 #[derive(Default)]
@@ -62,6 +67,9 @@ struct SlotState {
     released: bool,
     callbacks: Vec<Callback>,
     wakers: Vec<Waker>,
+    /// Threads blocked in `wait_until`: notifying costs a system call, so it is done only
+    /// when someone waits.
+    waiters: usize,
 }
 
 impl JobSlot {
@@ -70,6 +78,7 @@ impl JobSlot {
             id,
             state: Mutex::new(SlotState::default()),
             released: Condvar::new(),
+            done: AtomicBool::new(false),
         })
     }
 
@@ -94,12 +103,15 @@ impl JobSlot {
         for callback in callbacks {
             run_callback(self.id, callback, &finished);
         }
-        let wakers = {
+        let (wakers, waiters) = {
             let mut state = self.lock();
             state.released = true;
-            std::mem::take(&mut state.wakers)
+            self.done.store(true, Ordering::Release);
+            (std::mem::take(&mut state.wakers), state.waiters)
         };
-        self.released.notify_all();
+        if waiters > 0 {
+            self.released.notify_all();
+        }
         wakers.into_iter().for_each(Waker::wake);
     }
 
@@ -123,18 +135,24 @@ impl JobSlot {
 
     /// Blocks until the job is released, or until `deadline`.
     fn wait_until(&self, deadline: Option<Instant>) -> Option<Arc<Finished>> {
+        spin::spin_until(|| self.done.load(Ordering::Acquire));
         let mut state = self.lock();
         while !state.released {
-            state = match deadline {
+            let timeout = match deadline {
+                None => None,
+                Some(deadline) => Some(deadline.checked_duration_since(Instant::now())?),
+            };
+            state.waiters += 1;
+            state = match timeout {
                 None => self.released.wait(state).unwrap_or_else(|p| p.into_inner()),
-                Some(deadline) => {
-                    let left = deadline.checked_duration_since(Instant::now())?;
+                Some(left) => {
                     self.released
                         .wait_timeout(state, left)
                         .unwrap_or_else(|p| p.into_inner())
                         .0
                 }
             };
+            state.waiters -= 1;
         }
         state.finished.clone()
     }

@@ -57,6 +57,7 @@ mod module;
 mod sandbox;
 mod scheduler;
 mod server;
+mod spin;
 mod stats;
 
 pub use cache::CacheStats;

@@ -1,5 +1,6 @@
 //! Running one job in a fresh instance, and turning however it ended into a result.
 
+use super::Compiled;
 use super::capture::Capture;
 use super::host::HostState;
 use super::limits::Limits;
@@ -7,7 +8,7 @@ use crate::error::{JobError, TrapKind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use wasmtime::{Engine, Instance, InstancePre, Memory, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Memory, Store, Trap, TypedFunc, UpdateDeadline};
 use wasp_guest::abi;
 
 /// The largest result buffer a job may return.
@@ -51,7 +52,7 @@ enum Interrupted {
 
 pub(super) fn run(
     engine: &Engine,
-    pre: &InstancePre<HostState>,
+    compiled: &Compiled,
     function: &str,
     args: &[u8],
     limits: &Limits,
@@ -64,7 +65,7 @@ pub(super) fn run(
     store.limiter(|state| &mut state.limiter);
     arm_deadline(&mut store, started, limits.timeout, cancel.clone());
 
-    let result = call(&mut store, pre, function, args)
+    let result = call(&mut store, compiled, function, args)
         .map_err(|err| classify(err, &store, limits, &stdout, &stderr));
     RawOutcome {
         result: result.and_then(|buf| decode_status(&buf)),
@@ -111,21 +112,23 @@ impl From<wasmtime::Error> for CallError {
 /// Instantiates, passes the arguments, calls the job and copies its result buffer out.
 fn call(
     store: &mut Store<HostState>,
-    pre: &InstancePre<HostState>,
+    compiled: &Compiled,
     function: &str,
     args: &[u8],
 ) -> Result<Vec<u8>, CallError> {
-    let instance = pre.instantiate(&mut *store)?;
-    if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, abi::INITIALIZE) {
+    let exports = &compiled.exports;
+    let instance = compiled.pre.instantiate(&mut *store)?;
+    if let Some(init) = exports.initialize(store, &instance) {
         init.call(&mut *store, ())?;
     }
-    let memory = instance
-        .get_memory(&mut *store, abi::MEMORY)
+    let memory = exports
+        .memory(store, &instance)
         .ok_or_else(|| CallError::Abi(format!("no `{}` export", abi::MEMORY)))?;
-    let args_ptr = write_args(store, &instance, memory, args)?;
-    let job = instance
-        .get_typed_func::<(u32, u32), u64>(&mut *store, &format!("{}{function}", abi::JOB_PREFIX))
-        .map_err(|err| CallError::Abi(format!("{err:#}")))?;
+    let alloc = exports.alloc(store, &instance).map_err(CallError::Abi)?;
+    let args_ptr = write_args(store, alloc, memory, args)?;
+    let job = exports
+        .job(store, &instance, function)
+        .map_err(CallError::Abi)?;
     let args_len =
         u32::try_from(args.len()).map_err(|_| CallError::Abi("arguments too large".into()))?;
     let packed = job.call(&mut *store, (args_ptr, args_len))?;
@@ -134,15 +137,12 @@ fn call(
 
 fn write_args(
     store: &mut Store<HostState>,
-    instance: &Instance,
+    alloc: TypedFunc<u32, u32>,
     memory: Memory,
     args: &[u8],
 ) -> Result<u32, CallError> {
     let len =
         u32::try_from(args.len()).map_err(|_| CallError::Abi("arguments too large".into()))?;
-    let alloc = instance
-        .get_typed_func::<u32, u32>(&mut *store, abi::ALLOC)
-        .map_err(|err| CallError::Abi(format!("{err:#}")))?;
     let ptr = alloc.call(&mut *store, len)?;
     if ptr == 0 && len > 0 {
         return Err(CallError::Abi(format!(

@@ -36,6 +36,8 @@ pub(crate) struct Groups {
 struct State {
     groups: HashMap<String, GroupSummary>,
     total: GroupSummary,
+    /// Threads blocked in `wait`, so that finishing a job notifies only when needed.
+    waiters: usize,
 }
 
 impl Groups {
@@ -50,7 +52,7 @@ impl Groups {
     }
 
     pub(crate) fn finished(&self, group: &str, failed: bool) {
-        {
+        let waiters = {
             let mut state = self.lock();
             let state = &mut *state;
             for summary in [
@@ -60,8 +62,11 @@ impl Groups {
                 summary.finished += 1;
                 summary.failed += u64::from(failed);
             }
+            state.waiters
+        };
+        if waiters > 0 {
+            self.changed.notify_all();
         }
-        self.changed.notify_all();
     }
 
     /// The summary of `group`, or of all jobs for `None`.
@@ -78,18 +83,24 @@ impl Groups {
             if summary.pending() == 0 {
                 return summary;
             }
-            state = match deadline {
-                None => self.changed.wait(state).unwrap_or_else(|p| p.into_inner()),
+            let timeout = match deadline {
+                None => None,
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                     None => return summary,
-                    Some(left) => {
-                        self.changed
-                            .wait_timeout(state, left)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0
-                    }
+                    left => left,
                 },
             };
+            state.waiters += 1;
+            state = match timeout {
+                None => self.changed.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Some(left) => {
+                    self.changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+            state.waiters -= 1;
         }
     }
 }

@@ -7,8 +7,10 @@ use crate::cache::ModuleCache;
 use crate::error::{ConfigError, JobError};
 use crate::job::Finished;
 use crate::sandbox::{RawOutcome, Sandbox};
+use crate::spin;
 use crate::stats::WorkerStats;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -24,6 +26,9 @@ pub(crate) struct Shared {
     pub(crate) groups: Groups,
     workers: Mutex<Vec<WorkerStats>>,
     threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
+    /// The number of queued tasks, readable without the lock: idle workers spin on it
+    /// briefly before they sleep.
+    queued: AtomicUsize,
     pub(crate) started: Instant,
 }
 
@@ -37,6 +42,7 @@ impl Shared {
             groups: Groups::default(),
             workers: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
+            queued: AtomicUsize::new(0),
             started: Instant::now(),
         })
     }
@@ -51,9 +57,15 @@ impl Shared {
 
     /// Queues a task, or fails it at once if the server is shutting down.
     pub(crate) fn enqueue(&self, task: Box<Task>) {
-        let rejected = self.queue().push(task);
-        match rejected {
-            Ok(()) => self.work.notify_one(),
+        let pushed = {
+            let mut queue = self.queue();
+            let pushed = queue.push(task);
+            self.queued.store(queue.pending(), Ordering::Release);
+            pushed
+        };
+        match pushed {
+            Ok(true) => self.work.notify_one(),
+            Ok(false) => {}
             Err(task) => cancel(self, *task),
         }
     }
@@ -104,17 +116,7 @@ fn worker_loop(shared: &Shared, index: usize) {
     let name = shared.workers()[index].name.clone();
     debug!(worker = %name, "worker started");
     loop {
-        let step = {
-            let mut queue = shared.queue();
-            loop {
-                match queue.next() {
-                    Step::Wait => {
-                        queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner())
-                    }
-                    step => break step,
-                }
-            }
-        };
+        let step = next_step(shared);
         match step {
             Step::Run(task) => run_task(shared, index, &name, *task),
             Step::Retire | Step::Wait => break,
@@ -122,6 +124,31 @@ fn worker_loop(shared: &Shared, index: usize) {
     }
     shared.workers()[index].active = false;
     debug!(worker = %name, "worker retired");
+}
+
+/// Waits for the next step: spins briefly when there is no work, then sleeps.
+fn next_step(shared: &Shared) -> Step {
+    let mut queue = shared.queue();
+    let mut spun = false;
+    loop {
+        let step = queue.next();
+        shared.queued.store(queue.pending(), Ordering::Release);
+        match step {
+            Step::Wait if !spun => {
+                drop(queue);
+                spin::spin_until(|| shared.queued.load(Ordering::Acquire) > 0);
+                spun = true;
+                queue = shared.queue();
+            }
+            Step::Wait => {
+                queue.set_idle(true);
+                queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner());
+                queue.set_idle(false);
+                spun = false;
+            }
+            step => return step,
+        }
+    }
 }
 
 fn run_task(shared: &Shared, index: usize, worker: &str, task: Task) {

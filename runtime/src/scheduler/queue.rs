@@ -42,17 +42,30 @@ pub(crate) struct Queue {
     target: usize,
     /// How many worker threads exist (running or waiting).
     live: usize,
+    /// How many workers are asleep waiting for work: waking one costs a system call, so
+    /// it is done only when someone is asleep.
+    idle: usize,
     closed: bool,
 }
 
 impl Queue {
-    /// Queues a task; hands it back if the queue is closed.
-    pub(crate) fn push(&mut self, task: Box<Task>) -> Result<(), Box<Task>> {
+    /// Queues a task; hands it back if the queue is closed. Returns whether a worker is
+    /// asleep and must be woken to take it.
+    pub(crate) fn push(&mut self, task: Box<Task>) -> Result<bool, Box<Task>> {
         if self.closed {
             return Err(task);
         }
         self.pending.push_back(task);
-        Ok(())
+        Ok(self.idle > 0)
+    }
+
+    /// Records that a worker goes to sleep (`true`) or wakes up (`false`).
+    pub(crate) fn set_idle(&mut self, asleep: bool) {
+        if asleep {
+            self.idle += 1;
+        } else {
+            self.idle -= 1;
+        }
     }
 
     /// The next step for a worker. A worker told to retire must exit.

@@ -1,7 +1,8 @@
 //! wasp's benchmarks: speed ratios measured in one run on this machine.
 //!
 //! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
-//! repetitions). Prints a Markdown table; the README records one.
+//! repetitions, `--only sum_primes|overhead|startup` for one of them). Prints a Markdown
+//! table; the README records one.
 //!
 //! 1. `sum_primes`: pp's 8 inputs, natively in one thread, and on wasp with 1 and 2 workers.
 //! 2. Overhead: 100,000 trivial jobs through the pool (jobs/s), and the mean round trip of
@@ -33,15 +34,27 @@ fn main() -> anyhow::Result<()> {
         return startup::first_job_child(dir);
     }
     let quick = args.iter().any(|a| a == "--quick");
+    // `--only NAME` runs one benchmark: sum_primes, overhead or startup.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
+    let wanted = |name: &str| only.is_none_or(|only| only == name);
     let cores = wasp::default_workers();
     println!(
         "wasp benchmarks: {cores} available cores, {}",
         std::env::consts::ARCH
     );
     let mut rows = Vec::new();
-    rows.extend(sum_primes::run(if quick { 3 } else { 15 })?);
-    rows.extend(overhead::run(if quick { 20_000 } else { 100_000 })?);
-    rows.extend(startup::run(if quick { 3 } else { 9 })?);
+    if wanted("sum_primes") {
+        rows.extend(sum_primes::run(if quick { 3 } else { 15 })?);
+    }
+    if wanted("overhead") {
+        rows.extend(overhead::run(if quick { 20_000 } else { 100_000 })?);
+    }
+    if wanted("startup") {
+        rows.extend(startup::run(if quick { 3 } else { 9 })?);
+    }
     println!();
     println!("| measure | result | target |");
     println!("|---|---|---|");
