@@ -2,7 +2,7 @@
 
 use crate::error::JobError;
 use crate::sandbox::RawOutcome;
-use crate::spin;
+use crate::waiting;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::future::Future;
@@ -135,24 +135,17 @@ impl JobSlot {
 
     /// Blocks until the job is released, or until `deadline`.
     fn wait_until(&self, deadline: Option<Instant>) -> Option<Arc<Finished>> {
-        spin::spin_until(|| self.done.load(Ordering::Acquire));
+        waiting::spin_until(|| self.done.load(Ordering::Acquire));
         let mut state = self.lock();
         while !state.released {
-            let timeout = match deadline {
-                None => None,
-                Some(deadline) => Some(deadline.checked_duration_since(Instant::now())?),
-            };
             state.waiters += 1;
-            state = match timeout {
-                None => self.released.wait(state).unwrap_or_else(|p| p.into_inner()),
-                Some(left) => {
-                    self.released
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
+            let slept = waiting::sleep(&self.released, state, deadline);
+            let timed_out = slept.is_err();
+            state = slept.unwrap_or_else(|guard| guard);
             state.waiters -= 1;
+            if timed_out {
+                return None;
+            }
         }
         state.finished.clone()
     }

@@ -57,8 +57,8 @@ mod module;
 mod sandbox;
 mod scheduler;
 mod server;
-mod spin;
 mod stats;
+mod waiting;
 
 pub use cache::CacheStats;
 pub use cache::disk::DEFAULT_MAX_CACHE_BYTES;

@@ -19,6 +19,15 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs wasp, checks its exit status and that stderr mentions `needle`.
+fn expect_failure(args: &[&str], code: i32, needle: &str) -> Output {
+    let out = wasp(args);
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains(needle), "expected {needle:?} in: {text}");
+    out
+}
+
 const SUM_PRIMES: &str = wasp_fixtures::SUM_PRIMES_GUEST;
 const TESTJOBS: &str = wasp_fixtures::WASP_TESTJOBS;
 
@@ -56,79 +65,36 @@ fn run_sends_the_job_output_to_stderr() {
 
 #[test]
 fn a_job_error_is_printed_with_a_nonzero_exit() {
-    let out = wasp(&["run", TESTJOBS, "panics", r#""boom""#, "--no-cache"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).is_empty());
-    assert!(
-        stderr(&out).contains("job `panics` failed: job panicked: boom"),
-        "{}",
-        stderr(&out)
+    let panicked = expect_failure(
+        &["run", TESTJOBS, "panics", r#""boom""#, "--no-cache"],
+        1,
+        "job `panics` failed: job panicked: boom",
     );
-
-    let out = wasp(&["run", TESTJOBS, "spin", "--timeout", "200ms", "--no-cache"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("timed out after 200ms"),
-        "{}",
-        stderr(&out)
-    );
-
-    let out = wasp(&[
+    assert!(stdout(&panicked).is_empty());
+    let spin = ["run", TESTJOBS, "spin", "--timeout", "200ms", "--no-cache"];
+    expect_failure(&spin, 1, "timed out after 200ms");
+    let bomb = [
         "run",
         TESTJOBS,
         "memory_bomb",
         "--max-memory",
         "16MiB",
         "--no-cache",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("memory limit of 16777216 bytes"),
-        "{}",
-        stderr(&out)
-    );
-
-    let out = wasp(&["run", SUM_PRIMES, "no_such_job", "--no-cache"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("it has: sum_primes"),
-        "{}",
-        stderr(&out)
-    );
+    ];
+    expect_failure(&bomb, 1, "memory limit of 16777216 bytes");
+    let unknown = ["run", SUM_PRIMES, "no_such_job", "--no-cache"];
+    expect_failure(&unknown, 1, "it has: sum_primes");
 }
 
 #[test]
 fn bad_input_is_refused_before_anything_runs() {
-    let not_wasm = wasp(&["run", "Cargo.toml", "f"]);
-    assert_eq!(not_wasm.status.code(), Some(2));
-    assert!(
-        stderr(&not_wasm).contains("not a WebAssembly module"),
-        "{}",
-        stderr(&not_wasm)
-    );
-
-    let missing = wasp(&["run", "/no/such.wasm", "f"]);
-    assert_eq!(missing.status.code(), Some(2));
-    assert!(
-        stderr(&missing).contains("/no/such.wasm"),
-        "{}",
-        stderr(&missing)
-    );
-
-    let bad_json = wasp(&["run", TESTJOBS, "repeat", "ab", "3"]);
-    assert_eq!(bad_json.status.code(), Some(2));
-    assert!(
-        stderr(&bad_json).contains("argument 1"),
-        "{}",
-        stderr(&bad_json)
-    );
-
-    let bad_units = wasp(&["run", TESTJOBS, "spin", "--timeout", "soon"]);
-    assert_eq!(bad_units.status.code(), Some(2));
-    assert!(
-        stderr(&bad_units).contains("--timeout"),
-        "{}",
-        stderr(&bad_units)
+    expect_failure(&["run", "Cargo.toml", "f"], 2, "not a WebAssembly module");
+    expect_failure(&["run", "/no/such.wasm", "f"], 2, "/no/such.wasm");
+    expect_failure(&["run", TESTJOBS, "repeat", "ab", "3"], 2, "argument 1");
+    expect_failure(
+        &["run", TESTJOBS, "spin", "--timeout", "soon"],
+        2,
+        "--timeout",
     );
 }
 
@@ -169,45 +135,39 @@ fn map_prints_results_in_input_order_and_stats_on_stderr() {
 fn map_reports_failed_lines_and_keeps_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), "[4.0]\n\n[-1.0]\n[9.0]\n");
-    let out = wasp(&[
+    let map = [
         "map",
         TESTJOBS,
         "checked_sqrt",
         "--input",
         &input,
         "--no-cache",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
+    ];
+    let out = expect_failure(&map, 1, "line 3: job failed");
     assert_eq!(stdout(&out), "2.0\nnull\n3.0\n");
-    assert!(
-        stderr(&out).contains("line 3: job failed"),
-        "{}",
-        stderr(&out)
-    );
 }
 
 #[test]
 fn map_refuses_a_malformed_input_file_before_running() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), "[1]\n{\"n\": 2}\n");
-    let out = wasp(&[
+    let map = [
         "map",
         SUM_PRIMES,
         "sum_primes",
         "--input",
         &input,
         "--no-cache",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
+    ];
+    let out = expect_failure(&map, 2, "line 2");
     assert!(stdout(&out).is_empty(), "nothing ran");
-    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
 }
 
 #[test]
 fn a_second_process_loads_the_module_from_the_disk_cache() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().display().to_string();
-    let first = wasp(&[
+    let run = [
         "run",
         SUM_PRIMES,
         "sum_primes",
@@ -215,26 +175,19 @@ fn a_second_process_loads_the_module_from_the_disk_cache() {
         "--cache-dir",
         &cache,
         "--stats",
-    ]);
+    ];
+    let first = wasp(&run);
+    let text = stderr(&first);
     assert!(
-        stderr(&first).contains("1 compiled, 0 loaded from the disk cache"),
-        "{}",
-        stderr(&first)
+        text.contains("1 compiled, 0 loaded from the disk cache"),
+        "{text}"
     );
-    let second = wasp(&[
-        "run",
-        SUM_PRIMES,
-        "sum_primes",
-        "10",
-        "--cache-dir",
-        &cache,
-        "--stats",
-    ]);
+    let second = wasp(&run);
     assert_eq!(stdout(&second), "17\n");
+    let text = stderr(&second);
     assert!(
-        stderr(&second).contains("0 compiled, 1 loaded from the disk cache"),
-        "{}",
-        stderr(&second)
+        text.contains("0 compiled, 1 loaded from the disk cache"),
+        "{text}"
     );
 }
 
@@ -265,11 +218,6 @@ fn build_compiles_a_guest_crate_and_prints_its_hash() {
 fn build_explains_a_missing_crate() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("Cargo.toml").display().to_string();
-    let out = wasp(&["build", "--manifest-path", &manifest]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("cargo build for wasm32-wasip1 failed"),
-        "{}",
-        stderr(&out)
-    );
+    let build = ["build", "--manifest-path", &manifest];
+    expect_failure(&build, 2, "cargo build for wasm32-wasip1 failed");
 }

@@ -1,5 +1,6 @@
 //! Job groups: counts per group name, and waiting for a group to drain.
 
+use crate::waiting;
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
@@ -83,24 +84,14 @@ impl Groups {
             if summary.pending() == 0 {
                 return summary;
             }
-            let timeout = match deadline {
-                None => None,
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    None => return summary,
-                    left => left,
-                },
-            };
             state.waiters += 1;
-            state = match timeout {
-                None => self.changed.wait(state).unwrap_or_else(|p| p.into_inner()),
-                Some(left) => {
-                    self.changed
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
+            let slept = waiting::sleep(&self.changed, state, deadline);
+            let timed_out = slept.is_err();
+            state = slept.unwrap_or_else(|guard| guard);
             state.waiters -= 1;
+            if timed_out {
+                return summary_of(&state, group);
+            }
         }
     }
 }

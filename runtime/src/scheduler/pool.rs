@@ -7,8 +7,8 @@ use crate::cache::ModuleCache;
 use crate::error::{ConfigError, JobError};
 use crate::job::Finished;
 use crate::sandbox::{RawOutcome, Sandbox};
-use crate::spin;
 use crate::stats::WorkerStats;
+use crate::waiting;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -136,7 +136,7 @@ fn next_step(shared: &Shared) -> Step {
         match step {
             Step::Wait if !spun => {
                 drop(queue);
-                spin::spin_until(|| shared.queued.load(Ordering::Acquire) > 0);
+                waiting::spin_until(|| shared.queued.load(Ordering::Acquire) > 0);
                 spun = true;
                 queue = shared.queue();
             }

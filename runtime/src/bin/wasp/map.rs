@@ -3,7 +3,7 @@
 
 use crate::EXIT_JOB_FAILED;
 use crate::json::{encode_args, parse_input_line};
-use crate::options::{CacheArgs, LimitArgs, build_server};
+use crate::options::{JobTarget, PoolArgs};
 use crate::run::forward_job_output;
 use anyhow::Context as _;
 use clap::Args;
@@ -20,10 +20,8 @@ const IN_FLIGHT_PER_WORKER: usize = 16;
 
 #[derive(Debug, Args)]
 pub(crate) struct MapCommand {
-    /// The module: a .wasm file built with the wasp-guest SDK.
-    module: PathBuf,
-    /// The job to call for each input line.
-    function: String,
+    #[command(flatten)]
+    target: JobTarget,
     /// JSON-lines file: each line a JSON array of arguments (`-` for stdin). Blank lines are
     /// skipped.
     #[arg(long, short, value_name = "FILE")]
@@ -32,12 +30,7 @@ pub(crate) struct MapCommand {
     #[arg(long, short)]
     workers: Option<usize>,
     #[command(flatten)]
-    limits: LimitArgs,
-    #[command(flatten)]
-    cache: CacheArgs,
-    /// Print the statistics table on stderr at the end.
-    #[arg(long)]
-    stats: bool,
+    pool: PoolArgs,
 }
 
 /// One input line on its way through the pool.
@@ -48,19 +41,17 @@ struct Pending {
 
 impl MapCommand {
     pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
-        let module = Module::from_file(&self.module)?;
+        let module = self.target.load()?;
         let lines = self.read_input()?;
         let mut builder = Server::builder();
         if let Some(workers) = self.workers {
             builder = builder.workers(workers);
         }
-        let server = build_server(self.cache.apply(self.limits.apply(builder)))?;
+        let server = self.pool.build(builder)?;
         let progress = progress_bar(lines.len());
         let failed = self.run_all(&server, &module, lines, &progress)?;
         progress.finish_and_clear();
-        if self.stats {
-            eprintln!("{}", server.stats());
-        }
+        self.pool.print_stats(&server);
         if failed > 0 {
             eprintln!("wasp: {failed} job(s) failed");
             return Ok(ExitCode::from(EXIT_JOB_FAILED));
@@ -111,7 +102,8 @@ impl MapCommand {
                 let Some((line, args)) = inputs.next() else {
                     break;
                 };
-                let job = server.submit_raw(module, &self.function, args, &JobOptions::new());
+                let job =
+                    server.submit_raw(module, &self.target.function, args, &JobOptions::new());
                 in_flight.push_back(Pending { line, job });
             }
             let Some(pending) = in_flight.pop_front() else {

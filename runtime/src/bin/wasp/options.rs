@@ -4,11 +4,54 @@ use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use wasp::{Server, ServerBuilder};
+use wasp::{Module, Server, ServerBuilder};
+
+/// What to run: a module and one of its jobs.
+#[derive(Debug, Args)]
+pub(crate) struct JobTarget {
+    /// The module: a .wasm file built with the wasp-guest SDK.
+    module: PathBuf,
+    /// The job to call.
+    pub(crate) function: String,
+}
+
+impl JobTarget {
+    /// Loads and validates the module.
+    pub(crate) fn load(&self) -> anyhow::Result<Module> {
+        Ok(Module::from_file(&self.module)?)
+    }
+}
+
+/// The options of commands that run jobs on a pool.
+#[derive(Debug, Args)]
+pub(crate) struct PoolArgs {
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
+    /// Print the statistics table on stderr at the end.
+    #[arg(long)]
+    stats: bool,
+}
+
+impl PoolArgs {
+    /// Builds the server, turning a configuration error into a readable message.
+    pub(crate) fn build(&self, builder: ServerBuilder) -> anyhow::Result<Server> {
+        let builder = self.cache.apply(self.limits.apply(builder));
+        builder.build().context("could not start the worker pool")
+    }
+
+    /// Prints the statistics table on stderr if `--stats` was given.
+    pub(crate) fn print_stats(&self, server: &Server) {
+        if self.stats {
+            eprintln!("{}", server.stats());
+        }
+    }
+}
 
 /// Limits applied to each job.
 #[derive(Debug, Args)]
-pub(crate) struct LimitArgs {
+struct LimitArgs {
     /// Wall-clock limit per job, e.g. `2s`, `500ms`, `1m` (default: none).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
@@ -22,7 +65,7 @@ pub(crate) struct LimitArgs {
 
 /// Where compiled code is cached.
 #[derive(Debug, Args)]
-pub(crate) struct CacheArgs {
+struct CacheArgs {
     /// Directory of the compiled-code cache (default: the user's cache dir, wasp/modules).
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     cache_dir: Option<PathBuf>,
@@ -32,7 +75,7 @@ pub(crate) struct CacheArgs {
 }
 
 impl LimitArgs {
-    pub(crate) fn apply(&self, mut builder: ServerBuilder) -> ServerBuilder {
+    fn apply(&self, mut builder: ServerBuilder) -> ServerBuilder {
         let mut limits = wasp::Limits::default();
         limits.timeout = self.timeout;
         limits.max_memory = self.max_memory.unwrap_or(limits.max_memory);
@@ -43,18 +86,13 @@ impl LimitArgs {
 }
 
 impl CacheArgs {
-    pub(crate) fn apply(&self, builder: ServerBuilder) -> ServerBuilder {
+    fn apply(&self, builder: ServerBuilder) -> ServerBuilder {
         match (&self.cache_dir, self.no_cache) {
             (_, true) => builder.no_disk_cache(),
             (Some(dir), false) => builder.cache_dir(dir),
             (None, false) => builder,
         }
     }
-}
-
-/// Builds the server, turning a configuration error into a readable message.
-pub(crate) fn build_server(builder: ServerBuilder) -> anyhow::Result<Server> {
-    builder.build().context("could not start the worker pool")
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

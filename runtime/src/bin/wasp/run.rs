@@ -2,48 +2,35 @@
 
 use crate::EXIT_JOB_FAILED;
 use crate::json::{encode_args, parse_cli_args};
-use crate::options::{CacheArgs, LimitArgs, build_server};
+use crate::options::{JobTarget, PoolArgs};
 use anyhow::Context as _;
 use clap::Args;
 use serde_json::Value;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use wasp::{JobOptions, Module, Server};
+use wasp::{JobOptions, Server};
 
 #[derive(Debug, Args)]
 pub(crate) struct RunCommand {
-    /// The module: a .wasm file built with the wasp-guest SDK.
-    module: PathBuf,
-    /// The job to call.
-    function: String,
+    #[command(flatten)]
+    target: JobTarget,
     /// The job's arguments, each a JSON value: 100, '"text"', '{"width": 2}'.
     #[arg(allow_negative_numbers = true)]
     args: Vec<String>,
     #[command(flatten)]
-    limits: LimitArgs,
-    #[command(flatten)]
-    cache: CacheArgs,
-    /// Print the statistics table on stderr at the end.
-    #[arg(long)]
-    stats: bool,
+    pool: PoolArgs,
 }
 
 impl RunCommand {
     pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
-        let module = Module::from_file(&self.module)?;
+        let module = self.target.load()?;
         let args = encode_args(&parse_cli_args(&self.args)?)?;
-        let builder = self
-            .cache
-            .apply(self.limits.apply(Server::builder().workers(1)));
-        let server = build_server(builder)?;
+        let server = self.pool.build(Server::builder().workers(1))?;
         let output = server
-            .submit_raw::<Value>(&module, &self.function, args, &JobOptions::new())
+            .submit_raw::<Value>(&module, &self.target.function, args, &JobOptions::new())
             .wait_output();
         forward_job_output(&output.stdout, &output.stderr)?;
-        if self.stats {
-            eprintln!("{}", server.stats());
-        }
+        self.pool.print_stats(&server);
         match output.result {
             Ok(value) => {
                 let mut stdout = std::io::stdout().lock();
@@ -52,7 +39,7 @@ impl RunCommand {
                 Ok(ExitCode::SUCCESS)
             }
             Err(err) => {
-                eprintln!("wasp: job `{}` failed: {err}", self.function);
+                eprintln!("wasp: job `{}` failed: {err}", self.target.function);
                 Ok(ExitCode::from(EXIT_JOB_FAILED))
             }
         }

@@ -1,10 +1,11 @@
-//! Spinning briefly before sleeping.
+//! Waiting: spinning briefly before sleeping, and sleeping with an optional deadline.
 //!
 //! Putting a thread to sleep on a futex and waking it again costs tens of microseconds on a
 //! virtual machine: more than a short job takes to run. A worker that has just finished a job
 //! and a caller that has just submitted one therefore spin for a moment before they sleep.
 //! The budget is small and fixed, so an idle pool goes to sleep at once in human terms.
 
+use std::sync::{Condvar, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a thread spins before it sleeps.
@@ -29,6 +30,25 @@ pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
         std::thread::yield_now();
     }
     false
+}
+
+/// Sleeps on `condvar` until notified or `deadline`; returns the guard, or `None` if the
+/// deadline had already passed (the caller re-checks its condition either way).
+pub(crate) fn sleep<'a, T>(
+    condvar: &Condvar,
+    guard: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+) -> Result<MutexGuard<'a, T>, MutexGuard<'a, T>> {
+    match deadline {
+        None => Ok(condvar.wait(guard).unwrap_or_else(|p| p.into_inner())),
+        Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+            None => Err(guard),
+            Some(left) => Ok(condvar
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0),
+        },
+    }
 }
 
 #[cfg(test)]
