@@ -60,7 +60,7 @@ pub(crate) struct Sandbox {
     engine: Engine,
     linker: Linker<HostState>,
     disk: Option<DiskCache>,
-    _ticker: epoch::Ticker,
+    ticker: epoch::Ticker,
 }
 
 impl Sandbox {
@@ -76,7 +76,7 @@ impl Sandbox {
             engine,
             linker,
             disk,
-            _ticker: ticker,
+            ticker,
         })
     }
 
@@ -120,6 +120,7 @@ impl Sandbox {
         limits: &Limits,
         cancel: &Cancel,
     ) -> RawOutcome {
+        let _running = self.ticker.job_running();
         invoke::run(&self.engine, compiled, function, args, limits, cancel)
     }
 }
