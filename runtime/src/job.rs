@@ -244,8 +244,9 @@ impl<T: DeserializeOwned> Job<T> {
     /// it (a worker), or at once on this thread if it has finished already. Waiters are
     /// released only after the callbacks registered before completion have run.
     ///
-    /// A callback should be quick: it holds up the worker that runs it. A panic in a
-    /// callback is caught and logged; it does not affect the job.
+    /// A callback should be quick: it holds up the worker that runs it, so it must not wait
+    /// for other jobs of the same server (with one worker, that wait would never end). A
+    /// panic in a callback is caught and logged; it does not affect the job.
     pub fn on_complete(
         &self,
         callback: impl FnOnce(Result<T, JobError>) + Send + 'static,
