@@ -45,6 +45,8 @@ server.print_stats();
   classified into a [`JobError`].
 * `cache`: compile-once per process, and compiled code on disk.
 * `scheduler`: the queue (plain data), the worker pool (threads) and job groups.
+* `secret`: the cluster secret and the handshake proofs bound to a TLS session (pure
+  computation, for the cluster transport).
 * `job`, `map`, `server`, `stats`: the public API.
 */
 #![deny(missing_docs)]
@@ -56,6 +58,7 @@ mod map;
 mod module;
 mod sandbox;
 mod scheduler;
+mod secret;
 mod server;
 mod stats;
 mod waiting;
@@ -71,5 +74,6 @@ pub use sandbox::{
     MAX_CONCURRENT_INSTANCES,
 };
 pub use scheduler::groups::{DEFAULT_GROUP, GroupSummary};
+pub use secret::{ClusterSecret, MIN_PASSPHRASE_LEN, Proof, Role, SecretError};
 pub use server::{JobOptions, Server, ServerBuilder, default_workers};
 pub use stats::{Stats, WorkerStats};

@@ -221,3 +221,16 @@ fn build_explains_a_missing_crate() {
     let build = ["build", "--manifest-path", &manifest];
     expect_failure(&build, 2, "cargo build for wasm32-wasip1 failed");
 }
+
+#[test]
+fn secret_new_prints_a_fresh_random_secret() {
+    let first = wasp(&["secret", "new"]);
+    let second = wasp(&["secret", "new"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let (a, b) = (stdout(&first), stdout(&second));
+    assert_eq!(a.len(), 65, "64 hex digits and a newline: {a:?}");
+    assert!(a.trim().chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+    assert_ne!(a, b);
+    let parsed = wasp::ClusterSecret::parse(&a).unwrap();
+    assert_eq!(parsed.to_hex(), a.trim());
+}

@@ -8,6 +8,7 @@ mod json;
 mod map;
 mod options;
 mod run;
+mod secret;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum Command {
     Map(map::MapCommand),
     /// Build the guest crate in the current directory for wasm32-wasip1.
     Build(build::BuildCommand),
+    /// Manage the cluster secret that clients and nodes share.
+    Secret(secret::SecretCommand),
 }
 
 /// Exit status for a job that failed (its error is printed on stderr).
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Run(command) => command.execute(),
         Command::Map(command) => command.execute(),
         Command::Build(command) => command.execute(),
+        Command::Secret(command) => command.execute(),
     };
     match result {
         Ok(code) => code,
