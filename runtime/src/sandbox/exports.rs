@@ -3,7 +3,7 @@
 
 use crate::error::JobError;
 use std::collections::HashMap;
-use wasmtime::{Instance, Memory, ModuleExport, Store, TypedFunc};
+use wasmtime::{Instance, Memory, ModuleExport, Store, TypedFunc, WasmParams, WasmResults};
 use wasp_guest::abi;
 
 /// The ABI exports of one compiled module.
@@ -46,11 +46,7 @@ impl Exports {
         instance: &Instance,
     ) -> Option<TypedFunc<(), ()>> {
         let export = self.initialize.as_ref()?;
-        instance
-            .get_module_export(&mut *store, export)?
-            .into_func()?
-            .typed(&*store)
-            .ok()
+        typed_func(store, instance, export, abi::INITIALIZE).ok()
     }
 
     pub(super) fn alloc<T>(
@@ -58,11 +54,7 @@ impl Exports {
         store: &mut Store<T>,
         instance: &Instance,
     ) -> Result<TypedFunc<u32, u32>, String> {
-        let func = instance
-            .get_module_export(&mut *store, &self.alloc)
-            .and_then(|export| export.into_func())
-            .ok_or_else(|| format!("`{}` is not a function", abi::ALLOC))?;
-        func.typed(&*store).map_err(|err| format!("{err:#}"))
+        typed_func(store, instance, &self.alloc, abi::ALLOC)
     }
 
     pub(super) fn memory<T>(&self, store: &mut Store<T>, instance: &Instance) -> Option<Memory> {
@@ -81,10 +73,21 @@ impl Exports {
             .jobs
             .get(name)
             .ok_or_else(|| format!("no job `{name}`"))?;
-        let func = instance
-            .get_module_export(&mut *store, export)
-            .and_then(|export| export.into_func())
-            .ok_or_else(|| format!("job `{name}` is not a function"))?;
-        func.typed(&*store).map_err(|err| format!("{err:#}"))
+        typed_func(store, instance, export, name)
     }
+}
+
+/// The function `export` of `instance`, checked against the signature the ABI requires.
+fn typed_func<T, Params: WasmParams, Results: WasmResults>(
+    store: &mut Store<T>,
+    instance: &Instance,
+    export: &ModuleExport,
+    name: &str,
+) -> Result<TypedFunc<Params, Results>, String> {
+    let func = instance
+        .get_module_export(&mut *store, export)
+        .and_then(|export| export.into_func())
+        .ok_or_else(|| format!("`{name}` is not a function"))?;
+    func.typed(&*store)
+        .map_err(|err| format!("`{name}`: {err:#}"))
 }

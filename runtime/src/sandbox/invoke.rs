@@ -125,22 +125,21 @@ fn call(
         .memory(store, &instance)
         .ok_or_else(|| CallError::Abi(format!("no `{}` export", abi::MEMORY)))?;
     let alloc = exports.alloc(store, &instance).map_err(CallError::Abi)?;
-    let args_ptr = write_args(store, alloc, memory, args)?;
+    let args = write_args(store, alloc, memory, args)?;
     let job = exports
         .job(store, &instance, function)
         .map_err(CallError::Abi)?;
-    let args_len =
-        u32::try_from(args.len()).map_err(|_| CallError::Abi("arguments too large".into()))?;
-    let packed = job.call(&mut *store, (args_ptr, args_len))?;
+    let packed = job.call(&mut *store, args)?;
     read_result(store, memory, packed)
 }
 
+/// Allocates the arguments' buffer in the guest and fills it; returns its address and length.
 fn write_args(
     store: &mut Store<HostState>,
     alloc: TypedFunc<u32, u32>,
     memory: Memory,
     args: &[u8],
-) -> Result<u32, CallError> {
+) -> Result<(u32, u32), CallError> {
     let len =
         u32::try_from(args.len()).map_err(|_| CallError::Abi("arguments too large".into()))?;
     let ptr = alloc.call(&mut *store, len)?;
@@ -153,7 +152,7 @@ fn write_args(
     memory.write(&mut *store, ptr as usize, args).map_err(|_| {
         CallError::Abi(format!("`{}` returned a buffer outside memory", abi::ALLOC))
     })?;
-    Ok(ptr)
+    Ok((ptr, len))
 }
 
 fn read_result(
