@@ -56,6 +56,8 @@ mod error;
 mod job;
 mod map;
 mod module;
+mod net;
+pub mod proto;
 mod sandbox;
 mod scheduler;
 mod secret;

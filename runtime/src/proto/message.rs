@@ -1,0 +1,120 @@
+//! The messages client and node exchange once the handshake has succeeded.
+//!
+//! Each is one frame: a MessagePack body (serde's externally tagged enum) behind the length
+//! prefix of [`codec`](super::codec). Adding a variant or a field is a protocol change:
+//! bump [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION).
+
+use crate::error::JobError;
+use serde::{Deserialize, Serialize};
+
+/// A job's wire identifier: unique per client connection, chosen by the client.
+pub type WireJobId = u64;
+
+/// A module's blake3 hash, as bytes.
+pub type WireHash = [u8; 32];
+
+/// Sent by a client to a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToNode {
+    /// Run a job. If the node lacks the module it answers [`ToClient::NeedModule`] once and
+    /// runs the job when the module arrives.
+    Run(RunJob),
+    /// A module's bytes, sent on a unidirectional stream of its own in answer to
+    /// [`ToClient::NeedModule`] so that a large module does not hold up job frames.
+    Module {
+        /// The blake3 hash the node asked for; the node checks it against the bytes.
+        hash: WireHash,
+        /// The module's bytes.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+}
+
+/// One job for a node to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunJob {
+    /// The client's identifier for the job, echoed in [`ToClient::Done`].
+    pub job: WireJobId,
+    /// The blake3 hash of the module.
+    pub module: WireHash,
+    /// The job's name (a `#[job]` function).
+    pub function: String,
+    /// The MessagePack-encoded argument array.
+    #[serde(with = "serde_bytes")]
+    pub args: Vec<u8>,
+    /// The limits the client asks for.
+    pub limits: WireLimits,
+}
+
+/// [`Limits`](crate::Limits) on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireLimits {
+    /// Wall-clock timeout in milliseconds (`None`: no limit).
+    pub timeout_ms: Option<u64>,
+    /// Bytes of linear memory.
+    pub max_memory: u64,
+    /// Bytes captured from each of stdout and stderr.
+    pub max_output: u64,
+    /// Elements in each table.
+    pub max_table_elements: u64,
+}
+
+/// Sent by a node to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToClient {
+    /// The first message after a successful handshake: who the node is.
+    Welcome(NodeInfo),
+    /// The node lacks this module: send it once, on a stream of its own.
+    NeedModule {
+        /// The blake3 hash of the module.
+        hash: WireHash,
+    },
+    /// A job finished (successfully or not).
+    Done(JobDone),
+    /// Jobs the node accepted but will not run (it is shutting down): run them elsewhere.
+    /// They do not count as retries.
+    Returned {
+        /// The jobs handed back.
+        jobs: Vec<WireJobId>,
+    },
+    /// The node is shutting down: send no more jobs. Jobs already sent finish or come
+    /// back as [`ToClient::Returned`].
+    Draining,
+    /// The node's worker count changed.
+    Workers {
+        /// The new count.
+        workers: u32,
+    },
+}
+
+/// Who a node is, from [`ToClient::Welcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node's stable identity: the blake3 fingerprint of its certificate, in hex.
+    pub id: String,
+    /// The node's CPU architecture (`std::env::consts::ARCH`, e.g. `x86_64`, `aarch64`).
+    pub arch: String,
+    /// The node's operating system (`std::env::consts::OS`).
+    pub os: String,
+    /// How many jobs the node runs at once.
+    pub workers: u32,
+    /// The node's wasp version.
+    pub version: String,
+}
+
+/// A finished job, from [`ToClient::Done`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobDone {
+    /// The client's identifier for the job.
+    pub job: WireJobId,
+    /// The MessagePack-encoded result, or why there is none.
+    pub result: Result<serde_bytes::ByteBuf, JobError>,
+    /// What the job wrote to stdout.
+    #[serde(with = "serde_bytes")]
+    pub stdout: Vec<u8>,
+    /// What the job wrote to stderr.
+    #[serde(with = "serde_bytes")]
+    pub stderr: Vec<u8>,
+    /// How long the job ran on the node, in nanoseconds.
+    pub duration_ns: u64,
+}

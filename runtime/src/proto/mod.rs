@@ -1,0 +1,62 @@
+//! The wire protocol between a client and a node, as plain data and functions: no sockets,
+//! no async runtime. The drivers in `net`, `cluster` and `node` feed it bytes and send what
+//! it encodes.
+//!
+//! A connection is one QUIC connection. On its first bidirectional stream:
+//!
+//! 1. the client sends a fixed-layout [`handshake::Hello`] (magic, protocol version, and
+//!    its proof of the cluster secret bound to the TLS session);
+//! 2. the node checks it and answers with its own `Hello` (its verdict and its proof);
+//! 3. from then on both directions carry length-prefixed frames ([`codec`]) of
+//!    [`message::ToNode`] and [`message::ToClient`], the node's first being
+//!    [`ToClient::Welcome`](message::ToClient::Welcome).
+//!
+//! Module bytes travel on unidirectional streams of their own, one frame each.
+//! A refused connection is closed with a [`CloseCode`] and a reason both sides can show.
+
+pub mod codec;
+pub mod handshake;
+pub mod message;
+
+/// The protocol version this build speaks. Peers with another version are refused with
+/// [`CloseCode::Version`] and an error naming both versions.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The ALPN protocol name of wasp connections.
+pub const ALPN: &[u8] = b"wasp";
+
+/// Why a connection was closed, as the QUIC application error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CloseCode {
+    /// An orderly close: the client is done, or the node has drained.
+    Normal = 0,
+    /// The peer sent bytes that do not follow the protocol.
+    Protocol = 1,
+    /// The peers speak different protocol versions.
+    Version = 2,
+    /// The peer did not prove that it knows the cluster secret.
+    Auth = 3,
+    /// The node is shutting down.
+    Shutdown = 4,
+}
+
+impl CloseCode {
+    /// The code for a QUIC application close.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The close code `code` stands for, if any.
+    pub fn from_code(code: u64) -> Option<Self> {
+        [
+            CloseCode::Normal,
+            CloseCode::Protocol,
+            CloseCode::Version,
+            CloseCode::Auth,
+            CloseCode::Shutdown,
+        ]
+        .into_iter()
+        .find(|close| u64::from(close.code()) == code)
+    }
+}
