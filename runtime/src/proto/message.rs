@@ -23,6 +23,7 @@ pub enum ToNode {
     /// [`ToClient::NeedModule`] so that a large module does not hold up job frames.
     Module {
         /// The blake3 hash the node asked for; the node checks it against the bytes.
+        #[serde(with = "serde_bytes")]
         hash: WireHash,
         /// The module's bytes.
         #[serde(with = "serde_bytes")]
@@ -36,6 +37,7 @@ pub struct RunJob {
     /// The client's identifier for the job, echoed in [`ToClient::Done`].
     pub job: WireJobId,
     /// The blake3 hash of the module.
+    #[serde(with = "serde_bytes")]
     pub module: WireHash,
     /// The job's name (a `#[job]` function).
     pub function: String,
@@ -67,6 +69,7 @@ pub enum ToClient {
     /// The node lacks this module: send it once, on a stream of its own.
     NeedModule {
         /// The blake3 hash of the module.
+        #[serde(with = "serde_bytes")]
         hash: WireHash,
     },
     /// A job finished (successfully or not).
@@ -117,4 +120,29 @@ pub struct JobDone {
     pub stderr: Vec<u8>,
     /// How long the job ran on the node, in nanoseconds.
     pub duration_ns: u64,
+}
+
+impl From<&crate::sandbox::Limits> for WireLimits {
+    fn from(limits: &crate::sandbox::Limits) -> Self {
+        WireLimits {
+            // Rounded up: a sub-millisecond timeout must not become "no time at all".
+            timeout_ms: limits.timeout.map(|timeout| {
+                u64::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
+            }),
+            max_memory: limits.max_memory,
+            max_output: limits.max_output,
+            max_table_elements: limits.max_table_elements,
+        }
+    }
+}
+
+impl From<WireLimits> for crate::sandbox::Limits {
+    fn from(limits: WireLimits) -> Self {
+        crate::sandbox::Limits {
+            timeout: limits.timeout_ms.map(std::time::Duration::from_millis),
+            max_memory: limits.max_memory,
+            max_output: limits.max_output,
+            max_table_elements: limits.max_table_elements,
+        }
+    }
 }

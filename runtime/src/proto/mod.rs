@@ -17,6 +17,8 @@
 pub mod codec;
 pub mod handshake;
 pub mod message;
+#[cfg(test)]
+mod tests;
 
 /// The protocol version this build speaks. Peers with another version are refused with
 /// [`CloseCode::Version`] and an error naming both versions.
