@@ -160,6 +160,15 @@ pub enum JobError {
     /// The job was cancelled before it finished (the server shut down).
     #[error("job cancelled: {0}")]
     Cancelled(String),
+    /// The nodes running the job were lost (disconnected, killed, or silent past their
+    /// heartbeat timeout) more times than the server's retry limit allows.
+    #[error("job lost: the nodes running it were lost {attempts} times (last: {node})")]
+    NodeLost {
+        /// How many times a node running the job was lost.
+        attempts: u32,
+        /// The last node lost.
+        node: String,
+    },
     /// The host failed while running the job (a bug in wasp, reported rather than hidden).
     #[error("internal error while running the job: {0}")]
     Internal(String),
@@ -187,4 +196,23 @@ pub enum ConfigError {
     /// A worker thread could not be started.
     #[error("could not start a worker thread: {0}")]
     Thread(#[from] std::io::Error),
+}
+
+/// Why the nodes a [`Server`](crate::Server) was asked to wait for are not all there.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{connected} of the {wanted} nodes wanted are connected{}", describe_peers(.peers))]
+pub struct ClusterError {
+    /// How many nodes were wanted.
+    pub wanted: usize,
+    /// How many are connected.
+    pub connected: usize,
+    /// Each peer that is not connected, with the last error seen connecting to it.
+    pub peers: Vec<(String, String)>,
+}
+
+fn describe_peers(peers: &[(String, String)]) -> String {
+    peers
+        .iter()
+        .map(|(peer, error)| format!("; {peer}: {error}"))
+        .collect()
 }

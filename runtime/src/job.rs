@@ -47,7 +47,7 @@ pub(crate) struct Finished {
     pub(crate) worker: String,
 }
 
-type Callback = Box<dyn FnOnce(&Finished) + Send>;
+pub(crate) type Callback = Box<dyn FnOnce(&Finished) + Send>;
 
 /// The meeting point of a job's worker and its waiters.
 pub(crate) struct JobSlot {
@@ -88,9 +88,11 @@ impl JobSlot {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records the job's end, runs its callbacks, then releases its waiters. A panicking
-    /// callback is logged and does not keep the job from completing.
-    pub(crate) fn complete(&self, finished: Finished) {
+    /// Records the job's end, runs its callbacks, runs `before_release`, then releases its
+    /// waiters (so whoever waited on the job sees what `before_release` did, e.g. the
+    /// server's counters). A panicking callback is logged and does not keep the job from
+    /// completing.
+    pub(crate) fn complete_then(&self, finished: Finished, before_release: impl FnOnce()) {
         let finished = Arc::new(finished);
         let callbacks = {
             let mut state = self.lock();
@@ -103,6 +105,7 @@ impl JobSlot {
         for callback in callbacks {
             run_callback(self.id, callback, &finished);
         }
+        before_release();
         let (wakers, waiters) = {
             let mut state = self.lock();
             state.released = true;
@@ -115,7 +118,7 @@ impl JobSlot {
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    fn on_complete(&self, callback: Callback) {
+    pub(crate) fn on_complete(&self, callback: Callback) {
         let finished = {
             let mut state = self.lock();
             match &state.finished {

@@ -52,11 +52,13 @@ server.print_stats();
 #![deny(missing_docs)]
 
 mod cache;
+mod cluster;
 mod error;
 mod job;
 mod map;
 mod module;
 mod net;
+mod node;
 pub mod proto;
 mod sandbox;
 mod scheduler;
@@ -67,10 +69,11 @@ mod waiting;
 
 pub use cache::CacheStats;
 pub use cache::disk::DEFAULT_MAX_CACHE_BYTES;
-pub use error::{ConfigError, JobError, ModuleError, TrapKind};
+pub use error::{ClusterError, ConfigError, JobError, ModuleError, TrapKind};
 pub use job::{Job, JobId, JobOutput};
 pub use map::MapResults;
 pub use module::{Module, ModuleHash};
+pub use node::{DEFAULT_DRAIN_TIMEOUT, Node, NodeConfig, NodeError};
 pub use sandbox::{
     DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits,
     MAX_CONCURRENT_INSTANCES,
@@ -78,4 +81,4 @@ pub use sandbox::{
 pub use scheduler::groups::{DEFAULT_GROUP, GroupSummary};
 pub use secret::{ClusterSecret, MIN_PASSPHRASE_LEN, Proof, Role, SecretError};
 pub use server::{JobOptions, Server, ServerBuilder, default_workers};
-pub use stats::{Stats, WorkerStats};
+pub use stats::{NodeStats, Stats, WorkerStats};

@@ -53,7 +53,7 @@ where
     }
 
     fn window(&self) -> usize {
-        (self.server.workers() * AHEAD_PER_WORKER).max(MIN_AHEAD)
+        (self.server.capacity() * AHEAD_PER_WORKER).max(MIN_AHEAD)
     }
 
     fn fill(&mut self) {

@@ -15,6 +15,11 @@ use std::sync::Arc;
 pub struct ModuleHash([u8; 32]);
 
 impl ModuleHash {
+    /// A hash from its 32 bytes (as received from a peer).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        ModuleHash(bytes)
+    }
+
     /// Hashes `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         ModuleHash(*blake3::hash(bytes).as_bytes())

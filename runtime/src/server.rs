@@ -1,14 +1,17 @@
 //! [`Server`]: submit jobs, wait for them, resize the pool, read the statistics.
 
 use crate::cache::disk::{DEFAULT_MAX_CACHE_BYTES, DiskCache};
-use crate::error::{ConfigError, JobError};
-use crate::job::{Finished, Job, JobId, JobSlot};
+use crate::cluster::{self, Cluster, ClusterConfig, DEFAULT_MAX_RETRIES};
+use crate::error::{ClusterError, ConfigError, JobError};
+use crate::job::{Callback, Finished, Job, JobId, JobSlot};
 use crate::map::MapResults;
 use crate::module::Module;
+use crate::net::TransportSettings;
 use crate::sandbox::{Cancel, Limits, MAX_CONCURRENT_INSTANCES, Sandbox};
 use crate::scheduler::groups::{DEFAULT_GROUP, GroupSummary};
 use crate::scheduler::pool::{self, Shared, failed_outcome};
 use crate::scheduler::queue::Task;
+use crate::secret::ClusterSecret;
 use crate::stats::Stats;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -42,6 +45,11 @@ pub struct ServerBuilder {
     limits: Limits,
     cache_dir: CacheDir,
     cache_max_bytes: u64,
+    peers: Vec<String>,
+    secret: Option<ClusterSecret>,
+    insecure: bool,
+    transport: TransportSettings,
+    max_retries: u32,
 }
 
 impl Default for ServerBuilder {
@@ -51,6 +59,11 @@ impl Default for ServerBuilder {
             limits: Limits::default(),
             cache_dir: CacheDir::Default,
             cache_max_bytes: DEFAULT_MAX_CACHE_BYTES,
+            peers: Vec::new(),
+            secret: None,
+            insecure: false,
+            transport: TransportSettings::default(),
+            max_retries: DEFAULT_MAX_RETRIES,
         }
     }
 }
@@ -103,6 +116,47 @@ impl ServerBuilder {
         self
     }
 
+    /// Remote nodes (`wasp node`) to spread jobs over, as `host:port`. Jobs go to local
+    /// workers and nodes alike, from one queue. Nodes are connected in the background, and
+    /// reconnected with backoff whenever they go away. Requires a [`secret`](Self::secret).
+    pub fn peers<I>(mut self, peers: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.peers.extend(peers.into_iter().map(Into::into));
+        self
+    }
+
+    /// The cluster secret the nodes were started with: both sides prove they know it,
+    /// bound to the TLS session, before any job is sent.
+    pub fn secret(mut self, secret: ClusterSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Connects to nodes without a secret: only nodes started with `--insecure` (which
+    /// listen on loopback only) accept that.
+    pub fn insecure(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+
+    /// How long a node may stay silent before it is declared lost and its jobs run
+    /// elsewhere; heartbeats are sent four times as often. Default: 5 s.
+    pub fn node_timeout(mut self, timeout: Duration) -> Self {
+        self.transport.idle_timeout = timeout;
+        self.transport.heartbeat = timeout / 4;
+        self
+    }
+
+    /// How many times a job whose node was lost is put back in the queue before it fails
+    /// with [`JobError::NodeLost`]. Errors of the job itself are never retried. Default: 3.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
     /// Builds the engine and starts the workers.
     ///
     /// # Errors
@@ -111,6 +165,7 @@ impl ServerBuilder {
     pub fn build(self) -> Result<Server, ConfigError> {
         check_workers(self.workers)?;
         check_limits(&self.limits)?;
+        let cluster = self.cluster_config()?;
         let root = match self.cache_dir {
             CacheDir::Default => DiskCache::default_root(),
             CacheDir::At(dir) => Some(dir),
@@ -119,11 +174,44 @@ impl ServerBuilder {
         let disk = root.map(|root| DiskCache::new(root, self.cache_max_bytes));
         let shared = Shared::new(Sandbox::new(disk)?);
         pool::set_workers(&shared, self.workers)?;
+        let cluster = cluster
+            .map(|config| Cluster::start(&shared, config))
+            .transpose()?;
         Ok(Server {
             shared,
+            cluster,
             limits: self.limits,
             next_id: AtomicU64::new(0),
         })
+    }
+
+    fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {
+        if self.peers.is_empty() {
+            return Ok(None);
+        }
+        for peer in &self.peers {
+            cluster::check_peer(peer)?;
+        }
+        if self.secret.is_none() && !self.insecure {
+            return Err(ConfigError::Invalid {
+                setting: "secret",
+                why: "peers need the cluster secret (ServerBuilder::secret), or \
+                      ServerBuilder::insecure for nodes started with --insecure"
+                    .into(),
+            });
+        }
+        if self.transport.idle_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid {
+                setting: "node_timeout",
+                why: "must be at least 100 ms".into(),
+            });
+        }
+        Ok(Some(ClusterConfig {
+            peers: self.peers.clone(),
+            secret: self.secret.clone(),
+            transport: self.transport.clone(),
+            max_retries: self.max_retries,
+        }))
     }
 }
 
@@ -210,6 +298,7 @@ impl JobOptions {
 /// [`wait_all`](Self::wait_all) first to let them finish.
 pub struct Server {
     shared: Arc<Shared>,
+    cluster: Option<Cluster>,
     limits: Limits,
     next_id: AtomicU64,
 }
@@ -286,12 +375,53 @@ impl Server {
         args: Result<Vec<u8>, JobError>,
         options: &JobOptions,
     ) -> Job<T> {
-        let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let slot = JobSlot::new(id);
         let group = options
             .group
             .clone()
             .unwrap_or_else(|| DEFAULT_GROUP.to_string());
+        let limits = options.limits(&self.limits);
+        Job::from_slot(self.submit_slot(module, function, args, limits, group, None))
+    }
+
+    /// Submits a job whose outcome goes, raw, to `callback` (as a node returns results to
+    /// its clients). `limits` are checked here: out-of-range limits fail the job.
+    pub(crate) fn submit_with_callback(
+        &self,
+        module: &Module,
+        function: &str,
+        args: Vec<u8>,
+        limits: Limits,
+        callback: Callback,
+    ) {
+        let args = check_limits(&limits)
+            .map(|()| args)
+            .map_err(|err| JobError::BadArguments(err.to_string()));
+        self.submit_slot(
+            module,
+            function,
+            args,
+            limits,
+            DEFAULT_GROUP.to_string(),
+            Some(callback),
+        );
+    }
+
+    /// Makes the job's slot, registers `callback`, and queues the job (or completes it at
+    /// once with its error).
+    fn submit_slot(
+        &self,
+        module: &Module,
+        function: &str,
+        args: Result<Vec<u8>, JobError>,
+        limits: Limits,
+        group: String,
+        callback: Option<Callback>,
+    ) -> Arc<JobSlot> {
+        let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let slot = JobSlot::new(id);
+        if let Some(callback) = callback {
+            slot.on_complete(callback);
+        }
         self.shared.groups.submitted(&group);
         let args = if module.has_job(function) {
             args
@@ -307,20 +437,21 @@ impl Server {
                 module: module.clone(),
                 function: function.to_string(),
                 args,
-                limits: options.limits(&self.limits),
+                limits,
                 cancel: Cancel::default(),
                 slot: slot.clone(),
                 group,
+                attempts: 0,
             })),
             Err(err) => {
-                slot.complete(Finished {
+                let finished = Finished {
                     outcome: failed_outcome(err),
                     worker: String::new(),
-                });
-                self.shared.groups.finished(&group, true);
+                };
+                slot.complete_then(finished, || self.shared.groups.finished(&group, true));
             }
         }
-        Job::from_slot(slot)
+        slot
     }
 
     /// Runs `function` once per item of `inputs` (each item a tuple of arguments) and
@@ -364,6 +495,20 @@ impl Server {
         self.shared.groups.wait(None, None)
     }
 
+    /// Like [`wait_all`](Self::wait_all) but gives up at `timeout`; the summary then shows
+    /// jobs still pending.
+    pub fn wait_all_timeout(&self, timeout: Duration) -> GroupSummary {
+        self.shared
+            .groups
+            .wait(None, Some(Instant::now() + timeout))
+    }
+
+    /// Stops the pool now, as dropping the server does: queued jobs complete as
+    /// cancelled, running ones are interrupted.
+    pub(crate) fn shut_down(&self) {
+        pool::shutdown(&self.shared);
+    }
+
     /// What `group` has done so far, without waiting.
     pub fn group_summary(&self, group: &str) -> GroupSummary {
         self.shared.groups.summary(Some(group))
@@ -372,6 +517,25 @@ impl Server {
     /// The configured number of workers.
     pub fn workers(&self) -> usize {
         self.shared.queue().target()
+    }
+
+    /// How many jobs can run at once right now: the local workers plus the workers of the
+    /// connected nodes. What a caller should keep in flight to keep everyone busy.
+    pub fn capacity(&self) -> usize {
+        let nodes: usize = self
+            .cluster
+            .as_ref()
+            .map(|cluster| {
+                cluster
+                    .nodes
+                    .snapshot()
+                    .iter()
+                    .filter(|node| node.connected)
+                    .map(|node| node.workers as usize)
+                    .sum()
+            })
+            .unwrap_or(0);
+        self.workers() + nodes
     }
 
     /// Grows or shrinks the pool to `workers` threads. New workers start at once; surplus
@@ -407,6 +571,29 @@ impl Server {
             finished: totals.finished,
             failed: totals.failed,
             cache: self.shared.modules.stats(),
+            nodes: self
+                .cluster
+                .as_ref()
+                .map(|cluster| cluster.nodes.snapshot())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Blocks until at least `count` of the server's nodes are connected, or `timeout` has
+    /// passed. Jobs do not need this (they wait in the queue for a node or a worker); it
+    /// tells a program early that its nodes are unreachable or refuse it, and why.
+    ///
+    /// # Errors
+    /// [`ClusterError`], with each missing node's last error (e.g. a wrong secret).
+    pub fn wait_for_nodes(&self, count: usize, timeout: Duration) -> Result<usize, ClusterError> {
+        match &self.cluster {
+            Some(cluster) => cluster.nodes.wait_connected(count, timeout),
+            None if count == 0 => Ok(0),
+            None => Err(ClusterError {
+                wanted: count,
+                connected: 0,
+                peers: Vec::new(),
+            }),
         }
     }
 
@@ -418,6 +605,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Closing the queue first makes the sessions' hand-back cancel what they hold.
         pool::shutdown(&self.shared);
+        if let Some(cluster) = &mut self.cluster {
+            cluster.shutdown();
+        }
     }
 }

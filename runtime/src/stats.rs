@@ -25,6 +25,54 @@ pub struct Stats {
     pub failed: u64,
     /// How compiled code was obtained.
     pub cache: CacheStats,
+    /// Every remote node the server was given, connected or not.
+    pub nodes: Vec<NodeStats>,
+}
+
+/// What one remote node has done for this server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// The address the node was given as (`host:port`).
+    pub address: String,
+    /// The node's stable identity (its certificate's blake3 fingerprint), once connected.
+    pub id: Option<String>,
+    /// The node's CPU architecture, once connected.
+    pub arch: Option<String>,
+    /// How many jobs the node runs at once.
+    pub workers: u32,
+    /// Whether the node is connected now.
+    pub connected: bool,
+    /// How many times a connection was established.
+    pub connections: u64,
+    /// Jobs it finished.
+    pub jobs: u64,
+    /// Jobs it finished with an error.
+    pub failed: u64,
+    /// Total time its jobs ran on the node.
+    pub busy: Duration,
+    /// Jobs put back in the queue because the node was lost while running them.
+    pub retries: u64,
+    /// Modules sent to it.
+    pub module_transfers: u64,
+    /// The last error connecting to it or talking to it, if any.
+    pub last_error: Option<String>,
+    /// Whether the node refused this client at its last attempt (a wrong secret, another
+    /// protocol version): it is retried, rarely, as only reconfiguring a side can help.
+    pub refused: bool,
+}
+
+impl NodeStats {
+    /// Mean time per job on the node.
+    pub fn mean(&self) -> Duration {
+        mean(self.busy, self.jobs)
+    }
+}
+
+fn mean(total: Duration, count: u64) -> Duration {
+    u32::try_from(count)
+        .ok()
+        .filter(|&count| count > 0)
+        .map_or(Duration::ZERO, |count| total / count)
 }
 
 /// What one worker has done.
@@ -45,38 +93,53 @@ pub struct WorkerStats {
 impl WorkerStats {
     /// Mean wall time per job.
     pub fn mean(&self) -> Duration {
-        u32::try_from(self.jobs)
-            .ok()
-            .filter(|&jobs| jobs > 0)
-            .map_or(Duration::ZERO, |jobs| self.busy / jobs)
+        mean(self.busy, self.jobs)
     }
 }
 
 impl fmt::Display for Stats {
     /// The statistics table, laid out like Parallel Python's `print_stats`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let total: u64 = self.workers.iter().map(|w| w.jobs).sum();
+        let total: u64 = self.workers.iter().map(|w| w.jobs).sum::<u64>()
+            + self.nodes.iter().map(|n| n.jobs).sum::<u64>();
+        let share = |jobs: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                100.0 * jobs as f64 / total as f64
+            }
+        };
         writeln!(f, "Job execution statistics:")?;
         writeln!(
             f,
             " job count | % of all jobs | job time sum | time per job | failed | worker"
         )?;
         for worker in self.workers.iter().filter(|w| w.jobs > 0 || w.active) {
-            let share = if total == 0 {
-                0.0
-            } else {
-                100.0 * worker.jobs as f64 / total as f64
-            };
             writeln!(
                 f,
                 "{:>10} | {:>13.2} | {:>12.4} | {:>12.6} | {:>6} | {}{}",
                 worker.jobs,
-                share,
+                share(worker.jobs),
                 worker.busy.as_secs_f64(),
                 worker.mean().as_secs_f64(),
                 worker.failed,
                 worker.name,
                 if worker.active { "" } else { " (retired)" },
+            )?;
+        }
+        for node in &self.nodes {
+            writeln!(
+                f,
+                "{:>10} | {:>13.2} | {:>12.4} | {:>12.6} | {:>6} | {} ({}, {} workers{})",
+                node.jobs,
+                share(node.jobs),
+                node.busy.as_secs_f64(),
+                node.mean().as_secs_f64(),
+                node.failed,
+                node.address,
+                node.arch.as_deref().unwrap_or("?"),
+                node.workers,
+                if node.connected { "" } else { ", disconnected" },
             )?;
         }
         writeln!(
@@ -93,7 +156,21 @@ impl fmt::Display for Stats {
             f,
             "modules: {} compiled, {} loaded from the disk cache, {} reuses",
             self.cache.compiled, self.cache.loaded_from_disk, self.cache.reused
-        )
+        )?;
+        for node in &self.nodes {
+            write!(
+                f,
+                "\nnode {}: {} connections, {} retries, {} module transfers",
+                node.address, node.connections, node.retries, node.module_transfers
+            )?;
+            if let Some(id) = &node.id {
+                write!(f, ", id {}", &id[..id.len().min(16)])?;
+            }
+            if let Some(error) = node.last_error.as_ref().filter(|_| !node.connected) {
+                write!(f, ", last error: {error}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -126,5 +203,35 @@ mod tests {
         assert!(table.contains("75.00"), "{table}");
         assert!(table.contains("local/1 (retired)"), "{table}");
         assert!(table.contains("1.000000"), "{table}");
+    }
+
+    #[test]
+    fn nodes_share_the_table_with_local_workers() {
+        let stats = Stats {
+            workers: vec![WorkerStats {
+                name: "local/0".into(),
+                jobs: 1,
+                active: true,
+                ..Default::default()
+            }],
+            nodes: vec![NodeStats {
+                address: "10.0.0.2:7878".into(),
+                arch: Some("aarch64".into()),
+                workers: 4,
+                jobs: 3,
+                busy: Duration::from_secs(3),
+                retries: 2,
+                module_transfers: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let table = stats.to_string();
+        assert!(table.contains("75.00 |"), "{table}");
+        assert!(
+            table.contains("10.0.0.2:7878 (aarch64, 4 workers, disconnected)"),
+            "{table}"
+        );
+        assert!(table.contains("2 retries, 1 module transfers"), "{table}");
     }
 }

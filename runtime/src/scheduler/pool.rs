@@ -10,7 +10,7 @@ use crate::sandbox::{RawOutcome, Sandbox};
 use crate::stats::WorkerStats;
 use crate::waiting;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -29,6 +29,11 @@ pub(crate) struct Shared {
     /// The number of queued tasks, readable without the lock: idle workers spin on it
     /// briefly before they sleep.
     queued: AtomicUsize,
+    /// Wakes the cluster's node sessions when tasks are queued (they wait on the async
+    /// runtime, not on the condvar).
+    pub(crate) remote_work: tokio::sync::Notify,
+    /// Whether any node session exists, so that a local-only server skips the notify.
+    has_remote: AtomicBool,
     pub(crate) started: Instant,
 }
 
@@ -43,6 +48,8 @@ impl Shared {
             workers: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
             queued: AtomicUsize::new(0),
+            remote_work: tokio::sync::Notify::new(),
+            has_remote: AtomicBool::new(false),
             started: Instant::now(),
         })
     }
@@ -63,11 +70,63 @@ impl Shared {
             self.queued.store(queue.pending(), Ordering::Release);
             pushed
         };
+        self.wake(pushed, false);
+    }
+
+    /// Wakes whoever must take a task just queued; cancels it if the queue refused it.
+    fn wake(&self, pushed: Result<bool, Box<Task>>, requeued: bool) {
         match pushed {
-            Ok(true) => self.work.notify_one(),
-            Ok(false) => {}
+            Ok(worker_asleep) => {
+                if worker_asleep {
+                    self.work.notify_one();
+                }
+                if self.has_remote.load(Ordering::Relaxed) {
+                    self.remote_work.notify_waiters();
+                }
+            }
+            Err(task) if requeued => cancel_with(self, *task, "the server shut down"),
             Err(task) => cancel(self, *task),
         }
+    }
+
+    /// Marks the server as having remote nodes to wake when work arrives.
+    pub(crate) fn enable_remote(&self) {
+        self.has_remote.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes up to `max` queued tasks for a remote node.
+    #[expect(
+        clippy::vec_box,
+        reason = "tasks stay boxed from submission to completion"
+    )]
+    pub(crate) fn take_remote(&self, max: usize) -> Vec<Box<Task>> {
+        let mut queue = self.queue();
+        let taken = queue.take(max);
+        self.queued.store(queue.pending(), Ordering::Release);
+        taken
+    }
+
+    /// Puts back a task a node did not finish, at the head of the queue. If the server is
+    /// shutting down, the task completes as cancelled instead.
+    pub(crate) fn requeue(&self, task: Box<Task>) {
+        let pushed = {
+            let mut queue = self.queue();
+            let pushed = queue.requeue(task);
+            self.queued.store(queue.pending(), Ordering::Release);
+            pushed
+        };
+        self.wake(pushed, true);
+    }
+
+    /// Completes a task with its outcome: statistics of the queue, the job's slot (which
+    /// runs its callbacks), its group, and then the job's waiters, so that a caller who
+    /// waited on a job finds it counted in the statistics.
+    pub(crate) fn complete(&self, task: Task, outcome: RawOutcome, worker: String) {
+        let failed = outcome.result.is_err();
+        self.queue().finished(task.id);
+        task.slot.complete_then(Finished { outcome, worker }, || {
+            self.groups.finished(&task.group, failed);
+        });
     }
 
     /// A copy of every worker's statistics.
@@ -172,12 +231,7 @@ fn run_task(shared: &Shared, index: usize, worker: &str, task: Task) {
         stats.failed += u64::from(failed);
         stats.busy += outcome.duration;
     }
-    shared.queue().finished(task.id);
-    task.slot.complete(Finished {
-        outcome,
-        worker: worker.to_string(),
-    });
-    shared.groups.finished(&task.group, failed);
+    shared.complete(task, outcome, worker.to_string());
 }
 
 fn execute(shared: &Shared, task: &Task) -> RawOutcome {
@@ -204,13 +258,16 @@ pub(crate) fn failed_outcome(err: JobError) -> RawOutcome {
 
 /// Completes a task that will never run.
 fn cancel(shared: &Shared, task: Task) {
-    task.slot.complete(Finished {
-        outcome: failed_outcome(JobError::Cancelled(
-            "the server shut down before it ran".into(),
-        )),
-        worker: String::new(),
-    });
-    shared.groups.finished(&task.group, true);
+    cancel_with(shared, task, "the server shut down before it ran");
+}
+
+/// Completes a task that will not run (again), saying why.
+pub(crate) fn cancel_with(shared: &Shared, task: Task, why: &str) {
+    shared.complete(
+        task,
+        failed_outcome(JobError::Cancelled(why.into())),
+        String::new(),
+    );
 }
 
 /// Stops the pool: cancels queued jobs, interrupts running ones, and joins the workers

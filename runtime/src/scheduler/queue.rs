@@ -21,6 +21,8 @@ pub(crate) struct Task {
     pub(crate) slot: Arc<JobSlot>,
     /// The group the job counts in.
     pub(crate) group: String,
+    /// How many times a node running it was lost: bounded by the cluster's retry limit.
+    pub(crate) attempts: u32,
 }
 
 /// What a worker should do next.
@@ -81,6 +83,36 @@ impl Queue {
             }
             None => Step::Wait,
         }
+    }
+
+    /// Takes up to `max` pending tasks for a remote node. Unlike [`next`](Self::next) this
+    /// ignores the local worker target: nodes are not local workers.
+    #[expect(
+        clippy::vec_box,
+        reason = "tasks stay boxed from submission to completion"
+    )]
+    pub(crate) fn take(&mut self, max: usize) -> Vec<Box<Task>> {
+        if self.closed {
+            return Vec::new();
+        }
+        let count = max.min(self.pending.len());
+        let taken: Vec<_> = self.pending.drain(..count).collect();
+        for task in &taken {
+            self.running.insert(task.id, task.cancel.clone());
+        }
+        taken
+    }
+
+    /// Puts a task that a lost or draining node did not finish back at the head of the
+    /// queue, so it runs next. Hands it back if the queue is closed. Returns whether a
+    /// worker is asleep and must be woken.
+    pub(crate) fn requeue(&mut self, task: Box<Task>) -> Result<bool, Box<Task>> {
+        if self.closed {
+            return Err(task);
+        }
+        self.running.remove(&task.id);
+        self.pending.push_front(task);
+        Ok(self.idle > 0)
     }
 
     /// Records that a worker finished task `id`.
@@ -144,6 +176,7 @@ mod tests {
             cancel: Cancel::default(),
             slot: JobSlot::new(JobId(id)),
             group: "default".into(),
+            attempts: 0,
         })
     }
 
@@ -183,6 +216,28 @@ mod tests {
         assert_eq!(run_id(queue.next()), 0);
         // Growing again only starts what is missing.
         assert_eq!(queue.set_target(2), 1);
+    }
+
+    #[test]
+    fn nodes_take_batches_and_lost_tasks_go_first() {
+        let mut queue = Queue::default();
+        for id in 0..4 {
+            assert!(queue.push(task(id)).is_ok());
+        }
+        // No local workers: a node still gets work.
+        let batch = queue.take(3);
+        assert_eq!(batch.iter().map(|t| t.id.0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!((queue.pending(), queue.running()), (1, 3));
+        let lost = batch.into_iter().nth(1).expect("three tasks");
+        assert!(queue.requeue(lost).is_ok());
+        assert_eq!((queue.pending(), queue.running()), (2, 2));
+        assert_eq!(
+            queue.take(10).iter().map(|t| t.id.0).collect::<Vec<_>>(),
+            [1, 3]
+        );
+        assert!(queue.take(1).is_empty());
+        queue.close();
+        assert!(queue.requeue(task(9)).is_err());
     }
 
     #[test]

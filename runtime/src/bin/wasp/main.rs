@@ -6,11 +6,13 @@
 mod build;
 mod json;
 mod map;
+mod node;
 mod options;
 mod run;
 mod secret;
 
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 /// Run sandboxed WebAssembly jobs in parallel on every core.
@@ -27,6 +29,8 @@ enum Command {
     Run(run::RunCommand),
     /// Run one job per line of a JSON-lines file; print the results in input order.
     Map(map::MapCommand),
+    /// Serve jobs to clients over the network (QUIC), authenticated by the cluster secret.
+    Node(node::NodeCommand),
     /// Build the guest crate in the current directory for wasm32-wasip1.
     Build(build::BuildCommand),
     /// Manage the cluster secret that clients and nodes share.
@@ -41,16 +45,23 @@ const EXIT_BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A node is a daemon: its connections and refusals are worth a log line.
+    let default_level = match cli.command {
+        Command::Node(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
         Command::Run(command) => command.execute(),
         Command::Map(command) => command.execute(),
+        Command::Node(command) => command.execute(),
         Command::Build(command) => command.execute(),
         Command::Secret(command) => command.execute(),
     };

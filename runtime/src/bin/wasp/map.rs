@@ -92,7 +92,7 @@ impl MapCommand {
         lines: Vec<(usize, Vec<u8>)>,
         progress: &ProgressBar,
     ) -> anyhow::Result<usize> {
-        let window = server.workers().max(1) * IN_FLIGHT_PER_WORKER;
+        let window = server.capacity().max(1) * IN_FLIGHT_PER_WORKER;
         let mut inputs = lines.into_iter();
         let mut in_flight = VecDeque::new();
         let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());

@@ -29,6 +29,8 @@ pub(crate) struct PoolArgs {
     limits: LimitArgs,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Print the statistics table on stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -37,14 +39,61 @@ pub(crate) struct PoolArgs {
 impl PoolArgs {
     /// Builds the server, turning a configuration error into a readable message.
     pub(crate) fn build(&self, builder: ServerBuilder) -> anyhow::Result<Server> {
-        let builder = self.cache.apply(self.limits.apply(builder));
-        builder.build().context("could not start the worker pool")
+        let builder = self
+            .cluster
+            .apply(self.cache.apply(self.limits.apply(builder)))?;
+        let server = builder.build().context("could not start the worker pool")?;
+        if !self.cluster.peers.is_empty() && server.workers() == 0 {
+            // Remote only: without a node nothing would ever run, so say why now.
+            server
+                .wait_for_nodes(1, NODE_WAIT)
+                .context("no node to run the jobs on")?;
+        }
+        Ok(server)
     }
 
     /// Prints the statistics table on stderr if `--stats` was given.
     pub(crate) fn print_stats(&self, server: &Server) {
         if self.stats {
             eprintln!("{}", server.stats());
+        }
+    }
+}
+
+/// How long a remote-only command waits for its first node.
+const NODE_WAIT: Duration = Duration::from_secs(10);
+
+/// Remote nodes to run jobs on.
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// A node to send jobs to, `host:port` (repeatable). With `--workers 0`, jobs run on
+    /// the nodes only.
+    #[arg(long = "peer", value_name = "ADDR")]
+    peers: Vec<String>,
+    /// The cluster secret the nodes were started with (`wasp secret new > cluster.key`).
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// Connect to nodes started with `--insecure`, without a secret.
+    #[arg(long, conflicts_with = "secret_file")]
+    insecure: bool,
+}
+
+impl ClusterArgs {
+    fn apply(&self, mut builder: ServerBuilder) -> anyhow::Result<ServerBuilder> {
+        if self.peers.is_empty() {
+            return Ok(builder);
+        }
+        builder = builder.peers(self.peers.iter().cloned());
+        match (&self.secret_file, self.insecure) {
+            (Some(path), _) => {
+                let secret = wasp::ClusterSecret::from_file(path)?;
+                Ok(builder.secret(secret))
+            }
+            (None, true) => Ok(builder.insecure()),
+            (None, false) => anyhow::bail!(
+                "--peer needs --secret-file (the nodes' cluster secret), or --insecure for \
+                 nodes started with --insecure"
+            ),
         }
     }
 }
@@ -95,7 +144,7 @@ impl CacheArgs {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration =
         humantime::parse_duration(text).map_err(|err| format!("{err} (try `2s` or `500ms`)"))?;
     if duration.is_zero() {

@@ -17,6 +17,9 @@ pub(crate) struct RunCommand {
     /// The job's arguments, each a JSON value: 100, '"text"', '{"width": 2}'.
     #[arg(allow_negative_numbers = true)]
     args: Vec<String>,
+    /// Local workers: 0 runs the job on a node (`--peer`). Default: 1.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    workers: usize,
     #[command(flatten)]
     pool: PoolArgs,
 }
@@ -25,7 +28,7 @@ impl RunCommand {
     pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
         let module = self.target.load()?;
         let args = encode_args(&parse_cli_args(&self.args)?)?;
-        let server = self.pool.build(Server::builder().workers(1))?;
+        let server = self.pool.build(Server::builder().workers(self.workers))?;
         let output = server
             .submit_raw::<Value>(&module, &self.target.function, args, &JobOptions::new())
             .wait_output();

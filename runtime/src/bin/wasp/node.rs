@@ -1,0 +1,91 @@
+//! `wasp node`: serve jobs to clients over the network (Parallel Python's `ppserver`).
+
+use crate::options::parse_duration;
+use anyhow::Context as _;
+use clap::Args;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use wasp::{ClusterSecret, Node, NodeConfig};
+
+#[derive(Debug, Args)]
+pub(crate) struct NodeCommand {
+    /// The address to listen on (UDP), e.g. `0.0.0.0:7878`; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// The cluster secret: 64 hex digits from `wasp secret new`, or a passphrase.
+    #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
+    secret_file: Option<PathBuf>,
+    /// Accept clients without a secret. Allowed on loopback addresses only.
+    #[arg(long, conflicts_with = "secret_file")]
+    insecure: bool,
+    /// Number of workers (default: one per available CPU).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Directory of the compiled-code cache (default: the user's cache dir, wasp/modules).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Directory of the node's certificate and key, kept across restarts (default: the
+    /// user's data dir, wasp/node).
+    #[arg(long, value_name = "DIR")]
+    identity_dir: Option<PathBuf>,
+    /// At shutdown, how long running jobs may take to finish before they are handed back.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    drain_timeout: Duration,
+    /// How long a client may stay silent before it is dropped.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    client_timeout: Duration,
+}
+
+impl NodeCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
+        let secret = match &self.secret_file {
+            Some(path) => Some(ClusterSecret::from_file(path)?),
+            None => None,
+        };
+        let mut config = NodeConfig::new(self.listen, secret);
+        if let Some(workers) = self.workers {
+            config.workers = workers;
+        }
+        config.cache_dir = self.cache_dir;
+        config.identity_dir = self.identity_dir;
+        config.drain_timeout = self.drain_timeout;
+        config.client_timeout = self.client_timeout;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("wasp-node-net")
+            .enable_all()
+            .build()
+            .context("could not start the network runtime")?;
+        runtime.block_on(async {
+            let node = Node::bind(config)?;
+            let address = node.local_addr()?;
+            // One line on stdout, for scripts and tests that asked for port 0.
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "wasp node {} listening on {address}", node.id())?;
+            stdout.flush()?;
+            drop(stdout);
+            node.run(shutdown_signal()).await;
+            anyhow::Ok(())
+        })?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Completes at the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

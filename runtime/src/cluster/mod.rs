@@ -1,0 +1,116 @@
+//! The client side of a cluster: one session per remote node, all pulling jobs from the
+//! server's queue alongside the local workers.
+//!
+//! Networking runs on a tokio runtime of its own, on one dedicated thread (`wasp-net`):
+//! sessions only move bytes and complete jobs, so one thread keeps up with many nodes, and
+//! wasm never runs there. Dropping the [`Cluster`] stops that thread and returns every job
+//! still in flight to the queue (which, when the server is shutting down, cancels them).
+
+mod nodes;
+mod peer;
+mod session;
+mod window;
+
+pub(crate) use nodes::NodeTable;
+
+use crate::error::ConfigError;
+use crate::net::TransportSettings;
+use crate::scheduler::pool::Shared;
+use crate::secret::ClusterSecret;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::sync::watch;
+
+/// The retry limit of a job whose node is lost, unless configured otherwise.
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
+
+/// How a server reaches its nodes.
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterConfig {
+    /// The nodes' addresses, `host:port`; host names are resolved at each connection.
+    pub(crate) peers: Vec<String>,
+    /// The cluster secret; `None` only for nodes started with `--insecure`.
+    pub(crate) secret: Option<ClusterSecret>,
+    /// Heartbeats and the silence after which a node is declared lost.
+    pub(crate) transport: TransportSettings,
+    /// How many times a job may be put back after losing its node.
+    pub(crate) max_retries: u32,
+}
+
+/// The running client side of a cluster.
+pub(crate) struct Cluster {
+    shutdown: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+    pub(crate) nodes: Arc<NodeTable>,
+}
+
+impl Cluster {
+    /// Starts the network thread and one session loop per peer.
+    pub(crate) fn start(shared: &Arc<Shared>, config: ClusterConfig) -> Result<Self, ConfigError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let nodes = Arc::new(NodeTable::new(&config.peers));
+        let (shutdown, stop) = watch::channel(false);
+        shared.enable_remote();
+        let peers = peer::Peers {
+            shared: shared.clone(),
+            nodes: nodes.clone(),
+            config: Arc::new(config),
+        };
+        let thread = std::thread::Builder::new()
+            .name("wasp-net".into())
+            .spawn(move || runtime.block_on(peers.run_all(stop)))?;
+        Ok(Cluster {
+            shutdown,
+            thread: Some(thread),
+            nodes,
+        })
+    }
+
+    /// Stops every session: jobs in flight go back to the queue (or are cancelled if it is
+    /// closed), connections are closed, and the network thread exits.
+    pub(crate) fn shutdown(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Validates a peer address: `host:port` with a numeric port.
+pub(crate) fn check_peer(peer: &str) -> Result<(), ConfigError> {
+    let port = peer
+        .rsplit_once(':')
+        .map(|(host, port)| (host, port.parse::<u16>()));
+    match port {
+        Some((host, Ok(_))) if !host.is_empty() => Ok(()),
+        _ => Err(ConfigError::Invalid {
+            setting: "peers",
+            why: format!("`{peer}` is not host:port (e.g. 192.168.1.20:7878 or node1:7878)"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_peer;
+
+    #[test]
+    fn peers_need_a_host_and_a_port() {
+        assert!(check_peer("127.0.0.1:7878").is_ok());
+        assert!(check_peer("node1.example:7878").is_ok());
+        assert!(check_peer("[::1]:7878").is_ok());
+        assert!(check_peer("node1").is_err());
+        assert!(check_peer(":7878").is_err());
+        assert!(check_peer("node1:http").is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! The table of nodes: their statistics, and waiting until enough are connected.
+
+use crate::error::ClusterError;
+use crate::stats::NodeStats;
+use crate::waiting;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Statistics of every peer, shared by the sessions and the server's handle.
+pub(crate) struct NodeTable {
+    nodes: Mutex<Vec<NodeStats>>,
+    /// Signalled when a node connects or disconnects.
+    changed: Condvar,
+}
+
+impl NodeTable {
+    pub(crate) fn new(peers: &[String]) -> Self {
+        let nodes = peers
+            .iter()
+            .map(|address| NodeStats {
+                address: address.clone(),
+                ..NodeStats::default()
+            })
+            .collect();
+        NodeTable {
+            nodes: Mutex::new(nodes),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<NodeStats>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Updates node `index`'s statistics.
+    pub(crate) fn update(&self, index: usize, change: impl FnOnce(&mut NodeStats)) {
+        change(&mut self.lock()[index]);
+    }
+
+    /// Updates node `index` and wakes whoever waits for nodes (a connection change).
+    pub(crate) fn update_and_notify(&self, index: usize, change: impl FnOnce(&mut NodeStats)) {
+        self.update(index, change);
+        self.changed.notify_all();
+    }
+
+    /// A copy of every node's statistics.
+    pub(crate) fn snapshot(&self) -> Vec<NodeStats> {
+        self.lock().clone()
+    }
+
+    /// Waits until at least `wanted` nodes are connected, or `timeout` has passed.
+    pub(crate) fn wait_connected(
+        &self,
+        wanted: usize,
+        timeout: Duration,
+    ) -> Result<usize, ClusterError> {
+        let deadline = Instant::now() + timeout;
+        let mut nodes = self.lock();
+        loop {
+            let connected = nodes.iter().filter(|n| n.connected).count();
+            if connected >= wanted {
+                return Ok(connected);
+            }
+            // Nodes that refused this client will not come by waiting: say so now.
+            let hopeful = nodes.iter().filter(|n| !n.connected && !n.refused).count();
+            let slept = if connected + hopeful < wanted {
+                Err(nodes)
+            } else {
+                waiting::sleep(&self.changed, nodes, Some(deadline))
+            };
+            match slept {
+                Ok(guard) => nodes = guard,
+                Err(nodes) => {
+                    return Err(ClusterError {
+                        wanted,
+                        connected: nodes.iter().filter(|n| n.connected).count(),
+                        peers: nodes
+                            .iter()
+                            .filter(|n| !n.connected)
+                            .map(|n| {
+                                let error = n.last_error.as_deref().unwrap_or("not connected yet");
+                                (n.address.clone(), error.to_string())
+                            })
+                            .collect(),
+                    });
+                }
+            }
+        }
+    }
+}

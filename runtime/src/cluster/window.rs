@@ -1,0 +1,147 @@
+//! How many jobs to keep in flight on a node, and how long to wait before reconnecting:
+//! plain data, no I/O.
+//!
+//! A node should never wait for work while the client has some, but it must not hoard jobs
+//! that another node could run now. So the window is the node's worker count plus enough
+//! jobs to cover one network round trip at the rate the node finishes them: a bandwidth-
+//! delay product. Long jobs give a window of about one job per worker; microsecond jobs
+//! a deep pipeline.
+
+use std::time::Duration;
+
+/// The largest window, whatever the estimates say: bounds what a lost node takes with it.
+pub(crate) const MAX_WINDOW: usize = 1024;
+
+/// Time the node and the client spend on a job besides running it and the round trip
+/// (decoding, queueing, encoding): keeps the pipeline a little deeper than the bare RTT.
+const PROCESSING_SLACK: Duration = Duration::from_micros(100);
+
+/// Weight of a new sample in the running mean of job times.
+const SMOOTHING: f64 = 0.2;
+
+/// The credit window of one node.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    workers: usize,
+    /// Running mean of the node's job times, in seconds; `None` before the first result.
+    job_time: Option<f64>,
+}
+
+impl Window {
+    /// A window for a node with `workers` workers.
+    pub(crate) fn new(workers: u32) -> Self {
+        Window {
+            workers: (workers as usize).max(1),
+            job_time: None,
+        }
+    }
+
+    /// The node's worker count changed.
+    pub(crate) fn set_workers(&mut self, workers: u32) {
+        self.workers = (workers as usize).max(1);
+    }
+
+    /// Records how long a job ran on the node.
+    pub(crate) fn record(&mut self, job_time: Duration) {
+        let sample = job_time.as_secs_f64();
+        self.job_time = Some(match self.job_time {
+            None => sample,
+            Some(mean) => mean + SMOOTHING * (sample - mean),
+        });
+    }
+
+    /// How many jobs may be in flight on the node, given the connection's round-trip time.
+    /// Before the first result, two per worker: enough to start, little to hoard.
+    pub(crate) fn size(&self, rtt: Duration) -> usize {
+        let Some(job_time) = self.job_time else {
+            return self.workers * 2;
+        };
+        let delay = (rtt + PROCESSING_SLACK).as_secs_f64();
+        // Jobs the node finishes during one round trip, all workers together.
+        let in_transit = (self.workers as f64 * delay / job_time.max(1e-7)).ceil();
+        let extra = (in_transit as usize).max(1);
+        (self.workers + extra).min(MAX_WINDOW)
+    }
+}
+
+/// Exponential backoff between reconnection attempts.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    next: Duration,
+    first: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starts at `first`, doubles up to `max`.
+    pub(crate) fn new(first: Duration, max: Duration) -> Self {
+        Backoff {
+            next: first,
+            first,
+            max,
+        }
+    }
+
+    /// The delay before the next attempt.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+
+    /// A connection succeeded: the next failure waits the shortest delay again.
+    pub(crate) fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RTT: Duration = Duration::from_micros(100);
+
+    #[test]
+    fn starts_with_two_jobs_per_worker() {
+        assert_eq!(Window::new(4).size(RTT), 8);
+        assert_eq!(Window::new(0).size(RTT), 2, "a node always gets some work");
+    }
+
+    #[test]
+    fn long_jobs_keep_about_one_job_per_worker() {
+        let mut window = Window::new(2);
+        window.record(Duration::from_millis(100));
+        assert_eq!(window.size(RTT), 3);
+    }
+
+    #[test]
+    fn short_jobs_fill_the_round_trip() {
+        let mut window = Window::new(2);
+        window.record(Duration::from_micros(10));
+        // 2 workers x 200 us / 10 us = 40 jobs in transit.
+        assert_eq!(window.size(RTT), 42);
+        // A slower link needs a deeper pipeline, up to the cap.
+        assert_eq!(window.size(Duration::from_secs(1)), MAX_WINDOW);
+    }
+
+    #[test]
+    fn the_mean_follows_the_jobs() {
+        let mut window = Window::new(1);
+        window.record(Duration::from_micros(10));
+        let short = window.size(RTT);
+        for _ in 0..50 {
+            window.record(Duration::from_millis(50));
+        }
+        assert!(window.size(RTT) < short);
+        assert_eq!(window.size(RTT), 2);
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let delays: Vec<_> = (0..4).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(delays, [100, 200, 350, 350]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay().as_millis(), 100);
+    }
+}

@@ -1,0 +1,305 @@
+//! One client connection of a node: handshake, then jobs in, results out.
+//!
+//! Three tasks per connection: this one reads job frames; a writer batches the outgoing
+//! messages (results come from worker threads through a channel); an uploader reads the
+//! modules the client sends on their own streams.
+
+use super::{NodeContext, Phase};
+use crate::error::JobError;
+use crate::job::Finished;
+use crate::module::{Module, ModuleHash};
+use crate::net::{self, FramedRecv};
+use crate::proto::CloseCode;
+use crate::proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
+use crate::proto::message::{JobDone, RunJob, ToClient, ToNode, WireHash};
+use bytes::BytesMut;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+/// How long a client has to complete the QUIC and wasp handshakes.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many bytes of outgoing messages the writer gathers before writing them.
+const WRITE_BATCH: usize = 64 << 10;
+
+/// Serves one client until it leaves, breaks the protocol, or the node closes.
+pub(super) async fn serve(
+    incoming: quinn::Incoming,
+    node: Arc<NodeContext>,
+    mut phase: watch::Receiver<Phase>,
+) {
+    let remote = incoming.remote_address();
+    let Some((connection, send, recv)) = accept(incoming, &node).await else {
+        return;
+    };
+    info!(%remote, "client authenticated");
+    let (out, outbox) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_messages(send, outbox));
+    let client = Arc::new(Client {
+        node,
+        remote,
+        connection: connection.clone(),
+        out,
+        waiting: Mutex::new(HashMap::new()),
+    });
+    client.send(ToClient::Welcome(client.node.info.clone()));
+    let uploads = tokio::spawn(receive_modules(client.clone()));
+    let ended = read_jobs(&client, FramedRecv::new(recv, MAX_FRAME_LEN), &mut phase).await;
+    uploads.abort();
+    match ended {
+        Ok(()) => debug!(%remote, "client finished"),
+        Err(why) => {
+            warn!(%remote, %why, "closing the connection of a client that broke the protocol");
+            close(&connection, CloseCode::Protocol, &why);
+        }
+    }
+    // The writer ends when the last sender is gone: this one, and those of jobs still
+    // running, whose results are still worth sending.
+    drop(client);
+    let _ = writer.await;
+    if *phase.borrow() == Phase::Closing {
+        // Let the client read what was written and close first, then close.
+        let _ = tokio::time::timeout(Duration::from_secs(2), connection.closed()).await;
+        close(&connection, CloseCode::Shutdown, "node shutting down");
+    }
+}
+
+/// Completes the QUIC handshake and the wasp handshake, or logs why not.
+async fn accept(
+    incoming: quinn::Incoming,
+    node: &NodeContext,
+) -> Option<(quinn::Connection, quinn::SendStream, quinn::RecvStream)> {
+    let remote = incoming.remote_address();
+    let connection = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
+            debug!(%remote, %error, "QUIC handshake failed");
+            return None;
+        }
+        Err(_) => {
+            debug!(%remote, "QUIC handshake timed out");
+            return None;
+        }
+    };
+    let handshake = net::node_handshake(&connection, node.secret.as_ref());
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok((send, recv))) => Some((connection, send, recv)),
+        Ok(Err(error)) => {
+            warn!(%remote, %error, "refused a client");
+            None
+        }
+        Err(_) => {
+            warn!(%remote, "refused a client: no handshake within {HANDSHAKE_TIMEOUT:?}");
+            close(&connection, CloseCode::Protocol, "no handshake in time");
+            None
+        }
+    }
+}
+
+/// A connected, authenticated client.
+struct Client {
+    node: Arc<NodeContext>,
+    remote: SocketAddr,
+    connection: quinn::Connection,
+    out: mpsc::UnboundedSender<ToClient>,
+    /// Jobs waiting for their module, by module hash. A hash present here has been asked
+    /// of the client once.
+    waiting: Mutex<HashMap<WireHash, Vec<RunJob>>>,
+}
+
+impl Client {
+    fn send(&self, message: ToClient) {
+        // Fails only when the writer has stopped: the connection is gone.
+        let _ = self.out.send(message);
+    }
+
+    fn waiting(&self) -> MutexGuard<'_, HashMap<WireHash, Vec<RunJob>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a job now, or parks it until its module arrives (asking for it once).
+    fn run(&self, job: RunJob) {
+        if let Some(module) = self.node.modules.get(&ModuleHash::from_bytes(job.module)) {
+            self.submit(&module, job);
+            return;
+        }
+        let mut waiting = self.waiting();
+        let asked = waiting.contains_key(&job.module);
+        let hash = job.module;
+        waiting.entry(hash).or_default().push(job);
+        drop(waiting);
+        if !asked {
+            self.send(ToClient::NeedModule { hash });
+        }
+    }
+
+    fn submit(&self, module: &Module, job: RunJob) {
+        let out = self.out.clone();
+        let id = job.job;
+        self.node.server.submit_with_callback(
+            module,
+            &job.function,
+            job.args,
+            job.limits.into(),
+            Box::new(move |finished: &Finished| {
+                let _ = out.send(result_message(id, finished));
+            }),
+        );
+    }
+
+    /// A module the client sent: checked against the hash it was asked under, validated,
+    /// kept, and its waiting jobs submitted.
+    fn module_arrived(&self, hash: WireHash, bytes: Vec<u8>) -> Result<(), String> {
+        if !self.waiting().contains_key(&hash) {
+            return Err("sent a module the node did not ask for".into());
+        }
+        if ModuleHash::of(&bytes).as_bytes() != &hash {
+            return Err("sent module bytes that do not match their hash".into());
+        }
+        let jobs = self.waiting().remove(&hash).unwrap_or_default();
+        match Module::from_bytes(bytes) {
+            Ok(module) => {
+                debug!(remote = %self.remote, module = %module.hash(), "module received");
+                self.node.modules.insert(module.clone());
+                for job in jobs {
+                    self.submit(&module, job);
+                }
+            }
+            Err(error) => {
+                warn!(remote = %self.remote, %error, "a client sent a module that does not load");
+                for job in jobs {
+                    self.send(failed(job.job, JobError::Module(error.to_string())));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What to tell the client about a finished job: its result, or, if the node shut down
+/// before running it, that it is handed back.
+fn result_message(job: u64, finished: &Finished) -> ToClient {
+    let outcome = &finished.outcome;
+    match &outcome.result {
+        Err(JobError::Cancelled(_)) => ToClient::Returned { jobs: vec![job] },
+        result => ToClient::Done(JobDone {
+            job,
+            result: result.clone().map(serde_bytes::ByteBuf::from),
+            stdout: outcome.stdout.clone(),
+            stderr: outcome.stderr.clone(),
+            duration_ns: u64::try_from(outcome.duration.as_nanos()).unwrap_or(u64::MAX),
+        }),
+    }
+}
+
+fn failed(job: u64, error: JobError) -> ToClient {
+    ToClient::Done(JobDone {
+        job,
+        result: Err(error),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        duration_ns: 0,
+    })
+}
+
+/// Reads job frames until the client finishes its stream, or the node closes. Returns why
+/// the client must be disconnected, if it broke the protocol.
+async fn read_jobs(
+    client: &Client,
+    mut recv: FramedRecv,
+    phase: &mut watch::Receiver<Phase>,
+) -> Result<(), String> {
+    let mut draining = false;
+    loop {
+        if *phase.borrow() == Phase::Draining && !draining {
+            draining = true;
+            client.send(ToClient::Draining);
+        }
+        if *phase.borrow() == Phase::Closing {
+            return Ok(());
+        }
+        tokio::select! {
+            frame = recv.next::<ToNode>() => match frame {
+                Ok(Some(ToNode::Run(job))) if draining => {
+                    client.send(ToClient::Returned { jobs: vec![job.job] });
+                }
+                Ok(Some(ToNode::Run(job))) => client.run(job),
+                Ok(Some(ToNode::Module { .. })) => {
+                    return Err("sent a module on the job stream".into());
+                }
+                Ok(None) => return Ok(()),
+                Err(error) if client.connection.close_reason().is_some() => {
+                    debug!(remote = %client.remote, %error, "connection closed");
+                    return Ok(());
+                }
+                Err(error) => return Err(error.to_string()),
+            },
+            changed = phase.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Accepts the client's module streams, one module each.
+async fn receive_modules(client: Arc<Client>) {
+    while let Ok(stream) = client.connection.accept_uni().await {
+        let message = net::read_one::<ToNode>(stream, MAX_MODULE_FRAME_LEN).await;
+        let arrived = match message {
+            Ok(ToNode::Module { hash, bytes }) => client.module_arrived(hash, bytes),
+            Ok(ToNode::Run(_)) => Err("sent a job on a module stream".into()),
+            Err(error) => Err(format!("bad module stream: {error}")),
+        };
+        if let Err(why) = arrived {
+            warn!(remote = %client.remote, %why, "closing the connection of a client that broke the protocol");
+            close(&client.connection, CloseCode::Protocol, &why);
+            return;
+        }
+    }
+}
+
+/// Writes the node's messages, many per write when they come fast.
+async fn write_messages(
+    mut send: quinn::SendStream,
+    mut outbox: mpsc::UnboundedReceiver<ToClient>,
+) {
+    let mut buffer = BytesMut::new();
+    while let Some(message) = outbox.recv().await {
+        encode(&message, &mut buffer);
+        while buffer.len() < WRITE_BATCH {
+            match outbox.try_recv() {
+                Ok(message) => encode(&message, &mut buffer),
+                Err(_) => break,
+            }
+        }
+        if net::write_all(&mut send, &mut buffer).await.is_err() {
+            return;
+        }
+    }
+    let _ = send.finish();
+}
+
+fn encode(message: &ToClient, buffer: &mut BytesMut) {
+    if let Err(error) = codec::encode(message, MAX_FRAME_LEN, buffer) {
+        // Only a result too large for a frame gets here: say so instead.
+        let ToClient::Done(done) = message else {
+            warn!(%error, "could not encode a message");
+            return;
+        };
+        let too_large = failed(
+            done.job,
+            JobError::Internal(format!("the job's result cannot be sent back: {error}")),
+        );
+        let _ = codec::encode(&too_large, MAX_FRAME_LEN, buffer);
+    }
+}
+
+fn close(connection: &quinn::Connection, code: CloseCode, reason: &str) {
+    connection.close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+}

@@ -1,0 +1,244 @@
+//! The node daemon (`wasp node`, Parallel Python's `ppserver`): accepts authenticated
+//! clients over QUIC and runs their jobs on a local worker pool.
+//!
+//! Shaped like mini-redis's server: [`Node::bind`] takes the configuration and binds the
+//! endpoint; [`Node::run`] serves until the shutdown future completes, then drains. Each
+//! client connection is served by its own task ([`connection`]); jobs run on the node's
+//! [`Server`], never on the async runtime.
+
+mod connection;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use crate::error::ConfigError;
+use crate::net::{self, NetError, NodeIdentity, TransportSettings};
+use crate::proto::CloseCode;
+use crate::proto::message::NodeInfo;
+use crate::secret::ClusterSecret;
+use crate::server::Server;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use store::ModuleStore;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+/// How long running jobs may take to finish once a node is asked to shut down, by default.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a node is set up. `secret: None` is an insecure node, allowed on loopback only.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The address to listen on (UDP), e.g. `0.0.0.0:7878`; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The cluster secret clients must prove; `None` accepts any client, and is refused
+    /// unless `listen` is a loopback address.
+    pub secret: Option<ClusterSecret>,
+    /// The number of workers; default: one per available CPU.
+    pub workers: usize,
+    /// Where compiled code is cached; `None`: the user's cache directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Where the node keeps its certificate and key; `None`: the user's data directory,
+    /// `wasp/node` inside it.
+    pub identity_dir: Option<PathBuf>,
+    /// How long running jobs may take to finish at shutdown before they are handed back.
+    pub drain_timeout: Duration,
+    /// How long a client may stay silent before the node drops it.
+    pub client_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// A node listening on `listen`, requiring `secret` (or none: see [`NodeConfig::secret`]).
+    pub fn new(listen: SocketAddr, secret: Option<ClusterSecret>) -> Self {
+        NodeConfig {
+            listen,
+            secret,
+            workers: crate::default_workers(),
+            cache_dir: None,
+            identity_dir: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            client_timeout: TransportSettings::default().idle_timeout,
+        }
+    }
+}
+
+/// Why a node could not start or serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// `--insecure` was asked on an address other than loopback.
+    #[error(
+        "a node without a cluster secret listens on loopback only; {0} is not loopback \
+         (create a secret with `wasp secret new > cluster.key` and pass --secret-file)"
+    )]
+    InsecureNotLoopback(SocketAddr),
+    /// No identity directory was given and the user has no data directory.
+    #[error("no directory for the node's identity: give one with --identity-dir")]
+    NoIdentityDir,
+    /// The worker pool could not be built.
+    #[error("could not start the worker pool: {0}")]
+    Pool(#[from] ConfigError),
+    /// The certificate, the TLS configuration or the socket failed.
+    #[error("{0}")]
+    Net(String),
+}
+
+impl From<NetError> for NodeError {
+    fn from(error: NetError) -> Self {
+        NodeError::Net(error.to_string())
+    }
+}
+
+/// A bound node, ready to [`run`](Node::run).
+#[derive(Debug)]
+pub struct Node {
+    endpoint: quinn::Endpoint,
+    context: Arc<NodeContext>,
+    drain_timeout: Duration,
+}
+
+/// What every connection of a node shares.
+#[derive(Debug)]
+struct NodeContext {
+    server: Arc<Server>,
+    modules: ModuleStore,
+    secret: Option<ClusterSecret>,
+    info: NodeInfo,
+}
+
+/// The phases of a node's life, as its connections see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Taking jobs.
+    Serving,
+    /// Shutting down: running jobs finish, new ones are handed back.
+    Draining,
+    /// Every job has finished or been handed back: flush and close.
+    Closing,
+}
+
+impl Node {
+    /// Loads (or creates) the node's identity, starts its worker pool, and binds its
+    /// endpoint. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    /// [`NodeError`]: an insecure node off loopback, an identity that cannot be read or
+    /// written, a pool that cannot start, an address that cannot be bound.
+    pub fn bind(config: NodeConfig) -> Result<Node, NodeError> {
+        if config.secret.is_none() && !config.listen.ip().is_loopback() {
+            return Err(NodeError::InsecureNotLoopback(config.listen));
+        }
+        let identity_dir = config
+            .identity_dir
+            .clone()
+            .or_else(net::default_dir)
+            .ok_or(NodeError::NoIdentityDir)?;
+        let identity = NodeIdentity::load_or_create(&identity_dir)?;
+        let mut builder = Server::builder().workers(config.workers);
+        if let Some(dir) = &config.cache_dir {
+            builder = builder.cache_dir(dir);
+        }
+        let server = builder.build()?;
+        let transport = TransportSettings {
+            heartbeat: config.client_timeout / 4,
+            idle_timeout: config.client_timeout,
+        };
+        let endpoint = net::node_endpoint(config.listen, &identity, &transport)?;
+        let info = NodeInfo {
+            id: identity.fingerprint().to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+            os: std::env::consts::OS.to_string(),
+            workers: u32::try_from(config.workers).unwrap_or(u32::MAX),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        Ok(Node {
+            endpoint,
+            context: Arc::new(NodeContext {
+                server: Arc::new(server),
+                modules: ModuleStore::default(),
+                secret: config.secret,
+                info,
+            }),
+            drain_timeout: config.drain_timeout,
+        })
+    }
+
+    /// The address the node listens on (with the port chosen, if 0 was asked).
+    ///
+    /// # Errors
+    /// If the socket's address cannot be read.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The node's stable identity: the blake3 fingerprint of its certificate.
+    pub fn id(&self) -> &str {
+        &self.context.info.id
+    }
+
+    /// Serves clients until `shutdown` completes, then drains: clients are told to send
+    /// nothing more, running jobs get up to the drain timeout to finish, and the jobs left
+    /// are handed back to their clients, which run them elsewhere.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (phase, watch_phase) = watch::channel(Phase::Serving);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        info!(address = ?self.endpoint.local_addr().ok(), id = %self.context.info.id, workers = self.context.info.workers, "node serving");
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                incoming = self.endpoint.accept() => match incoming {
+                    Some(incoming) => {
+                        let context = self.context.clone();
+                        connections.spawn(connection::serve(incoming, context, watch_phase.clone()));
+                    }
+                    None => break,
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        self.drain(phase, connections).await;
+    }
+
+    async fn drain(self, phase: watch::Sender<Phase>, mut connections: JoinSet<()>) {
+        info!("shutting down: draining jobs");
+        // No new clients from now on.
+        self.endpoint.set_server_config(None);
+        let _ = phase.send(Phase::Draining);
+        let server = self.context.server.clone();
+        let timeout = self.drain_timeout;
+        let left = tokio::task::spawn_blocking(move || server.wait_all_timeout(timeout).pending())
+            .await
+            .unwrap_or(0);
+        if left > 0 {
+            warn!(
+                jobs = left,
+                "jobs still running after the drain timeout: handing them back"
+            );
+        }
+        // Queued jobs complete as cancelled, and their connections hand them back.
+        let server = self.context.server.clone();
+        let _ = tokio::task::spawn_blocking(move || server.shut_down()).await;
+        let _ = phase.send(Phase::Closing);
+        let closing = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(3), closing)
+            .await
+            .is_err()
+        {
+            warn!("some clients did not close in time");
+        }
+        self.endpoint.close(
+            quinn::VarInt::from_u32(CloseCode::Shutdown.code()),
+            b"node shutting down",
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        info!(
+            modules_received = self.context.modules.received(),
+            "node stopped"
+        );
+    }
+}
