@@ -1,7 +1,7 @@
 //! wasp's benchmarks: speed ratios measured in one run on this machine.
 //!
 //! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
-//! repetitions, `--only sum_primes|overhead|startup` for one of them). Prints a Markdown
+//! repetitions, `--only sum_primes|overhead|startup|cluster` for one of them). Prints a Markdown
 //! table; the README records one.
 //!
 //! 1. `sum_primes`: pp's 8 inputs, natively in one thread, and on wasp with 1 and 2 workers.
@@ -9,7 +9,10 @@
 //!    one job submitted and waited for alone.
 //! 3. Start-up: the first job of a module that must be compiled, against the first job of a
 //!    new process that finds the module in the disk cache.
+//! 4. Cluster, over loopback QUIC: trivial jobs and round trips with no local workers and
+//!    one node; the sum_primes set on two nodes against the local pool.
 
+mod cluster;
 mod overhead;
 mod startup;
 mod sum_primes;
@@ -54,6 +57,10 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("startup") {
         rows.extend(startup::run(if quick { 3 } else { 9 })?);
+    }
+    if wanted("cluster") {
+        let (jobs, repeats) = if quick { (20_000, 3) } else { (100_000, 15) };
+        rows.extend(cluster::run(jobs, repeats)?);
     }
     println!();
     println!("| measure | result | target |");

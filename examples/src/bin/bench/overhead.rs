@@ -8,48 +8,79 @@ use wasp::{Module, Server};
 const ROUND_TRIPS: usize = 5_000;
 
 pub(crate) fn run(jobs: usize) -> anyhow::Result<Vec<Row>> {
-    let module = Module::from_bytes(wasp_examples::TRIVIAL)?;
     let server = Server::builder().no_disk_cache().build()?;
+    let measured = measure(&server, jobs)?;
+    println!(
+        "trivial jobs: {jobs} in {:?} on {} workers; round trip mean {:?}",
+        measured.elapsed,
+        server.workers(),
+        measured.mean
+    );
+    Ok(vec![
+        Row {
+            measure: format!("{jobs} trivial jobs, {} workers", server.workers()),
+            value: measured.rate(),
+            target: ">= 200,000 jobs/s",
+        },
+        Row {
+            measure: "one job's submit-to-result round trip (mean / median)".into(),
+            value: measured.round_trip(),
+            target: "<= 20 us",
+        },
+    ])
+}
+
+/// What trivial jobs cost on a server.
+pub(crate) struct Overhead {
+    jobs: usize,
+    /// Time to run `jobs` trivial jobs submitted at once.
+    pub(crate) elapsed: Duration,
+    /// Mean and median of one job submitted and waited for alone.
+    pub(crate) mean: Duration,
+    median: Duration,
+}
+
+impl Overhead {
+    pub(crate) fn rate(&self) -> String {
+        format!(
+            "{:.0} jobs/s",
+            self.jobs as f64 / self.elapsed.as_secs_f64()
+        )
+    }
+
+    pub(crate) fn round_trip(&self) -> String {
+        format!(
+            "{:.1} us / {:.1} us",
+            self.mean.as_secs_f64() * 1e6,
+            self.median.as_secs_f64() * 1e6
+        )
+    }
+}
+
+/// Runs `jobs` trivial jobs at once, then round trips one at a time, results checked.
+pub(crate) fn measure(server: &Server, jobs: usize) -> anyhow::Result<Overhead> {
+    let module = Module::from_bytes(wasp_examples::TRIVIAL)?;
     server
         .submit::<i64, _>(&module, "add_one", (0i64,))
         .wait()?;
-
     let start = Instant::now();
     let handles: Vec<_> = (0..jobs as i64)
         .map(|x| server.submit::<i64, _>(&module, "add_one", (x,)))
         .collect();
     for (x, job) in handles.iter().enumerate() {
-        assert_eq!(job.wait()?, x as i64 + 1);
+        anyhow::ensure!(job.wait()? == x as i64 + 1, "wrong result for {x}");
     }
     let elapsed = start.elapsed();
-    let rate = jobs as f64 / elapsed.as_secs_f64();
-
     let mut trips = Vec::with_capacity(ROUND_TRIPS);
     for x in 0..ROUND_TRIPS as i64 {
         let start = Instant::now();
         server.submit::<i64, _>(&module, "add_one", (x,)).wait()?;
         trips.push(start.elapsed());
     }
-    let mean = trips.iter().sum::<Duration>() / ROUND_TRIPS as u32;
-    let p50 = median(trips);
-    println!(
-        "trivial jobs: {jobs} in {elapsed:?} on {} workers; round trip mean {mean:?}",
-        server.workers()
-    );
-    Ok(vec![
-        Row {
-            measure: format!("{jobs} trivial jobs, {} workers", server.workers()),
-            value: format!("{rate:.0} jobs/s"),
-            target: ">= 200,000 jobs/s",
-        },
-        Row {
-            measure: "one job's submit-to-result round trip (mean / median)".into(),
-            value: format!(
-                "{:.1} us / {:.1} us",
-                mean.as_secs_f64() * 1e6,
-                p50.as_secs_f64() * 1e6
-            ),
-            target: "<= 20 us",
-        },
-    ])
+    Ok(Overhead {
+        jobs,
+        elapsed,
+        mean: trips.iter().sum::<Duration>() / ROUND_TRIPS as u32,
+        median: median(trips),
+    })
 }

@@ -4,7 +4,7 @@ use crate::{Row, median, ms};
 use std::time::{Duration, Instant};
 use wasp::{Module, Server};
 
-const INPUTS: [u64; 8] = [
+pub(crate) const INPUTS: [u64; 8] = [
     100_000, 100_100, 100_200, 100_300, 100_400, 100_500, 100_600, 100_700,
 ];
 
