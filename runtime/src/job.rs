@@ -88,11 +88,9 @@ impl JobSlot {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records the job's end, runs its callbacks, runs `before_release`, then releases its
-    /// waiters (so whoever waited on the job sees what `before_release` did, e.g. the
-    /// server's counters). A panicking callback is logged and does not keep the job from
-    /// completing.
-    pub(crate) fn complete_then(&self, finished: Finished, before_release: impl FnOnce()) {
+    /// Records the job's end, runs its callbacks, then releases its waiters. A panicking
+    /// callback is logged and does not keep the job from completing.
+    pub(crate) fn complete(&self, finished: Finished) {
         let finished = Arc::new(finished);
         let callbacks = {
             let mut state = self.lock();
@@ -105,7 +103,6 @@ impl JobSlot {
         for callback in callbacks {
             run_callback(self.id, callback, &finished);
         }
-        before_release();
         let (wakers, waiters) = {
             let mut state = self.lock();
             state.released = true;

@@ -380,17 +380,26 @@ impl Server {
             .clone()
             .unwrap_or_else(|| DEFAULT_GROUP.to_string());
         let limits = options.limits(&self.limits);
-        Job::from_slot(self.submit_slot(module, function, args, limits, group, None))
+        Job::from_slot(self.submit_slot(
+            module,
+            function,
+            args,
+            limits,
+            group,
+            (Cancel::default(), None),
+        ))
     }
 
     /// Submits a job whose outcome goes, raw, to `callback` (as a node returns results to
     /// its clients). `limits` are checked here: out-of-range limits fail the job.
+    /// `cancel` stops the job if it is queued or running (the client that sent it left).
     pub(crate) fn submit_with_callback(
         &self,
         module: &Module,
         function: &str,
         args: Vec<u8>,
         limits: Limits,
+        cancel: Cancel,
         callback: Callback,
     ) {
         let args = check_limits(&limits)
@@ -402,7 +411,7 @@ impl Server {
             args,
             limits,
             DEFAULT_GROUP.to_string(),
-            Some(callback),
+            (cancel, Some(callback)),
         );
     }
 
@@ -415,7 +424,7 @@ impl Server {
         args: Result<Vec<u8>, JobError>,
         limits: Limits,
         group: String,
-        callback: Option<Callback>,
+        (cancel, callback): (Cancel, Option<Callback>),
     ) -> Arc<JobSlot> {
         let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let slot = JobSlot::new(id);
@@ -438,17 +447,17 @@ impl Server {
                 function: function.to_string(),
                 args,
                 limits,
-                cancel: Cancel::default(),
+                cancel,
                 slot: slot.clone(),
                 group,
                 attempts: 0,
             })),
             Err(err) => {
-                let finished = Finished {
+                slot.complete(Finished {
                     outcome: failed_outcome(err),
                     worker: String::new(),
-                };
-                slot.complete_then(finished, || self.shared.groups.finished(&group, true));
+                });
+                self.shared.groups.finished(&group, true);
             }
         }
         slot
@@ -554,7 +563,9 @@ impl Server {
         &self.limits
     }
 
-    /// A snapshot of the server's statistics.
+    /// A snapshot of the server's statistics. A job is counted an instant after its
+    /// waiters are released: call [`wait_all`](Self::wait_all) (or
+    /// [`wait_group`](Self::wait_group)) first for totals that include every job waited for.
     pub fn stats(&self) -> Stats {
         let (target_workers, queued, running) = {
             let queue = self.shared.queue();

@@ -12,6 +12,7 @@ use crate::net::{self, FramedRecv};
 use crate::proto::CloseCode;
 use crate::proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
 use crate::proto::message::{JobDone, RunJob, ToClient, ToNode, WireHash};
+use crate::sandbox::Cancel;
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,6 +23,13 @@ use tracing::{debug, info, warn};
 
 /// How long a client has to complete the QUIC and wasp handshakes.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the node waits for a client to read its last results and close.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// How many jobs of one client may wait for their modules: a client that never sends a
+/// module it was asked for must not park jobs without bound. Far above a client's window.
+const MAX_WAITING_JOBS: usize = 16 * 1024;
 
 /// How many bytes of outgoing messages the writer gathers before writing them.
 const WRITE_BATCH: usize = 64 << 10;
@@ -45,6 +53,7 @@ pub(super) async fn serve(
         connection: connection.clone(),
         out,
         waiting: Mutex::new(HashMap::new()),
+        cancel: Cancel::default(),
     });
     client.send(ToClient::Welcome(client.node.info.clone()));
     let uploads = tokio::spawn(receive_modules(client.clone()));
@@ -57,14 +66,20 @@ pub(super) async fn serve(
             close(&connection, CloseCode::Protocol, &why);
         }
     }
+    if connection.close_reason().is_some() {
+        // Nobody will read the results of its jobs: do not spend workers on them.
+        client.cancel.cancel();
+    }
     // The writer ends when the last sender is gone: this one, and those of jobs still
     // running, whose results are still worth sending.
     drop(client);
     let _ = writer.await;
+    // Closing discards what the client has not read yet: let it read and close first.
+    let _ = tokio::time::timeout(CLOSE_GRACE, connection.closed()).await;
     if *phase.borrow() == Phase::Closing {
-        // Let the client read what was written and close first, then close.
-        let _ = tokio::time::timeout(Duration::from_secs(2), connection.closed()).await;
         close(&connection, CloseCode::Shutdown, "node shutting down");
+    } else {
+        close(&connection, CloseCode::Normal, "client finished");
     }
 }
 
@@ -90,6 +105,9 @@ async fn accept(
         Ok(Ok((send, recv))) => Some((connection, send, recv)),
         Ok(Err(error)) => {
             warn!(%remote, %error, "refused a client");
+            if connection.close_reason().is_none() {
+                close(&connection, CloseCode::Protocol, &error.to_string());
+            }
             None
         }
         Err(_) => {
@@ -109,6 +127,8 @@ struct Client {
     /// Jobs waiting for their module, by module hash. A hash present here has been asked
     /// of the client once.
     waiting: Mutex<HashMap<WireHash, Vec<RunJob>>>,
+    /// Set when the client is gone: stops its queued and running jobs.
+    cancel: Cancel,
 }
 
 impl Client {
@@ -121,13 +141,22 @@ impl Client {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs a job now, or parks it until its module arrives (asking for it once).
-    fn run(&self, job: RunJob) {
-        if let Some(module) = self.node.modules.get(&ModuleHash::from_bytes(job.module)) {
-            self.submit(&module, job);
-            return;
-        }
+    /// Runs a job now, or parks it until its module arrives (asking for it once). Returns
+    /// why the client must be disconnected if it parks too many jobs.
+    fn run(&self, job: RunJob) -> Result<(), String> {
+        // Under the lock: a module that arrives meanwhile is stored before its waiting jobs
+        // are taken out (see `module_arrived`), so the job is either submitted or parked.
         let mut waiting = self.waiting();
+        if let Some(module) = self.node.modules.get(&ModuleHash::from_bytes(job.module)) {
+            drop(waiting);
+            self.submit(&module, job);
+            return Ok(());
+        }
+        if waiting.values().map(Vec::len).sum::<usize>() >= MAX_WAITING_JOBS {
+            return Err(format!(
+                "sent over {MAX_WAITING_JOBS} jobs whose modules it has not sent"
+            ));
+        }
         let asked = waiting.contains_key(&job.module);
         let hash = job.module;
         waiting.entry(hash).or_default().push(job);
@@ -135,6 +164,7 @@ impl Client {
         if !asked {
             self.send(ToClient::NeedModule { hash });
         }
+        Ok(())
     }
 
     fn submit(&self, module: &Module, job: RunJob) {
@@ -145,6 +175,7 @@ impl Client {
             &job.function,
             job.args,
             job.limits.into(),
+            self.cancel.clone(),
             Box::new(move |finished: &Finished| {
                 let _ = out.send(result_message(id, finished));
             }),
@@ -160,17 +191,20 @@ impl Client {
         if ModuleHash::of(&bytes).as_bytes() != &hash {
             return Err("sent module bytes that do not match their hash".into());
         }
-        let jobs = self.waiting().remove(&hash).unwrap_or_default();
         match Module::from_bytes(bytes) {
             Ok(module) => {
                 debug!(remote = %self.remote, module = %module.hash(), "module received");
+                // Stored first, then the waiting jobs taken out: `run` looks at both under
+                // the same lock, so no job falls between them and asks again.
                 self.node.modules.insert(module.clone());
+                let jobs = self.waiting().remove(&hash).unwrap_or_default();
                 for job in jobs {
                     self.submit(&module, job);
                 }
             }
             Err(error) => {
                 warn!(remote = %self.remote, %error, "a client sent a module that does not load");
+                let jobs = self.waiting().remove(&hash).unwrap_or_default();
                 for job in jobs {
                     self.send(failed(job.job, JobError::Module(error.to_string())));
                 }
@@ -215,7 +249,7 @@ async fn read_jobs(
 ) -> Result<(), String> {
     let mut draining = false;
     loop {
-        if *phase.borrow() == Phase::Draining && !draining {
+        if *phase.borrow() != Phase::Serving && !draining {
             draining = true;
             client.send(ToClient::Draining);
         }
@@ -227,7 +261,7 @@ async fn read_jobs(
                 Ok(Some(ToNode::Run(job))) if draining => {
                     client.send(ToClient::Returned { jobs: vec![job.job] });
                 }
-                Ok(Some(ToNode::Run(job))) => client.run(job),
+                Ok(Some(ToNode::Run(job))) => client.run(job)?,
                 Ok(Some(ToNode::Module { .. })) => {
                     return Err("sent a module on the job stream".into());
                 }
@@ -252,7 +286,13 @@ async fn receive_modules(client: Arc<Client>) {
     while let Ok(stream) = client.connection.accept_uni().await {
         let message = net::read_one::<ToNode>(stream, MAX_MODULE_FRAME_LEN).await;
         let arrived = match message {
-            Ok(ToNode::Module { hash, bytes }) => client.module_arrived(hash, bytes),
+            Ok(ToNode::Module { hash, bytes }) => {
+                // Hashing and validating a large module is CPU work: off the runtime.
+                let receiver = client.clone();
+                tokio::task::spawn_blocking(move || receiver.module_arrived(hash, bytes))
+                    .await
+                    .unwrap_or_else(|error| Err(format!("module check failed: {error}")))
+            }
             Ok(ToNode::Run(_)) => Err("sent a job on a module stream".into()),
             Err(error) => Err(format!("bad module stream: {error}")),
         };

@@ -206,8 +206,13 @@ impl Node {
 
     async fn drain(self, phase: watch::Sender<Phase>, mut connections: JoinSet<()>) {
         info!("shutting down: draining jobs");
-        // No new clients from now on.
-        self.endpoint.set_server_config(None);
+        // No new clients from now on: refused at once, so that they try elsewhere.
+        let endpoint = self.endpoint.clone();
+        let refuser = tokio::spawn(async move {
+            while let Some(incoming) = endpoint.accept().await {
+                incoming.refuse();
+            }
+        });
         let _ = phase.send(Phase::Draining);
         let server = self.context.server.clone();
         let timeout = self.drain_timeout;
@@ -231,6 +236,7 @@ impl Node {
         {
             warn!("some clients did not close in time");
         }
+        refuser.abort();
         self.endpoint.close(
             quinn::VarInt::from_u32(CloseCode::Shutdown.code()),
             b"node shutting down",

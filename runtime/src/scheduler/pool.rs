@@ -119,14 +119,13 @@ impl Shared {
     }
 
     /// Completes a task with its outcome: statistics of the queue, the job's slot (which
-    /// runs its callbacks), its group, and then the job's waiters, so that a caller who
-    /// waited on a job finds it counted in the statistics.
+    /// runs its callbacks and releases its waiters), then its group, so that whoever
+    /// waited for the group finds every job of it released.
     pub(crate) fn complete(&self, task: Task, outcome: RawOutcome, worker: String) {
         let failed = outcome.result.is_err();
         self.queue().finished(task.id);
-        task.slot.complete_then(Finished { outcome, worker }, || {
-            self.groups.finished(&task.group, failed);
-        });
+        task.slot.complete(Finished { outcome, worker });
+        self.groups.finished(&task.group, failed);
     }
 
     /// A copy of every worker's statistics.
@@ -235,6 +234,10 @@ fn run_task(shared: &Shared, index: usize, worker: &str, task: Task) {
 }
 
 fn execute(shared: &Shared, task: &Task) -> RawOutcome {
+    if task.cancel.is_cancelled() {
+        // Cancelled while queued (on a node: its client left): nothing to run.
+        return failed_outcome(JobError::Cancelled("cancelled before it ran".into()));
+    }
     match shared.modules.get(&shared.sandbox, &task.module) {
         Ok(compiled) => shared.sandbox.run(
             &compiled,
