@@ -241,12 +241,15 @@ impl<T: DeserializeOwned> Job<T> {
     }
 
     /// Calls `callback` with the job's result when it finishes, on the thread that finishes
-    /// it (a worker), or at once on this thread if it has finished already. Waiters are
+    /// it (a local worker, or for a job run on a node the `wasp-net` thread that receives
+    /// its result), or at once on this thread if it has finished already. Waiters are
     /// released only after the callbacks registered before completion have run.
     ///
-    /// A callback should be quick: it holds up the worker that runs it, so it must not wait
-    /// for other jobs of the same server (with one worker, that wait would never end). A
-    /// panic in a callback is caught and logged; it does not affect the job.
+    /// A callback must be quick: it holds up the thread that runs it, so it must not wait
+    /// for other jobs of the same server (with one worker, or for a remote job, that wait
+    /// would never end), and a slow one on `wasp-net` delays every node's traffic. Send
+    /// slow work elsewhere (a channel). A panic in a callback is caught and logged; it does
+    /// not affect the job.
     pub fn on_complete(
         &self,
         callback: impl FnOnce(Result<T, JobError>) + Send + 'static,

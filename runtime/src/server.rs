@@ -70,8 +70,8 @@ impl Default for ServerBuilder {
 
 impl ServerBuilder {
     /// The number of local workers (threads running jobs). Default: [`default_workers`].
-    /// `0` is allowed: jobs then wait until workers are added with
-    /// [`Server::set_workers`].
+    /// `0` is allowed: jobs then run on the [`peers`](Self::peers) only, or wait until
+    /// workers are added with [`Server::set_workers`].
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers;
         self
@@ -173,10 +173,11 @@ impl ServerBuilder {
         };
         let disk = root.map(|root| DiskCache::new(root, self.cache_max_bytes));
         let shared = Shared::new(Sandbox::new(disk)?);
-        pool::set_workers(&shared, self.workers)?;
+        // The cluster first: if it cannot start, no worker thread is left behind.
         let cluster = cluster
             .map(|config| Cluster::start(&shared, config))
             .transpose()?;
+        pool::set_workers(&shared, self.workers)?;
         Ok(Server {
             shared,
             cluster,
@@ -213,6 +214,11 @@ impl ServerBuilder {
             max_retries: self.max_retries,
         }))
     }
+}
+
+/// The instant `timeout` from now; `None` (wait forever) if that is past the clock's range.
+pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 fn check_workers(workers: usize) -> Result<(), ConfigError> {
@@ -494,9 +500,7 @@ impl Server {
     /// Like [`wait_group`](Self::wait_group) but gives up at `timeout`; the summary then
     /// shows jobs still pending.
     pub fn wait_group_timeout(&self, group: &str, timeout: Duration) -> GroupSummary {
-        self.shared
-            .groups
-            .wait(Some(group), Some(Instant::now() + timeout))
+        self.shared.groups.wait(Some(group), deadline(timeout))
     }
 
     /// Blocks until every job submitted so far has finished.

@@ -2,8 +2,8 @@
 //! server's queue alongside the local workers.
 //!
 //! Networking runs on a tokio runtime of its own, on one dedicated thread (`wasp-net`):
-//! sessions only move bytes and complete jobs, so one thread keeps up with many nodes, and
-//! wasm never runs there. Dropping the [`Cluster`] stops that thread and returns every job
+//! sessions only move bytes and complete jobs (running their callbacks, which must be
+//! quick), so one thread keeps up with many nodes, and wasm never runs there. Dropping the [`Cluster`] stops that thread and returns every job
 //! still in flight to the queue (which, when the server is shutting down, cancels them).
 
 mod nodes;

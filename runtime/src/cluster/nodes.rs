@@ -4,7 +4,7 @@ use crate::error::ClusterError;
 use crate::stats::NodeStats;
 use crate::waiting;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Statistics of every peer, shared by the sessions and the server's handle.
 pub(crate) struct NodeTable {
@@ -14,6 +14,7 @@ pub(crate) struct NodeTable {
 }
 
 impl NodeTable {
+    /// A table of `peers`, none connected yet.
     pub(crate) fn new(peers: &[String]) -> Self {
         let nodes = peers
             .iter()
@@ -54,7 +55,7 @@ impl NodeTable {
         wanted: usize,
         timeout: Duration,
     ) -> Result<usize, ClusterError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::server::deadline(timeout);
         let mut nodes = self.lock();
         loop {
             let connected = nodes.iter().filter(|n| n.connected).count();
@@ -66,7 +67,7 @@ impl NodeTable {
             let slept = if connected + hopeful < wanted {
                 Err(nodes)
             } else {
-                waiting::sleep(&self.changed, nodes, Some(deadline))
+                waiting::sleep(&self.changed, nodes, deadline)
             };
             match slept {
                 Ok(guard) => nodes = guard,

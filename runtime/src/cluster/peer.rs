@@ -8,7 +8,7 @@ use crate::scheduler::pool::Shared;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, info_span, warn};
 
 /// The first delay before reconnecting to a peer that failed or went away.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
@@ -31,7 +31,8 @@ impl Peers {
         let peers = Arc::new(self);
         let mut loops = tokio::task::JoinSet::new();
         for index in 0..peers.config.peers.len() {
-            loops.spawn(run_peer(peers.clone(), index, stop.clone()));
+            let span = info_span!("node", address = %peers.config.peers[index]);
+            loops.spawn(run_peer(peers.clone(), index, stop.clone()).instrument(span));
         }
         while loops.join_next().await.is_some() {}
     }

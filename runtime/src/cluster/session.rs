@@ -15,12 +15,15 @@ use crate::sandbox::RawOutcome;
 use crate::scheduler::pool::{Shared, failed_outcome};
 use crate::scheduler::queue::Task;
 use bytes::BytesMut;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
+
+/// Room left in a module frame for everything but the module's bytes.
+const MODULE_FRAME_OVERHEAD: usize = 1024;
 
 /// How long connecting, the handshake and the node's welcome may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,20 +31,28 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a connection could not be established or was lost.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SessionError {
+    /// The host name could not be resolved.
     #[error("cannot resolve the address: {0}")]
     Resolve(std::io::Error),
+    /// The host name resolved to no address.
     #[error("the address resolves to nothing")]
     NoAddress,
+    /// The endpoint could not be bound, or the connection not made.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The secret handshake failed: a refusal, or a peer that does not speak wasp.
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
+    /// A stream failed, or carried bytes that are not frames.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// Connecting, the handshake and the welcome took too long.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// The node sent something the protocol does not allow.
     #[error("the node broke the protocol: {0}")]
     Protocol(String),
+    /// The connection failed (closed, reset, or silent past the idle timeout).
     #[error("the connection was lost: {0}")]
     Connection(#[from] quinn::ConnectionError),
 }
@@ -146,7 +157,7 @@ impl Session {
             recv,
             info,
         } = self;
-        let (messages, inbox) = mpsc::unbounded_channel();
+        let (messages, mut inbox) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_messages(recv, messages));
         let mut driver = Driver {
             shared,
@@ -158,37 +169,56 @@ impl Session {
             window: Window::new(info.workers),
             in_flight: HashMap::new(),
             modules: HashMap::new(),
+            shipped: HashSet::new(),
             next_id: 0,
             draining: false,
             buffer: BytesMut::new(),
             worker_name: format!("node {}", nodes.snapshot()[index].address),
         };
-        let end = driver.drive(inbox, stop).await;
+        let end = driver.drive(&mut inbox, stop).await;
         reader.abort();
-        // Jobs a node finished draining without are as lost as those of a killed node.
-        driver.hand_back(!matches!(end, End::Stopped));
+        // Results that arrived before the end still count: they must not run again.
+        while let Ok(Ok(ToClient::Done(done))) = inbox.try_recv() {
+            let _ = driver.finished(done);
+        }
+        // A node that drained handed back what it had not run; only a lost node costs the
+        // jobs it held an attempt.
+        driver.hand_back(matches!(end, End::Lost(_)));
         let (code, reason) = match &end {
             End::Stopped => (CloseCode::Normal, "client shutting down"),
             End::Drained => (CloseCode::Normal, "node drained"),
-            End::Lost(_) => (CloseCode::Protocol, "session ended"),
+            End::Lost(SessionError::Protocol(_)) => (CloseCode::Protocol, "protocol violation"),
+            End::Lost(_) => (CloseCode::Normal, "connection lost"),
         };
         close(&connection, code, reason);
+        if matches!(end, End::Stopped) {
+            // Let the close reach the node, which then stops this client's jobs at once.
+            let _ = tokio::time::timeout(Duration::from_millis(200), _endpoint.wait_idle()).await;
+        }
         end
     }
 }
 
 /// The state of a running session.
 struct Driver<'a> {
+    /// The server's queue and pool, where jobs come from and complete.
     shared: &'a Arc<Shared>,
+    /// Where this node's statistics go, at `index`.
     nodes: Arc<NodeTable>,
     index: usize,
+    /// How many times a job may lose its node before it fails.
     max_retries: u32,
     connection: &'a quinn::Connection,
+    /// The job stream, towards the node.
     send: quinn::SendStream,
     window: Window,
+    /// Jobs sent and not finished, by the id they were sent under.
     in_flight: HashMap<WireJobId, InFlight>,
     /// The modules of the jobs sent in this session, by hash: what the node may ask for.
     modules: HashMap<WireHash, Module>,
+    /// Modules sent (or being sent) in this session: a node asks for each at most once.
+    shipped: HashSet<WireHash>,
+    /// The id of the next job sent.
     next_id: WireJobId,
     /// The node said it is shutting down: send it nothing more.
     draining: bool,
@@ -201,7 +231,7 @@ struct Driver<'a> {
 impl Driver<'_> {
     async fn drive(
         &mut self,
-        mut inbox: mpsc::UnboundedReceiver<Result<ToClient, SessionError>>,
+        inbox: &mut mpsc::UnboundedReceiver<Result<ToClient, SessionError>>,
         stop: &mut watch::Receiver<bool>,
     ) -> End {
         loop {
@@ -215,10 +245,15 @@ impl Driver<'_> {
             queued.as_mut().enable();
             let room = self.room();
             if room > 0 {
-                match self.send_jobs(room).await {
+                // A write can wait on flow control: the client's shutdown must not.
+                let sent = tokio::select! {
+                    sent = self.send_jobs(room) => sent,
+                    _ = stop.changed() => return End::Stopped,
+                };
+                match sent {
                     Ok(true) => continue,
                     Ok(false) => {}
-                    Err(error) => return End::Lost(error),
+                    Err(error) => return self.ended(error),
                 }
             }
             tokio::select! {
@@ -263,6 +298,14 @@ impl Driver<'_> {
     }
 
     fn encode_job(&mut self, task: Box<Task>) {
+        if task.module.bytes().len() > MAX_MODULE_FRAME_LEN - MODULE_FRAME_OVERHEAD {
+            let outcome = failed_outcome(JobError::Module(format!(
+                "the module ({} bytes) is larger than a node accepts ({MAX_MODULE_FRAME_LEN} bytes)",
+                task.module.bytes().len()
+            )));
+            self.shared.complete(*task, outcome, String::new());
+            return;
+        }
         let id = self.next_id;
         self.next_id += 1;
         let hash = *task.module.hash().as_bytes();
@@ -322,7 +365,10 @@ impl Driver<'_> {
         let job = self.take(done.job)?;
         let duration = Duration::from_nanos(done.duration_ns);
         let failed = done.result.is_err();
-        self.window.record(duration);
+        if !failed {
+            // A job that failed at once says nothing about how long jobs take.
+            self.window.record(duration);
+        }
         self.nodes.update(self.index, |node| {
             node.jobs += 1;
             node.failed += u64::from(failed);
@@ -346,6 +392,11 @@ impl Driver<'_> {
         let module = self.modules.get(&hash).cloned().ok_or_else(|| {
             SessionError::Protocol("it asked for a module no job of this session uses".into())
         })?;
+        if !self.shipped.insert(hash) {
+            return Err(SessionError::Protocol(
+                "it asked for the same module twice".into(),
+            ));
+        }
         let connection = self.connection.clone();
         let (nodes, index) = (self.nodes.clone(), self.index);
         let transfer = async move {
@@ -361,11 +412,16 @@ impl Driver<'_> {
             let _ = stream.finish();
             Ok::<_, SessionError>(())
         };
+        let connection = self.connection.clone();
         tokio::spawn(async move {
             match transfer.await {
                 Ok(()) => nodes.update(index, |node| node.module_transfers += 1),
-                // The connection is going: the session notices and hands the jobs back.
-                Err(error) => debug!(%error, "module transfer failed"),
+                Err(error) => {
+                    // The node waits for this module: without it the session is of no use.
+                    // Closing ends it, and the session hands its jobs back.
+                    debug!(%error, "module transfer failed");
+                    close(&connection, CloseCode::Normal, "module transfer failed");
+                }
             }
         });
         Ok(())
@@ -391,7 +447,10 @@ impl Driver<'_> {
     fn hand_back(&mut self, lost: bool) {
         let max_retries = self.max_retries;
         let mut retried = 0;
-        for (_, InFlight { mut task }) in self.in_flight.drain() {
+        let mut jobs: Vec<_> = self.in_flight.drain().collect();
+        // Requeued at the head one by one: last first, so they keep their order.
+        jobs.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
+        for (_, InFlight { mut task }) in jobs {
             if lost {
                 task.attempts += 1;
                 if task.attempts > max_retries {

@@ -19,6 +19,12 @@ const PROCESSING_SLACK: Duration = Duration::from_micros(100);
 /// Weight of a new sample in the running mean of job times.
 const SMOOTHING: f64 = 0.2;
 
+/// The shortest job time the estimate believes: below it, timer resolution and noise.
+const MIN_JOB_TIME: f64 = 10e-6;
+
+/// The most workers a node is believed to have (a wasp pool has at most this many).
+const MAX_WORKERS: usize = crate::sandbox::MAX_CONCURRENT_INSTANCES as usize;
+
 /// The credit window of one node.
 #[derive(Debug, Clone)]
 pub(crate) struct Window {
@@ -28,22 +34,22 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    /// A window for a node with `workers` workers.
+    /// A window for a node with `workers` workers (a node with none gets no jobs).
     pub(crate) fn new(workers: u32) -> Self {
         Window {
-            workers: (workers as usize).max(1),
+            workers: clamp_workers(workers),
             job_time: None,
         }
     }
 
     /// The node's worker count changed.
     pub(crate) fn set_workers(&mut self, workers: u32) {
-        self.workers = (workers as usize).max(1);
+        self.workers = clamp_workers(workers);
     }
 
     /// Records how long a job ran on the node.
     pub(crate) fn record(&mut self, job_time: Duration) {
-        let sample = job_time.as_secs_f64();
+        let sample = job_time.as_secs_f64().max(MIN_JOB_TIME);
         self.job_time = Some(match self.job_time {
             None => sample,
             Some(mean) => mean + SMOOTHING * (sample - mean),
@@ -53,15 +59,23 @@ impl Window {
     /// How many jobs may be in flight on the node, given the connection's round-trip time.
     /// Before the first result, two per worker: enough to start, little to hoard.
     pub(crate) fn size(&self, rtt: Duration) -> usize {
+        if self.workers == 0 {
+            return 0;
+        }
         let Some(job_time) = self.job_time else {
-            return self.workers * 2;
+            return (self.workers * 2).min(MAX_WINDOW);
         };
         let delay = (rtt + PROCESSING_SLACK).as_secs_f64();
         // Jobs the node finishes during one round trip, all workers together.
-        let in_transit = (self.workers as f64 * delay / job_time.max(1e-7)).ceil();
+        let in_transit = (self.workers as f64 * delay / job_time).ceil();
         let extra = (in_transit as usize).max(1);
         (self.workers + extra).min(MAX_WINDOW)
     }
+}
+
+/// A node's announced worker count, bounded by what a wasp pool can have.
+fn clamp_workers(workers: u32) -> usize {
+    usize::try_from(workers).map_or(MAX_WORKERS, |workers| workers.min(MAX_WORKERS))
 }
 
 /// Exponential backoff between reconnection attempts.
@@ -104,7 +118,20 @@ mod tests {
     #[test]
     fn starts_with_two_jobs_per_worker() {
         assert_eq!(Window::new(4).size(RTT), 8);
-        assert_eq!(Window::new(0).size(RTT), 2, "a node always gets some work");
+        assert_eq!(
+            Window::new(0).size(RTT),
+            0,
+            "a node without workers gets no work"
+        );
+        assert_eq!(Window::new(u32::MAX).size(RTT), 2 * MAX_WORKERS);
+    }
+
+    #[test]
+    fn instant_jobs_do_not_open_the_window_wide() {
+        let mut window = Window::new(2);
+        window.record(Duration::ZERO);
+        // As if jobs took 10 us: 2 x 200 us / 10 us.
+        assert_eq!(window.size(RTT), 42);
     }
 
     #[test]

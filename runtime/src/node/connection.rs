@@ -182,6 +182,19 @@ impl Client {
         );
     }
 
+    /// Hands back the jobs still waiting for their module: the node is closing.
+    fn return_waiting(&self) {
+        let jobs: Vec<_> = self
+            .waiting()
+            .drain()
+            .flat_map(|(_, jobs)| jobs)
+            .map(|job| job.job)
+            .collect();
+        if !jobs.is_empty() {
+            self.send(ToClient::Returned { jobs });
+        }
+    }
+
     /// A module the client sent: checked against the hash it was asked under, validated,
     /// kept, and its waiting jobs submitted.
     fn module_arrived(&self, hash: WireHash, bytes: Vec<u8>) -> Result<(), String> {
@@ -254,6 +267,7 @@ async fn read_jobs(
             client.send(ToClient::Draining);
         }
         if *phase.borrow() == Phase::Closing {
+            client.return_waiting();
             return Ok(());
         }
         tokio::select! {

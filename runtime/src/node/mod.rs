@@ -25,7 +25,7 @@ use std::time::Duration;
 use store::ModuleStore;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{Instrument as _, info, info_span, warn};
 
 /// How long running jobs may take to finish once a node is asked to shut down, by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -132,6 +132,12 @@ impl Node {
         if config.secret.is_none() && !config.listen.ip().is_loopback() {
             return Err(NodeError::InsecureNotLoopback(config.listen));
         }
+        if config.workers == 0 {
+            return Err(NodeError::Pool(ConfigError::Invalid {
+                setting: "workers",
+                why: "a node needs at least one worker".into(),
+            }));
+        }
         let identity_dir = config
             .identity_dir
             .clone()
@@ -194,7 +200,9 @@ impl Node {
                 incoming = self.endpoint.accept() => match incoming {
                     Some(incoming) => {
                         let context = self.context.clone();
-                        connections.spawn(connection::serve(incoming, context, watch_phase.clone()));
+                        let span = info_span!("client", remote = %incoming.remote_address());
+                        let serve = connection::serve(incoming, context, watch_phase.clone());
+                        connections.spawn(serve.instrument(span));
                     }
                     None => break,
                 },

@@ -134,6 +134,7 @@ impl Queue {
         self.live -= 1;
     }
 
+    /// The number of workers the pool should have.
     pub(crate) fn target(&self) -> usize {
         self.target
     }
@@ -143,10 +144,12 @@ impl Queue {
         self.live
     }
 
+    /// Tasks waiting for a worker or a node.
     pub(crate) fn pending(&self) -> usize {
         self.pending.len()
     }
 
+    /// Tasks held by a worker or a node.
     pub(crate) fn running(&self) -> usize {
         self.running.len()
     }

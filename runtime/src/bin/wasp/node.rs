@@ -53,9 +53,9 @@ impl NodeCommand {
         config.identity_dir = self.identity_dir;
         config.drain_timeout = self.drain_timeout;
         config.client_timeout = self.client_timeout;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("wasp-node-net")
+        // One thread moves all the bytes (jobs run on the pool's threads): no hand-offs
+        // between runtime threads on the way from a job frame to its result.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("could not start the network runtime")?;
