@@ -535,19 +535,10 @@ impl Server {
     /// How many jobs can run at once right now: the local workers plus the workers of the
     /// connected nodes. What a caller should keep in flight to keep everyone busy.
     pub fn capacity(&self) -> usize {
-        let nodes: usize = self
+        let nodes = self
             .cluster
             .as_ref()
-            .map(|cluster| {
-                cluster
-                    .nodes
-                    .snapshot()
-                    .iter()
-                    .filter(|node| node.connected)
-                    .map(|node| node.workers as usize)
-                    .sum()
-            })
-            .unwrap_or(0);
+            .map_or(0, |cluster| cluster.nodes.connected_workers());
         self.workers() + nodes
     }
 

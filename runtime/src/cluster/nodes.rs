@@ -44,6 +44,15 @@ impl NodeTable {
         self.changed.notify_all();
     }
 
+    /// The workers of the connected nodes, all together.
+    pub(crate) fn connected_workers(&self) -> usize {
+        self.lock()
+            .iter()
+            .filter(|node| node.connected)
+            .map(|node| node.workers as usize)
+            .sum()
+    }
+
     /// A copy of every node's statistics.
     pub(crate) fn snapshot(&self) -> Vec<NodeStats> {
         self.lock().clone()

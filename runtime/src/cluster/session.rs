@@ -4,7 +4,7 @@
 
 use super::ClusterConfig;
 use super::NodeTable;
-use super::window::Window;
+use super::window::{self, Window};
 use crate::error::JobError;
 use crate::module::Module;
 use crate::net::{self, FrameError, FramedRecv, HandshakeError, NetError};
@@ -286,7 +286,12 @@ impl Driver<'_> {
     /// Takes up to `room` queued jobs and sends them in one write. Returns whether any
     /// were sent.
     async fn send_jobs(&mut self, room: usize) -> Result<bool, SessionError> {
-        let tasks = self.shared.take_remote(room);
+        let mine = self.window.workers();
+        let other_nodes = self.nodes.connected_workers().saturating_sub(mine);
+        let tasks = self.shared.take_remote(|pending| {
+            let others = pending.local_workers + other_nodes;
+            room.min(window::fair_share(pending.tasks, mine, others))
+        });
         if tasks.is_empty() {
             return Ok(false);
         }

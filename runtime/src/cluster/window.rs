@@ -4,8 +4,8 @@
 //! A node should never wait for work while the client has some, but it must not hoard jobs
 //! that another node could run now. So the window is the node's worker count plus enough
 //! jobs to cover one network round trip at the rate the node finishes them: a bandwidth-
-//! delay product. Long jobs give a window of about one job per worker; microsecond jobs
-//! a deep pipeline.
+//! delay product. Long jobs give a window of one job per worker; microsecond jobs a deep
+//! pipeline.
 
 use std::time::Duration;
 
@@ -47,6 +47,11 @@ impl Window {
         self.workers = clamp_workers(workers);
     }
 
+    /// The node's worker count, as believed.
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
     /// Records how long a job ran on the node.
     pub(crate) fn record(&mut self, job_time: Duration) {
         let sample = job_time.as_secs_f64().max(MIN_JOB_TIME);
@@ -66,11 +71,24 @@ impl Window {
             return (self.workers * 2).min(MAX_WINDOW);
         };
         let delay = (rtt + PROCESSING_SLACK).as_secs_f64();
-        // Jobs the node finishes during one round trip, all workers together.
-        let in_transit = (self.workers as f64 * delay / job_time).ceil();
-        let extra = (in_transit as usize).max(1);
-        (self.workers + extra).min(MAX_WINDOW)
+        // Jobs the node finishes during one round trip, all workers together. Rounded, not
+        // raised: for jobs much longer than the round trip, an extra job queued on each node
+        // would cost more at the end of a batch (one node still busy with it while another
+        // idles) than the round trip it hides.
+        let in_transit = (self.workers as f64 * delay / job_time).round();
+        (self.workers + in_transit as usize).min(MAX_WINDOW)
     }
+}
+
+/// How many of `pending` jobs a node with `mine` workers may take while others with
+/// `others` workers (local ones and other nodes) are there too: its share, rounded up, so a
+/// node never takes everything a moment before a batch ends and leaves the others idle.
+pub(crate) fn fair_share(pending: usize, mine: usize, others: usize) -> usize {
+    let total = mine + others;
+    if total == 0 {
+        return pending;
+    }
+    (pending * mine).div_ceil(total)
 }
 
 /// A node's announced worker count, bounded by what a wasp pool can have.
@@ -135,9 +153,13 @@ mod tests {
     }
 
     #[test]
-    fn long_jobs_keep_about_one_job_per_worker() {
+    fn long_jobs_keep_one_job_per_worker() {
         let mut window = Window::new(2);
         window.record(Duration::from_millis(100));
+        assert_eq!(window.size(RTT), 2);
+        // Once a round trip is worth half a job or more, more are queued.
+        let mut window = Window::new(2);
+        window.record(Duration::from_micros(400));
         assert_eq!(window.size(RTT), 3);
     }
 
@@ -160,7 +182,20 @@ mod tests {
             window.record(Duration::from_millis(50));
         }
         assert!(window.size(RTT) < short);
-        assert_eq!(window.size(RTT), 2);
+        assert_eq!(window.size(RTT), 1);
+    }
+
+    #[test]
+    fn a_node_takes_its_share_of_what_is_queued() {
+        // Alone, a node takes everything (its window still bounds it).
+        assert_eq!(fair_share(100, 2, 0), 100);
+        // Two nodes of one worker: half each, rounded up.
+        assert_eq!(fair_share(8, 1, 1), 4);
+        assert_eq!(fair_share(7, 1, 1), 4);
+        // Beside two local workers, a 2-worker node takes half.
+        assert_eq!(fair_share(10, 2, 2), 5);
+        // The last job is taken by whoever asks.
+        assert_eq!(fair_share(1, 1, 8), 1);
     }
 
     #[test]

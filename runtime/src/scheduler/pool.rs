@@ -94,13 +94,18 @@ impl Shared {
         self.has_remote.store(true, Ordering::Relaxed);
     }
 
-    /// Takes up to `max` queued tasks for a remote node.
+    /// Takes queued tasks for a remote node: as many as `limit` allows, given what is
+    /// pending now.
     #[expect(
         clippy::vec_box,
         reason = "tasks stay boxed from submission to completion"
     )]
-    pub(crate) fn take_remote(&self, max: usize) -> Vec<Box<Task>> {
+    pub(crate) fn take_remote(&self, limit: impl FnOnce(Pending) -> usize) -> Vec<Box<Task>> {
         let mut queue = self.queue();
+        let max = limit(Pending {
+            tasks: queue.pending(),
+            local_workers: queue.target(),
+        });
         let taken = queue.take(max);
         self.queued.store(queue.pending(), Ordering::Release);
         taken
@@ -132,6 +137,15 @@ impl Shared {
     pub(crate) fn worker_stats(&self) -> Vec<WorkerStats> {
         self.workers().clone()
     }
+}
+
+/// What a node session sees when it takes tasks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pending {
+    /// Tasks queued.
+    pub(crate) tasks: usize,
+    /// Local workers (the configured count) that also take them.
+    pub(crate) local_workers: usize,
 }
 
 /// Sets the number of workers: starts the missing ones; surplus ones retire after their
