@@ -45,14 +45,25 @@ server.print_stats();
   classified into a [`JobError`].
 * `cache`: compile-once per process, and compiled code on disk.
 * `scheduler`: the queue (plain data), the worker pool (threads) and job groups.
-* `secret`: the cluster secret and the handshake proofs bound to a TLS session (pure
-  computation, for the cluster transport).
+* `secret`: the cluster secret and the handshake proofs bound to a TLS session.
+* [`proto`]: the wire protocol between clients and nodes, sans-IO (handshake, messages,
+  frames).
+* `net`: QUIC (quinn, rustls) under the protocol: node identity, TLS, handshake drivers.
+* `cluster`: the client side: one session per node, pulling jobs from the server's queue.
+* `node`: the daemon, [`Node`] (`wasp node`).
+* [`discovery`]: the authenticated announcements of discoverable nodes (format and checks).
 * `job`, `map`, `server`, `stats`: the public API.
+
+# A cluster
+
+A [`ServerBuilder::peers`] list and the [`ClusterSecret`] the nodes were started with spread
+jobs over local workers and nodes alike; see the README's "A cluster" and ARCHITECTURE.md.
 */
 #![deny(missing_docs)]
 
 mod cache;
 mod cluster;
+pub mod discovery;
 mod error;
 mod job;
 mod map;

@@ -187,6 +187,12 @@ impl ClusterSecret {
         Proof(hasher.finalize())
     }
 
+    /// A key for one purpose (`context`, a fixed string naming it), derived from the
+    /// secret, so that a value made for one purpose is useless for another.
+    pub(crate) fn derive_key(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, &self.key)
+    }
+
     /// Checks a peer's proof, in constant time.
     pub fn verify(&self, role: Role, binding: &[u8], proof: &Proof) -> bool {
         self.proof(role, binding) == *proof
