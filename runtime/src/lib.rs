@@ -51,7 +51,7 @@ server.print_stats();
 * `net`: QUIC (quinn, rustls) under the protocol: node identity, TLS, handshake drivers.
 * `cluster`: the client side: one session per node, pulling jobs from the server's queue.
 * `node`: the daemon, [`Node`] (`wasp node`).
-* [`discovery`]: the authenticated announcements of discoverable nodes (format and checks).
+* [`discovery`]: finding nodes on the LAN: authenticated announcements, sent and heard.
 * `job`, `map`, `server`, `stats`: the public API.
 
 # A cluster

@@ -46,6 +46,7 @@ pub struct ServerBuilder {
     cache_dir: CacheDir,
     cache_max_bytes: u64,
     peers: Vec<String>,
+    discovery: Option<std::net::SocketAddr>,
     secret: Option<ClusterSecret>,
     insecure: bool,
     transport: TransportSettings,
@@ -60,6 +61,7 @@ impl Default for ServerBuilder {
             cache_dir: CacheDir::Default,
             cache_max_bytes: DEFAULT_MAX_CACHE_BYTES,
             peers: Vec::new(),
+            discovery: None,
             secret: None,
             insecure: false,
             transport: TransportSettings::default(),
@@ -119,12 +121,32 @@ impl ServerBuilder {
     /// Remote nodes (`wasp node`) to spread jobs over, as `host:port`. Jobs go to local
     /// workers and nodes alike, from one queue. Nodes are connected in the background, and
     /// reconnected with backoff whenever they go away. Requires a [`secret`](Self::secret).
+    ///
+    /// `"*"` turns on discovery (as pp's `ppservers=("*",)`): every node heard announcing
+    /// itself on [`DEFAULT_DISCOVERY_ADDRESS`](crate::discovery::DEFAULT_DISCOVERY_ADDRESS)
+    /// with this cluster's secret is used too, including nodes that appear later.
     pub fn peers<I>(mut self, peers: I) -> Self
     where
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.peers.extend(peers.into_iter().map(Into::into));
+        for peer in peers {
+            let peer = peer.into();
+            if peer == cluster::DISCOVER {
+                let default = crate::discovery::DEFAULT_DISCOVERY_ADDRESS.into();
+                self.discovery.get_or_insert(default);
+            } else {
+                self.peers.push(peer);
+            }
+        }
+        self
+    }
+
+    /// Turns on discovery, listening for announcements sent to `address` (a multicast
+    /// group, a broadcast address's port, or this host's address where nodes are told to
+    /// announce themselves).
+    pub fn discovery(mut self, address: std::net::SocketAddr) -> Self {
+        self.discovery = Some(address);
         self
     }
 
@@ -187,8 +209,14 @@ impl ServerBuilder {
     }
 
     fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {
-        if self.peers.is_empty() {
+        if self.peers.is_empty() && self.discovery.is_none() {
             return Ok(None);
+        }
+        if self.discovery.is_some() && self.secret.is_none() {
+            return Err(ConfigError::Invalid {
+                setting: "secret",
+                why: "discovery needs the cluster secret, to check the nodes' announcements".into(),
+            });
         }
         for peer in &self.peers {
             cluster::check_peer(peer)?;
@@ -209,6 +237,7 @@ impl ServerBuilder {
         }
         Ok(Some(ClusterConfig {
             peers: self.peers.clone(),
+            discovery: self.discovery,
             secret: self.secret.clone(),
             transport: self.transport.clone(),
             max_retries: self.max_retries,
@@ -582,6 +611,10 @@ impl Server {
                 .as_ref()
                 .map(|cluster| cluster.nodes.snapshot())
                 .unwrap_or_default(),
+            discovery: self
+                .cluster
+                .as_ref()
+                .and_then(|cluster| cluster.nodes.discovery()),
         }
     }
 

@@ -25,8 +25,10 @@ pub struct Stats {
     pub failed: u64,
     /// How compiled code was obtained.
     pub cache: CacheStats,
-    /// Every remote node the server was given, connected or not.
+    /// Every remote node the server was given or discovered, connected or not.
     pub nodes: Vec<NodeStats>,
+    /// What discovery heard, if it is on.
+    pub discovery: Option<crate::discovery::DiscoveryStats>,
 }
 
 /// What one remote node has done for this server.
@@ -157,6 +159,13 @@ impl fmt::Display for Stats {
             "modules: {} compiled, {} loaded from the disk cache, {} reuses",
             self.cache.compiled, self.cache.loaded_from_disk, self.cache.reused
         )?;
+        if let Some(heard) = &self.discovery {
+            write!(
+                f,
+                "\ndiscovery: {} announcements accepted; ignored {} forged, {} stale, {} replayed, {} malformed",
+                heard.accepted, heard.forged, heard.stale, heard.replayed, heard.malformed
+            )?;
+        }
         for node in &self.nodes {
             write!(
                 f,

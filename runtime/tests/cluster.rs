@@ -500,3 +500,148 @@ fn wasp_run_sends_its_job_to_a_node() {
     assert!(stderr.contains(&address), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+// Discovery. Nodes announce themselves to a port of this host (multicast on the loopback
+// interface is not available everywhere); the client listens there.
+
+/// A free UDP port on 127.0.0.1 for announcements.
+fn announcement_address() -> std::net::SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+    socket.local_addr().expect("its address")
+}
+
+/// A discoverable node announcing to `address` five times a second.
+fn discoverable(
+    secret: &ClusterSecret,
+    workers: usize,
+    address: std::net::SocketAddr,
+) -> NodeProcess {
+    let target = address.to_string();
+    NodeProcess::start_with(
+        Auth::Secret(secret),
+        workers,
+        &["--announce-to", &target, "--announce-interval", "200ms"],
+    )
+}
+
+/// A client with no local workers that finds its nodes by discovery on `address`.
+fn discovering_client(secret: &ClusterSecret, address: std::net::SocketAddr) -> Server {
+    Server::builder()
+        .workers(0)
+        .no_disk_cache()
+        .node_timeout(NODE_TIMEOUT)
+        .secret(secret.clone())
+        .discovery(address)
+        .build()
+        .expect("the client builds")
+}
+
+#[test]
+fn discovery_finds_nodes_including_one_started_mid_batch() {
+    let secret = new_secret();
+    let address = announcement_address();
+    let first = discoverable(&secret, 1, address);
+    let second = discoverable(&secret, 1, address);
+    let server = discovering_client(&secret, address);
+    connect(&server, 2);
+    let module = sum_primes();
+    let sums = sums_of_primes_below(100_000);
+    let inputs: Vec<u64> = (0..300).map(|i| 60_000 + 100 * (i % 400)).collect();
+    let jobs: Vec<_> = inputs
+        .iter()
+        .map(|&n| server.submit::<u64, _>(&module, "sum_primes", (n,)))
+        .collect();
+    // A third node appears once the batch is under way, and is given work at once.
+    wait_until("a quarter of the batch", TIMEOUT, || {
+        jobs.iter().filter(|job| job.is_finished()).count() >= inputs.len() / 4
+    });
+    let third = discoverable(&secret, 1, address);
+    for (&n, job) in inputs.iter().zip(&jobs) {
+        assert_eq!(result(job), Ok(sums[n as usize]), "sum_primes({n})");
+    }
+    let stats = settled_stats(&server);
+    for process in [&first, &second, &third] {
+        let node = stats
+            .nodes
+            .iter()
+            .find(|node| node.id.as_deref() == Some(process.id()))
+            .unwrap_or_else(|| panic!("{} was not discovered:\n{stats}", process.address()));
+        assert!(node.jobs > 0, "{} did no work:\n{stats}", node.address);
+    }
+    assert_eq!(total_node_jobs(&stats), inputs.len() as u64, "{stats}");
+    let heard = stats.discovery.expect("discovery is on");
+    assert!(heard.accepted >= 3, "{heard:?}");
+}
+
+#[test]
+fn forged_replayed_and_foreign_announcements_are_ignored() {
+    use wasp::discovery::announce::{Announcement, seal};
+    let secret = new_secret();
+    let address = announcement_address();
+    // A node of another cluster announces itself to the same place.
+    let stranger = discoverable(&new_secret(), 1, address);
+    let node = discoverable(&secret, 1, address);
+    let server = discovering_client(&secret, address);
+    connect(&server, 1);
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    // Garbage, and a genuine-looking announcement sealed with the right secret for an
+    // address nobody listens on, sent twice: the second is a replay.
+    sender
+        .send_to(b"WASPA\x01 not an announcement", address)
+        .unwrap();
+    let lure = Announcement {
+        id: "ee".repeat(32),
+        address: "127.0.0.1:9".parse().unwrap(),
+        arch: "x86_64".into(),
+        workers: 64,
+        sent_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+        nonce: [7; 16],
+    };
+    let sealed = seal(&lure, &secret).unwrap();
+    sender.send_to(&sealed, address).unwrap();
+    sender.send_to(&sealed, address).unwrap();
+    // A forgery: the same announcement with another address and the old MAC.
+    let mut forged = seal(
+        &Announcement {
+            nonce: [8; 16],
+            ..lure.clone()
+        },
+        &secret,
+    )
+    .unwrap();
+    let at = forged.len() - 40;
+    forged[at] ^= 1;
+    sender.send_to(&forged, address).unwrap();
+    wait_until("the datagrams to be heard", TIMEOUT, || {
+        server
+            .stats()
+            .discovery
+            .is_some_and(|heard| heard.replayed >= 1 && heard.malformed >= 1 && heard.forged >= 2)
+    });
+    let module = sum_primes();
+    let jobs: Vec<_> = (0..20u64)
+        .map(|i| server.submit::<u64, _>(&module, "sum_primes", (1_000 + i,)))
+        .collect();
+    for job in &jobs {
+        assert!(result(job).is_ok());
+    }
+    let stats = settled_stats(&server);
+    assert!(
+        stats
+            .nodes
+            .iter()
+            .all(|n| n.id.as_deref() != Some(stranger.id())),
+        "the other cluster's node was used:\n{stats}"
+    );
+    let lured = stats.nodes.iter().find(|n| n.address == "127.0.0.1:9");
+    assert!(lured.is_none_or(|n| n.jobs == 0 && !n.connected), "{stats}");
+    let genuine = stats
+        .nodes
+        .iter()
+        .find(|n| n.id.as_deref() == Some(node.id()))
+        .expect("the genuine node");
+    assert_eq!(genuine.jobs, 20, "{stats}");
+}

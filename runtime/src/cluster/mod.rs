@@ -29,6 +29,8 @@ pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
 pub(crate) struct ClusterConfig {
     /// The nodes' addresses, `host:port`; host names are resolved at each connection.
     pub(crate) peers: Vec<String>,
+    /// Where to listen for node announcements, if discovery is on.
+    pub(crate) discovery: Option<std::net::SocketAddr>,
     /// The cluster secret; `None` only for nodes started with `--insecure`.
     pub(crate) secret: Option<ClusterSecret>,
     /// Heartbeats and the silence after which a node is declared lost.
@@ -51,6 +53,9 @@ impl Cluster {
             .enable_all()
             .build()?;
         let nodes = Arc::new(NodeTable::new(&config.peers));
+        if config.discovery.is_some() {
+            nodes.set_discovery(crate::discovery::DiscoveryStats::default());
+        }
         let (shutdown, stop) = watch::channel(false);
         shared.enable_remote();
         let peers = peer::Peers {
@@ -85,6 +90,9 @@ impl Drop for Cluster {
         self.shutdown();
     }
 }
+
+/// The peer that turns discovery on (as pp's `ppservers=("*",)`).
+pub(crate) const DISCOVER: &str = "*";
 
 /// Validates a peer address: `host:port` with a numeric port.
 pub(crate) fn check_peer(peer: &str) -> Result<(), ConfigError> {

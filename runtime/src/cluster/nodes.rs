@@ -1,5 +1,6 @@
 //! The table of nodes: their statistics, and waiting until enough are connected.
 
+use crate::discovery::DiscoveryStats;
 use crate::error::ClusterError;
 use crate::stats::NodeStats;
 use crate::waiting;
@@ -9,6 +10,8 @@ use std::time::Duration;
 /// Statistics of every peer, shared by the sessions and the server's handle.
 pub(crate) struct NodeTable {
     nodes: Mutex<Vec<NodeStats>>,
+    /// What discovery heard, if it is on.
+    discovery: Mutex<Option<DiscoveryStats>>,
     /// Signalled when a node connects or disconnects.
     changed: Condvar,
 }
@@ -25,12 +28,33 @@ impl NodeTable {
             .collect();
         NodeTable {
             nodes: Mutex::new(nodes),
+            discovery: Mutex::new(None),
             changed: Condvar::new(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<NodeStats>> {
         self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a node (a discovered one); returns its index.
+    pub(crate) fn add(&self, address: String) -> usize {
+        let mut nodes = self.lock();
+        nodes.push(NodeStats {
+            address,
+            ..NodeStats::default()
+        });
+        nodes.len() - 1
+    }
+
+    /// Records what discovery has heard so far.
+    pub(crate) fn set_discovery(&self, stats: DiscoveryStats) {
+        *self.discovery.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats);
+    }
+
+    /// What discovery has heard so far, if it is on.
+    pub(crate) fn discovery(&self) -> Option<DiscoveryStats> {
+        *self.discovery.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Updates node `index`'s statistics.
@@ -71,9 +95,11 @@ impl NodeTable {
             if connected >= wanted {
                 return Ok(connected);
             }
-            // Nodes that refused this client will not come by waiting: say so now.
+            // Nodes that refused this client will not come by waiting: say so now (unless
+            // discovery may still bring others).
             let hopeful = nodes.iter().filter(|n| !n.connected && !n.refused).count();
-            let slept = if connected + hopeful < wanted {
+            let discovering = self.discovery().is_some();
+            let slept = if connected + hopeful < wanted && !discovering {
                 Err(nodes)
             } else {
                 waiting::sleep(&self.changed, nodes, deadline)

@@ -4,11 +4,15 @@ use super::ClusterConfig;
 use super::NodeTable;
 use super::session::{self, Session};
 use super::window::Backoff;
+use crate::discovery::{self, Hearing};
 use crate::scheduler::pool::Shared;
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::{Instrument as _, debug, info, info_span, warn};
+use tokio::task::JoinHandle;
+use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
 /// The first delay before reconnecting to a peer that failed or went away.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
@@ -30,18 +34,93 @@ impl Peers {
     pub(super) async fn run_all(self, stop: watch::Receiver<bool>) {
         let peers = Arc::new(self);
         let mut loops = tokio::task::JoinSet::new();
-        for index in 0..peers.config.peers.len() {
-            let span = info_span!("node", address = %peers.config.peers[index]);
-            loops.spawn(run_peer(peers.clone(), index, stop.clone()).instrument(span));
+        for (index, address) in peers.config.peers.iter().enumerate() {
+            let span = info_span!("node", %address);
+            let peer = run_peer(peers.clone(), index, address.clone(), None, stop.clone());
+            loops.spawn(peer.instrument(span));
+        }
+        if let Some(address) = peers.config.discovery {
+            loops.spawn(discover(peers.clone(), address, stop.clone()));
         }
         while loops.join_next().await.is_some() {}
     }
 }
 
-async fn run_peer(peers: Arc<Peers>, index: usize, mut stop: watch::Receiver<bool>) {
-    let address = peers.config.peers[index].clone();
+/// How many failed attempts in a row make a discovered node count as gone: its loop ends,
+/// and starts again when the node is heard again.
+const DISCOVERED_ATTEMPTS: u32 = 5;
+
+/// Listens for announcements on `address`, and runs a loop for every node heard.
+async fn discover(peers: Arc<Peers>, address: SocketAddr, mut stop: watch::Receiver<bool>) {
+    let Some(secret) = peers.config.secret.clone() else {
+        return; // refused when the server is built
+    };
+    let socket = match discovery::listener(address) {
+        Ok(socket) => socket,
+        Err(error) => {
+            error!(%address, %error, "cannot listen for node announcements; discovery is off");
+            return;
+        }
+    };
+    info!(%address, "listening for node announcements");
+    let mut hearing = Hearing::new(secret);
+    // By node id: where it was heard, its row in the table, and its loop.
+    let mut known: HashMap<String, (SocketAddr, usize, JoinHandle<()>)> = HashMap::new();
+    loop {
+        let received = tokio::select! {
+            received = discovery::receive(&socket) => received,
+            _ = stop.changed() => break,
+        };
+        let Ok((datagram, source)) = received else {
+            continue;
+        };
+        let heard = hearing.hear(&datagram, source);
+        peers.nodes.set_discovery(hearing.stats);
+        let Some(node) = heard else {
+            continue;
+        };
+        let index = match known.get(&node.id) {
+            Some((address, _, running)) if *address == node.address && !running.is_finished() => {
+                continue;
+            }
+            Some((_, index, _)) => *index,
+            None => peers.nodes.add(node.address.to_string()),
+        };
+        let address = node.address.to_string();
+        peers
+            .nodes
+            .update(index, |row| row.address.clone_from(&address));
+        info!(node = %address, id = %node.id, workers = node.workers, "discovered a node");
+        let span = info_span!("node", %address);
+        let peer = run_peer(
+            peers.clone(),
+            index,
+            address,
+            Some(DISCOVERED_ATTEMPTS),
+            stop.clone(),
+        );
+        known.insert(
+            node.id,
+            (node.address, index, tokio::spawn(peer.instrument(span))),
+        );
+    }
+    for (_, (_, _, running)) in known {
+        let _ = running.await;
+    }
+}
+
+/// Connects to the node at `address` and keeps reconnecting; for a discovered node, only
+/// until `give_up_after` attempts in a row have failed.
+async fn run_peer(
+    peers: Arc<Peers>,
+    index: usize,
+    address: String,
+    give_up_after: Option<u32>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_MAX);
     let mut last_error = String::new();
+    let mut failures = 0;
     while !*stop.borrow() {
         let mut delay = backoff.next_delay();
         let connected = tokio::select! {
@@ -50,6 +129,7 @@ async fn run_peer(peers: Arc<Peers>, index: usize, mut stop: watch::Receiver<boo
         };
         match connected {
             Ok(session) => {
+                failures = 0;
                 backoff.reset();
                 delay = backoff.next_delay();
                 last_error.clear();
@@ -90,6 +170,14 @@ async fn run_peer(peers: Arc<Peers>, index: usize, mut stop: watch::Receiver<boo
                 });
             }
             Err(error) => {
+                failures += 1;
+                if give_up_after.is_some_and(|limit| failures >= limit) {
+                    info!(node = %address, %error, "the discovered node is gone");
+                    peers.nodes.update_and_notify(index, |node| {
+                        node.last_error = Some(error.to_string());
+                    });
+                    break;
+                }
                 let refused = error.is_refusal();
                 if refused {
                     delay = RECONNECT_REFUSED;

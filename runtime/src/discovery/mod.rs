@@ -1,6 +1,12 @@
-//! Finding nodes on the LAN: the announcements nodes send and clients check.
+//! Finding nodes on the LAN: discoverable nodes announce themselves, clients listen.
 //!
-//! Only the message format and its checks exist so far ([`announce`]), as plain data and
-//! functions; the sockets that send and hear announcements are the next step.
+//! [`announce`] is the message and its checks (plain data); `lan` the sockets. A node
+//! started with `--discoverable` sends an announcement every second to the discovery
+//! address (by default the multicast group [`DEFAULT_DISCOVERY_ADDRESS`]); a client with
+//! discovery on (`peers(["*"])`, `--discover`) connects to every authentic node it hears.
 
 pub mod announce;
+mod lan;
+
+pub use lan::{DEFAULT_ANNOUNCE_INTERVAL, DEFAULT_DISCOVERY_ADDRESS, DiscoveryStats};
+pub(crate) use lan::{Hearing, announce_once, listener, receive, sender};

@@ -49,6 +49,11 @@ pub struct NodeConfig {
     pub drain_timeout: Duration,
     /// How long a client may stay silent before the node drops it.
     pub client_timeout: Duration,
+    /// Where to announce the node (a multicast group, a broadcast address, or one host),
+    /// if it is discoverable; see [`crate::discovery`]. Requires a secret.
+    pub announce_to: Option<SocketAddr>,
+    /// How often to announce it.
+    pub announce_interval: Duration,
 }
 
 impl NodeConfig {
@@ -62,6 +67,8 @@ impl NodeConfig {
             identity_dir: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             client_timeout: TransportSettings::default().idle_timeout,
+            announce_to: None,
+            announce_interval: crate::discovery::DEFAULT_ANNOUNCE_INTERVAL,
         }
     }
 }
@@ -76,6 +83,17 @@ pub enum NodeError {
          (create a secret with `wasp secret new > cluster.key` and pass --secret-file)"
     )]
     InsecureNotLoopback(SocketAddr),
+    /// A node without a secret cannot sign announcements.
+    #[error("a discoverable node needs the cluster secret, to sign its announcements")]
+    DiscoverableInsecure,
+    /// The announcement socket could not be made.
+    #[error("cannot announce the node to {address}: {error}")]
+    Announce {
+        /// Where announcements were to go.
+        address: SocketAddr,
+        /// Why not.
+        error: std::io::Error,
+    },
     /// No identity directory was given and the user has no data directory.
     #[error("no directory for the node's identity: give one with --identity-dir")]
     NoIdentityDir,
@@ -97,6 +115,8 @@ impl From<NetError> for NodeError {
 #[derive(Debug)]
 pub struct Node {
     endpoint: quinn::Endpoint,
+    /// The socket and target of announcements, if the node is discoverable.
+    announcer: Option<(tokio::net::UdpSocket, SocketAddr, Duration)>,
     context: Arc<NodeContext>,
     drain_timeout: Duration,
 }
@@ -132,6 +152,9 @@ impl Node {
         if config.secret.is_none() && !config.listen.ip().is_loopback() {
             return Err(NodeError::InsecureNotLoopback(config.listen));
         }
+        if config.announce_to.is_some() && config.secret.is_none() {
+            return Err(NodeError::DiscoverableInsecure);
+        }
         if config.workers == 0 {
             return Err(NodeError::Pool(ConfigError::Invalid {
                 setting: "workers",
@@ -154,6 +177,14 @@ impl Node {
             idle_timeout: config.client_timeout,
         };
         let endpoint = net::node_endpoint(config.listen, &identity, &transport)?;
+        let announcer = match config.announce_to {
+            Some(address) => {
+                let socket = crate::discovery::sender(address)
+                    .map_err(|error| NodeError::Announce { address, error })?;
+                Some((socket, address, config.announce_interval))
+            }
+            None => None,
+        };
         let info = NodeInfo {
             id: identity.fingerprint().to_string(),
             arch: std::env::consts::ARCH.to_string(),
@@ -163,6 +194,7 @@ impl Node {
         };
         Ok(Node {
             endpoint,
+            announcer,
             context: Arc::new(NodeContext {
                 server: Arc::new(server),
                 modules: ModuleStore::default(),
@@ -189,9 +221,13 @@ impl Node {
     /// Serves clients until `shutdown` completes, then drains: clients are told to send
     /// nothing more, running jobs get up to the drain timeout to finish, and the jobs left
     /// are handed back to their clients, which run them elsewhere.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let (phase, watch_phase) = watch::channel(Phase::Serving);
         let mut connections = JoinSet::new();
+        let announcing = self.announcer.take().map(|announcer| {
+            let task = self.announce(announcer);
+            tokio::spawn(task)
+        });
         tokio::pin!(shutdown);
         info!(address = ?self.endpoint.local_addr().ok(), id = %self.context.info.id, workers = self.context.info.workers, "node serving");
         loop {
@@ -209,7 +245,46 @@ impl Node {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
+        if let Some(announcing) = announcing {
+            // A draining node must not attract new clients.
+            announcing.abort();
+        }
         self.drain(phase, connections).await;
+    }
+
+    /// Announces the node until aborted.
+    fn announce(
+        &self,
+        (socket, target, interval): (tokio::net::UdpSocket, SocketAddr, Duration),
+    ) -> impl Future<Output = ()> + use<> {
+        let info = &self.context.info;
+        let local = self.endpoint.local_addr();
+        let secret = self.context.secret.clone();
+        let announcement = local
+            .ok()
+            .map(|address| crate::discovery::announce::Announcement {
+                id: info.id.clone(),
+                address,
+                arch: info.arch.clone(),
+                workers: info.workers,
+                sent_at_ms: 0,
+                nonce: [0; 16],
+            });
+        async move {
+            let (Some(secret), Some(announcement)) = (secret, announcement) else {
+                return;
+            };
+            info!(%target, "announcing the node");
+            let mut ticks = tokio::time::interval(interval);
+            loop {
+                ticks.tick().await;
+                let sent =
+                    crate::discovery::announce_once(&socket, target, &secret, &announcement).await;
+                if let Err(error) = sent {
+                    warn!(%target, %error, "could not send an announcement");
+                }
+            }
+        }
     }
 
     async fn drain(self, phase: watch::Sender<Phase>, mut connections: JoinSet<()>) {

@@ -91,6 +91,8 @@ pub(crate) struct NodeProcess {
     /// The secret file, or `None` for `--insecure`.
     secret_file: Option<PathBuf>,
     workers: usize,
+    /// More arguments for `wasp node`.
+    extra: Vec<String>,
     /// The running process, if any.
     child: Option<Child>,
     /// Where it listens (the port it was given at its first start).
@@ -102,6 +104,11 @@ pub(crate) struct NodeProcess {
 impl NodeProcess {
     /// Starts a node with `workers` workers on a free port, and waits for its address.
     pub(crate) fn start(auth: Auth<'_>, workers: usize) -> NodeProcess {
+        Self::start_with(auth, workers, &[])
+    }
+
+    /// Like [`start`](Self::start), with more arguments for `wasp node`.
+    pub(crate) fn start_with(auth: Auth<'_>, workers: usize, extra: &[&str]) -> NodeProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let secret_file = match auth {
             Auth::Secret(secret) => {
@@ -115,6 +122,7 @@ impl NodeProcess {
             dir,
             secret_file,
             workers,
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
             child: None,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
             id: String::new(),
@@ -163,6 +171,7 @@ impl NodeProcess {
             .arg(self.workers.to_string())
             .arg("--client-timeout")
             .arg(CLIENT_TIMEOUT)
+            .args(&self.extra)
             .env("RUST_LOG", NODE_LOG)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

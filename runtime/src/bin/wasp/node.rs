@@ -34,6 +34,17 @@ pub(crate) struct NodeCommand {
     /// At shutdown, how long running jobs may take to finish before they are handed back.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     drain_timeout: Duration,
+    /// Announce the node on the LAN, signed with the cluster secret, so that clients with
+    /// `--discover` find it (multicast to 239.255.87.65:7879 unless `--announce-to`).
+    #[arg(long)]
+    discoverable: bool,
+    /// Where to send announcements: a multicast group, a broadcast address, or a host
+    /// (where multicast is blocked). Implies `--discoverable`.
+    #[arg(long, value_name = "ADDR")]
+    announce_to: Option<SocketAddr>,
+    /// How often to announce the node.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    announce_interval: Duration,
     /// How long a client may stay silent before it is dropped.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     client_timeout: Duration,
@@ -53,6 +64,12 @@ impl NodeCommand {
         config.identity_dir = self.identity_dir;
         config.drain_timeout = self.drain_timeout;
         config.client_timeout = self.client_timeout;
+        config.announce_interval = self.announce_interval;
+        config.announce_to = match (self.announce_to, self.discoverable) {
+            (Some(address), _) => Some(address),
+            (None, true) => Some(wasp::discovery::DEFAULT_DISCOVERY_ADDRESS.into()),
+            (None, false) => None,
+        };
         // One thread moves all the bytes (jobs run on the pool's threads): no hand-offs
         // between runtime threads on the way from a job frame to its result.
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -43,7 +43,7 @@ impl PoolArgs {
             .cluster
             .apply(self.cache.apply(self.limits.apply(builder)))?;
         let server = builder.build().context("could not start the worker pool")?;
-        if !self.cluster.peers.is_empty() && server.workers() == 0 {
+        if self.cluster.any() && server.workers() == 0 {
             // Remote only: without a node nothing would ever run, so say why now.
             server
                 .wait_for_nodes(1, NODE_WAIT)
@@ -76,13 +76,31 @@ struct ClusterArgs {
     /// Connect to nodes started with `--insecure`, without a secret.
     #[arg(long, conflicts_with = "secret_file")]
     insecure: bool,
+    /// Also use every node heard announcing itself with the cluster secret (`wasp node
+    /// --discoverable`), on the default group unless `--discovery-address`.
+    #[arg(long)]
+    discover: bool,
+    /// Where to listen for announcements (a multicast group, or this host's address and
+    /// port where nodes send them). Implies `--discover`.
+    #[arg(long, value_name = "ADDR")]
+    discovery_address: Option<std::net::SocketAddr>,
 }
 
 impl ClusterArgs {
+    /// Whether any node is to be used: listed or discovered.
+    fn any(&self) -> bool {
+        !self.peers.is_empty() || self.discover || self.discovery_address.is_some()
+    }
+
     fn apply(&self, mut builder: ServerBuilder) -> anyhow::Result<ServerBuilder> {
-        if self.peers.is_empty() {
+        if !self.any() {
             return Ok(builder);
         }
+        builder = match self.discovery_address {
+            Some(address) => builder.discovery(address),
+            None if self.discover => builder.peers(["*"]),
+            None => builder,
+        };
         builder = builder.peers(self.peers.iter().cloned());
         match (&self.secret_file, self.insecure) {
             (Some(path), _) => {
