@@ -645,3 +645,48 @@ fn forged_replayed_and_foreign_announcements_are_ignored() {
         .expect("the genuine node");
     assert_eq!(genuine.jobs, 20, "{stats}");
 }
+
+#[test]
+fn a_node_resized_at_run_time_gets_a_matching_share_of_the_work() {
+    let secret = new_secret();
+    let settings = tempfile::tempdir().expect("temp dir");
+    let file = settings.path().join("node.conf");
+    std::fs::write(&file, "workers = 1\n").expect("settings written");
+    let steady = NodeProcess::start(Auth::Secret(&secret), 1);
+    let config = file.to_str().expect("a UTF-8 path");
+    let mut resized = NodeProcess::start_with(Auth::Secret(&secret), 1, &["--config", config]);
+    let server = client(Auth::Secret(&secret), &[&steady, &resized]);
+    connect(&server, 2);
+    std::fs::write(&file, "# three workers from now on\nworkers = 3\n").expect("settings written");
+    resized.hangup();
+    let workers_of = |server: &Server, id: &str| {
+        let stats = server.stats();
+        let node = stats.nodes.iter().find(|n| n.id.as_deref() == Some(id));
+        node.map_or(0, |n| n.workers)
+    };
+    wait_until("the client to see 3 workers", TIMEOUT, || {
+        workers_of(&server, resized.id()) == 3
+    });
+    let module = sum_primes();
+    let sums = sums_of_primes_below(40_100);
+    let jobs: Vec<_> = (0..60u64)
+        .map(|i| server.submit::<u64, _>(&module, "sum_primes", (40_000 + i,)))
+        .collect();
+    for (i, job) in jobs.iter().enumerate() {
+        assert_eq!(result(job), Ok(sums[40_000 + i]));
+    }
+    let stats = settled_stats(&server);
+    let jobs_of = |id: &str| {
+        let node = stats.nodes.iter().find(|n| n.id.as_deref() == Some(id));
+        node.map_or(0, |n| n.jobs)
+    };
+    assert!(
+        jobs_of(resized.id()) > jobs_of(steady.id()),
+        "the resized node should take the larger share:\n{stats}"
+    );
+    assert!(
+        resized.log().contains("worker count changed"),
+        "{}",
+        resized.log()
+    );
+}

@@ -39,6 +39,7 @@ pub(super) async fn serve(
     incoming: quinn::Incoming,
     node: Arc<NodeContext>,
     mut phase: watch::Receiver<Phase>,
+    mut workers: watch::Receiver<u32>,
 ) {
     let remote = incoming.remote_address();
     let Some((connection, send, recv)) = accept(incoming, &node).await else {
@@ -55,9 +56,12 @@ pub(super) async fn serve(
         waiting: Mutex::new(HashMap::new()),
         cancel: Cancel::default(),
     });
-    client.send(ToClient::Welcome(client.node.info.clone()));
+    let mut welcome = client.node.info.clone();
+    welcome.workers = *workers.borrow_and_update();
+    client.send(ToClient::Welcome(welcome));
     let uploads = tokio::spawn(receive_modules(client.clone()));
-    let ended = read_jobs(&client, FramedRecv::new(recv, MAX_FRAME_LEN), &mut phase).await;
+    let recv = FramedRecv::new(recv, MAX_FRAME_LEN);
+    let ended = read_jobs(&client, recv, &mut phase, &mut workers).await;
     uploads.abort();
     match ended {
         Ok(()) => debug!(%remote, "client finished"),
@@ -259,6 +263,7 @@ async fn read_jobs(
     client: &Client,
     mut recv: FramedRecv,
     phase: &mut watch::Receiver<Phase>,
+    workers: &mut watch::Receiver<u32>,
 ) -> Result<(), String> {
     let mut draining = false;
     loop {
@@ -290,6 +295,10 @@ async fn read_jobs(
                 if changed.is_err() {
                     return Ok(());
                 }
+            }
+            Ok(()) = workers.changed() => {
+                let count = *workers.borrow_and_update();
+                client.send(ToClient::Workers { workers: count });
             }
         }
     }

@@ -115,10 +115,23 @@ impl From<NetError> for NodeError {
 #[derive(Debug)]
 pub struct Node {
     endpoint: quinn::Endpoint,
+    /// The worker count asked for at run time (see [`Node::workers_control`]).
+    workers: watch::Sender<u32>,
     /// The socket and target of announcements, if the node is discoverable.
     announcer: Option<(tokio::net::UdpSocket, SocketAddr, Duration)>,
     context: Arc<NodeContext>,
     drain_timeout: Duration,
+}
+
+/// Changes a running node's worker count: see [`Node::workers_control`].
+#[derive(Debug, Clone)]
+pub struct WorkersControl(watch::Sender<u32>);
+
+impl WorkersControl {
+    /// Asks the node for `workers` workers (at least one).
+    pub fn set(&self, workers: u32) {
+        self.0.send_replace(workers.max(1));
+    }
 }
 
 /// What every connection of a node shares.
@@ -194,6 +207,7 @@ impl Node {
         };
         Ok(Node {
             endpoint,
+            workers: watch::channel(info.workers).0,
             announcer,
             context: Arc::new(NodeContext {
                 server: Arc::new(server),
@@ -213,6 +227,12 @@ impl Node {
         self.endpoint.local_addr()
     }
 
+    /// A handle to change the node's worker count while it runs (as `wasp node` does on
+    /// SIGHUP). Connected clients are told, and their scheduling follows.
+    pub fn workers_control(&self) -> WorkersControl {
+        WorkersControl(self.workers.clone())
+    }
+
     /// The node's stable identity: the blake3 fingerprint of its certificate.
     pub fn id(&self) -> &str {
         &self.context.info.id
@@ -223,6 +243,7 @@ impl Node {
     /// are handed back to their clients, which run them elsewhere.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let (phase, watch_phase) = watch::channel(Phase::Serving);
+        let mut workers = self.workers.subscribe();
         let mut connections = JoinSet::new();
         let announcing = self.announcer.take().map(|announcer| {
             let task = self.announce(announcer);
@@ -237,12 +258,21 @@ impl Node {
                     Some(incoming) => {
                         let context = self.context.clone();
                         let span = info_span!("client", remote = %incoming.remote_address());
-                        let serve = connection::serve(incoming, context, watch_phase.clone());
+                        let serve = connection::serve(
+                            incoming,
+                            context,
+                            watch_phase.clone(),
+                            self.workers.subscribe(),
+                        );
                         connections.spawn(serve.instrument(span));
                     }
                     None => break,
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                Ok(()) = workers.changed() => {
+                    let count = *workers.borrow_and_update();
+                    self.resize(count).await;
+                }
             }
         }
         if let Some(announcing) = announcing {
@@ -250,6 +280,17 @@ impl Node {
             announcing.abort();
         }
         self.drain(phase, connections).await;
+    }
+
+    /// Grows or shrinks the pool; connections tell their clients (they watch the count).
+    async fn resize(&self, count: u32) {
+        let server = self.context.server.clone();
+        let resized = tokio::task::spawn_blocking(move || server.set_workers(count as usize)).await;
+        match resized {
+            Ok(Ok(())) => info!(workers = count, "worker count changed"),
+            Ok(Err(error)) => warn!(workers = count, %error, "cannot change the worker count"),
+            Err(error) => warn!(%error, "cannot change the worker count"),
+        }
     }
 
     /// Announces the node until aborted.

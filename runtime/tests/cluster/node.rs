@@ -228,6 +228,12 @@ impl NodeProcess {
         send_signal(child.id(), "TERM");
     }
 
+    /// Sends SIGHUP: the node re-reads its settings file.
+    pub(crate) fn hangup(&mut self) {
+        let child = self.child.as_ref().expect("the node is running");
+        send_signal(child.id(), "HUP");
+    }
+
     /// Waits for the process to exit, up to `timeout`; `None` if it is still running then.
     pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;

@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use clap::Args;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use wasp::{ClusterSecret, Node, NodeConfig};
@@ -24,6 +24,10 @@ pub(crate) struct NodeCommand {
     /// Number of workers (default: one per available CPU).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// A settings file of `key = value` lines, read at start and again on SIGHUP: today
+    /// `workers = N` (it overrides `--workers`), so a node can be resized while it runs.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Directory of the compiled-code cache (default: the user's cache dir, wasp/modules).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -60,6 +64,15 @@ impl NodeCommand {
         if let Some(workers) = self.workers {
             config.workers = workers;
         }
+        if let Some(workers) = self
+            .config
+            .as_deref()
+            .map(read_workers)
+            .transpose()?
+            .flatten()
+        {
+            config.workers = workers;
+        }
         config.cache_dir = self.cache_dir;
         config.identity_dir = self.identity_dir;
         config.drain_timeout = self.drain_timeout;
@@ -84,10 +97,70 @@ impl NodeCommand {
             writeln!(stdout, "wasp node {} listening on {address}", node.id())?;
             stdout.flush()?;
             drop(stdout);
+            if let Some(path) = self.config.clone() {
+                tokio::spawn(reload_on_hangup(path, node.workers_control()));
+            }
             node.run(shutdown_signal()).await;
             anyhow::Ok(())
         })?;
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The `workers = N` setting of a settings file, if it has one.
+fn read_workers(path: &Path) -> anyhow::Result<Option<usize>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the settings file {}", path.display()))?;
+    let mut workers = None;
+    for (number, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            anyhow::bail!("{}:{}: expected `key = value`", path.display(), number + 1);
+        };
+        match key.trim() {
+            "workers" => {
+                let count: usize = value.trim().parse().with_context(|| {
+                    format!(
+                        "{}:{}: workers must be a number",
+                        path.display(),
+                        number + 1
+                    )
+                })?;
+                anyhow::ensure!(
+                    count > 0,
+                    "{}:{}: workers must be at least 1",
+                    path.display(),
+                    number + 1
+                );
+                workers = Some(count);
+            }
+            other => {
+                tracing::warn!(file = %path.display(), key = other, "unknown setting, ignored")
+            }
+        }
+    }
+    Ok(workers)
+}
+
+/// Re-reads the settings file at each SIGHUP and applies the worker count.
+async fn reload_on_hangup(path: PathBuf, control: wasp::WorkersControl) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the settings file is read only at start");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match read_workers(&path) {
+            Ok(Some(workers)) => {
+                tracing::info!(workers, "SIGHUP: settings re-read");
+                control.set(u32::try_from(workers).unwrap_or(u32::MAX));
+            }
+            Ok(None) => tracing::info!("SIGHUP: settings re-read; no worker count in them"),
+            Err(error) => tracing::warn!(%error, "SIGHUP: the settings were not applied"),
+        }
     }
 }
 
