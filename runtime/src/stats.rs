@@ -116,33 +116,33 @@ impl fmt::Display for Stats {
             f,
             " job count | % of all jobs | job time sum | time per job | failed | worker"
         )?;
+        let row =
+            |f: &mut fmt::Formatter<'_>, jobs, busy: Duration, mean: Duration, failed, who| {
+                writeln!(
+                    f,
+                    "{jobs:>10} | {:>13.2} | {:>12.4} | {:>12.6} | {failed:>6} | {who}",
+                    share(jobs),
+                    busy.as_secs_f64(),
+                    mean.as_secs_f64(),
+                )
+            };
         for worker in self.workers.iter().filter(|w| w.jobs > 0 || w.active) {
-            writeln!(
+            let retired = if worker.active { "" } else { " (retired)" };
+            let who = format!("{}{retired}", worker.name);
+            row(
                 f,
-                "{:>10} | {:>13.2} | {:>12.4} | {:>12.6} | {:>6} | {}{}",
                 worker.jobs,
-                share(worker.jobs),
-                worker.busy.as_secs_f64(),
-                worker.mean().as_secs_f64(),
+                worker.busy,
+                worker.mean(),
                 worker.failed,
-                worker.name,
-                if worker.active { "" } else { " (retired)" },
+                who,
             )?;
         }
         for node in &self.nodes {
-            writeln!(
-                f,
-                "{:>10} | {:>13.2} | {:>12.4} | {:>12.6} | {:>6} | {} ({}, {} workers{})",
-                node.jobs,
-                share(node.jobs),
-                node.busy.as_secs_f64(),
-                node.mean().as_secs_f64(),
-                node.failed,
-                node.address,
-                node.arch.as_deref().unwrap_or("?"),
-                node.workers,
-                if node.connected { "" } else { ", disconnected" },
-            )?;
+            let state = if node.connected { "" } else { ", disconnected" };
+            let arch = node.arch.as_deref().unwrap_or("?");
+            let who = format!("{} ({arch}, {} workers{state})", node.address, node.workers);
+            row(f, node.jobs, node.busy, node.mean(), node.failed, who)?;
         }
         writeln!(
             f,

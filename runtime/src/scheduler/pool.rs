@@ -64,13 +64,16 @@ impl Shared {
 
     /// Queues a task, or fails it at once if the server is shutting down.
     pub(crate) fn enqueue(&self, task: Box<Task>) {
-        let pushed = {
-            let mut queue = self.queue();
-            let pushed = queue.push(task);
-            self.queued.store(queue.pending(), Ordering::Release);
-            pushed
-        };
+        let pushed = self.update_queue(|queue| queue.push(task));
         self.wake(pushed, false);
+    }
+
+    /// Changes the queue under its lock and publishes its new length to the spinners.
+    fn update_queue<R>(&self, change: impl FnOnce(&mut Queue) -> R) -> R {
+        let mut queue = self.queue();
+        let result = change(&mut queue);
+        self.queued.store(queue.pending(), Ordering::Release);
+        result
     }
 
     /// Wakes whoever must take a task just queued; cancels it if the queue refused it.
@@ -101,25 +104,19 @@ impl Shared {
         reason = "tasks stay boxed from submission to completion"
     )]
     pub(crate) fn take_remote(&self, limit: impl FnOnce(Pending) -> usize) -> Vec<Box<Task>> {
-        let mut queue = self.queue();
-        let max = limit(Pending {
-            tasks: queue.pending(),
-            local_workers: queue.target(),
-        });
-        let taken = queue.take(max);
-        self.queued.store(queue.pending(), Ordering::Release);
-        taken
+        self.update_queue(|queue| {
+            let max = limit(Pending {
+                tasks: queue.pending(),
+                local_workers: queue.target(),
+            });
+            queue.take(max)
+        })
     }
 
     /// Puts back a task a node did not finish, at the head of the queue. If the server is
     /// shutting down, the task completes as cancelled instead.
     pub(crate) fn requeue(&self, task: Box<Task>) {
-        let pushed = {
-            let mut queue = self.queue();
-            let pushed = queue.requeue(task);
-            self.queued.store(queue.pending(), Ordering::Release);
-            pushed
-        };
+        let pushed = self.update_queue(|queue| queue.requeue(task));
         self.wake(pushed, true);
     }
 
