@@ -46,7 +46,10 @@ pub struct ServerBuilder {
     cache_dir: CacheDir,
     cache_max_bytes: u64,
     peers: Vec<String>,
+    resolver: cluster::Resolver,
+    resolve_interval: Duration,
     discovery: Option<std::net::SocketAddr>,
+    discovery_interface: std::net::Ipv4Addr,
     secret: Option<ClusterSecret>,
     insecure: bool,
     transport: TransportSettings,
@@ -61,7 +64,10 @@ impl Default for ServerBuilder {
             cache_dir: CacheDir::Default,
             cache_max_bytes: DEFAULT_MAX_CACHE_BYTES,
             peers: Vec::new(),
+            resolver: cluster::Resolver::system(),
+            resolve_interval: cluster::DEFAULT_RESOLVE_INTERVAL,
             discovery: None,
+            discovery_interface: std::net::Ipv4Addr::UNSPECIFIED,
             secret: None,
             insecure: false,
             transport: TransportSettings::default(),
@@ -122,6 +128,11 @@ impl ServerBuilder {
     /// workers and nodes alike, from one queue. Nodes are connected in the background, and
     /// reconnected with backoff whenever they go away. Requires a [`secret`](Self::secret).
     ///
+    /// A host given by name stands for every address it resolves to, each a node (as a
+    /// Kubernetes headless Service's name stands for its pods), and is resolved again every
+    /// [`resolve_interval`](Self::resolve_interval): nodes added behind the name get work,
+    /// nodes removed are let go once they stop answering.
+    ///
     /// `"*"` turns on discovery (as pp's `ppservers=("*",)`): every node heard announcing
     /// itself on [`DEFAULT_DISCOVERY_ADDRESS`](crate::discovery::DEFAULT_DISCOVERY_ADDRESS)
     /// with this cluster's secret is used too, including nodes that appear later.
@@ -147,6 +158,41 @@ impl ServerBuilder {
     /// announce themselves).
     pub fn discovery(mut self, address: std::net::SocketAddr) -> Self {
         self.discovery = Some(address);
+        self
+    }
+
+    /// Listens for multicast announcements on the interface whose address is `interface`
+    /// (e.g. the LAN's, on a host with several; `127.0.0.1` for nodes on this host only).
+    /// Default: the interface the routing table picks for the group.
+    pub fn discovery_interface(mut self, interface: std::net::Ipv4Addr) -> Self {
+        self.discovery_interface = interface;
+        self
+    }
+
+    /// How often peers given by name are resolved again. Default: 5 s.
+    pub fn resolve_interval(mut self, interval: Duration) -> Self {
+        self.resolve_interval = interval;
+        self
+    }
+
+    /// Replaces the system's resolver for peers given by name: `resolve` turns a peer's
+    /// `host:port` into the addresses of its nodes, and may block (it runs off the network
+    /// thread). For a service registry other than DNS, or a fixed answer in tests.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// let builder = wasp::Server::builder()
+    ///     .peers(["workers:7878"])
+    ///     .resolver(|_name: &str| -> std::io::Result<Vec<SocketAddr>> {
+    ///         Ok(vec!["10.0.0.5:7878".parse().unwrap(), "10.0.0.6:7878".parse().unwrap()])
+    ///     });
+    /// # drop(builder);
+    /// ```
+    pub fn resolver<F>(mut self, resolve: F) -> Self
+    where
+        F: Fn(&str) -> std::io::Result<Vec<std::net::SocketAddr>> + Send + Sync + 'static,
+    {
+        self.resolver = cluster::Resolver::new(resolve);
         self
     }
 
@@ -229,6 +275,12 @@ impl ServerBuilder {
                     .into(),
             });
         }
+        if self.resolve_interval < Duration::from_millis(10) {
+            return Err(ConfigError::Invalid {
+                setting: "resolve_interval",
+                why: "must be at least 10 ms".into(),
+            });
+        }
         if self.transport.idle_timeout < Duration::from_millis(100) {
             return Err(ConfigError::Invalid {
                 setting: "node_timeout",
@@ -237,7 +289,10 @@ impl ServerBuilder {
         }
         Ok(Some(ClusterConfig {
             peers: self.peers.clone(),
+            resolver: self.resolver.clone(),
+            resolve_interval: self.resolve_interval,
             discovery: self.discovery,
+            discovery_interface: self.discovery_interface,
             secret: self.secret.clone(),
             transport: self.transport.clone(),
             max_retries: self.max_retries,

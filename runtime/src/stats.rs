@@ -34,8 +34,12 @@ pub struct Stats {
 /// What one remote node has done for this server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeStats {
-    /// The address the node was given as (`host:port`).
+    /// The node's address (`host:port`): as given, or as found (discovered, or resolved
+    /// from a name).
     pub address: String,
+    /// The name (`host:port`) the node was found under, if it was given by name: one name
+    /// may stand for many nodes.
+    pub name: Option<String>,
     /// The node's stable identity (its certificate's blake3 fingerprint), once connected.
     pub id: Option<String>,
     /// The node's CPU architecture, once connected.
@@ -141,7 +145,13 @@ impl fmt::Display for Stats {
         for node in &self.nodes {
             let state = if node.connected { "" } else { ", disconnected" };
             let arch = node.arch.as_deref().unwrap_or("?");
-            let who = format!("{} ({arch}, {} workers{state})", node.address, node.workers);
+            let name = node.name.as_ref().map(|name| format!(" via {name}"));
+            let who = format!(
+                "{}{} ({arch}, {} workers{state})",
+                node.address,
+                name.unwrap_or_default(),
+                node.workers
+            );
             row(f, node.jobs, node.busy, node.mean(), node.failed, who)?;
         }
         writeln!(

@@ -1,168 +1,21 @@
 //! The cluster end to end: real `wasp node` processes on 127.0.0.1 and clients with no
 //! local workers, so that every job runs on a node. Nodes are killed, terminated and
-//! restarted in the middle of batches; clients with the wrong secret are refused.
+//! restarted in the middle of batches; clients with the wrong secret are refused. Nodes
+//! found while running (discovered, resolved, resized) are `membership.rs`'s.
 //!
 //! Every wait is bounded: a hung test is a failed test. When one fails, each node still
 //! running prints its log (see `cluster/node.rs`).
 
 #[path = "cluster/node.rs"]
+#[allow(dead_code, reason = "each test binary uses its own part")]
 mod node;
+#[path = "cluster/support.rs"]
+mod support;
 
 use node::{Auth, NodeProcess, run_wasp, write_secret};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-use wasp::{ClusterSecret, Job, JobError, Module, Server, Stats};
-
-/// How long a node may stay silent before a client declares it lost: short, so that a
-/// killed node's jobs move on quickly.
-const NODE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How long nodes may take to connect to a client.
-const CONNECT_WAIT: Duration = Duration::from_secs(20);
-
-/// How long any other single wait may take before the test fails instead of hanging.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-const SUM_PRIMES: &str = wasp_fixtures::SUM_PRIMES_GUEST;
-
-fn sum_primes() -> Module {
-    Module::from_file(SUM_PRIMES).expect("sum_primes module loads")
-}
-
-fn testjobs() -> Module {
-    Module::from_file(wasp_fixtures::WASP_TESTJOBS).expect("testjobs module loads")
-}
-
-fn new_secret() -> ClusterSecret {
-    ClusterSecret::generate().expect("a random secret")
-}
-
-/// A client of `nodes` with no local workers: every job runs on a node.
-fn client(auth: Auth<'_>, nodes: &[&NodeProcess]) -> Server {
-    let builder = Server::builder()
-        .workers(0)
-        .no_disk_cache()
-        .node_timeout(NODE_TIMEOUT)
-        .peers(nodes.iter().map(|node| node.address().to_string()));
-    let builder = match auth {
-        Auth::Secret(secret) => builder.secret(secret.clone()),
-        Auth::Insecure => builder.insecure(),
-    };
-    builder.build().expect("the client builds")
-}
-
-/// Waits until `count` nodes are connected to `server`.
-fn connect(server: &Server, count: usize) {
-    if let Err(err) = server.wait_for_nodes(count, CONNECT_WAIT) {
-        panic!("the nodes did not connect: {err}");
-    }
-}
-
-/// Waits for `job`, failing the test instead of hanging past [`TIMEOUT`].
-fn result<T: serde::de::DeserializeOwned>(job: &Job<T>) -> Result<T, JobError> {
-    job.wait_timeout(TIMEOUT)
-        .unwrap_or_else(|| panic!("{job:?} did not finish within {TIMEOUT:?}"))
-}
-
-/// Polls `condition` until it holds, failing the test after `timeout`.
-fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `sums[n]` is the sum of the primes below `n`, for every `n <= max`: the native
-/// reference for sum_primes, by a sieve.
-fn sums_of_primes_below(max: u64) -> Vec<u64> {
-    let max = usize::try_from(max).expect("a small max");
-    let mut composite = vec![false; max + 1];
-    let mut sums = vec![0; max + 1];
-    let mut total = 0;
-    for n in 2..=max {
-        sums[n] = total;
-        if !composite[n] {
-            total += n as u64;
-            for multiple in (n * n..=max).step_by(n) {
-                composite[multiple] = true;
-            }
-        }
-    }
-    sums
-}
-
-/// The server's statistics once every job submitted has been counted as finished (a job's
-/// waiters are released before the totals are updated).
-fn settled_stats(server: &Server) -> Stats {
-    let summary = server.wait_all_timeout(TIMEOUT);
-    assert_eq!(summary.pending(), 0, "jobs still pending: {summary:?}");
-    server.stats()
-}
-
-fn total_node_jobs(stats: &Stats) -> u64 {
-    stats.nodes.iter().map(|node| node.jobs).sum()
-}
-
-/// A batch of sum_primes jobs whose callbacks count each job's completions.
-struct Batch {
-    inputs: Vec<u64>,
-    jobs: Vec<Job<u64>>,
-    /// Completions of each job, as its callbacks saw them.
-    completions: Arc<Vec<AtomicU32>>,
-    /// Completions of all the jobs.
-    finished: Arc<AtomicUsize>,
-}
-
-impl Batch {
-    fn submit(server: &Server, inputs: Vec<u64>) -> Batch {
-        let module = sum_primes();
-        let completions: Arc<Vec<AtomicU32>> =
-            Arc::new(inputs.iter().map(|_| AtomicU32::new(0)).collect());
-        let finished = Arc::new(AtomicUsize::new(0));
-        let jobs = inputs
-            .iter()
-            .enumerate()
-            .map(|(index, &n)| {
-                let job = server.submit::<u64, _>(&module, "sum_primes", (n,));
-                let (completions, finished) = (completions.clone(), finished.clone());
-                job.on_complete(move |_| {
-                    completions[index].fetch_add(1, Ordering::SeqCst);
-                    finished.fetch_add(1, Ordering::SeqCst);
-                });
-                job
-            })
-            .collect();
-        Batch {
-            inputs,
-            jobs,
-            completions,
-            finished,
-        }
-    }
-
-    /// Waits until `count` jobs have finished.
-    fn wait_for(&self, count: usize) {
-        wait_until(&format!("{count} results"), TIMEOUT, || {
-            self.finished.load(Ordering::SeqCst) >= count
-        });
-    }
-
-    /// Checks that every job finished once, with the sum `sums` gives.
-    fn check(&self, sums: &[u64]) {
-        for (&n, job) in self.inputs.iter().zip(&self.jobs) {
-            assert_eq!(result(job), Ok(sums[n as usize]), "sum_primes({n})");
-        }
-        // A job completed twice would show now that every first completion is in.
-        std::thread::sleep(Duration::from_millis(200));
-        for (index, count) in self.completions.iter().enumerate() {
-            let count = count.load(Ordering::SeqCst);
-            assert_eq!(count, 1, "job {index} completed {count} times");
-        }
-        assert_eq!(self.finished.load(Ordering::SeqCst), self.jobs.len());
-    }
-}
+use std::time::Duration;
+use support::*;
+use wasp::Server;
 
 #[test]
 fn the_reference_sums_are_right() {
@@ -471,7 +324,9 @@ fn wasp_run_sends_its_job_to_a_node() {
     let wrong = dir.path().join("wrong.key");
     write_secret(&wrong, &new_secret());
     let address = node.address().to_string();
-    let run = |key: &std::path::Path| {
+    // Given by name, the node is found through the system's resolver.
+    let by_name = format!("localhost:{}", node.address().port());
+    let run = |peer: &str, key: &std::path::Path| {
         let args = [
             "run",
             SUM_PRIMES,
@@ -480,7 +335,9 @@ fn wasp_run_sends_its_job_to_a_node() {
             "--workers",
             "0",
             "--peer",
-            &address,
+            peer,
+            "--resolve-interval",
+            "1s",
             "--secret-file",
             key.to_str().unwrap(),
             "--no-cache",
@@ -488,205 +345,15 @@ fn wasp_run_sends_its_job_to_a_node() {
         run_wasp(&args, TIMEOUT)
     };
 
-    let out = run(&right);
+    let out = run(&by_name, &right);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "454396537\n");
 
-    let out = run(&wrong);
+    let out = run(&address, &wrong);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("wrong cluster secret"), "{stderr}");
     assert!(stderr.contains(&address), "{stderr}");
     assert!(out.stdout.is_empty());
-}
-
-// Discovery. Nodes announce themselves to a port of this host (multicast on the loopback
-// interface is not available everywhere); the client listens there.
-
-/// A free UDP port on 127.0.0.1 for announcements.
-fn announcement_address() -> std::net::SocketAddr {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
-    socket.local_addr().expect("its address")
-}
-
-/// A discoverable node announcing to `address` five times a second.
-fn discoverable(
-    secret: &ClusterSecret,
-    workers: usize,
-    address: std::net::SocketAddr,
-) -> NodeProcess {
-    let target = address.to_string();
-    NodeProcess::start_with(
-        Auth::Secret(secret),
-        workers,
-        &["--announce-to", &target, "--announce-interval", "200ms"],
-    )
-}
-
-/// A client with no local workers that finds its nodes by discovery on `address`.
-fn discovering_client(secret: &ClusterSecret, address: std::net::SocketAddr) -> Server {
-    Server::builder()
-        .workers(0)
-        .no_disk_cache()
-        .node_timeout(NODE_TIMEOUT)
-        .secret(secret.clone())
-        .discovery(address)
-        .build()
-        .expect("the client builds")
-}
-
-#[test]
-fn discovery_finds_nodes_including_one_started_mid_batch() {
-    let secret = new_secret();
-    let address = announcement_address();
-    let first = discoverable(&secret, 1, address);
-    let second = discoverable(&secret, 1, address);
-    let server = discovering_client(&secret, address);
-    connect(&server, 2);
-    let module = sum_primes();
-    let sums = sums_of_primes_below(100_000);
-    let inputs: Vec<u64> = (0..300).map(|i| 60_000 + 100 * (i % 400)).collect();
-    let jobs: Vec<_> = inputs
-        .iter()
-        .map(|&n| server.submit::<u64, _>(&module, "sum_primes", (n,)))
-        .collect();
-    // A third node appears once the batch is under way, and is given work at once.
-    wait_until("a quarter of the batch", TIMEOUT, || {
-        jobs.iter().filter(|job| job.is_finished()).count() >= inputs.len() / 4
-    });
-    let third = discoverable(&secret, 1, address);
-    for (&n, job) in inputs.iter().zip(&jobs) {
-        assert_eq!(result(job), Ok(sums[n as usize]), "sum_primes({n})");
-    }
-    let stats = settled_stats(&server);
-    for process in [&first, &second, &third] {
-        let node = stats
-            .nodes
-            .iter()
-            .find(|node| node.id.as_deref() == Some(process.id()))
-            .unwrap_or_else(|| panic!("{} was not discovered:\n{stats}", process.address()));
-        assert!(node.jobs > 0, "{} did no work:\n{stats}", node.address);
-    }
-    assert_eq!(total_node_jobs(&stats), inputs.len() as u64, "{stats}");
-    let heard = stats.discovery.expect("discovery is on");
-    assert!(heard.accepted >= 3, "{heard:?}");
-}
-
-#[test]
-fn forged_replayed_and_foreign_announcements_are_ignored() {
-    use wasp::discovery::announce::{Announcement, seal};
-    let secret = new_secret();
-    let address = announcement_address();
-    // A node of another cluster announces itself to the same place.
-    let stranger = discoverable(&new_secret(), 1, address);
-    let node = discoverable(&secret, 1, address);
-    let server = discovering_client(&secret, address);
-    connect(&server, 1);
-    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
-    // Garbage, and a genuine-looking announcement sealed with the right secret for an
-    // address nobody listens on, sent twice: the second is a replay.
-    sender
-        .send_to(b"WASPA\x01 not an announcement", address)
-        .unwrap();
-    let lure = Announcement {
-        id: "ee".repeat(32),
-        address: "127.0.0.1:9".parse().unwrap(),
-        arch: "x86_64".into(),
-        workers: 64,
-        sent_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-        nonce: [7; 16],
-    };
-    let sealed = seal(&lure, &secret).unwrap();
-    sender.send_to(&sealed, address).unwrap();
-    sender.send_to(&sealed, address).unwrap();
-    // A forgery: the same announcement with another address and the old MAC.
-    let mut forged = seal(
-        &Announcement {
-            nonce: [8; 16],
-            ..lure.clone()
-        },
-        &secret,
-    )
-    .unwrap();
-    let at = forged.len() - 40;
-    forged[at] ^= 1;
-    sender.send_to(&forged, address).unwrap();
-    wait_until("the datagrams to be heard", TIMEOUT, || {
-        server
-            .stats()
-            .discovery
-            .is_some_and(|heard| heard.replayed >= 1 && heard.malformed >= 1 && heard.forged >= 2)
-    });
-    let module = sum_primes();
-    let jobs: Vec<_> = (0..20u64)
-        .map(|i| server.submit::<u64, _>(&module, "sum_primes", (1_000 + i,)))
-        .collect();
-    for job in &jobs {
-        assert!(result(job).is_ok());
-    }
-    let stats = settled_stats(&server);
-    assert!(
-        stats
-            .nodes
-            .iter()
-            .all(|n| n.id.as_deref() != Some(stranger.id())),
-        "the other cluster's node was used:\n{stats}"
-    );
-    let lured = stats.nodes.iter().find(|n| n.address == "127.0.0.1:9");
-    assert!(lured.is_none_or(|n| n.jobs == 0 && !n.connected), "{stats}");
-    let genuine = stats
-        .nodes
-        .iter()
-        .find(|n| n.id.as_deref() == Some(node.id()))
-        .expect("the genuine node");
-    assert_eq!(genuine.jobs, 20, "{stats}");
-}
-
-#[test]
-fn a_node_resized_at_run_time_gets_a_matching_share_of_the_work() {
-    let secret = new_secret();
-    let settings = tempfile::tempdir().expect("temp dir");
-    let file = settings.path().join("node.conf");
-    std::fs::write(&file, "workers = 1\n").expect("settings written");
-    let steady = NodeProcess::start(Auth::Secret(&secret), 1);
-    let config = file.to_str().expect("a UTF-8 path");
-    let mut resized = NodeProcess::start_with(Auth::Secret(&secret), 1, &["--config", config]);
-    let server = client(Auth::Secret(&secret), &[&steady, &resized]);
-    connect(&server, 2);
-    std::fs::write(&file, "# three workers from now on\nworkers = 3\n").expect("settings written");
-    resized.hangup();
-    let workers_of = |server: &Server, id: &str| {
-        let stats = server.stats();
-        let node = stats.nodes.iter().find(|n| n.id.as_deref() == Some(id));
-        node.map_or(0, |n| n.workers)
-    };
-    wait_until("the client to see 3 workers", TIMEOUT, || {
-        workers_of(&server, resized.id()) == 3
-    });
-    let module = sum_primes();
-    let sums = sums_of_primes_below(40_100);
-    let jobs: Vec<_> = (0..60u64)
-        .map(|i| server.submit::<u64, _>(&module, "sum_primes", (40_000 + i,)))
-        .collect();
-    for (i, job) in jobs.iter().enumerate() {
-        assert_eq!(result(job), Ok(sums[40_000 + i]));
-    }
-    let stats = settled_stats(&server);
-    let jobs_of = |id: &str| {
-        let node = stats.nodes.iter().find(|n| n.id.as_deref() == Some(id));
-        node.map_or(0, |n| n.jobs)
-    };
-    assert!(
-        jobs_of(resized.id()) > jobs_of(steady.id()),
-        "the resized node should take the larger share:\n{stats}"
-    );
-    assert!(
-        resized.log().contains("worker count changed"),
-        "{}",
-        resized.log()
-    );
 }

@@ -6,11 +6,14 @@
 //! quick), so one thread keeps up with many nodes, and wasm never runs there. Dropping the [`Cluster`] stops that thread and returns every job
 //! still in flight to the queue (which, when the server is shutting down, cancels them).
 
+mod found;
+mod names;
 mod nodes;
 mod peer;
 mod session;
 mod window;
 
+pub(crate) use names::{DEFAULT_RESOLVE_INTERVAL, Resolver};
 pub(crate) use nodes::NodeTable;
 
 use crate::error::ConfigError;
@@ -27,10 +30,18 @@ pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
 /// How a server reaches its nodes.
 #[derive(Debug, Clone)]
 pub(crate) struct ClusterConfig {
-    /// The nodes' addresses, `host:port`; host names are resolved at each connection.
+    /// The nodes, `host:port`: an address is one node; a name stands for every address it
+    /// resolves to, resolved again every `resolve_interval`.
     pub(crate) peers: Vec<String>,
+    /// Turns peer names into addresses.
+    pub(crate) resolver: Resolver,
+    /// How often peer names are resolved again.
+    pub(crate) resolve_interval: std::time::Duration,
     /// Where to listen for node announcements, if discovery is on.
     pub(crate) discovery: Option<std::net::SocketAddr>,
+    /// The address of the interface to join a multicast discovery group on (unspecified:
+    /// the one the routing table picks).
+    pub(crate) discovery_interface: std::net::Ipv4Addr,
     /// The cluster secret; `None` only for nodes started with `--insecure`.
     pub(crate) secret: Option<ClusterSecret>,
     /// Heartbeats and the silence after which a node is declared lost.
@@ -56,6 +67,10 @@ impl Cluster {
         if config.discovery.is_some() {
             nodes.set_discovery(crate::discovery::DiscoveryStats::default());
         }
+        let named = config.peers.iter().any(|peer| is_name(peer));
+        if named || config.discovery.is_some() {
+            nodes.set_open_ended();
+        }
         let (shutdown, stop) = watch::channel(false);
         shared.enable_remote();
         let peers = peer::Peers {
@@ -65,7 +80,12 @@ impl Cluster {
         };
         let thread = std::thread::Builder::new()
             .name("wasp-net".into())
-            .spawn(move || runtime.block_on(peers.run_all(stop)))?;
+            .spawn(move || {
+                runtime.block_on(peers.run_all(stop));
+                // A name lookup still blocking (a slow DNS server) must not hold up the
+                // server's shutdown: its answer is no longer wanted.
+                runtime.shutdown_timeout(SHUTDOWN_GRACE);
+            })?;
         Ok(Cluster {
             shutdown,
             thread: Some(thread),
@@ -91,6 +111,14 @@ impl Drop for Cluster {
     }
 }
 
+/// How long the network thread waits, when stopping, for lookups on the blocking pool.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether `peer` (`host:port`) names its host rather than giving its address.
+fn is_name(peer: &str) -> bool {
+    peer.parse::<std::net::SocketAddr>().is_err()
+}
+
 /// The peer that turns discovery on (as pp's `ppservers=("*",)`).
 pub(crate) const DISCOVER: &str = "*";
 
@@ -110,7 +138,7 @@ pub(crate) fn check_peer(peer: &str) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_peer;
+    use super::{check_peer, is_name};
 
     #[test]
     fn peers_need_a_host_and_a_port() {
@@ -120,5 +148,13 @@ mod tests {
         assert!(check_peer("node1").is_err());
         assert!(check_peer(":7878").is_err());
         assert!(check_peer("node1:http").is_err());
+    }
+
+    #[test]
+    fn names_are_told_from_addresses() {
+        assert!(is_name("nodes.wasp.svc.cluster.local:7878"));
+        assert!(is_name("localhost:7878"));
+        assert!(!is_name("10.0.0.5:7878"));
+        assert!(!is_name("[fd00::5]:7878"));
     }
 }

@@ -4,6 +4,7 @@ use crate::discovery::DiscoveryStats;
 use crate::error::ClusterError;
 use crate::stats::NodeStats;
 use crate::waiting;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -12,6 +13,9 @@ pub(crate) struct NodeTable {
     nodes: Mutex<Vec<NodeStats>>,
     /// What discovery heard, if it is on.
     discovery: Mutex<Option<DiscoveryStats>>,
+    /// Whether nodes may be added while running (discovery, or peers given by name): then
+    /// waiting for more nodes than are listed still makes sense.
+    open_ended: AtomicBool,
     /// Signalled when a node connects or disconnects.
     changed: Condvar,
 }
@@ -29,6 +33,7 @@ impl NodeTable {
         NodeTable {
             nodes: Mutex::new(nodes),
             discovery: Mutex::new(None),
+            open_ended: AtomicBool::new(false),
             changed: Condvar::new(),
         }
     }
@@ -37,7 +42,7 @@ impl NodeTable {
         self.nodes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a node (a discovered one); returns its index.
+    /// Adds a node (a discovered or resolved one); returns its index.
     pub(crate) fn add(&self, address: String) -> usize {
         let mut nodes = self.lock();
         nodes.push(NodeStats {
@@ -45,6 +50,16 @@ impl NodeTable {
             ..NodeStats::default()
         });
         nodes.len() - 1
+    }
+
+    /// Notes that nodes may be added while running.
+    pub(crate) fn set_open_ended(&self) {
+        self.open_ended.store(true, Ordering::Relaxed);
+    }
+
+    /// The last error of node `index`, if any.
+    pub(crate) fn last_error(&self, index: usize) -> Option<String> {
+        self.lock()[index].last_error.clone()
     }
 
     /// Records what discovery has heard so far.
@@ -96,10 +111,10 @@ impl NodeTable {
                 return Ok(connected);
             }
             // Nodes that refused this client will not come by waiting: say so now (unless
-            // discovery may still bring others).
+            // discovery or a name may still bring others).
             let hopeful = nodes.iter().filter(|n| !n.connected && !n.refused).count();
-            let discovering = self.discovery().is_some();
-            let slept = if connected + hopeful < wanted && !discovering {
+            let open_ended = self.open_ended.load(Ordering::Relaxed);
+            let slept = if connected + hopeful < wanted && !open_ended {
                 Err(nodes)
             } else {
                 waiting::sleep(&self.changed, nodes, deadline)

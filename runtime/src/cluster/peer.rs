@@ -1,17 +1,16 @@
-//! One loop per peer: connect, run a session until it ends, wait, reconnect.
+//! One loop per node: connect, run a session until it ends, wait, reconnect; and the
+//! loops that find nodes (discovery) and start theirs.
 
-use super::ClusterConfig;
-use super::NodeTable;
+use super::found::Found;
 use super::session::{self, Session};
 use super::window::Backoff;
+use super::{ClusterConfig, NodeTable, names};
 use crate::discovery::{self, Hearing};
 use crate::scheduler::pool::Shared;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
 /// The first delay before reconnecting to a peer that failed or went away.
@@ -30,14 +29,23 @@ pub(super) struct Peers {
 }
 
 impl Peers {
-    /// Runs one loop per peer until `stop` turns true (or its sender is dropped).
+    /// Runs one loop per peer (per address, for a peer given by name), and discovery if it
+    /// is on, until `stop` turns true (or its sender is dropped).
     pub(super) async fn run_all(self, stop: watch::Receiver<bool>) {
         let peers = Arc::new(self);
         let mut loops = tokio::task::JoinSet::new();
-        for (index, address) in peers.config.peers.iter().enumerate() {
-            let span = info_span!("node", %address);
-            let peer = run_peer(peers.clone(), index, address.clone(), None, stop.clone());
-            loops.spawn(peer.instrument(span));
+        for (row, peer) in peers.config.peers.iter().enumerate() {
+            match peer.parse::<SocketAddr>() {
+                Ok(address) => {
+                    let span = info_span!("node", %address);
+                    let peer = run_peer(peers.clone(), row, address, None, stop.clone());
+                    loops.spawn(peer.instrument(span));
+                }
+                Err(_) => {
+                    let name = peer.clone();
+                    loops.spawn(names::follow_name(peers.clone(), row, name, stop.clone()));
+                }
+            }
         }
         if let Some(address) = peers.config.discovery {
             loops.spawn(discover(peers.clone(), address, stop.clone()));
@@ -46,16 +54,12 @@ impl Peers {
     }
 }
 
-/// How many failed attempts in a row make a discovered node count as gone: its loop ends,
-/// and starts again when the node is heard again.
-const DISCOVERED_ATTEMPTS: u32 = 5;
-
 /// Listens for announcements on `address`, and runs a loop for every node heard.
 async fn discover(peers: Arc<Peers>, address: SocketAddr, mut stop: watch::Receiver<bool>) {
     let Some(secret) = peers.config.secret.clone() else {
         return; // refused when the server is built
     };
-    let socket = match discovery::listener(address) {
+    let socket = match discovery::listener(address, peers.config.discovery_interface) {
         Ok(socket) => socket,
         Err(error) => {
             error!(%address, %error, "cannot listen for node announcements; discovery is off");
@@ -64,8 +68,7 @@ async fn discover(peers: Arc<Peers>, address: SocketAddr, mut stop: watch::Recei
     };
     info!(%address, "listening for node announcements");
     let mut hearing = Hearing::new(secret);
-    // By node id: where it was heard, its row in the table, and its loop.
-    let mut known: HashMap<String, (SocketAddr, usize, JoinHandle<()>)> = HashMap::new();
+    let mut found = Found::default();
     loop {
         let received = tokio::select! {
             received = discovery::receive(&socket) => received,
@@ -79,52 +82,38 @@ async fn discover(peers: Arc<Peers>, address: SocketAddr, mut stop: watch::Recei
         let Some(node) = heard else {
             continue;
         };
-        let index = match known.get(&node.id) {
-            Some((address, _, running)) if *address == node.address && !running.is_finished() => {
-                continue;
-            }
-            Some((_, index, _)) => *index,
-            None => peers.nodes.add(node.address.to_string()),
-        };
-        let address = node.address.to_string();
-        peers
-            .nodes
-            .update(index, |row| row.address.clone_from(&address));
-        info!(node = %address, id = %node.id, workers = node.workers, "discovered a node");
-        let span = info_span!("node", %address);
-        let peer = run_peer(
-            peers.clone(),
-            index,
-            address,
-            Some(DISCOVERED_ATTEMPTS),
-            stop.clone(),
+        let started = found.ensure(
+            node.id.clone(),
+            node.address,
+            None,
+            &mut None,
+            &peers,
+            &stop,
         );
-        known.insert(
-            node.id,
-            (node.address, index, tokio::spawn(peer.instrument(span))),
-        );
+        if started {
+            info!(node = %node.address, id = %node.id, workers = node.workers, "discovered a node");
+        }
     }
-    for (_, (_, _, running)) in known {
-        let _ = running.await;
-    }
+    found.join().await;
 }
 
-/// Connects to the node at `address` and keeps reconnecting; for a discovered node, only
-/// until `give_up_after` attempts in a row have failed.
-async fn run_peer(
+/// Connects to the node at `address` and keeps reconnecting; for a found node (discovered,
+/// or resolved from a name), only until `give_up_after` attempts in a row have failed.
+pub(super) async fn run_peer(
     peers: Arc<Peers>,
     index: usize,
-    address: String,
+    address: SocketAddr,
     give_up_after: Option<u32>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_MAX);
-    let mut last_error = String::new();
+    // The error shown already (by an earlier loop for this node, too): said once only.
+    let mut last_error = peers.nodes.last_error(index).unwrap_or_default();
     let mut failures = 0;
     while !*stop.borrow() {
         let mut delay = backoff.next_delay();
         let connected = tokio::select! {
-            connected = Session::connect(&peers.config, &address) => connected,
+            connected = Session::connect(&peers.config, address) => connected,
             _ = stop.changed() => break,
         };
         match connected {
@@ -172,7 +161,7 @@ async fn run_peer(
             Err(error) => {
                 failures += 1;
                 if give_up_after.is_some_and(|limit| failures >= limit) {
-                    info!(node = %address, %error, "the discovered node is gone");
+                    info!(node = %address, %error, "the node is gone");
                     peers.nodes.update_and_notify(index, |node| {
                         node.last_error = Some(error.to_string());
                     });

@@ -31,12 +31,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a connection could not be established or was lost.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SessionError {
-    /// The host name could not be resolved.
-    #[error("cannot resolve the address: {0}")]
-    Resolve(std::io::Error),
-    /// The host name resolved to no address.
-    #[error("the address resolves to nothing")]
-    NoAddress,
     /// The endpoint could not be bound, or the connection not made.
     #[error(transparent)]
     Net(#[from] NetError),
@@ -101,15 +95,14 @@ impl Session {
     /// Connects to `address`, proves the cluster secret, and reads the node's welcome.
     pub(super) async fn connect(
         config: &ClusterConfig,
-        address: &str,
+        address: SocketAddr,
     ) -> Result<Session, SessionError> {
         tokio::time::timeout(CONNECT_TIMEOUT, Self::establish(config, address))
             .await
             .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))?
     }
 
-    async fn establish(config: &ClusterConfig, address: &str) -> Result<Session, SessionError> {
-        let peer = resolve(address).await?;
+    async fn establish(config: &ClusterConfig, peer: SocketAddr) -> Result<Session, SessionError> {
         let endpoint = net::client_endpoint(peer, &config.transport)?;
         let connection = net::connect(&endpoint, peer).await?;
         let (send, recv) = net::client_handshake(&connection, config.secret.as_ref()).await?;
@@ -493,15 +486,6 @@ async fn read_messages(
             return;
         }
     }
-}
-
-/// Resolves `host:port` now (not once for all: a node's address may change).
-async fn resolve(address: &str) -> Result<SocketAddr, SessionError> {
-    tokio::net::lookup_host(address)
-        .await
-        .map_err(SessionError::Resolve)?
-        .next()
-        .ok_or(SessionError::NoAddress)
 }
 
 fn close(connection: &quinn::Connection, code: CloseCode, reason: &str) {

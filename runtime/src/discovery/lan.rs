@@ -29,27 +29,38 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// A socket to send announcements to `target` (a multicast group, a broadcast address, or
-/// one host). Must be called within a tokio runtime.
-pub(crate) fn sender(target: SocketAddr) -> io::Result<UdpSocket> {
+/// one host), leaving by the interface whose address is `interface` for a multicast group
+/// (unspecified: the one the routing table picks). Must be called within a tokio runtime.
+pub(crate) fn sender(target: SocketAddr, interface: Ipv4Addr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
     let bind: SocketAddr = match target {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let socket = std::net::UdpSocket::bind(bind)?;
-    socket.set_broadcast(true)?;
+    socket.bind(&bind.into())?;
+    socket.set_broadcast(target.is_ipv4())?;
     if target.ip().is_multicast() && target.is_ipv4() {
         // Stay on the LAN; and let clients on this host hear it too.
         socket.set_multicast_ttl_v4(1)?;
         socket.set_multicast_loop_v4(true)?;
+        if !interface.is_unspecified() {
+            socket.set_multicast_if_v4(&interface)?;
+        }
     }
     socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket)
+    UdpSocket::from_std(socket.into())
 }
 
-/// A socket that hears announcements sent to `address`: joined to the group if it is a
-/// multicast address, shared with other clients on this host (`SO_REUSEADDR`,
+/// A socket that hears announcements sent to `address`: joined to the group on the
+/// interface whose address is `interface` if it is a multicast address (unspecified: the
+/// one the routing table picks), shared with other clients on this host (`SO_REUSEADDR`,
 /// `SO_REUSEPORT`). Must be called within a tokio runtime.
-pub(crate) fn listener(address: SocketAddr) -> io::Result<UdpSocket> {
+pub(crate) fn listener(address: SocketAddr, interface: Ipv4Addr) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
         Domain::for_address(address),
@@ -69,7 +80,7 @@ pub(crate) fn listener(address: SocketAddr) -> io::Result<UdpSocket> {
     if let SocketAddr::V4(v4) = address
         && v4.ip().is_multicast()
     {
-        socket.join_multicast_v4(v4.ip(), &Ipv4Addr::UNSPECIFIED)?;
+        socket.join_multicast_v4(v4.ip(), &interface)?;
     }
     socket.set_nonblocking(true)?;
     UdpSocket::from_std(socket.into())

@@ -18,7 +18,7 @@ use crate::proto::message::NodeInfo;
 use crate::secret::ClusterSecret;
 use crate::server::Server;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,9 +49,12 @@ pub struct NodeConfig {
     pub drain_timeout: Duration,
     /// How long a client may stay silent before the node drops it.
     pub client_timeout: Duration,
-    /// Where to announce the node (a multicast group, a broadcast address, or one host),
-    /// if it is discoverable; see [`crate::discovery`]. Requires a secret.
-    pub announce_to: Option<SocketAddr>,
+    /// Where to announce the node (multicast groups, broadcast addresses, hosts); empty if
+    /// it is not discoverable. See [`crate::discovery`]. Requires a secret.
+    pub announce_to: Vec<SocketAddr>,
+    /// The address of the interface multicast announcements leave by; unspecified: the one
+    /// the routing table picks for the group.
+    pub announce_interface: Ipv4Addr,
     /// How often to announce it.
     pub announce_interval: Duration,
 }
@@ -67,7 +70,8 @@ impl NodeConfig {
             identity_dir: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             client_timeout: TransportSettings::default().idle_timeout,
-            announce_to: None,
+            announce_to: Vec::new(),
+            announce_interface: Ipv4Addr::UNSPECIFIED,
             announce_interval: crate::discovery::DEFAULT_ANNOUNCE_INTERVAL,
         }
     }
@@ -117,8 +121,10 @@ pub struct Node {
     endpoint: quinn::Endpoint,
     /// The worker count asked for at run time (see [`Node::workers_control`]).
     workers: watch::Sender<u32>,
-    /// The socket and target of announcements, if the node is discoverable.
-    announcer: Option<(tokio::net::UdpSocket, SocketAddr, Duration)>,
+    /// A socket per place announcements go to; none if the node is not discoverable.
+    announcers: Vec<(tokio::net::UdpSocket, SocketAddr)>,
+    /// How often announcements are sent.
+    announce_interval: Duration,
     context: Arc<NodeContext>,
     drain_timeout: Duration,
 }
@@ -165,7 +171,7 @@ impl Node {
         if config.secret.is_none() && !config.listen.ip().is_loopback() {
             return Err(NodeError::InsecureNotLoopback(config.listen));
         }
-        if config.announce_to.is_some() && config.secret.is_none() {
+        if !config.announce_to.is_empty() && config.secret.is_none() {
             return Err(NodeError::DiscoverableInsecure);
         }
         if config.workers == 0 {
@@ -190,14 +196,15 @@ impl Node {
             idle_timeout: config.client_timeout,
         };
         let endpoint = net::node_endpoint(config.listen, &identity, &transport)?;
-        let announcer = match config.announce_to {
-            Some(address) => {
-                let socket = crate::discovery::sender(address)
-                    .map_err(|error| NodeError::Announce { address, error })?;
-                Some((socket, address, config.announce_interval))
-            }
-            None => None,
-        };
+        let announcers = config
+            .announce_to
+            .iter()
+            .map(|&address| {
+                crate::discovery::sender(address, config.announce_interface)
+                    .map(|socket| (socket, address))
+                    .map_err(|error| NodeError::Announce { address, error })
+            })
+            .collect::<Result<_, _>>()?;
         let info = NodeInfo {
             id: identity.fingerprint().to_string(),
             arch: std::env::consts::ARCH.to_string(),
@@ -208,7 +215,8 @@ impl Node {
         Ok(Node {
             endpoint,
             workers: watch::channel(info.workers).0,
-            announcer,
+            announcers,
+            announce_interval: config.announce_interval,
             context: Arc::new(NodeContext {
                 server: Arc::new(server),
                 modules: ModuleStore::default(),
@@ -245,9 +253,9 @@ impl Node {
         let (phase, watch_phase) = watch::channel(Phase::Serving);
         let mut workers = self.workers.subscribe();
         let mut connections = JoinSet::new();
-        let announcing = self.announcer.take().map(|announcer| {
-            let task = self.announce(announcer);
-            tokio::spawn(task)
+        let announcing = (!self.announcers.is_empty()).then(|| {
+            let announcers = std::mem::take(&mut self.announcers);
+            tokio::spawn(self.announce(announcers))
         });
         tokio::pin!(shutdown);
         info!(address = ?self.endpoint.local_addr().ok(), id = %self.context.info.id, workers = self.context.info.workers, "node serving");
@@ -293,14 +301,15 @@ impl Node {
         }
     }
 
-    /// Announces the node until aborted.
+    /// Announces the node to each of `announcers`' targets until aborted.
     fn announce(
         &self,
-        (socket, target, interval): (tokio::net::UdpSocket, SocketAddr, Duration),
+        announcers: Vec<(tokio::net::UdpSocket, SocketAddr)>,
     ) -> impl Future<Output = ()> + use<> {
         let info = &self.context.info;
         let local = self.endpoint.local_addr();
         let secret = self.context.secret.clone();
+        let interval = self.announce_interval;
         let announcement = local
             .ok()
             .map(|address| crate::discovery::announce::Announcement {
@@ -315,14 +324,26 @@ impl Node {
             let (Some(secret), Some(announcement)) = (secret, announcement) else {
                 return;
             };
-            info!(%target, "announcing the node");
+            for (_, target) in &announcers {
+                info!(%target, "announcing the node");
+            }
+            // Whether the last send to each target failed: say so once, not every tick.
+            let mut failing = vec![false; announcers.len()];
             let mut ticks = tokio::time::interval(interval);
             loop {
                 ticks.tick().await;
-                let sent =
-                    crate::discovery::announce_once(&socket, target, &secret, &announcement).await;
-                if let Err(error) = sent {
-                    warn!(%target, %error, "could not send an announcement");
+                for ((socket, target), failing) in announcers.iter().zip(&mut failing) {
+                    let sent =
+                        crate::discovery::announce_once(socket, *target, &secret, &announcement)
+                            .await;
+                    match &sent {
+                        Err(error) if !*failing => {
+                            warn!(%target, %error, "could not send an announcement");
+                        }
+                        Ok(()) if *failing => info!(%target, "announcements go through again"),
+                        _ => {}
+                    }
+                    *failing = sent.is_err();
                 }
             }
         }

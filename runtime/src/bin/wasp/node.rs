@@ -4,7 +4,7 @@ use crate::options::parse_duration;
 use anyhow::Context as _;
 use clap::Args;
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,10 +42,15 @@ pub(crate) struct NodeCommand {
     /// `--discover` find it (multicast to 239.255.87.65:7879 unless `--announce-to`).
     #[arg(long)]
     discoverable: bool,
-    /// Where to send announcements: a multicast group, a broadcast address, or a host
-    /// (where multicast is blocked). Implies `--discoverable`.
+    /// Where to send announcements: a multicast group, a broadcast address (e.g.
+    /// 192.168.1.255:7879), or a client's host where multicast is blocked (repeatable).
+    /// Implies `--discoverable`.
     #[arg(long, value_name = "ADDR")]
-    announce_to: Option<SocketAddr>,
+    announce_to: Vec<SocketAddr>,
+    /// The address of the interface multicast announcements leave by (default: the one
+    /// the routing table picks for the group).
+    #[arg(long, value_name = "IP")]
+    announce_interface: Option<Ipv4Addr>,
     /// How often to announce the node.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     announce_interval: Duration,
@@ -78,11 +83,14 @@ impl NodeCommand {
         config.drain_timeout = self.drain_timeout;
         config.client_timeout = self.client_timeout;
         config.announce_interval = self.announce_interval;
-        config.announce_to = match (self.announce_to, self.discoverable) {
-            (Some(address), _) => Some(address),
-            (None, true) => Some(wasp::discovery::DEFAULT_DISCOVERY_ADDRESS.into()),
-            (None, false) => None,
-        };
+        config.announce_to = self.announce_to;
+        if config.announce_to.is_empty() && self.discoverable {
+            let default = wasp::discovery::DEFAULT_DISCOVERY_ADDRESS.into();
+            config.announce_to.push(default);
+        }
+        if let Some(interface) = self.announce_interface {
+            config.announce_interface = interface;
+        }
         // One thread moves all the bytes (jobs run on the pool's threads): no hand-offs
         // between runtime threads on the way from a job frame to its result.
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -66,10 +66,14 @@ const NODE_WAIT: Duration = Duration::from_secs(10);
 /// Remote nodes to run jobs on.
 #[derive(Debug, Args)]
 struct ClusterArgs {
-    /// A node to send jobs to, `host:port` (repeatable). With `--workers 0`, jobs run on
-    /// the nodes only.
+    /// A node to send jobs to, `host:port` (repeatable). A host name stands for every
+    /// address it resolves to (e.g. a Kubernetes headless Service), resolved again every
+    /// `--resolve-interval`. With `--workers 0`, jobs run on the nodes only.
     #[arg(long = "peer", value_name = "ADDR")]
     peers: Vec<String>,
+    /// How often peer names are resolved again, for nodes added or removed behind them.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    resolve_interval: Option<Duration>,
     /// The cluster secret the nodes were started with (`wasp secret new > cluster.key`).
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
@@ -84,6 +88,10 @@ struct ClusterArgs {
     /// port where nodes send them). Implies `--discover`.
     #[arg(long, value_name = "ADDR")]
     discovery_address: Option<std::net::SocketAddr>,
+    /// The address of the interface to hear multicast announcements on (default: the
+    /// one the routing table picks for the group).
+    #[arg(long, value_name = "IP")]
+    discovery_interface: Option<std::net::Ipv4Addr>,
 }
 
 impl ClusterArgs {
@@ -102,6 +110,12 @@ impl ClusterArgs {
             None => builder,
         };
         builder = builder.peers(self.peers.iter().cloned());
+        if let Some(interval) = self.resolve_interval {
+            builder = builder.resolve_interval(interval);
+        }
+        if let Some(interface) = self.discovery_interface {
+            builder = builder.discovery_interface(interface);
+        }
         match (&self.secret_file, self.insecure) {
             (Some(path), _) => {
                 let secret = wasp::ClusterSecret::from_file(path)?;
