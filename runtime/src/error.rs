@@ -169,6 +169,20 @@ pub enum JobError {
         /// The last node lost.
         node: String,
     },
+    /// The node refused the job's limits: one is above the node's maximum (`wasp node
+    /// --max-memory`, `--max-timeout`…). Ask for less, or run it elsewhere.
+    #[error("the node refuses a {limit} limit of {asked}: its maximum is {allowed}")]
+    LimitRefused {
+        /// Which limit: `timeout`, `memory`, `output` or `table elements`.
+        limit: String,
+        /// What the job asked for.
+        asked: String,
+        /// The node's maximum.
+        allowed: String,
+    },
+    /// The node refused the job's module (not on its allow-list).
+    #[error("the node refuses the module: {0}")]
+    ModuleRefused(String),
     /// The host failed while running the job (a bug in wasp, reported rather than hidden).
     #[error("internal error while running the job: {0}")]
     Internal(String),

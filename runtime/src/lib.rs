@@ -84,7 +84,7 @@ pub use error::{ClusterError, ConfigError, JobError, ModuleError, TrapKind};
 pub use job::{Job, JobId, JobOutput};
 pub use map::MapResults;
 pub use module::{Module, ModuleHash};
-pub use node::{DEFAULT_DRAIN_TIMEOUT, Node, NodeConfig, NodeError, WorkersControl};
+pub use node::{DEFAULT_DRAIN_TIMEOUT, Node, NodeConfig, NodeError, NodePolicy, WorkersControl};
 pub use sandbox::{
     DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits,
     MAX_CONCURRENT_INSTANCES,

@@ -30,6 +30,14 @@ impl ModuleHash {
         &self.0
     }
 
+    /// The hash from 64 hex digits (as `to_hex` writes it, or `b3sum` prints it); `None`
+    /// if `text` is not that.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        blake3::Hash::from_hex(text.trim())
+            .ok()
+            .map(|hash| ModuleHash(*hash.as_bytes()))
+    }
+
     /// The hash as 64 lowercase hex digits (its `Display` form).
     pub fn to_hex(&self) -> String {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()
@@ -142,6 +150,19 @@ pub(crate) fn test_module() -> Module {
             bytes: Arc::from(&b""[..]),
             hash: ModuleHash::of(b""),
             jobs: vec!["f".into()],
+        }),
+    }
+}
+
+/// A module with the one job `name`, whose bytes (not wasm) are its name, so that modules
+/// of different names differ in hash and have the same size.
+#[cfg(test)]
+pub(crate) fn test_module_with_job(name: &str) -> Module {
+    Module {
+        inner: Arc::new(Inner {
+            bytes: Arc::from(name.as_bytes()),
+            hash: ModuleHash::of(name.as_bytes()),
+            jobs: vec![name.into()],
         }),
     }
 }

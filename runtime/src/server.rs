@@ -480,6 +480,11 @@ impl Server {
         ))
     }
 
+    /// Drops the prepared code of module `hash` from memory (a node evicting a module).
+    pub(crate) fn forget_module(&self, hash: &crate::module::ModuleHash) {
+        self.shared.modules.forget(hash);
+    }
+
     /// Submits a job whose outcome goes, raw, to `callback` (as a node returns results to
     /// its clients). `limits` are checked here: out-of-range limits fail the job.
     /// `cancel` stops the job if it is queued or running (the client that sent it left).

@@ -357,3 +357,54 @@ fn wasp_run_sends_its_job_to_a_node() {
     assert!(stderr.contains(&address), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn a_nodes_policy_refuses_what_it_forbids_with_a_clear_error() {
+    let secret = new_secret();
+    let allowed = sum_primes().hash().to_hex();
+    let node = NodeProcess::start_with(
+        Auth::Secret(&secret),
+        1,
+        &["--max-memory", "64MiB", "--allow-module", &allowed],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("cluster.key");
+    write_secret(&key, &secret);
+    let address = node.address().to_string();
+    let run = |module: &str, function: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            module,
+            function,
+            "--workers",
+            "0",
+            "--peer",
+            &address,
+            "--secret-file",
+            key.to_str().expect("a UTF-8 path"),
+            "--no-cache",
+        ];
+        args.extend_from_slice(extra);
+        run_wasp(&args, TIMEOUT)
+    };
+    let out = run(
+        SUM_PRIMES,
+        "sum_primes",
+        &["100000", "--max-memory", "128MiB"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("refuses a memory limit"), "{stderr}");
+    let out = run(wasp_fixtures::WASP_TESTJOBS, "answer", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("not on the node's allow-list"), "{stderr}");
+    let out = run(
+        SUM_PRIMES,
+        "sum_primes",
+        &["100000", "--max-memory", "64MiB"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "454396537\n");
+}

@@ -61,6 +61,13 @@ impl ModuleCache {
         result.clone()
     }
 
+    /// Drops the module's prepared code (jobs running it keep theirs); its next job prepares
+    /// it again, from the disk cache if it is there.
+    pub(crate) fn forget(&self, hash: &ModuleHash) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.remove(hash);
+    }
+
     pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             compiled: self.compiled.load(Ordering::Relaxed),

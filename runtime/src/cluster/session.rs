@@ -15,7 +15,7 @@ use crate::sandbox::RawOutcome;
 use crate::scheduler::pool::{Shared, failed_outcome};
 use crate::scheduler::queue::Task;
 use bytes::BytesMut;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,11 +162,13 @@ impl Session {
             window: Window::new(info.workers),
             in_flight: HashMap::new(),
             modules: HashMap::new(),
-            shipped: HashSet::new(),
             next_id: 0,
             draining: false,
             buffer: BytesMut::new(),
             worker_name: format!("node {}", nodes.snapshot()[index].address),
+            max_module_size: usize::try_from(info.max_module_size)
+                .unwrap_or(usize::MAX)
+                .min(MAX_MODULE_FRAME_LEN - MODULE_FRAME_OVERHEAD),
         };
         let end = driver.drive(&mut inbox, stop).await;
         reader.abort();
@@ -209,8 +211,6 @@ struct Driver<'a> {
     in_flight: HashMap<WireJobId, InFlight>,
     /// The modules of the jobs sent in this session, by hash: what the node may ask for.
     modules: HashMap<WireHash, Module>,
-    /// Modules sent (or being sent) in this session: a node asks for each at most once.
-    shipped: HashSet<WireHash>,
     /// The id of the next job sent.
     next_id: WireJobId,
     /// The node said it is shutting down: send it nothing more.
@@ -219,6 +219,8 @@ struct Driver<'a> {
     buffer: BytesMut,
     /// How jobs run here are named in their output and the statistics.
     worker_name: String,
+    /// The largest module the node accepts (and a frame can carry).
+    max_module_size: usize,
 }
 
 impl Driver<'_> {
@@ -296,10 +298,12 @@ impl Driver<'_> {
     }
 
     fn encode_job(&mut self, task: Box<Task>) {
-        if task.module.bytes().len() > MAX_MODULE_FRAME_LEN - MODULE_FRAME_OVERHEAD {
-            let outcome = failed_outcome(JobError::Module(format!(
-                "the module ({} bytes) is larger than a node accepts ({MAX_MODULE_FRAME_LEN} bytes)",
-                task.module.bytes().len()
+        if task.module.bytes().len() > self.max_module_size {
+            let outcome = failed_outcome(JobError::ModuleRefused(format!(
+                "the module ({} bytes) is larger than {} accepts ({} bytes)",
+                task.module.bytes().len(),
+                self.worker_name,
+                self.max_module_size
             )));
             self.shared.complete(*task, outcome, String::new());
             return;
@@ -390,11 +394,7 @@ impl Driver<'_> {
         let module = self.modules.get(&hash).cloned().ok_or_else(|| {
             SessionError::Protocol("it asked for a module no job of this session uses".into())
         })?;
-        if !self.shipped.insert(hash) {
-            return Err(SessionError::Protocol(
-                "it asked for the same module twice".into(),
-            ));
-        }
+        // A module may be asked for again: the node's store is bounded, and evicts.
         let connection = self.connection.clone();
         let (nodes, index) = (self.nodes.clone(), self.index);
         let transfer = async move {

@@ -11,11 +11,12 @@ use crate::module::{Module, ModuleHash};
 use crate::net::{self, FramedRecv};
 use crate::proto::CloseCode;
 use crate::proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
-use crate::proto::message::{JobDone, RunJob, ToClient, ToNode, WireHash};
+use crate::proto::message::{JobDone, RunJob, ToClient, ToNode, WireHash, WireLimits};
 use crate::sandbox::Cancel;
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -27,9 +28,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the node waits for a client to read its last results and close.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// How many jobs of one client may wait for their modules: a client that never sends a
-/// module it was asked for must not park jobs without bound. Far above a client's window.
-const MAX_WAITING_JOBS: usize = 16 * 1024;
+/// Room in a module frame for everything but the module's bytes.
+const MODULE_FRAME_OVERHEAD: usize = 1024;
 
 /// How many bytes of outgoing messages the writer gathers before writing them.
 const WRITE_BATCH: usize = 64 << 10;
@@ -54,6 +54,7 @@ pub(super) async fn serve(
         connection: connection.clone(),
         out,
         waiting: Mutex::new(HashMap::new()),
+        held: Arc::new(AtomicUsize::new(0)),
         cancel: Cancel::default(),
     });
     let mut welcome = client.node.info.clone();
@@ -131,6 +132,9 @@ struct Client {
     /// Jobs waiting for their module, by module hash. A hash present here has been asked
     /// of the client once.
     waiting: Mutex<HashMap<WireHash, Vec<RunJob>>>,
+    /// How many of its jobs the node holds (waiting, queued or running): bounded by the
+    /// policy, and so are the messages queued for the writer (one per job at most).
+    held: Arc<AtomicUsize>,
     /// Set when the client is gone: stops its queued and running jobs.
     cancel: Cancel,
 }
@@ -145,21 +149,37 @@ impl Client {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs a job now, or parks it until its module arrives (asking for it once). Returns
-    /// why the client must be disconnected if it parks too many jobs.
-    fn run(&self, job: RunJob) -> Result<(), String> {
+    /// Runs a job now, or parks it until its module arrives (asking for it once); or
+    /// refuses it, if the node's policy does not allow its module or its limits. Returns
+    /// why the client must be disconnected if it sends more jobs than it may.
+    fn run(&self, mut job: RunJob) -> Result<(), String> {
+        let policy = &self.node.policy;
+        if self.held.load(Ordering::Acquire) >= policy.max_jobs_per_client {
+            return Err(format!(
+                "sent more than {} jobs at once",
+                policy.max_jobs_per_client
+            ));
+        }
+        let hash = ModuleHash::from_bytes(job.module);
+        let admitted = policy
+            .admit_module(&hash)
+            .and_then(|()| policy.admit_limits(job.limits.into()));
+        match admitted {
+            Ok(limits) => job.limits = WireLimits::from(&limits),
+            Err(refused) => {
+                debug!(remote = %self.remote, %refused, "refused a job");
+                self.send(failed(job.job, refused));
+                return Ok(());
+            }
+        }
+        self.held.fetch_add(1, Ordering::AcqRel);
         // Under the lock: a module that arrives meanwhile is stored before its waiting jobs
         // are taken out (see `module_arrived`), so the job is either submitted or parked.
         let mut waiting = self.waiting();
-        if let Some(module) = self.node.modules.get(&ModuleHash::from_bytes(job.module)) {
+        if let Some(module) = self.node.modules.get(&hash) {
             drop(waiting);
             self.submit(&module, job);
             return Ok(());
-        }
-        if waiting.values().map(Vec::len).sum::<usize>() >= MAX_WAITING_JOBS {
-            return Err(format!(
-                "sent over {MAX_WAITING_JOBS} jobs whose modules it has not sent"
-            ));
         }
         let asked = waiting.contains_key(&job.module);
         let hash = job.module;
@@ -173,6 +193,7 @@ impl Client {
 
     fn submit(&self, module: &Module, job: RunJob) {
         let out = self.out.clone();
+        let held = self.held.clone();
         let id = job.job;
         self.node.server.submit_with_callback(
             module,
@@ -181,6 +202,7 @@ impl Client {
             job.limits.into(),
             self.cancel.clone(),
             Box::new(move |finished: &Finished| {
+                held.fetch_sub(1, Ordering::AcqRel);
                 let _ = out.send(result_message(id, finished));
             }),
         );
@@ -194,6 +216,7 @@ impl Client {
             .flat_map(|(_, jobs)| jobs)
             .map(|job| job.job)
             .collect();
+        self.held.fetch_sub(jobs.len(), Ordering::AcqRel);
         if !jobs.is_empty() {
             self.send(ToClient::Returned { jobs });
         }
@@ -213,7 +236,17 @@ impl Client {
                 debug!(remote = %self.remote, module = %module.hash(), "module received");
                 // Stored first, then the waiting jobs taken out: `run` looks at both under
                 // the same lock, so no job falls between them and asks again.
-                self.node.modules.insert(module.clone());
+                let evicted = self.node.modules.insert(module.clone());
+                for hash in &evicted {
+                    self.node.server.forget_module(hash);
+                }
+                if !evicted.is_empty() {
+                    let (kept, bytes) = self.node.modules.size();
+                    debug!(
+                        evicted = evicted.len(),
+                        kept, bytes, "modules evicted from the store"
+                    );
+                }
                 let jobs = self.waiting().remove(&hash).unwrap_or_default();
                 for job in jobs {
                     self.submit(&module, job);
@@ -222,6 +255,7 @@ impl Client {
             Err(error) => {
                 warn!(remote = %self.remote, %error, "a client sent a module that does not load");
                 let jobs = self.waiting().remove(&hash).unwrap_or_default();
+                self.held.fetch_sub(jobs.len(), Ordering::AcqRel);
                 for job in jobs {
                     self.send(failed(job.job, JobError::Module(error.to_string())));
                 }
@@ -306,8 +340,13 @@ async fn read_jobs(
 
 /// Accepts the client's module streams, one module each.
 async fn receive_modules(client: Arc<Client>) {
+    let policy = &client.node.policy;
+    let max_frame = usize::try_from(policy.max_module_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(MODULE_FRAME_OVERHEAD)
+        .min(MAX_MODULE_FRAME_LEN);
     while let Ok(stream) = client.connection.accept_uni().await {
-        let message = net::read_one::<ToNode>(stream, MAX_MODULE_FRAME_LEN).await;
+        let message = net::read_one::<ToNode>(stream, max_frame).await;
         let arrived = match message {
             Ok(ToNode::Module { hash, bytes }) => {
                 // Hashing and validating a large module is CPU work: off the runtime.

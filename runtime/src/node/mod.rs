@@ -7,6 +7,7 @@
 //! [`Server`], never on the async runtime.
 
 mod connection;
+mod policy;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,7 @@ use crate::proto::CloseCode;
 use crate::proto::message::NodeInfo;
 use crate::secret::ClusterSecret;
 use crate::server::Server;
+pub use policy::NodePolicy;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -25,7 +27,7 @@ use std::time::Duration;
 use store::ModuleStore;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{Instrument as _, info, info_span, warn};
+use tracing::{Instrument as _, debug, info, info_span, warn};
 
 /// How long running jobs may take to finish once a node is asked to shut down, by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,6 +59,8 @@ pub struct NodeConfig {
     pub announce_interface: Ipv4Addr,
     /// How often to announce it.
     pub announce_interval: Duration,
+    /// What clients and their jobs may ask of the node.
+    pub policy: NodePolicy,
 }
 
 impl NodeConfig {
@@ -73,6 +77,7 @@ impl NodeConfig {
             announce_to: Vec::new(),
             announce_interface: Ipv4Addr::UNSPECIFIED,
             announce_interval: crate::discovery::DEFAULT_ANNOUNCE_INTERVAL,
+            policy: NodePolicy::default(),
         }
     }
 }
@@ -145,6 +150,7 @@ impl WorkersControl {
 struct NodeContext {
     server: Arc<Server>,
     modules: ModuleStore,
+    policy: NodePolicy,
     secret: Option<ClusterSecret>,
     info: NodeInfo,
 }
@@ -211,6 +217,7 @@ impl Node {
             os: std::env::consts::OS.to_string(),
             workers: u32::try_from(config.workers).unwrap_or(u32::MAX),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            max_module_size: config.policy.max_module_size,
         };
         Ok(Node {
             endpoint,
@@ -219,7 +226,11 @@ impl Node {
             announce_interval: config.announce_interval,
             context: Arc::new(NodeContext {
                 server: Arc::new(server),
-                modules: ModuleStore::default(),
+                modules: ModuleStore::new(
+                    config.policy.max_modules,
+                    config.policy.max_module_bytes,
+                ),
+                policy: config.policy,
                 secret: config.secret,
                 info,
             }),
@@ -263,6 +274,11 @@ impl Node {
             tokio::select! {
                 () = &mut shutdown => break,
                 incoming = self.endpoint.accept() => match incoming {
+                    Some(incoming) if connections.len() >= self.context.policy.max_clients => {
+                        // Refused before any cryptography: a flood costs the node little.
+                        debug!(remote = %incoming.remote_address(), max = self.context.policy.max_clients, "refused a connection: too many clients");
+                        incoming.refuse();
+                    }
                     Some(incoming) => {
                         let context = self.context.clone();
                         let span = info_span!("client", remote = %incoming.remote_address());

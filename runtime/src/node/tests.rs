@@ -6,7 +6,9 @@
 //! The raw client here speaks the protocol by hand, so that it can break it anywhere; the
 //! real client ([`Server`] with the node as a peer) checks that the node still serves.
 
-use super::{Node, NodeConfig};
+mod policy;
+
+use super::{Node, NodeConfig, NodePolicy};
 use crate::error::JobError;
 use crate::module::Module;
 use crate::net::{self, FramedRecv, TransportSettings};
@@ -112,6 +114,11 @@ struct TestNode {
 impl TestNode {
     /// A node with one worker, the test secret and short timeouts.
     fn start() -> TestNode {
+        Self::start_with(NodePolicy::default())
+    }
+
+    /// Like [`start`](Self::start), with `policy`.
+    fn start_with(policy: NodePolicy) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let mut config = NodeConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), Some(secret()));
         config.workers = 1;
@@ -119,6 +126,7 @@ impl TestNode {
         config.identity_dir = Some(dir.path().join("identity"));
         config.drain_timeout = NODE_TIMEOUT;
         config.client_timeout = NODE_TIMEOUT;
+        config.policy = policy;
         let node = Node::bind(config).unwrap();
         let addr = node.local_addr().unwrap();
         let id = node.id().to_owned();

@@ -103,6 +103,9 @@ pub struct NodeInfo {
     pub workers: u32,
     /// The node's wasp version.
     pub version: String,
+    /// The largest module the node accepts, in bytes: a client does not send it jobs of a
+    /// larger one (sending the module would get it cut off).
+    pub max_module_size: u64,
 }
 
 /// A finished job, from [`ToClient::Done`].

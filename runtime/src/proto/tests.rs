@@ -89,6 +89,12 @@ fn job_error() -> impl Strategy<Value = JobError> {
         any::<i32>().prop_map(JobError::Exited),
         text().prop_map(JobError::Cancelled),
         (any::<u32>(), text()).prop_map(|(attempts, node)| JobError::NodeLost { attempts, node }),
+        (text(), text(), text()).prop_map(|(limit, asked, allowed)| JobError::LimitRefused {
+            limit,
+            asked,
+            allowed
+        }),
+        text().prop_map(JobError::ModuleRefused),
     ]
 }
 
@@ -109,13 +115,14 @@ fn job_done() -> impl Strategy<Value = JobDone> {
 }
 
 fn to_client() -> impl Strategy<Value = ToClient> {
-    let info = (text(), text(), text(), any::<u32>(), text()).prop_map(
-        |(id, arch, os, workers, version)| NodeInfo {
+    let info = (text(), text(), text(), any::<u32>(), text(), any::<u64>()).prop_map(
+        |(id, arch, os, workers, version, max_module_size)| NodeInfo {
             id,
             arch,
             os,
             workers,
             version,
+            max_module_size,
         },
     );
     prop_oneof![

@@ -8,6 +8,7 @@ mod json;
 mod map;
 mod node;
 mod options;
+mod policy;
 mod run;
 mod secret;
 

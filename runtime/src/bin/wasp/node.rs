@@ -1,6 +1,7 @@
 //! `wasp node`: serve jobs to clients over the network (Parallel Python's `ppserver`).
 
 use crate::options::parse_duration;
+use crate::policy::PolicyArgs;
 use anyhow::Context as _;
 use clap::Args;
 use std::io::Write as _;
@@ -57,6 +58,8 @@ pub(crate) struct NodeCommand {
     /// How long a client may stay silent before it is dropped.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     client_timeout: Duration,
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 impl NodeCommand {
@@ -83,6 +86,7 @@ impl NodeCommand {
         config.drain_timeout = self.drain_timeout;
         config.client_timeout = self.client_timeout;
         config.announce_interval = self.announce_interval;
+        config.policy = self.policy.policy()?;
         config.announce_to = self.announce_to;
         if config.announce_to.is_empty() && self.discoverable {
             let default = wasp::discovery::DEFAULT_DISCOVERY_ADDRESS.into();

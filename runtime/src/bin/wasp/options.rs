@@ -185,7 +185,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     parse_size::parse_size(text).map_err(|err| format!("{err} (try `64MiB` or `1GiB`)"))
 }
 

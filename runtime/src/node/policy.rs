@@ -1,0 +1,238 @@
+//! What a node's operator allows its clients: the most each job may ask for, which modules
+//! may run, and how much one client may hold. Plain data and checks, tested without
+//! sockets; `connection.rs` applies them.
+//!
+//! A client's request above a maximum is refused with a typed error, never silently
+//! lowered or raised: the client asked for those limits for a reason.
+
+use crate::error::JobError;
+use crate::module::ModuleHash;
+use crate::sandbox::Limits;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// The longest wall-clock time a job may ask for, by default; a job that asks for no
+/// timeout gets this one, so that no job holds a worker for ever.
+pub(crate) const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The most linear memory a job may ask for, by default: 1 GiB.
+pub(crate) const DEFAULT_MAX_MEMORY: u64 = 1 << 30;
+/// The most output a job may ask to have captured, by default: 4 MiB on each stream
+/// (both, and the result, must fit in one 16 MiB frame back).
+pub(crate) const DEFAULT_MAX_OUTPUT: u64 = 4 << 20;
+/// The most elements a job may ask for in each table, by default.
+pub(crate) const DEFAULT_MAX_TABLE_ELEMENTS: u64 = 1_000_000;
+/// The largest module a client may send, by default: 64 MiB.
+pub(crate) const DEFAULT_MAX_MODULE_SIZE: u64 = 64 << 20;
+/// How many clients may be connected at once, by default.
+pub(crate) const DEFAULT_MAX_CLIENTS: usize = 256;
+/// How many jobs one client may have on the node at once (queued, running, or waiting for
+/// their module), by default: far above what a client's credit window sends (at most 1,024),
+/// so only a client that ignores its window reaches it.
+pub(crate) const DEFAULT_MAX_JOBS_PER_CLIENT: usize = 4096;
+/// How many modules the node keeps, by default (least recently used evicted first).
+pub(crate) const DEFAULT_MAX_MODULES: usize = 1024;
+/// How many bytes of modules the node keeps, by default: 1 GiB.
+pub(crate) const DEFAULT_MAX_MODULE_BYTES: u64 = 1 << 30;
+
+/// The node's rules for its clients. See each field for its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePolicy {
+    /// The longest timeout a job may ask for, also given to jobs that ask for none;
+    /// `None`: no maximum, and jobs may run unbounded. Default: 10 minutes.
+    pub max_timeout: Option<Duration>,
+    /// The most linear memory a job may ask for. Default: 1 GiB.
+    pub max_memory: u64,
+    /// The most bytes of each of stdout and stderr a job may ask to have captured.
+    /// Default: 4 MiB.
+    pub max_output: u64,
+    /// The most elements a job may ask for in each table. Default: 1,000,000.
+    pub max_table_elements: u64,
+    /// The largest module a client may send; a client sending a larger one is cut off.
+    /// Default: 64 MiB.
+    pub max_module_size: u64,
+    /// If set, the only modules the node runs (by blake3 hash); jobs of other modules are
+    /// refused without the module being asked for. Default: any module.
+    pub allowed_modules: Option<HashSet<ModuleHash>>,
+    /// How many clients may be connected at once; more are refused. Default: 256.
+    pub max_clients: usize,
+    /// How many jobs one client may have on the node at once; a client sending more is
+    /// cut off. Default: 4,096.
+    pub max_jobs_per_client: usize,
+    /// How many modules the node keeps; the least recently used go first. Default: 1,024.
+    pub max_modules: usize,
+    /// How many bytes of modules the node keeps. Default: 1 GiB.
+    pub max_module_bytes: u64,
+}
+
+impl Default for NodePolicy {
+    fn default() -> Self {
+        NodePolicy {
+            max_timeout: Some(DEFAULT_MAX_TIMEOUT),
+            max_memory: DEFAULT_MAX_MEMORY,
+            max_output: DEFAULT_MAX_OUTPUT,
+            max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
+            max_module_size: DEFAULT_MAX_MODULE_SIZE,
+            allowed_modules: None,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            max_jobs_per_client: DEFAULT_MAX_JOBS_PER_CLIENT,
+            max_modules: DEFAULT_MAX_MODULES,
+            max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
+        }
+    }
+}
+
+impl NodePolicy {
+    /// The limits a job asking for `asked` runs with here: the same, except that a job
+    /// asking for no timeout gets the node's maximum.
+    ///
+    /// # Errors
+    /// [`JobError::LimitRefused`] naming the first limit above the node's maximum.
+    pub fn admit_limits(&self, asked: Limits) -> Result<Limits, JobError> {
+        let timeout = match (asked.timeout, self.max_timeout) {
+            (None, max) => max,
+            (Some(timeout), Some(max)) if timeout > max => {
+                return Err(refused(
+                    "timeout",
+                    format!("{timeout:?}"),
+                    format!("{max:?}"),
+                ));
+            }
+            (Some(timeout), _) => Some(timeout),
+        };
+        let sizes = [
+            ("memory", asked.max_memory, self.max_memory),
+            ("output", asked.max_output, self.max_output),
+            (
+                "table elements",
+                asked.max_table_elements,
+                self.max_table_elements,
+            ),
+        ];
+        for (limit, asked, allowed) in sizes {
+            if asked > allowed {
+                return Err(refused(limit, asked.to_string(), allowed.to_string()));
+            }
+        }
+        Ok(Limits { timeout, ..asked })
+    }
+
+    /// Whether jobs of the module `hash` may run here.
+    ///
+    /// # Errors
+    /// [`JobError::ModuleRefused`] if the node has an allow-list without it.
+    pub fn admit_module(&self, hash: &ModuleHash) -> Result<(), JobError> {
+        match &self.allowed_modules {
+            Some(allowed) if !allowed.contains(hash) => Err(JobError::ModuleRefused(format!(
+                "module {} is not on the node's allow-list",
+                hash.to_hex()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn refused(limit: &str, asked: String, allowed: String) -> JobError {
+    JobError::LimitRefused {
+        limit: limit.to_string(),
+        asked,
+        allowed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_within_the_maxima_are_kept() {
+        let policy = NodePolicy::default();
+        let asked = Limits {
+            timeout: Some(Duration::from_secs(5)),
+            ..Limits::default()
+        };
+        assert_eq!(policy.admit_limits(asked), Ok(asked));
+    }
+
+    #[test]
+    fn a_job_without_a_timeout_gets_the_maximum() {
+        let policy = NodePolicy::default();
+        let admitted = policy.admit_limits(Limits::default()).unwrap();
+        assert_eq!(admitted.timeout, Some(DEFAULT_MAX_TIMEOUT));
+        let unbounded = NodePolicy {
+            max_timeout: None,
+            ..NodePolicy::default()
+        };
+        assert_eq!(
+            unbounded.admit_limits(Limits::default()).unwrap().timeout,
+            None
+        );
+    }
+
+    #[test]
+    fn each_limit_above_its_maximum_is_refused_by_name() {
+        let policy = NodePolicy {
+            max_timeout: Some(Duration::from_secs(1)),
+            max_memory: 1 << 20,
+            max_output: 1024,
+            max_table_elements: 10,
+            ..NodePolicy::default()
+        };
+        let small = Limits {
+            timeout: Some(Duration::from_millis(500)),
+            max_memory: 1 << 20,
+            max_output: 1024,
+            max_table_elements: 10,
+        };
+        assert!(policy.admit_limits(small).is_ok());
+        let cases = [
+            (
+                Limits {
+                    timeout: Some(Duration::from_secs(2)),
+                    ..small
+                },
+                "timeout",
+            ),
+            (
+                Limits {
+                    max_memory: 2 << 20,
+                    ..small
+                },
+                "memory",
+            ),
+            (
+                Limits {
+                    max_output: 1025,
+                    ..small
+                },
+                "output",
+            ),
+            (
+                Limits {
+                    max_table_elements: 11,
+                    ..small
+                },
+                "table elements",
+            ),
+        ];
+        for (asked, name) in cases {
+            match policy.admit_limits(asked) {
+                Err(JobError::LimitRefused { limit, .. }) => assert_eq!(limit, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_allow_list_admits_only_its_modules() {
+        let listed = ModuleHash::of(b"listed");
+        let other = ModuleHash::of(b"other");
+        assert!(NodePolicy::default().admit_module(&other).is_ok());
+        let policy = NodePolicy {
+            allowed_modules: Some([listed].into_iter().collect()),
+            ..NodePolicy::default()
+        };
+        assert!(policy.admit_module(&listed).is_ok());
+        let refused = policy.admit_module(&other).unwrap_err();
+        assert!(refused.to_string().contains(&other.to_hex()), "{refused}");
+    }
+}
