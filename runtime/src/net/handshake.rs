@@ -97,6 +97,10 @@ pub(crate) async fn node_handshake(
         .map_err(|err| closed(err, Role::Client))?;
     let hello = read_hello(conn, &mut recv, Role::Client).await?;
     let (answer, verdict) = node_verdict(&hello, secret, &binding);
+    if verdict.is_ok() {
+        // Before the answer: the client may send jobs as soon as it has it.
+        super::tls::open_up(conn);
+    }
     write_hello(&mut send, &answer, Role::Client).await?;
     if let Err(refusal) = verdict {
         // Close only once the client has the answer: it says more than a close reason, and a

@@ -528,3 +528,41 @@ async fn a_stream_cut_inside_a_frame_is_truncated() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_peer_gets_module_streams_and_a_full_window_only_once_it_proved_the_secret() {
+    let identity = NodeIdentity::generate().unwrap();
+    let (node, client, addr) = endpoints(&identity);
+    let connections = async { tokio::join!(connect(&client, addr), accept(&node)) };
+    let (stranger, _node_side) = bounded(connections).await;
+    let stranger = stranger.unwrap();
+    let stall = Duration::from_millis(300);
+    let uni = tokio::time::timeout(stall, stranger.open_uni()).await;
+    assert!(
+        uni.is_err(),
+        "a module stream was opened before the handshake"
+    );
+    let (mut send, _recv) = bounded(stranger.open_bi()).await.unwrap();
+    let megabyte = vec![0; 1 << 20];
+    let written = tokio::time::timeout(stall, send.write_all(&megabyte)).await;
+    assert!(written.is_err(), "the node took 1 MiB from a stranger");
+
+    // Once authenticated, a client can send a module of that size on a stream of its own.
+    let secret = secret(3);
+    let ((client_conn, client), (node_conn, node)) = handshake(Some(&secret), Some(&secret)).await;
+    let (_streams, _node_streams) = (client.unwrap(), node.unwrap());
+    bounded(async {
+        let reader = async {
+            let mut stream = node_conn.accept_uni().await.unwrap();
+            stream.read_to_end(2 << 20).await.unwrap().len()
+        };
+        let writer = async {
+            let mut stream = client_conn.open_uni().await.unwrap();
+            stream.write_all(&megabyte).await.unwrap();
+            stream.finish().unwrap();
+        };
+        let (read, ()) = tokio::join!(reader, writer);
+        assert_eq!(read, megabyte.len());
+    })
+    .await;
+}

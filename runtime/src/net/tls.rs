@@ -30,6 +30,11 @@ const CONNECTION_RECEIVE_WINDOW: u32 = 64 << 20;
 /// Bidirectional streams a peer may open: the wasp handshake opens one; the rest is slack.
 const MAX_BIDI_STREAMS: u32 = 4;
 
+/// What a node lets a peer that has not proved the secret send: one stream (the hello's),
+/// and this many bytes on the whole connection, so that a stranger makes it buffer little.
+/// [`open_up`] grants the full windows after the handshake.
+const UNAUTHENTICATED_RECEIVE_WINDOW: u32 = 64 << 10;
+
 /// Unidirectional streams a peer may have open: one per module in transit.
 const MAX_UNI_STREAMS: u32 = 64;
 
@@ -84,8 +89,20 @@ pub(crate) fn server_config(
         .with_single_cert(vec![identity.cert().clone()], identity.key())?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
-    config.transport_config(Arc::new(transport_config(transport)));
+    let mut transport = transport_config(transport);
+    transport
+        .max_concurrent_bidi_streams(VarInt::from_u32(1))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .receive_window(VarInt::from_u32(UNAUTHENTICATED_RECEIVE_WINDOW));
+    config.transport_config(Arc::new(transport));
     Ok(config)
+}
+
+/// Grants an authenticated client (on a node) the full receive window and its module
+/// streams, which a peer gets only once it has proved the secret.
+pub(crate) fn open_up(connection: &quinn::Connection) {
+    connection.set_receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW));
+    connection.set_max_concurrent_uni_streams(VarInt::from_u32(MAX_UNI_STREAMS));
 }
 
 /// A client's configuration: TLS 1.3, any node certificate (see [`AnyNodeCertificate`]),
