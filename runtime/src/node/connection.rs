@@ -4,6 +4,7 @@
 //! messages (results come from worker threads through a channel); an uploader reads the
 //! modules the client sends on their own streams.
 
+use super::holdings::Holdings;
 use super::{NodeContext, Phase};
 use crate::error::JobError;
 use crate::job::Finished;
@@ -16,7 +17,6 @@ use crate::sandbox::Cancel;
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -47,14 +47,15 @@ pub(super) async fn serve(
     };
     info!(%remote, "client authenticated");
     let (out, outbox) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_messages(send, outbox));
+    let holdings = Arc::new(Holdings::default());
+    let writer = tokio::spawn(write_messages(send, outbox, holdings.clone()));
     let client = Arc::new(Client {
         node,
         remote,
         connection: connection.clone(),
         out,
         waiting: Mutex::new(HashMap::new()),
-        held: Arc::new(AtomicUsize::new(0)),
+        holdings: holdings.clone(),
         cancel: Cancel::default(),
     });
     let mut welcome = client.node.info.clone();
@@ -132,9 +133,9 @@ struct Client {
     /// Jobs waiting for their module, by module hash. A hash present here has been asked
     /// of the client once.
     waiting: Mutex<HashMap<WireHash, Vec<RunJob>>>,
-    /// How many of its jobs the node holds (waiting, queued or running): bounded by the
-    /// policy, and so are the messages queued for the writer (one per job at most).
-    held: Arc<AtomicUsize>,
+    /// Its jobs and their bytes on the node, until their answers are written: bounded by
+    /// the policy, and so are the messages queued for the writer.
+    holdings: Arc<Holdings>,
     /// Set when the client is gone: stops its queued and running jobs.
     cancel: Cancel,
 }
@@ -143,6 +144,12 @@ impl Client {
     fn send(&self, message: ToClient) {
         // Fails only when the writer has stopped: the connection is gone.
         let _ = self.out.send(message);
+    }
+
+    /// Sends the answer to jobs whose arguments (`args` bytes) are freed.
+    fn answer(&self, args: usize, message: ToClient) {
+        self.holdings.answered(args, &message);
+        self.send(message);
     }
 
     fn waiting(&self) -> MutexGuard<'_, HashMap<WireHash, Vec<RunJob>>> {
@@ -154,7 +161,8 @@ impl Client {
     /// why the client must be disconnected if it sends more jobs than it may.
     fn run(&self, mut job: RunJob) -> Result<(), String> {
         let policy = &self.node.policy;
-        if self.held.load(Ordering::Acquire) >= policy.max_jobs_per_client {
+        // This job counts already (from its frame): more than the limit is one too many.
+        if self.holdings.jobs() > policy.max_jobs_per_client {
             return Err(format!(
                 "sent more than {} jobs at once",
                 policy.max_jobs_per_client
@@ -168,11 +176,10 @@ impl Client {
             Ok(limits) => job.limits = WireLimits::from(&limits),
             Err(refused) => {
                 debug!(remote = %self.remote, %refused, "refused a job");
-                self.send(failed(job.job, refused));
+                self.answer(job.args.len(), failed(job.job, refused));
                 return Ok(());
             }
         }
-        self.held.fetch_add(1, Ordering::AcqRel);
         // Under the lock: a module that arrives meanwhile is stored before its waiting jobs
         // are taken out (see `module_arrived`), so the job is either submitted or parked.
         let mut waiting = self.waiting();
@@ -193,8 +200,8 @@ impl Client {
 
     fn submit(&self, module: &Module, job: RunJob) {
         let out = self.out.clone();
-        let held = self.held.clone();
-        let id = job.job;
+        let holdings = self.holdings.clone();
+        let (id, args) = (job.job, job.args.len());
         self.node.server.submit_with_callback(
             module,
             &job.function,
@@ -202,23 +209,20 @@ impl Client {
             job.limits.into(),
             self.cancel.clone(),
             Box::new(move |finished: &Finished| {
-                held.fetch_sub(1, Ordering::AcqRel);
-                let _ = out.send(result_message(id, finished));
+                let answer = result_message(id, finished);
+                holdings.answered(args, &answer);
+                let _ = out.send(answer);
             }),
         );
     }
 
     /// Hands back the jobs still waiting for their module: the node is closing.
     fn return_waiting(&self) {
-        let jobs: Vec<_> = self
-            .waiting()
-            .drain()
-            .flat_map(|(_, jobs)| jobs)
-            .map(|job| job.job)
-            .collect();
-        self.held.fetch_sub(jobs.len(), Ordering::AcqRel);
-        if !jobs.is_empty() {
-            self.send(ToClient::Returned { jobs });
+        let parked: Vec<_> = self.waiting().drain().flat_map(|(_, jobs)| jobs).collect();
+        if !parked.is_empty() {
+            let args = parked.iter().map(|job| job.args.len()).sum();
+            let jobs = parked.iter().map(|job| job.job).collect();
+            self.answer(args, ToClient::Returned { jobs });
         }
     }
 
@@ -255,9 +259,9 @@ impl Client {
             Err(error) => {
                 warn!(remote = %self.remote, %error, "a client sent a module that does not load");
                 let jobs = self.waiting().remove(&hash).unwrap_or_default();
-                self.held.fetch_sub(jobs.len(), Ordering::AcqRel);
                 for job in jobs {
-                    self.send(failed(job.job, JobError::Module(error.to_string())));
+                    let answer = failed(job.job, JobError::Module(error.to_string()));
+                    self.answer(job.args.len(), answer);
                 }
             }
         }
@@ -309,12 +313,23 @@ async fn read_jobs(
             client.return_waiting();
             return Ok(());
         }
+        // Over its byte budget, the client's stream is not read: QUIC's flow control makes
+        // it wait (its answers, as they are written, make room).
+        let budget = usize::try_from(client.node.policy.max_bytes_per_client).unwrap_or(usize::MAX);
         tokio::select! {
-            frame = recv.next::<ToNode>() => match frame {
-                Ok(Some(ToNode::Run(job))) if draining => {
-                    client.send(ToClient::Returned { jobs: vec![job.job] });
+            frame = async {
+                client.holdings.within(budget).await;
+                recv.next::<ToNode>().await
+            } => match frame {
+                Ok(Some(ToNode::Run(job))) => {
+                    client.holdings.job_read(job.args.len());
+                    if draining {
+                        let back = ToClient::Returned { jobs: vec![job.job] };
+                        client.answer(job.args.len(), back);
+                    } else {
+                        client.run(job)?;
+                    }
                 }
-                Ok(Some(ToNode::Run(job))) => client.run(job)?,
                 Ok(Some(ToNode::Module { .. })) => {
                     return Err("sent a module on the job stream".into());
                 }
@@ -370,13 +385,18 @@ async fn receive_modules(client: Arc<Client>) {
 async fn write_messages(
     mut send: quinn::SendStream,
     mut outbox: mpsc::UnboundedReceiver<ToClient>,
+    holdings: Arc<Holdings>,
 ) {
     let mut buffer = BytesMut::new();
+    let take = |message: ToClient, buffer: &mut BytesMut| {
+        encode(&message, buffer);
+        holdings.written(&message);
+    };
     while let Some(message) = outbox.recv().await {
-        encode(&message, &mut buffer);
+        take(message, &mut buffer);
         while buffer.len() < WRITE_BATCH {
             match outbox.try_recv() {
-                Ok(message) => encode(&message, &mut buffer),
+                Ok(message) => take(message, &mut buffer),
                 Err(_) => break,
             }
         }

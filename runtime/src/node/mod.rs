@@ -7,6 +7,7 @@
 //! [`Server`], never on the async runtime.
 
 mod connection;
+mod holdings;
 mod policy;
 mod store;
 #[cfg(test)]

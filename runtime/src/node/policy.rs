@@ -29,6 +29,9 @@ pub(crate) const DEFAULT_MAX_CLIENTS: usize = 256;
 /// their module), by default: far above what a client's credit window sends (at most 1,024),
 /// so only a client that ignores its window reaches it.
 pub(crate) const DEFAULT_MAX_JOBS_PER_CLIENT: usize = 4096;
+/// How many bytes of arguments and results one client may have on the node at once, by
+/// default: 256 MiB. Past it the node stops reading the client's jobs until answers drain.
+pub(crate) const DEFAULT_MAX_BYTES_PER_CLIENT: u64 = 256 << 20;
 /// How many modules the node keeps, by default (least recently used evicted first).
 pub(crate) const DEFAULT_MAX_MODULES: usize = 1024;
 /// How many bytes of modules the node keeps, by default: 1 GiB.
@@ -58,6 +61,10 @@ pub struct NodePolicy {
     /// How many jobs one client may have on the node at once; a client sending more is
     /// cut off. Default: 4,096.
     pub max_jobs_per_client: usize,
+    /// How many bytes of arguments and unwritten results one client may have on the node;
+    /// past it, the node reads no more of its jobs until its answers are written (QUIC's
+    /// flow control holds the client back). Default: 256 MiB.
+    pub max_bytes_per_client: u64,
     /// How many modules the node keeps; the least recently used go first. Default: 1,024.
     pub max_modules: usize,
     /// How many bytes of modules the node keeps. Default: 1 GiB.
@@ -75,6 +82,7 @@ impl Default for NodePolicy {
             allowed_modules: None,
             max_clients: DEFAULT_MAX_CLIENTS,
             max_jobs_per_client: DEFAULT_MAX_JOBS_PER_CLIENT,
+            max_bytes_per_client: DEFAULT_MAX_BYTES_PER_CLIENT,
             max_modules: DEFAULT_MAX_MODULES,
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
         }

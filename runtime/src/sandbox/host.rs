@@ -39,8 +39,23 @@ impl HostState {
 pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| &mut state.wasi)?;
+    // A job that sleeps would block its worker inside the host, where no timeout can stop
+    // it: waiting is refused, as WASI lets a host refuse what it does not support.
+    linker.allow_shadowing(true);
+    linker.func_wrap(abi::WASI_MODULE, "poll_oneoff", refuse_to_wait)?;
+    linker.allow_shadowing(false);
     linker.func_wrap(abi::HOST_MODULE, abi::HOST_PANIC, report_panic)?;
     Ok(linker)
+}
+
+/// WASI's `ENOTSUP`: the operation is not supported.
+const ERRNO_NOTSUP: i32 = 58;
+
+/// `poll_oneoff(in, out, nsubscriptions, nevents)`, refused without waiting: Rust's
+/// `thread::sleep` then panics, and the job fails with that panic instead of holding a
+/// worker past its timeout.
+fn refuse_to_wait(_subscriptions: i32, _events: i32, _count: i32, _events_written: i32) -> i32 {
+    ERRNO_NOTSUP
 }
 
 /// `wasp::panic(ptr, len)`: the guest reports its panic message before aborting.

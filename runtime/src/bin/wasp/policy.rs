@@ -42,6 +42,10 @@ pub(crate) struct PolicyArgs {
     /// cut off [4096].
     #[arg(long, value_name = "N")]
     max_jobs_per_client: Option<usize>,
+    /// How many bytes of arguments and unsent results one client may have on the node;
+    /// past it, its jobs are not read until results drain [256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_bytes_per_client: Option<u64>,
     /// How many modules the node keeps; the least recently used go first [1024].
     #[arg(long, value_name = "N")]
     max_modules: Option<usize>,
@@ -78,6 +82,7 @@ impl PolicyArgs {
         set(&mut policy.max_module_size, self.max_module_size);
         set(&mut policy.max_clients, self.max_clients);
         set(&mut policy.max_jobs_per_client, self.max_jobs_per_client);
+        set(&mut policy.max_bytes_per_client, self.max_bytes_per_client);
         set(&mut policy.max_modules, self.max_modules);
         set(&mut policy.max_module_bytes, self.max_module_bytes);
         let mut allowed: Option<HashSet<ModuleHash>> = None;

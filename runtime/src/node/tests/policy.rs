@@ -319,3 +319,65 @@ async fn a_real_client_sends_an_evicted_module_again() {
     }
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_byte_budget_is_not_read_until_its_answers_drain() {
+    let node = TestNode::start_with(NodePolicy {
+        max_bytes_per_client: 1 << 20,
+        ..NodePolicy::default()
+    });
+    let mut client = RawClient::connect(&node).await;
+    // Jobs of a module it never sends, with 1 MiB of arguments each: they wait on the
+    // node, and their arguments with them.
+    let jobs: Vec<ToNode> = (0..40)
+        .map(|job| {
+            ToNode::Run(RunJob {
+                job,
+                module: [9; 32],
+                function: "f".into(),
+                args: vec![0; 1 << 20],
+                limits: WireLimits::from(&Limits::default()),
+            })
+        })
+        .collect();
+    let mut buffer = BytesMut::new();
+    for job in &jobs {
+        codec::encode(job, MAX_FRAME_LEN, &mut buffer).unwrap();
+    }
+    let flood = client.send.write_all(&buffer);
+    let stalled = tokio::time::timeout(Duration::from_secs(1), flood).await;
+    assert!(stalled.is_err(), "the node read 40 MiB past a 1 MiB budget");
+    node.assert_serves().await;
+    client.close();
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_larger_than_the_byte_budget_still_run_one_at_a_time() {
+    let node = TestNode::start_with(NodePolicy {
+        max_bytes_per_client: 1024,
+        ..NodePolicy::default()
+    });
+    let mut client = RawClient::connect(&node).await;
+    let module = testjobs();
+    let text = "x".repeat(64 << 10);
+    let jobs: Vec<ToNode> = (0..3)
+        .map(|job| {
+            ToNode::Run(RunJob {
+                job,
+                module: hash_of(&module),
+                function: "repeat".into(),
+                args: rmp_serde::to_vec(&(&text, 1_u32)).unwrap(),
+                limits: WireLimits::from(&Limits::default()),
+            })
+        })
+        .collect();
+    client.send(&jobs).await;
+    for job in 0..3 {
+        let result = client.answer(&module, job).await.unwrap();
+        let repeated: String = rmp_serde::from_slice(&result).unwrap();
+        assert_eq!(repeated.len(), text.len());
+    }
+    client.close();
+    node.stop().await;
+}
