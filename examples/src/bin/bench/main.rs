@@ -1,8 +1,8 @@
 //! wasp's benchmarks: speed ratios measured in one run on this machine.
 //!
 //! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
-//! repetitions, `--only sum_primes|overhead|startup|cluster` for one of them). Prints a Markdown
-//! table; the README records one.
+//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile` for one of them).
+//! Prints a Markdown table; the README records one.
 //!
 //! 1. `sum_primes`: pp's 8 inputs, natively in one thread, and on wasp with 1 and 2 workers.
 //! 2. Overhead: 100,000 trivial jobs through the pool (jobs/s), and the mean round trip of
@@ -11,8 +11,11 @@
 //!    new process that finds the module in the disk cache.
 //! 4. Cluster, over loopback QUIC: trivial jobs and round trips with no local workers and
 //!    one node; the sum_primes set on two nodes against the local pool.
+//! 5. Hostile jobs: 50 mixed into 5,000 good ones on a node (a child process): the good
+//!    jobs' throughput with and without them, and the node's peak memory.
 
 mod cluster;
+mod hostile;
 mod overhead;
 mod startup;
 mod sum_primes;
@@ -35,6 +38,10 @@ fn main() -> anyhow::Result<()> {
     {
         // Child mode of the start-up benchmark: one first job in a fresh process.
         return startup::first_job_child(dir);
+    }
+    if args.iter().any(|a| a == "--hostile-node") {
+        // Child mode of the hostile-jobs benchmark: the node.
+        return hostile::node_child();
     }
     let quick = args.iter().any(|a| a == "--quick");
     // `--only NAME` runs one benchmark: sum_primes, overhead or startup.
@@ -61,6 +68,9 @@ fn main() -> anyhow::Result<()> {
     if wanted("cluster") {
         let (jobs, repeats) = if quick { (20_000, 3) } else { (100_000, 15) };
         rows.extend(cluster::run(jobs, repeats)?);
+    }
+    if wanted("hostile") {
+        rows.extend(hostile::run(if quick { 1 } else { 3 })?);
     }
     println!();
     println!("| measure | result | target |");

@@ -157,3 +157,20 @@ pub fn read_file(path: String) -> Result<String, String> {
 pub fn env_var(name: String) -> Option<String> {
     std::env::var(name).ok()
 }
+
+/// Tries to open a TCP connection to `address`: the sandbox has no sockets.
+#[wasp_guest::job]
+pub fn connect(address: String) -> Result<String, String> {
+    match std::net::TcpStream::connect(&address) {
+        Ok(stream) => Ok(format!("connected to {:?}", stream.peer_addr())),
+        Err(err) => Err(format!("{address}: {err}")),
+    }
+}
+
+/// Sleeps for `secs` seconds (WASI `poll_oneoff`), which the sandbox refuses: a sleeping
+/// job would block its worker where no timeout reaches it.
+#[wasp_guest::job]
+pub fn sleep_secs(secs: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    secs
+}
