@@ -145,6 +145,10 @@ pub enum JobError {
         /// The cap, in bytes.
         limit: u64,
     },
+    /// The job tried something the sandbox forbids and was stopped at once (waiting: a
+    /// sleeping job would hold its worker where no timeout reaches it).
+    #[error("job stopped: it tried {0}, which the sandbox forbids")]
+    Forbidden(String),
     /// The job called WASI `proc_exit` instead of returning.
     #[error("job exited with status {0} instead of returning")]
     Exited(i32),

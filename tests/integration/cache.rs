@@ -59,6 +59,33 @@ fn a_new_server_loads_compiled_code_from_disk() {
 }
 
 #[test]
+fn compiled_code_that_other_users_could_write_is_not_loaded() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    run_one(&wasp_tests::builder(&dir).workers(1).build().unwrap());
+    let files = cache_files(&dir.path().join("cache"));
+    let set_mode = |mode: u32| {
+        let permissions = std::fs::Permissions::from_mode(mode);
+        std::fs::set_permissions(&files[0], permissions).unwrap();
+    };
+    set_mode(0o666);
+    let server = wasp_tests::builder(&dir).workers(1).build().unwrap();
+    run_one(&server);
+    let cache = server.stats().cache;
+    assert_eq!(
+        (cache.compiled, cache.loaded_from_disk),
+        (1, 0),
+        "{cache:?}"
+    );
+    drop(server);
+
+    set_mode(0o600);
+    let server = wasp_tests::builder(&dir).workers(1).build().unwrap();
+    run_one(&server);
+    assert_eq!(server.stats().cache.loaded_from_disk, 1);
+}
+
+#[test]
 fn a_corrupt_cache_file_is_recompiled_and_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     run_one(&wasp_tests::builder(&dir).workers(1).build().unwrap());

@@ -119,6 +119,19 @@ fn proc_exit_is_reported_as_an_exit() {
 }
 
 #[test]
+fn a_job_cannot_sleep_past_its_timeout() {
+    let (server, _dir) = one_worker(|b| b.timeout(Duration::from_millis(500)));
+    let started = std::time::Instant::now();
+    let job = server.submit::<u64, _>(&testjobs(), "sleep_secs", (3600u64,));
+    match wait(&job) {
+        Err(JobError::Forbidden(what)) => assert!(what.contains("sleep"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(60), "the job slept");
+    assert_still_serving(&server);
+}
+
+#[test]
 fn a_per_job_timeout_overrides_no_default() {
     let (server, _dir) = one_worker(|b| b);
     let options = JobOptions::new().timeout(Duration::from_millis(200));

@@ -64,6 +64,14 @@ impl DiskCache {
     /// Loads the compiled code of `hash`, if a valid file for this engine is cached.
     pub(crate) fn load(&self, engine: &Engine, hash: ModuleHash) -> Option<wasmtime::Module> {
         let path = self.path_of(hash);
+        // Compiled code runs as native code: code others could have written is not loaded.
+        if let Some(open) = [&self.dir, &path]
+            .into_iter()
+            .find(|path| writable_by_others(path))
+        {
+            warn!(path = %open.display(), "compile cache: writable by other users, not loaded (make it private: chmod go-w)");
+            return None;
+        }
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
@@ -113,10 +121,12 @@ impl DiskCache {
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            // Private whatever the umask: `load` refuses files others may write.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&temp)?;
             file.write_all(MAGIC)?;
             file.write_all(blake3::hash(&payload).as_bytes())?;
             file.write_all(&payload)?;
@@ -170,6 +180,20 @@ impl Hasher for Blake3Hasher {
 
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
+    }
+}
+
+/// Whether users other than the owner may write to `path` (a missing path is not).
+fn writable_by_others(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o022 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
     }
 }
 

@@ -95,6 +95,7 @@ fn job_error() -> impl Strategy<Value = JobError> {
             allowed
         }),
         text().prop_map(JobError::ModuleRefused),
+        text().prop_map(JobError::Forbidden),
     ]
 }
 

@@ -19,6 +19,8 @@ pub(crate) struct HostState {
     pub(super) limiter: Limiter,
     /// The panic message the guest reported, if it panicked.
     pub(super) panic: Option<String>,
+    /// What the guest tried that the sandbox forbids, if it did: it was stopped for it.
+    pub(super) forbidden: Option<&'static str>,
 }
 
 impl HostState {
@@ -31,6 +33,7 @@ impl HostState {
             wasi,
             limiter: Limiter::new(limits),
             panic: None,
+            forbidden: None,
         }
     }
 }
@@ -40,7 +43,7 @@ pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| &mut state.wasi)?;
     // A job that sleeps would block its worker inside the host, where no timeout can stop
-    // it: waiting is refused, as WASI lets a host refuse what it does not support.
+    // it: waiting stops the job instead.
     linker.allow_shadowing(true);
     linker.func_wrap(abi::WASI_MODULE, "poll_oneoff", refuse_to_wait)?;
     linker.allow_shadowing(false);
@@ -48,14 +51,19 @@ pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     Ok(linker)
 }
 
-/// WASI's `ENOTSUP`: the operation is not supported.
-const ERRNO_NOTSUP: i32 = 58;
-
-/// `poll_oneoff(in, out, nsubscriptions, nevents)`, refused without waiting: Rust's
-/// `thread::sleep` then panics, and the job fails with that panic instead of holding a
-/// worker past its timeout.
-fn refuse_to_wait(_subscriptions: i32, _events: i32, _count: i32, _events_written: i32) -> i32 {
-    ERRNO_NOTSUP
+/// `poll_oneoff(in, out, nsubscriptions, nevents)`: stops the job at once, with
+/// [`JobError::Forbidden`](crate::JobError::Forbidden), instead of holding a worker past
+/// its timeout.
+fn refuse_to_wait(
+    mut caller: Caller<'_, HostState>,
+    _subscriptions: i32,
+    _events: i32,
+    _count: i32,
+    _events_written: i32,
+) -> wasmtime::Result<i32> {
+    const WHAT: &str = "waiting (WASI poll_oneoff, e.g. thread::sleep)";
+    caller.data_mut().forbidden = Some(WHAT);
+    Err(wasmtime::format_err!("the job tried {WHAT}"))
 }
 
 /// `wasp::panic(ptr, len)`: the guest reports its panic message before aborting.

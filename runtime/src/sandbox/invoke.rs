@@ -221,6 +221,9 @@ fn classify(
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return JobError::Exited(exit.0);
     }
+    if let Some(what) = state.forbidden {
+        return JobError::Forbidden(what.to_string());
+    }
     if let Some(message) = &state.panic {
         return JobError::Panic(message.clone());
     }
