@@ -546,6 +546,7 @@ impl Server {
                 slot: slot.clone(),
                 group,
                 attempts: 0,
+                handed_back: 0,
             })),
             Err(err) => {
                 slot.complete(Finished {

@@ -7,6 +7,8 @@
 //! still in flight to the queue (which, when the server is shutting down, cancels them).
 
 mod found;
+#[cfg(test)]
+mod hostile_node;
 mod names;
 mod nodes;
 mod peer;

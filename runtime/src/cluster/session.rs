@@ -25,6 +25,10 @@ use tracing::debug;
 /// Room left in a module frame for everything but the module's bytes.
 const MODULE_FRAME_OVERHEAD: usize = 1024;
 
+/// How many times in a row a job may be handed back by nodes without it counting as an
+/// attempt: draining nodes do it once each; a node that keeps doing it is hostile or broken.
+const FREE_HAND_BACKS: u32 = 8;
+
 /// How long connecting, the handshake and the node's welcome may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -338,8 +342,16 @@ impl Driver<'_> {
             ToClient::NeedModule { hash } => self.ship_module(hash),
             ToClient::Returned { jobs } => {
                 for id in jobs {
-                    let job = self.take(id)?;
-                    self.shared.requeue(job.task);
+                    let InFlight { mut task } = self.take(id)?;
+                    task.handed_back += 1;
+                    // A draining node hands a job back once; a node that keeps doing it
+                    // must not bounce it for ever.
+                    if task.handed_back > FREE_HAND_BACKS {
+                        task.handed_back = 0;
+                        self.retry(task);
+                    } else {
+                        self.shared.requeue(task);
+                    }
                 }
                 Ok(())
             }
@@ -443,28 +455,32 @@ impl Driver<'_> {
     /// Puts every job still in flight back in the queue. A job whose node was `lost`
     /// counts an attempt; past the retry limit it fails with [`JobError::NodeLost`].
     fn hand_back(&mut self, lost: bool) {
-        let max_retries = self.max_retries;
-        let mut retried = 0;
         let mut jobs: Vec<_> = self.in_flight.drain().collect();
         // Requeued at the head one by one: last first, so they keep their order.
         jobs.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
-        for (_, InFlight { mut task }) in jobs {
+        for (_, InFlight { task }) in jobs {
             if lost {
-                task.attempts += 1;
-                if task.attempts > max_retries {
-                    let outcome = failed_outcome(JobError::NodeLost {
-                        attempts: task.attempts,
-                        node: self.worker_name.clone(),
-                    });
-                    self.shared.complete(*task, outcome, String::new());
-                    continue;
-                }
-                retried += 1;
+                self.retry(task);
+            } else {
+                self.shared.requeue(task);
             }
-            self.shared.requeue(task);
         }
-        self.nodes
-            .update(self.index, |node| node.retries += retried);
+    }
+
+    /// Puts back a job its node lost, counting an attempt: past the retry limit it fails
+    /// with [`JobError::NodeLost`].
+    fn retry(&mut self, mut task: Box<Task>) {
+        task.attempts += 1;
+        if task.attempts > self.max_retries {
+            let outcome = failed_outcome(JobError::NodeLost {
+                attempts: task.attempts,
+                node: self.worker_name.clone(),
+            });
+            self.shared.complete(*task, outcome, String::new());
+            return;
+        }
+        self.nodes.update(self.index, |node| node.retries += 1);
+        self.shared.requeue(task);
     }
 }
 

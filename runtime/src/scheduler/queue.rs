@@ -23,6 +23,9 @@ pub(crate) struct Task {
     pub(crate) group: String,
     /// How many times a node running it was lost: bounded by the cluster's retry limit.
     pub(crate) attempts: u32,
+    /// How many times nodes handed it back since its last counted attempt: free, up to a
+    /// point.
+    pub(crate) handed_back: u32,
 }
 
 /// What a worker should do next.
@@ -180,6 +183,7 @@ mod tests {
             slot: JobSlot::new(JobId(id)),
             group: "default".into(),
             attempts: 0,
+            handed_back: 0,
         })
     }
 

@@ -228,7 +228,7 @@ async fn a_client_sending_more_jobs_than_it_may_is_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finished_jobs_no_longer_count_against_a_client() {
+async fn answered_jobs_no_longer_count_against_a_client() {
     let node = TestNode::start_with(NodePolicy {
         max_jobs_per_client: 2,
         ..NodePolicy::default()
