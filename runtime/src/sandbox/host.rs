@@ -46,6 +46,9 @@ pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     // it: waiting stops the job instead.
     linker.allow_shadowing(true);
     linker.func_wrap(abi::WASI_MODULE, "poll_oneoff", refuse_to_wait)?;
+    // wasmtime-wasi turns a status of 126 or more into an untyped error; every status is
+    // an exit here.
+    linker.func_wrap(abi::WASI_MODULE, "proc_exit", exit)?;
     linker.allow_shadowing(false);
     linker.func_wrap(abi::HOST_MODULE, abi::HOST_PANIC, report_panic)?;
     Ok(linker)
@@ -64,6 +67,12 @@ fn refuse_to_wait(
     const WHAT: &str = "waiting (WASI poll_oneoff, e.g. thread::sleep)";
     caller.data_mut().forbidden = Some(WHAT);
     Err(wasmtime::format_err!("the job tried {WHAT}"))
+}
+
+/// `proc_exit(status)`: ends the job with [`JobError::Exited`](crate::JobError::Exited),
+/// whatever the status.
+fn exit(_caller: Caller<'_, HostState>, status: i32) -> wasmtime::Result<()> {
+    Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(status)))
 }
 
 /// `wasp::panic(ptr, len)`: the guest reports its panic message before aborting.
