@@ -2,6 +2,8 @@
 
 mod validate;
 
+pub(crate) use validate::{FEATURES, MAX_TABLES};
+
 use crate::error::ModuleError;
 use std::fmt;
 use std::path::Path;

@@ -231,7 +231,7 @@ impl ServerBuilder {
     /// [`ConfigError`] if a setting is out of range, the engine cannot be created, or a
     /// worker thread cannot be started.
     pub fn build(self) -> Result<Server, ConfigError> {
-        check_workers(self.workers)?;
+        check_workers(self.workers, MAX_CONCURRENT_INSTANCES)?;
         check_limits(&self.limits)?;
         let cluster = self.cluster_config()?;
         let root = match self.cache_dir {
@@ -240,7 +240,10 @@ impl ServerBuilder {
             CacheDir::Disabled => None,
         };
         let disk = root.map(|root| DiskCache::new(root, self.cache_max_bytes));
-        let shared = Shared::new(Sandbox::new(disk)?);
+        let sandbox = Sandbox::new(disk)?;
+        // Where the address space is small, the pool may hold fewer instances.
+        check_workers(self.workers, sandbox.slots())?;
+        let shared = Shared::new(sandbox);
         // The cluster first: if it cannot start, no worker thread is left behind.
         let cluster = cluster
             .map(|config| Cluster::start(&shared, config))
@@ -305,11 +308,19 @@ pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-fn check_workers(workers: usize) -> Result<(), ConfigError> {
-    if workers > MAX_CONCURRENT_INSTANCES as usize {
+/// Refuses more workers than `slots`, the jobs the sandbox can run at once.
+fn check_workers(workers: usize, slots: u32) -> Result<(), ConfigError> {
+    if workers > slots as usize {
+        let why = if slots < MAX_CONCURRENT_INSTANCES {
+            format!(
+                "{workers} is more than the {slots} sandbox slots this process's address space holds"
+            )
+        } else {
+            format!("{workers} is more than the maximum of {slots}")
+        };
         return Err(ConfigError::Invalid {
             setting: "workers",
-            why: format!("{workers} is more than the maximum of {MAX_CONCURRENT_INSTANCES}"),
+            why,
         });
     }
     Ok(())
@@ -636,10 +647,11 @@ impl Server {
     /// workers finish their current job and exit. No queued job is lost.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] above [`MAX_CONCURRENT_INSTANCES`]; [`ConfigError::Thread`]
-    /// if a thread cannot be started.
+    /// [`ConfigError::Invalid`] above [`MAX_CONCURRENT_INSTANCES`] (or fewer, where the
+    /// address space cannot hold that many sandboxes); [`ConfigError::Thread`] if a thread
+    /// cannot be started.
     pub fn set_workers(&self, workers: usize) -> Result<(), ConfigError> {
-        check_workers(workers)?;
+        check_workers(workers, self.shared.sandbox.slots())?;
         pool::set_workers(&self.shared, workers)
     }
 
@@ -710,5 +722,21 @@ impl Drop for Server {
         if let Some(cluster) = &mut self.cluster {
             cluster.shutdown();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_are_capped_by_the_slots_of_the_sandbox() {
+        assert!(check_workers(256, MAX_CONCURRENT_INSTANCES).is_ok());
+        let err = check_workers(257, MAX_CONCURRENT_INSTANCES).unwrap_err();
+        assert!(err.to_string().contains("maximum of 256"), "{err}");
+        // A pool made smaller by a small address space (a 39-bit aarch64 kernel).
+        assert!(check_workers(64, 64).is_ok());
+        let err = check_workers(65, 64).unwrap_err();
+        assert!(err.to_string().contains("64 sandbox slots"), "{err}");
     }
 }

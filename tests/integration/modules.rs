@@ -87,3 +87,73 @@ fn the_identity_is_the_blake3_hash_of_the_bytes() {
     );
     assert_eq!(module.jobs(), ["sum_primes"]);
 }
+
+/// A wasp module (in WAT) whose job `f` has `body` and returns 7; `fields` go in the module.
+fn module_with(fields: &str, body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+            (memory (export "memory") 1)
+            {fields}
+            (func (export "wasp_alloc") (param i32) (result i32) i32.const 1024)
+            ;; The result buffer at 16: status 0 (ok), then MessagePack 7.
+            (func $seven (result i64)
+                (i32.store8 (i32.const 16) (i32.const 0))
+                (i32.store8 (i32.const 17) (i32.const 7))
+                (i64.or (i64.const 16) (i64.shl (i64.const 2) (i64.const 32))))
+            (func (export "wasp_job_f") (param i32 i32) (result i64) {body}))"#
+    ))
+    .unwrap()
+}
+
+/// What the engine cannot compile is refused when the module loads, not when a job runs.
+#[test]
+fn features_the_engine_lacks_are_refused_when_loading() {
+    for (what, fields) in [
+        ("externref", "(global (mut externref) (ref.null extern))"),
+        ("two memories", "(memory 1)"),
+        ("threads", "(memory $shared 1 1 shared)"),
+        ("memory64", "(memory i64 1)"),
+        ("five tables", &"(table 1 funcref)".repeat(5)),
+    ] {
+        let err = Module::from_bytes(module_with(fields, "call $seven")).unwrap_err();
+        assert!(matches!(err, ModuleError::Invalid(_)), "{what}: {err}");
+    }
+}
+
+/// What loads compiles and runs: WebAssembly 2.0 and the 3.0 features the engine has.
+#[test]
+fn modules_using_the_allowed_features_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = wasp_tests::builder(&dir).workers(1).build().unwrap();
+    let simd = "(i32x4.extract_lane 0 (i32x4.trunc_sat_f32x4_s (f32x4.relaxed_madd \
+        (v128.const f32x4 1 1 1 1) (v128.const f32x4 3 3 3 3) (v128.const f32x4 4 4 4 4))))";
+    let cases = [
+        ("tail call", String::new(), "return_call $seven".to_string()),
+        (
+            "bulk memory",
+            String::new(),
+            "(memory.fill (i32.const 0) (i32.const 9) (i32.const 16)) call $seven".into(),
+        ),
+        (
+            "extended const, multi-value",
+            "(global $g i32 (i32.add (i32.const 3) (i32.const 4)))".into(),
+            "(block (result i32 i32) (global.get $g) (i32.const 0)) drop drop call $seven".into(),
+        ),
+        (
+            "SIMD and relaxed SIMD",
+            String::new(),
+            format!("(drop {simd}) call $seven"),
+        ),
+        (
+            "four tables of functions",
+            "(table 1 funcref)".repeat(4),
+            "call $seven".into(),
+        ),
+    ];
+    for (what, fields, body) in cases {
+        let module = Module::from_bytes(module_with(&fields, &body))
+            .unwrap_or_else(|err| panic!("{what}: {err}"));
+        let job = server.submit::<u32, _>(&module, "f", ());
+        assert_eq!(wasp_tests::wait(&job), Ok(7), "{what}");
+    }
+}

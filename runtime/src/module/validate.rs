@@ -1,10 +1,30 @@
 //! Checking that bytes are a wasp module, without compiling them.
 
 use crate::error::ModuleError;
-use wasmparser::{Encoding, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator};
+use wasmparser::{
+    Encoding, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
+};
 use wasp_guest::abi;
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+/// The WebAssembly features a wasp module may use; the sandbox's engine is configured with
+/// exactly these, so that a module that loads also compiles.
+///
+/// WebAssembly 2.0 (SIMD, bulk memory, multiple values, references to functions…) and, of
+/// 3.0, tail calls, extended constant expressions and relaxed SIMD (which the engine makes
+/// deterministic: the same results on every architecture). Not GC types (such as
+/// `externref`) or exceptions, which the engine is built without; not threads, as a job is
+/// one thread; not memory64 or several memories, as the ABI is one 32-bit memory.
+pub(crate) const FEATURES: WasmFeatures = WasmFeatures::WASM2
+    .difference(WasmFeatures::GC_TYPES)
+    .union(WasmFeatures::TAIL_CALL)
+    .union(WasmFeatures::EXTENDED_CONST)
+    .union(WasmFeatures::RELAXED_SIMD);
+
+/// The most tables a module may define or import: the sandbox's pool has room for this many
+/// per instance.
+pub(crate) const MAX_TABLES: u32 = 4;
 
 /// Validates `bytes` as a wasp module and returns the names of its jobs, sorted.
 pub(super) fn validate(bytes: &[u8]) -> Result<Vec<String>, ModuleError> {
@@ -14,13 +34,19 @@ pub(super) fn validate(bytes: &[u8]) -> Result<Vec<String>, ModuleError> {
     if is_component(bytes) {
         return Err(ModuleError::Component);
     }
-    let types = Validator::new()
+    let types = Validator::new_with_features(FEATURES)
         .validate_all(bytes)
         .map_err(|err| ModuleError::Invalid(err.to_string()))?;
     check_imports(bytes)?;
     let exports = read_exports(bytes)?;
 
     let types = types.as_ref();
+    if types.table_count() > MAX_TABLES {
+        return Err(ModuleError::Invalid(format!(
+            "{} tables: a wasp module may have at most {MAX_TABLES}",
+            types.table_count()
+        )));
+    }
     let func_type = |index: u32| types[types.core_function_at(index)].unwrap_func().clone();
     let mut jobs = Vec::new();
     let (mut has_memory, mut has_alloc) = (false, false);

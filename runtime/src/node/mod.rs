@@ -107,12 +107,19 @@ pub enum NodeError {
     /// No identity directory was given and the user has no data directory.
     #[error("no directory for the node's identity: give one with --identity-dir")]
     NoIdentityDir,
-    /// The worker pool could not be built.
+    /// The worker pool could not be built. (Not a `#[source]`: the message already says
+    /// why, and error reports would print it twice.)
     #[error("could not start the worker pool: {0}")]
-    Pool(#[from] ConfigError),
+    Pool(ConfigError),
     /// The certificate, the TLS configuration or the socket failed.
     #[error("{0}")]
     Net(String),
+}
+
+impl From<ConfigError> for NodeError {
+    fn from(error: ConfigError) -> Self {
+        NodeError::Pool(error)
+    }
 }
 
 impl From<NetError> for NodeError {

@@ -19,16 +19,20 @@ pub use limits::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEME
 
 use crate::cache::disk::DiskCache;
 use crate::error::{ConfigError, JobError};
-use crate::module::Module;
+use crate::module::{self, Module};
 use host::HostState;
 use std::time::Duration;
+use tracing::{debug, warn};
+use wasmparser::WasmFeatures;
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker,
     PoolingAllocationConfig,
 };
 
 /// How many instances may be alive at once: the pooling allocator reserves address space for
-/// this many up front, so it also bounds the number of workers.
+/// this many up front (4 GiB each, so that compiled code needs no bounds checks), so it also
+/// bounds the number of workers. Where the address space cannot hold them all, the pool holds
+/// fewer (see [`Sandbox::new`]).
 pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
 
 /// Bytes of each pool slot kept resident between jobs and reset in place.
@@ -61,13 +65,40 @@ pub(crate) struct Sandbox {
     linker: Linker<HostState>,
     disk: Option<DiskCache>,
     ticker: epoch::Ticker,
+    /// How many instances the pool holds at once: the most workers that can run jobs.
+    slots: u32,
 }
 
 impl Sandbox {
     /// Builds the engine (pooling allocator, epoch interruption) and the linker.
+    ///
+    /// The pool gets [`MAX_CONCURRENT_INSTANCES`] slots where the address space holds them
+    /// (about 1 TiB: any x86-64 Linux, aarch64 kernels with 48-bit addresses), and the
+    /// largest power of two that fits elsewhere: aarch64 kernels built with 39-bit addresses
+    /// (512 GiB for user space, as Raspberry Pi OS ships) or a process under `ulimit -v`
+    /// would otherwise refuse to start at all.
     pub(crate) fn new(disk: Option<DiskCache>) -> Result<Self, ConfigError> {
-        let engine =
-            Engine::new(&engine_config()).map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
+        let (engine, slots) = largest_pool(MAX_CONCURRENT_INSTANCES, |slots| {
+            Engine::new(&engine_config(pool_config(slots, Enabled::Auto)))
+        })
+        .map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
+        if slots < MAX_CONCURRENT_INSTANCES {
+            warn!(
+                "the address space holds {slots} sandbox slots, not {MAX_CONCURRENT_INSTANCES}: \
+                 give this server at most {slots} workers"
+            );
+        }
+        log_memory_reset();
+        Self::with_engine(engine, slots, disk)
+    }
+
+    /// The linker and the ticker of `engine`, which must have epoch interruption on and a
+    /// pool of `slots` instances.
+    fn with_engine(
+        engine: Engine,
+        slots: u32,
+        disk: Option<DiskCache>,
+    ) -> Result<Self, ConfigError> {
         let linker =
             host::linker(&engine).map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
         let ticker = epoch::Ticker::start(engine.clone(), EPOCH_TICK)?;
@@ -77,7 +108,13 @@ impl Sandbox {
             linker,
             disk,
             ticker,
+            slots,
         })
+    }
+
+    /// How many jobs can run at once: the number of instances the pool holds.
+    pub(crate) fn slots(&self) -> u32 {
+        self.slots
     }
 
     /// Compiles `module` (or loads its code from the disk cache) and links it.
@@ -125,31 +162,144 @@ impl Sandbox {
     }
 }
 
-fn engine_config() -> Config {
+/// Calls `build` with `most` slots, then half as many each time it fails, down to one: the
+/// first pool that can be reserved, and its size; or the error of the smallest.
+///
+/// Only the reservation of the pool's address space depends on the number of slots, so on a
+/// host where that succeeds the first call is the only one.
+fn largest_pool<T, E>(
+    most: u32,
+    mut build: impl FnMut(u32) -> Result<T, E>,
+) -> Result<(T, u32), E> {
+    let mut slots = most.max(1);
+    loop {
+        match build(slots) {
+            Ok(built) => return Ok((built, slots)),
+            Err(err) if slots == 1 => return Err(err),
+            Err(_) => slots /= 2,
+        }
+    }
+}
+
+/// Says (at debug level) how pool slots will be reset between jobs on this host.
+fn log_memory_reset() {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        debug!("sandbox memory reset: dirty pages found with PAGEMAP_SCAN");
+    } else {
+        // Linux before 6.7, or an emulator (qemu-user) that does not forward the ioctl:
+        // wasmtime resets the first KEEP_RESIDENT bytes of a slot in place and decommits the
+        // rest, which is as correct, only slower for jobs that touch little memory.
+        debug!(
+            keep_resident = KEEP_RESIDENT,
+            "sandbox memory reset: PAGEMAP_SCAN unavailable, resetting the resident part of each slot"
+        );
+    }
+}
+
+/// The pooling allocator for `slots` instances at once; `pagemap` says whether dirty pages
+/// are found with Linux's `PAGEMAP_SCAN` ioctl (`Auto`: where the kernel has it).
+fn pool_config(slots: u32, pagemap: Enabled) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(MAX_CONCURRENT_INSTANCES)
-        .total_memories(MAX_CONCURRENT_INSTANCES)
-        .total_tables(MAX_CONCURRENT_INSTANCES)
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
         // Per-job caps are enforced by the store limiter; the pool only has to accept any
         // size a wasm32 memory can have.
         .max_memory_size(4 << 30)
         .max_memories_per_module(1)
-        .max_tables_per_module(4)
+        .max_tables_per_module(module::MAX_TABLES)
         .table_elements(DEFAULT_MAX_TABLE_ELEMENTS as usize)
         // Per-job instantiation cost is dominated by resetting memory between jobs. Keeping
         // slots resident and resetting only their dirty pages (found with the PAGEMAP_SCAN
         // ioctl where the kernel has it) avoids an madvise, its TLB shootdown across cores,
-        // and the page faults of the next job.
+        // and the page faults of the next job. KEEP_RESIDENT is a multiple of every page
+        // size Linux uses (4, 16 and 64 KiB), and wasmtime rounds it to the host's anyway.
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)
-        .pagemap_scan(Enabled::Auto)
+        .pagemap_scan(pagemap)
         // Reuse the slots a module used last (they hold its memory image) before cold ones,
         // which also bounds the resident memory to what concurrent jobs need.
         .max_unused_warm_slots(0);
+    pool
+}
+
+fn engine_config(pool: PoolingAllocationConfig) -> Config {
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)
-        .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        .cranelift_opt_level(wasmtime::OptLevel::Speed)
+        // What a module may use is decided once, with the loader (which checks it), so that
+        // a module that loads also compiles.
+        .wasm_features(WasmFeatures::all(), false)
+        .wasm_features(module::FEATURES, true)
+        // A job gives the same results on every node, whatever its architecture.
+        .relaxed_simd_deterministic(true);
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_is_as_large_as_the_address_space_allows() {
+        let mut tried = Vec::new();
+        let fits = |slots: u32| if slots <= 40 { Ok(slots) } else { Err(slots) };
+        let built = largest_pool(256, |slots| {
+            tried.push(slots);
+            fits(slots)
+        });
+        assert_eq!(built, Ok((32, 32)));
+        assert_eq!(tried, [256, 128, 64, 32]);
+
+        assert_eq!(largest_pool(256, Ok::<u32, ()>), Ok((256, 256)));
+        assert_eq!(largest_pool(256, Err::<(), u32>), Err(1));
+    }
+
+    /// Runs `function` of `compiled` with `args`, expecting success; its MessagePack result.
+    fn call<A: serde::Serialize>(
+        sandbox: &Sandbox,
+        compiled: &Compiled,
+        function: &str,
+        args: A,
+    ) -> Vec<u8> {
+        let args = rmp_serde::to_vec_named(&args).expect("arguments encode");
+        let outcome = sandbox.run(
+            compiled,
+            function,
+            &args,
+            &Limits::default(),
+            &Cancel::default(),
+        );
+        outcome
+            .result
+            .unwrap_or_else(|err| panic!("{function}: {err}"))
+    }
+
+    /// Where `PAGEMAP_SCAN` is missing (Linux before 6.7, qemu-user), wasmtime resets the
+    /// resident part of a slot in place and decommits the rest instead: either way no static
+    /// survives from one job to the next, and a job that dirtied more than the resident part
+    /// leaves a slot the next one runs in correctly.
+    #[test]
+    fn slots_are_reset_with_and_without_pagemap_scan() {
+        let module = Module::from_file(wasp_fixtures::WASP_TESTJOBS).expect("testjobs loads");
+        // 6 MiB of heap, more than KEEP_RESIDENT.
+        let long = rmp_serde::to_vec_named(&"ab".repeat(3 << 20)).expect("encodes");
+        for pagemap in [Enabled::No, Enabled::Auto] {
+            let engine = Engine::new(&engine_config(pool_config(2, pagemap))).expect("engine");
+            let sandbox = Sandbox::with_engine(engine, 2, None).expect("sandbox");
+            let compiled = sandbox.prepare(&module).expect("testjobs compiles");
+            for _ in 0..3 {
+                let calls = call(&sandbox, &compiled, "count_calls", ());
+                let calls: u32 = rmp_serde::from_slice(&calls).expect("a u32");
+                assert_eq!(calls, 1, "a static survived (pagemap_scan {pagemap:?})");
+                let text = call(&sandbox, &compiled, "repeat", ("ab", 3u32 << 20));
+                assert!(text == long, "repeat went wrong (pagemap_scan {pagemap:?})");
+            }
+        }
+    }
 }
