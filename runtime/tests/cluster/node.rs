@@ -23,7 +23,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a node may stay silent before it drops a client: short, so that a client that
 /// goes away is forgotten quickly.
-const CLIENT_TIMEOUT: &str = "2s";
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The node's log filter: wasp's own decisions in detail, the libraries' warnings.
 const NODE_LOG: &str = "info,wasp=debug";
@@ -83,6 +83,30 @@ pub(crate) enum Auth<'a> {
     Insecure,
 }
 
+/// What runs a node: the `wasp` under test, or another `wasp` binary (a build for another
+/// architecture), possibly through a runner (an emulator, `prlimit`).
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    /// The runner and its arguments, if any, then the path of a `wasp` binary. The runner
+    /// must exec it (keep its pid), so that signals reach the node.
+    pub(crate) command: Vec<String>,
+    /// How long the node may take to print its address.
+    pub(crate) start_timeout: Duration,
+    /// How long the node may stay silent before it drops a client (`--client-timeout`).
+    pub(crate) client_timeout: Duration,
+}
+
+impl Program {
+    /// The `wasp` binary under test, run directly.
+    pub(crate) fn wasp_under_test() -> Program {
+        Program {
+            command: vec![WASP.to_string()],
+            start_timeout: START_TIMEOUT,
+            client_timeout: CLIENT_TIMEOUT,
+        }
+    }
+}
+
 /// A `wasp node` process listening on 127.0.0.1.
 #[derive(Debug)]
 pub(crate) struct NodeProcess {
@@ -93,6 +117,8 @@ pub(crate) struct NodeProcess {
     workers: usize,
     /// More arguments for `wasp node`.
     extra: Vec<String>,
+    /// What runs the node, and how patient to be with it.
+    program: Program,
     /// The running process, if any.
     child: Option<Child>,
     /// Where it listens (the port it was given at its first start).
@@ -109,6 +135,17 @@ impl NodeProcess {
 
     /// Like [`start`](Self::start), with more arguments for `wasp node`.
     pub(crate) fn start_with(auth: Auth<'_>, workers: usize, extra: &[&str]) -> NodeProcess {
+        Self::start_program(Program::wasp_under_test(), auth, workers, extra)
+    }
+
+    /// Like [`start_with`](Self::start_with), with the node run by `program`.
+    pub(crate) fn start_program(
+        program: Program,
+        auth: Auth<'_>,
+        workers: usize,
+        extra: &[&str],
+    ) -> NodeProcess {
+        assert!(!program.command.is_empty(), "no command to run wasp with");
         let dir = tempfile::tempdir().expect("temp dir");
         let secret_file = match auth {
             Auth::Secret(secret) => {
@@ -123,6 +160,7 @@ impl NodeProcess {
             secret_file,
             workers,
             extra: extra.iter().map(|arg| arg.to_string()).collect(),
+            program,
             child: None,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
             id: String::new(),
@@ -146,6 +184,11 @@ impl NodeProcess {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The node's compiled-code cache (`--cache-dir`).
+    pub(crate) fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("node.log")
     }
@@ -158,19 +201,20 @@ impl NodeProcess {
             .append(true)
             .open(self.log_path())
             .expect("log file opens");
-        let mut command = Command::new(WASP);
+        let mut command = Command::new(&self.program.command[0]);
         command
+            .args(&self.program.command[1..])
             .arg("node")
             .arg("--listen")
             .arg(self.address.to_string())
             .arg("--identity-dir")
             .arg(self.dir.path().join("identity"))
             .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
+            .arg(self.cache_dir())
             .arg("--workers")
             .arg(self.workers.to_string())
             .arg("--client-timeout")
-            .arg(CLIENT_TIMEOUT)
+            .arg(format!("{}ms", self.program.client_timeout.as_millis()))
             .args(&self.extra)
             .env("RUST_LOG", NODE_LOG)
             .stdin(Stdio::null())
@@ -191,10 +235,11 @@ impl NodeProcess {
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         self.child = Some(child);
-        let line = match line.recv_timeout(START_TIMEOUT) {
+        let start_timeout = self.program.start_timeout;
+        let line = match line.recv_timeout(start_timeout) {
             Ok(Ok(line)) => line,
             Ok(Err(err)) => self.fail(&format!("cannot read its stdout: {err}")),
-            Err(_) => self.fail(&format!("no address within {START_TIMEOUT:?}")),
+            Err(_) => self.fail(&format!("no address within {start_timeout:?}")),
         };
         // `wasp node <id> listening on <addr>`
         let words: Vec<&str> = line.split_whitespace().collect();
