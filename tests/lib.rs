@@ -6,7 +6,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
-use wasp::{Job, JobError, Module, Server, ServerBuilder};
+use wasp::{Job, JobError, JobOutput, Module, Server, ServerBuilder};
 
 /// How long any single wait in a test may take before the test fails instead of hanging.
 pub const TIMEOUT: Duration = Duration::from_secs(120);
@@ -40,6 +40,13 @@ pub fn server(workers: usize) -> (Server, tempfile::TempDir) {
 pub fn wait<T: serde::de::DeserializeOwned>(job: &Job<T>) -> Result<T, JobError> {
     job.wait_timeout(TIMEOUT)
         .unwrap_or_else(|| panic!("{job:?} did not finish within {TIMEOUT:?}"))
+}
+
+/// Waits for `job` and returns its whole output, failing the test instead of hanging past
+/// [`TIMEOUT`].
+pub fn wait_output<T: serde::de::DeserializeOwned>(job: &Job<T>) -> JobOutput<T> {
+    let _finished = wait(job);
+    job.wait_output()
 }
 
 /// Runs a future to completion on this thread: a minimal executor, so that tests of

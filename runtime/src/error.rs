@@ -149,6 +149,12 @@ pub enum JobError {
     /// sleeping job would hold its worker where no timeout reaches it).
     #[error("job stopped: it tried {0}, which the sandbox forbids")]
     Forbidden(String),
+    /// The job used its whole fuel budget ([`Limits::fuel`](crate::Limits::fuel)).
+    #[error("job ran out of fuel (its budget was {limit} units)")]
+    FuelExhausted {
+        /// The budget, in fuel units.
+        limit: u64,
+    },
     /// The job called WASI `proc_exit` instead of returning.
     #[error("job exited with status {0} instead of returning")]
     Exited(i32),

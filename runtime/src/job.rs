@@ -38,6 +38,9 @@ pub struct JobOutput<T> {
     pub duration: Duration,
     /// The worker that ran it (empty if it never ran).
     pub worker: String,
+    /// The fuel the job used, if it had a budget ([`Limits::fuel`](crate::Limits::fuel)):
+    /// the same on every run of the same call, on every machine.
+    pub fuel_used: Option<u64>,
 }
 
 /// A finished job, shared by its handle, its callbacks and its group.
@@ -275,6 +278,7 @@ fn decode<T: DeserializeOwned>(finished: &Finished) -> JobOutput<T> {
         stderr: outcome.stderr.clone(),
         duration: outcome.duration,
         worker: finished.worker.clone(),
+        fuel_used: outcome.fuel_used,
     }
 }
 

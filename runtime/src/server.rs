@@ -7,9 +7,9 @@ use crate::job::{Callback, Finished, Job, JobId, JobSlot};
 use crate::map::MapResults;
 use crate::module::Module;
 use crate::net::TransportSettings;
-use crate::sandbox::{Cancel, Limits, MAX_CONCURRENT_INSTANCES, Sandbox};
+use crate::sandbox::{Cancel, Limits, MAX_CONCURRENT_INSTANCES, RawOutcome, Sandbox};
 use crate::scheduler::groups::{DEFAULT_GROUP, GroupSummary};
-use crate::scheduler::pool::{self, Shared, failed_outcome};
+use crate::scheduler::pool::{self, Shared};
 use crate::scheduler::queue::Task;
 use crate::secret::ClusterSecret;
 use crate::stats::Stats;
@@ -101,6 +101,12 @@ impl ServerBuilder {
     /// The default memory cap of a job, in bytes. Default: 256 MiB.
     pub fn max_memory(mut self, bytes: u64) -> Self {
         self.limits.max_memory = bytes;
+        self
+    }
+
+    /// The default fuel budget of a job ([`Limits::fuel`]). Default: none.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.limits.fuel = Some(fuel);
         self
     }
 
@@ -339,6 +345,12 @@ fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
             why: "must be more than zero".into(),
         });
     }
+    if limits.fuel == Some(0) {
+        return Err(ConfigError::Invalid {
+            setting: "fuel",
+            why: "must be more than zero".into(),
+        });
+    }
     Ok(())
 }
 
@@ -350,6 +362,7 @@ pub struct JobOptions {
     timeout: Option<Duration>,
     max_memory: Option<u64>,
     max_output: Option<u64>,
+    fuel: Option<u64>,
 }
 
 impl JobOptions {
@@ -382,12 +395,20 @@ impl JobOptions {
         self
     }
 
+    /// The job's fuel budget ([`Limits::fuel`]): a CPU budget that is the same on every run
+    /// and every machine.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
     fn limits(&self, defaults: &Limits) -> Limits {
         Limits {
             timeout: self.timeout.or(defaults.timeout),
             max_memory: self.max_memory.unwrap_or(defaults.max_memory),
             max_output: self.max_output.unwrap_or(defaults.max_output),
             max_table_elements: defaults.max_table_elements,
+            fuel: self.fuel.or(defaults.fuel),
         }
     }
 }
@@ -561,7 +582,7 @@ impl Server {
             })),
             Err(err) => {
                 slot.complete(Finished {
-                    outcome: failed_outcome(err),
+                    outcome: RawOutcome::failed(err),
                     worker: String::new(),
                 });
                 self.shared.groups.finished(&group, true);

@@ -365,7 +365,14 @@ fn a_nodes_policy_refuses_what_it_forbids_with_a_clear_error() {
     let node = NodeProcess::start_with(
         Auth::Secret(&secret),
         1,
-        &["--max-memory", "64MiB", "--allow-module", &allowed],
+        &[
+            "--max-memory",
+            "64MiB",
+            "--allow-module",
+            &allowed,
+            "--max-fuel",
+            "1000000000",
+        ],
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("cluster.key");
@@ -407,4 +414,21 @@ fn a_nodes_policy_refuses_what_it_forbids_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "454396537\n");
+    // A job that asks for no fuel budget gets the node's maximum, and is told what it used.
+    assert!(stderr.contains("the job used "), "{stderr}");
+    let out = run(
+        SUM_PRIMES,
+        "sum_primes",
+        &["100000", "--fuel", "2000000000"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refuses a fuel limit"), "{stderr}");
+    let out = run(
+        SUM_PRIMES,
+        "sum_primes",
+        &["100000", "--fuel", "1000", "--max-memory", "64MiB"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("ran out of fuel"), "{stderr}");
 }

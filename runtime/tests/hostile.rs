@@ -299,6 +299,37 @@ fn files_sockets_and_the_environment_are_absent_on_a_node() {
     cluster.assert_still_serving();
 }
 
+/// A loop with a fuel budget runs out of it on a node as it does locally, and a good job
+/// uses the same fuel on the node as on the local pool: the budget is the same everywhere.
+#[test]
+fn a_fuel_budget_on_a_node_is_the_same_as_locally() {
+    let mut cluster = Cluster::start();
+    let module = testjobs();
+    let budget = JobOptions::new().fuel(20_000_000);
+    let spin = cluster
+        .first
+        .submit_with::<u64, _>(&module, "spin", (), &budget);
+    assert_eq!(
+        result(&spin),
+        Err(JobError::FuelExhausted { limit: 20_000_000 })
+    );
+    assert_eq!(spin.wait_output().fuel_used, Some(20_000_000));
+
+    let sum_primes = sum_primes();
+    let local = Server::builder()
+        .workers(1)
+        .no_disk_cache()
+        .build()
+        .expect("a local pool");
+    let used = |server: &Server| {
+        let job = server.submit_with::<u64, _>(&sum_primes, "sum_primes", (30_000u64,), &budget);
+        assert_eq!(result(&job), Ok(45_675_864));
+        job.wait_output().fuel_used.expect("fuel used is reported")
+    };
+    assert_eq!(used(&cluster.second), used(&local));
+    cluster.assert_still_serving();
+}
+
 #[test]
 fn traps_panics_and_exits_on_a_node_are_named() {
     let mut cluster = Cluster::start();

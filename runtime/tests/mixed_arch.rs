@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{new_secret, sum_primes, sums_of_primes_below, testjobs};
-use wasp::{ClusterSecret, Job, JobOutput, Module, Server, Stats};
+use wasp::{ClusterSecret, Job, JobError, JobOptions, JobOutput, Module, Server, Stats};
 
 /// The variable that names the command running an aarch64 `wasp`.
 const AARCH64_NODE: &str = "WASP_AARCH64_NODE";
@@ -294,6 +294,33 @@ fn same_results_on_the_aarch64_node_alone(secret: &ClusterSecret, aarch64: &Node
     let stats = server.stats();
     assert_eq!(stats.nodes[0].arch.as_deref(), Some("aarch64"), "{stats}");
     check_cache(aarch64, &module, "aarch64", EM_AARCH64);
+    same_fuel_on_the_aarch64_node(&server, &local, deadline);
+}
+
+/// Fuel counts WebAssembly instructions, not the machine's: a job uses the same fuel on
+/// the aarch64 node as on this machine, and a budget runs out on both alike.
+fn same_fuel_on_the_aarch64_node(server: &Server, local: &Server, deadline: Instant) {
+    let module = sum_primes();
+    let generous = JobOptions::new().fuel(u64::MAX / 2);
+    let fueled = |server: &Server, options: &JobOptions| -> JobOutput<u64> {
+        let job = server.submit_with(&module, "sum_primes", (20_000u64,), options);
+        outputs(&[job], deadline).remove(0)
+    };
+    let (remote, here) = (fueled(server, &generous), fueled(local, &generous));
+    assert_eq!(remote.result, Ok(21_171_191));
+    let used = here.fuel_used.expect("fuel used is reported");
+    assert_eq!(
+        remote.fuel_used,
+        Some(used),
+        "the aarch64 node counted otherwise"
+    );
+    let short = JobOptions::new().fuel(used - 1);
+    let remote = fueled(server, &short);
+    assert_eq!(
+        remote.result,
+        Err(JobError::FuelExhausted { limit: used - 1 })
+    );
+    eprintln!("sum_primes(20000) used {used} fuel on both architectures");
 }
 
 /// Shows how the emulated node resets its sandboxes (its log at debug level says).

@@ -8,5 +8,7 @@ mod hostile;
 mod modules;
 // The pool: parallel results, callbacks, groups, map, async, resizing under load.
 mod pool;
+// Fuel: a deterministic CPU budget.
+mod fuel;
 // Compilation: once per process, then from the disk cache; corruption is survived.
 mod cache;

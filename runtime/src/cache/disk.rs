@@ -26,7 +26,7 @@ const MAGIC: &[u8; 8] = b"WASPCC01";
 pub const DEFAULT_MAX_CACHE_BYTES: u64 = 1 << 30;
 
 /// The on-disk compile cache of one engine.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct DiskCache {
     root: PathBuf,
     dir: PathBuf,

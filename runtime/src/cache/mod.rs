@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 type Slot = Arc<OnceLock<Result<Arc<Compiled>, JobError>>>;
 
-/// Every module a server has prepared, by hash. The first job of a module compiles it (or
+/// Every module a server has prepared, by hash and by whether its code counts fuel. The first job of a module compiles it (or
 /// loads it from disk); jobs of the same module that start meanwhile wait for that one
 /// compilation instead of starting their own.
 #[derive(Default)]
 pub(crate) struct ModuleCache {
-    slots: Mutex<HashMap<ModuleHash, Slot>>,
+    slots: Mutex<HashMap<(ModuleHash, bool), Slot>>,
     compiled: AtomicU64,
     from_disk: AtomicU64,
     reused: AtomicU64,
@@ -34,20 +34,22 @@ pub struct CacheStats {
 }
 
 impl ModuleCache {
-    /// The prepared module for `module`, compiling it on first use.
+    /// The prepared module for `module`, compiling it on first use; with code that counts
+    /// fuel if `metered` (for jobs with a fuel budget).
     pub(crate) fn get(
         &self,
         sandbox: &Sandbox,
         module: &Module,
+        metered: bool,
     ) -> Result<Arc<Compiled>, JobError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.entry(module.hash()).or_default().clone()
+            slots.entry((module.hash(), metered)).or_default().clone()
         };
         let mut prepared_here = false;
         let result = slot.get_or_init(|| {
             prepared_here = true;
-            let compiled = sandbox.prepare(module)?;
+            let compiled = sandbox.prepare(module, metered)?;
             let counter = match compiled.origin {
                 Origin::Compiled => &self.compiled,
                 Origin::DiskCache => &self.from_disk,
@@ -65,7 +67,9 @@ impl ModuleCache {
     /// it again, from the disk cache if it is there.
     pub(crate) fn forget(&self, hash: &ModuleHash) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.remove(hash);
+        for metered in [false, true] {
+            slots.remove(&(*hash, metered));
+        }
     }
 
     pub(crate) fn stats(&self) -> CacheStats {

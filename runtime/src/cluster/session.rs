@@ -12,7 +12,7 @@ use crate::proto::CloseCode;
 use crate::proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
 use crate::proto::message::{JobDone, NodeInfo, RunJob, ToClient, ToNode, WireHash, WireJobId};
 use crate::sandbox::RawOutcome;
-use crate::scheduler::pool::{Shared, failed_outcome};
+use crate::scheduler::pool::Shared;
 use crate::scheduler::queue::Task;
 use bytes::BytesMut;
 use std::collections::HashMap;
@@ -303,7 +303,7 @@ impl Driver<'_> {
 
     fn encode_job(&mut self, task: Box<Task>) {
         if task.module.bytes().len() > self.max_module_size {
-            let outcome = failed_outcome(JobError::ModuleRefused(format!(
+            let outcome = RawOutcome::failed(JobError::ModuleRefused(format!(
                 "the module ({} bytes) is larger than {} accepts ({} bytes)",
                 task.module.bytes().len(),
                 self.worker_name,
@@ -324,7 +324,7 @@ impl Driver<'_> {
         });
         if let Err(error) = codec::encode(&run, MAX_FRAME_LEN, &mut self.buffer) {
             // Only a job too large for a frame gets here: no node could take it.
-            let outcome = failed_outcome(JobError::BadArguments(format!(
+            let outcome = RawOutcome::failed(JobError::BadArguments(format!(
                 "cannot send the job to a node: {error}"
             )));
             self.shared.complete(*task, outcome, String::new());
@@ -393,6 +393,7 @@ impl Driver<'_> {
             stdout: done.stdout,
             stderr: done.stderr,
             duration,
+            fuel_used: done.fuel_used,
         };
         // Callbacks run here, on the network thread: they must be quick (see
         // `Job::on_complete`).
@@ -472,7 +473,7 @@ impl Driver<'_> {
     fn retry(&mut self, mut task: Box<Task>) {
         task.attempts += 1;
         if task.attempts > self.max_retries {
-            let outcome = failed_outcome(JobError::NodeLost {
+            let outcome = RawOutcome::failed(JobError::NodeLost {
                 attempts: task.attempts,
                 node: self.worker_name.clone(),
             });

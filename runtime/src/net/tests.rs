@@ -112,6 +112,7 @@ fn run_job(job: u64) -> ToNode {
             max_memory: 1 << 20,
             max_output: 1 << 10,
             max_table_elements: 100,
+            fuel: None,
         },
     })
 }

@@ -281,6 +281,7 @@ fn result_message(job: u64, finished: &Finished) -> ToClient {
             stdout: outcome.stdout.clone(),
             stderr: outcome.stderr.clone(),
             duration_ns: u64::try_from(outcome.duration.as_nanos()).unwrap_or(u64::MAX),
+            fuel_used: outcome.fuel_used,
         }),
     }
 }
@@ -292,6 +293,7 @@ fn failed(job: u64, error: JobError) -> ToClient {
         stdout: Vec::new(),
         stderr: Vec::new(),
         duration_ns: 0,
+        fuel_used: None,
     })
 }
 

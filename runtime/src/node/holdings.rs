@@ -96,6 +96,7 @@ mod tests {
             stdout: vec![0; output],
             stderr: Vec::new(),
             duration_ns: 0,
+            fuel_used: None,
         })
     }
 

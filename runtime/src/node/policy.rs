@@ -50,6 +50,10 @@ pub struct NodePolicy {
     pub max_output: u64,
     /// The most elements a job may ask for in each table. Default: 1,000,000.
     pub max_table_elements: u64,
+    /// The largest fuel budget a job may ask for, also given to jobs that ask for none (so
+    /// that every job's CPU is bounded the same way on every run); `None`: no maximum, and
+    /// jobs without a budget run without one. Default: none.
+    pub max_fuel: Option<u64>,
     /// The largest module a client may send; a client sending a larger one is cut off.
     /// Default: 64 MiB.
     pub max_module_size: u64,
@@ -78,6 +82,7 @@ impl Default for NodePolicy {
             max_memory: DEFAULT_MAX_MEMORY,
             max_output: DEFAULT_MAX_OUTPUT,
             max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
+            max_fuel: None,
             max_module_size: DEFAULT_MAX_MODULE_SIZE,
             allowed_modules: None,
             max_clients: DEFAULT_MAX_CLIENTS,
@@ -91,22 +96,13 @@ impl Default for NodePolicy {
 
 impl NodePolicy {
     /// The limits a job asking for `asked` runs with here: the same, except that a job
-    /// asking for no timeout gets the node's maximum.
+    /// asking for no timeout (or no fuel budget) gets the node's maximum.
     ///
     /// # Errors
     /// [`JobError::LimitRefused`] naming the first limit above the node's maximum.
     pub fn admit_limits(&self, asked: Limits) -> Result<Limits, JobError> {
-        let timeout = match (asked.timeout, self.max_timeout) {
-            (None, max) => max,
-            (Some(timeout), Some(max)) if timeout > max => {
-                return Err(refused(
-                    "timeout",
-                    format!("{timeout:?}"),
-                    format!("{max:?}"),
-                ));
-            }
-            (Some(timeout), _) => Some(timeout),
-        };
+        let timeout = at_most("timeout", asked.timeout, self.max_timeout)?;
+        let fuel = at_most("fuel", asked.fuel, self.max_fuel)?;
         let sizes = [
             ("memory", asked.max_memory, self.max_memory),
             ("output", asked.max_output, self.max_output),
@@ -121,7 +117,11 @@ impl NodePolicy {
                 return Err(refused(limit, asked.to_string(), allowed.to_string()));
             }
         }
-        Ok(Limits { timeout, ..asked })
+        Ok(Limits {
+            timeout,
+            fuel,
+            ..asked
+        })
     }
 
     /// Whether jobs of the module `hash` may run here.
@@ -136,6 +136,22 @@ impl NodePolicy {
             ))),
             _ => Ok(()),
         }
+    }
+}
+
+/// An optional limit (`None`: unbounded) under an optional maximum: what is asked if it is
+/// within the maximum, the maximum if nothing is asked.
+fn at_most<T: PartialOrd + std::fmt::Debug>(
+    limit: &str,
+    asked: Option<T>,
+    max: Option<T>,
+) -> Result<Option<T>, JobError> {
+    match (asked, max) {
+        (None, max) => Ok(max),
+        (Some(asked), Some(max)) if asked > max => {
+            Err(refused(limit, format!("{asked:?}"), format!("{max:?}")))
+        }
+        (asked, _) => Ok(asked),
     }
 }
 
@@ -177,12 +193,30 @@ mod tests {
     }
 
     #[test]
+    fn a_job_without_a_fuel_budget_gets_the_maximum_if_there_is_one() {
+        let default = NodePolicy::default();
+        assert_eq!(default.admit_limits(Limits::default()).unwrap().fuel, None);
+        let bounded = NodePolicy {
+            max_fuel: Some(1_000),
+            ..NodePolicy::default()
+        };
+        let admitted = bounded.admit_limits(Limits::default()).unwrap();
+        assert_eq!(admitted.fuel, Some(1_000));
+        let asked = Limits {
+            fuel: Some(10),
+            ..Limits::default()
+        };
+        assert_eq!(bounded.admit_limits(asked).unwrap().fuel, Some(10));
+    }
+
+    #[test]
     fn each_limit_above_its_maximum_is_refused_by_name() {
         let policy = NodePolicy {
             max_timeout: Some(Duration::from_secs(1)),
             max_memory: 1 << 20,
             max_output: 1024,
             max_table_elements: 10,
+            max_fuel: Some(1_000),
             ..NodePolicy::default()
         };
         let small = Limits {
@@ -190,6 +224,7 @@ mod tests {
             max_memory: 1 << 20,
             max_output: 1024,
             max_table_elements: 10,
+            fuel: Some(1_000),
         };
         assert!(policy.admit_limits(small).is_ok());
         let cases = [
@@ -220,6 +255,13 @@ mod tests {
                     ..small
                 },
                 "table elements",
+            ),
+            (
+                Limits {
+                    fuel: Some(1_001),
+                    ..small
+                },
+                "fuel",
             ),
         ];
         for (asked, name) in cases {

@@ -59,6 +59,8 @@ pub struct WireLimits {
     pub max_output: u64,
     /// Elements in each table.
     pub max_table_elements: u64,
+    /// Fuel budget (`None`: none).
+    pub fuel: Option<u64>,
 }
 
 /// Sent by a node to a client.
@@ -123,6 +125,8 @@ pub struct JobDone {
     pub stderr: Vec<u8>,
     /// How long the job ran on the node, in nanoseconds.
     pub duration_ns: u64,
+    /// The fuel the job used, if it had a budget.
+    pub fuel_used: Option<u64>,
 }
 
 impl From<&crate::sandbox::Limits> for WireLimits {
@@ -135,6 +139,7 @@ impl From<&crate::sandbox::Limits> for WireLimits {
             max_memory: limits.max_memory,
             max_output: limits.max_output,
             max_table_elements: limits.max_table_elements,
+            fuel: limits.fuel,
         }
     }
 }
@@ -146,6 +151,7 @@ impl From<WireLimits> for crate::sandbox::Limits {
             max_memory: limits.max_memory,
             max_output: limits.max_output,
             max_table_elements: limits.max_table_elements,
+            fuel: limits.fuel,
         }
     }
 }

@@ -39,13 +39,15 @@ fn run_job() -> impl Strategy<Value = RunJob> {
         any::<u64>(),
         any::<u64>(),
         any::<u64>(),
+        any::<Option<u64>>(),
     )
         .prop_map(
-            |(timeout_ms, max_memory, max_output, max_table_elements)| WireLimits {
+            |(timeout_ms, max_memory, max_output, max_table_elements, fuel)| WireLimits {
                 timeout_ms,
                 max_memory,
                 max_output,
                 max_table_elements,
+                fuel,
             },
         );
     (any::<u64>(), any::<[u8; 32]>(), text(), bytes(64), limits).prop_map(
@@ -87,6 +89,7 @@ fn job_error() -> impl Strategy<Value = JobError> {
         any::<u64>().prop_map(|limit| JobError::MemoryLimit { limit }),
         (text(), any::<u64>()).prop_map(|(stream, limit)| JobError::OutputLimit { stream, limit }),
         any::<i32>().prop_map(JobError::Exited),
+        any::<u64>().prop_map(|limit| JobError::FuelExhausted { limit }),
         text().prop_map(JobError::Cancelled),
         (any::<u32>(), text()).prop_map(|(attempts, node)| JobError::NodeLost { attempts, node }),
         (text(), text(), text()).prop_map(|(limit, asked, allowed)| JobError::LimitRefused {
@@ -104,13 +107,15 @@ fn job_done() -> impl Strategy<Value = JobDone> {
         bytes(64).prop_map(|value| Ok(ByteBuf::from(value))),
         job_error().prop_map(Err),
     ];
-    (any::<u64>(), result, bytes(64), bytes(64), any::<u64>()).prop_map(
-        |(job, result, stdout, stderr, duration_ns)| JobDone {
+    let sizes = (any::<u64>(), any::<Option<u64>>());
+    (any::<u64>(), result, bytes(64), bytes(64), sizes).prop_map(
+        |(job, result, stdout, stderr, (duration_ns, fuel_used))| JobDone {
             job,
             result,
             stdout,
             stderr,
             duration_ns,
+            fuel_used,
         },
     )
 }

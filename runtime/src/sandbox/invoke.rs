@@ -39,6 +39,21 @@ pub(crate) struct RawOutcome {
     pub(crate) stderr: Vec<u8>,
     /// Wall time spent running the job, instantiation included.
     pub(crate) duration: Duration,
+    /// The fuel the job used, if it had a budget ([`Limits::fuel`]).
+    pub(crate) fuel_used: Option<u64>,
+}
+
+impl RawOutcome {
+    /// The outcome of a job that did not run, or could not finish, because of `err`.
+    pub(crate) fn failed(err: JobError) -> Self {
+        RawOutcome {
+            result: Err(err),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            duration: Duration::ZERO,
+            fuel_used: None,
+        }
+    }
 }
 
 /// Why the epoch callback stopped a job.
@@ -64,14 +79,28 @@ pub(super) fn run(
     let mut store = Store::new(engine, HostState::new(limits, &stdout, &stderr));
     store.limiter(|state| &mut state.limiter);
     arm_deadline(&mut store, started, limits.timeout, cancel.clone());
-
-    let result = call(&mut store, compiled, function, args)
-        .map_err(|err| classify(err, &store, limits, &stdout, &stderr));
+    // wasmtime stops a job once its fuel is down to zero; with one unit more, a budget is
+    // what a job may use, and a job that used N units runs again with a budget of N.
+    let fuel = limits.fuel.map(|budget| budget.saturating_add(1));
+    let result = match fuel.map(|fuel| store.set_fuel(fuel)) {
+        // Only an engine that does not count fuel refuses it: the caller picks the engine
+        // by the limits, so this is wasp's bug, not the job's.
+        Some(Err(err)) => Err(JobError::Internal(format!(
+            "cannot give the job fuel: {err}"
+        ))),
+        _ => call(&mut store, compiled, function, args)
+            .map_err(|err| classify(err, &store, limits, &stdout, &stderr)),
+    };
+    let fuel_used = fuel.zip(limits.fuel).map(|(given, budget)| {
+        let used = given.saturating_sub(store.get_fuel().unwrap_or(0));
+        used.min(budget)
+    });
     RawOutcome {
         result: result.and_then(|buf| decode_status(&buf)),
         stdout: stdout.take(),
         stderr: stderr.take(),
         duration: started.elapsed(),
+        fuel_used,
     }
 }
 
@@ -227,10 +256,18 @@ fn classify(
     if let Some(message) = &state.panic {
         return JobError::Panic(message.clone());
     }
-    if let Some(trap) = err.downcast_ref::<Trap>() {
-        return JobError::Trap {
-            kind: trap_kind(*trap),
-        };
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => {
+            return JobError::FuelExhausted {
+                limit: limits.fuel.unwrap_or_default(),
+            };
+        }
+        Some(trap) => {
+            return JobError::Trap {
+                kind: trap_kind(*trap),
+            };
+        }
+        None => {}
     }
     JobError::Module(format!("{err:#}"))
 }

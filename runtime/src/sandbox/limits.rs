@@ -27,6 +27,12 @@ pub struct Limits {
     pub max_output: u64,
     /// Elements in each table.
     pub max_table_elements: u64,
+    /// Fuel: a CPU budget counted in WebAssembly instructions (about one unit each), the
+    /// same on every run and every machine, unlike a timeout (`None`: no budget). Running
+    /// out stops the job with [`JobError::FuelExhausted`](crate::JobError::FuelExhausted).
+    /// Jobs with a budget run code compiled to count fuel, which is slower; jobs without
+    /// one are not affected.
+    pub fuel: Option<u64>,
 }
 
 impl Default for Limits {
@@ -36,6 +42,7 @@ impl Default for Limits {
             max_memory: DEFAULT_MAX_MEMORY,
             max_output: DEFAULT_MAX_OUTPUT,
             max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
+            fuel: None,
         }
     }
 }

@@ -6,7 +6,10 @@
 //! * `host`: the store's state and the linker (WASI preview 1 plus wasp's `panic`).
 //! * `invoke`: running one job in a fresh store and classifying how it ended.
 //! * `epoch`: the ticker thread behind timeouts and cancellation.
+//! * `backend`: one engine with its linker, ticker and disk cache directory; jobs with a
+//!   fuel budget get an engine of their own.
 
+mod backend;
 mod capture;
 mod epoch;
 mod exports;
@@ -20,13 +23,13 @@ pub use limits::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEME
 use crate::cache::disk::DiskCache;
 use crate::error::{ConfigError, JobError};
 use crate::module::{self, Module};
+use backend::Backend;
 use host::HostState;
-use std::time::Duration;
+use std::sync::OnceLock;
 use tracing::{debug, warn};
 use wasmparser::WasmFeatures;
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker,
-    PoolingAllocationConfig,
+    Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, PoolingAllocationConfig,
 };
 
 /// How many instances may be alive at once: the pooling allocator reserves address space for
@@ -38,16 +41,15 @@ pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
 /// Bytes of each pool slot kept resident between jobs and reset in place.
 const KEEP_RESIDENT: usize = 2 << 20;
 
-/// The epoch tick: the granularity of timeouts and cancellation.
-const EPOCH_TICK: Duration = Duration::from_millis(1);
-
-/// A module compiled for this engine and linked against the sandbox's imports, ready to be
-/// instantiated any number of times.
+/// A module compiled for one of the sandbox's engines and linked against its imports, ready
+/// to be instantiated any number of times.
 pub(crate) struct Compiled {
     pre: InstancePre<HostState>,
     exports: exports::Exports,
     /// Where the compiled code came from.
     pub(crate) origin: Origin,
+    /// Whether the code counts fuel: it runs only jobs with a fuel budget.
+    metered: bool,
 }
 
 /// Where a [`Compiled`] module's code came from.
@@ -59,18 +61,23 @@ pub(crate) enum Origin {
     DiskCache,
 }
 
-/// The engine, its linker and the epoch ticker.
+/// The engines jobs run on: one for ordinary jobs, and one whose code counts fuel for jobs
+/// with a fuel budget ([`Limits::fuel`]). Counting fuel slows code down, and whether code
+/// counts it is decided when it is compiled, hence two engines; the second is built at the
+/// first job that needs it.
 pub(crate) struct Sandbox {
-    engine: Engine,
-    linker: Linker<HostState>,
+    plain: Backend,
+    metered: OnceLock<Result<Backend, ConfigError>>,
+    /// The disk cache's root, for the metered engine (each engine has its own directory).
     disk: Option<DiskCache>,
-    ticker: epoch::Ticker,
-    /// How many instances the pool holds at once: the most workers that can run jobs.
+    /// How many instances the plain engine's pool holds at once: the most workers that can
+    /// run jobs.
     slots: u32,
 }
 
 impl Sandbox {
-    /// Builds the engine (pooling allocator, epoch interruption) and the linker.
+    /// Builds the engine for ordinary jobs (pooling allocator, epoch interruption), its
+    /// linker and its ticker.
     ///
     /// The pool gets [`MAX_CONCURRENT_INSTANCES`] slots where the address space holds them
     /// (about 1 TiB: any x86-64 Linux, aarch64 kernels with 48-bit addresses), and the
@@ -79,7 +86,8 @@ impl Sandbox {
     /// would otherwise refuse to start at all.
     pub(crate) fn new(disk: Option<DiskCache>) -> Result<Self, ConfigError> {
         let (engine, slots) = largest_pool(MAX_CONCURRENT_INSTANCES, |slots| {
-            Engine::new(&engine_config(pool_config(slots, Enabled::Auto)))
+            let pool = pool_config(slots, Enabled::Auto);
+            Engine::new(&engine_config(InstanceAllocationStrategy::Pooling(pool)))
         })
         .map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
         if slots < MAX_CONCURRENT_INSTANCES {
@@ -92,22 +100,17 @@ impl Sandbox {
         Self::with_engine(engine, slots, disk)
     }
 
-    /// The linker and the ticker of `engine`, which must have epoch interruption on and a
-    /// pool of `slots` instances.
+    /// A sandbox whose ordinary jobs run on `engine`, which must have epoch interruption on
+    /// and a pool of `slots` instances.
     fn with_engine(
         engine: Engine,
         slots: u32,
         disk: Option<DiskCache>,
     ) -> Result<Self, ConfigError> {
-        let linker =
-            host::linker(&engine).map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
-        let ticker = epoch::Ticker::start(engine.clone(), EPOCH_TICK)?;
-        let disk = disk.map(|disk| disk.for_engine(&engine));
         Ok(Sandbox {
-            engine,
-            linker,
+            plain: Backend::start(engine, disk.clone())?,
+            metered: OnceLock::new(),
             disk,
-            ticker,
             slots,
         })
     }
@@ -117,38 +120,35 @@ impl Sandbox {
         self.slots
     }
 
-    /// Compiles `module` (or loads its code from the disk cache) and links it.
-    pub(crate) fn prepare(&self, module: &Module) -> Result<Compiled, JobError> {
-        let (code, origin) = self.compile(module)?;
-        let exports = exports::Exports::resolve(&code)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&code)
-            .map_err(|err| JobError::Module(format!("{err:#}")))?;
-        Ok(Compiled {
-            pre,
-            exports,
-            origin,
-        })
-    }
-
-    fn compile(&self, module: &Module) -> Result<(wasmtime::Module, Origin), JobError> {
-        if let Some(code) = self
-            .disk
+    /// The engine for jobs with a fuel budget, built at the first one. It allocates each
+    /// instance on demand rather than from a pool of its own, which would double the address
+    /// space the sandbox reserves.
+    fn metered(&self) -> Result<&Backend, JobError> {
+        let built = self.metered.get_or_init(|| {
+            let mut config = engine_config(InstanceAllocationStrategy::OnDemand);
+            config.consume_fuel(true);
+            let engine =
+                Engine::new(&config).map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
+            debug!("sandbox: engine for jobs with a fuel budget built");
+            Backend::start(engine, self.disk.clone())
+        });
+        built
             .as_ref()
-            .and_then(|disk| disk.load(&self.engine, module.hash()))
-        {
-            return Ok((code, Origin::DiskCache));
-        }
-        let code = wasmtime::Module::new(&self.engine, module.bytes())
-            .map_err(|err| JobError::Module(format!("{err:#}")))?;
-        if let Some(disk) = &self.disk {
-            disk.store(module.hash(), &code);
-        }
-        Ok((code, Origin::Compiled))
+            .map_err(|err| JobError::Internal(format!("no engine for jobs with fuel: {err}")))
     }
 
-    /// Runs job `function` of `compiled` in a fresh instance.
+    /// Compiles `module` (or loads its code from the disk cache) and links it, for jobs with
+    /// a fuel budget if `metered`.
+    pub(crate) fn prepare(&self, module: &Module, metered: bool) -> Result<Compiled, JobError> {
+        if metered {
+            self.metered()?.prepare(module, true)
+        } else {
+            self.plain.prepare(module, false)
+        }
+    }
+
+    /// Runs job `function` of `compiled` in a fresh instance. `compiled` must have been
+    /// prepared for these limits: metered if and only if they give fuel.
     pub(crate) fn run(
         &self,
         compiled: &Compiled,
@@ -157,8 +157,20 @@ impl Sandbox {
         limits: &Limits,
         cancel: &Cancel,
     ) -> RawOutcome {
-        let _running = self.ticker.job_running();
-        invoke::run(&self.engine, compiled, function, args, limits, cancel)
+        let backend = if compiled.metered {
+            match self.metered() {
+                Ok(backend) => backend,
+                Err(err) => return RawOutcome::failed(err),
+            }
+        } else {
+            &self.plain
+        };
+        if compiled.metered != limits.fuel.is_some() {
+            return RawOutcome::failed(JobError::Internal(
+                "the job's code was compiled for another fuel setting".into(),
+            ));
+        }
+        backend.run(compiled, function, args, limits, cancel)
     }
 }
 
@@ -226,10 +238,10 @@ fn pool_config(slots: u32, pagemap: Enabled) -> PoolingAllocationConfig {
     pool
 }
 
-fn engine_config(pool: PoolingAllocationConfig) -> Config {
+fn engine_config(allocation: InstanceAllocationStrategy) -> Config {
     let mut config = Config::new();
     config
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .allocation_strategy(allocation)
         .epoch_interruption(true)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         // What a module may use is decided once, with the loader (which checks it), so that
@@ -290,9 +302,10 @@ mod tests {
         // 6 MiB of heap, more than KEEP_RESIDENT.
         let long = rmp_serde::to_vec_named(&"ab".repeat(3 << 20)).expect("encodes");
         for pagemap in [Enabled::No, Enabled::Auto] {
-            let engine = Engine::new(&engine_config(pool_config(2, pagemap))).expect("engine");
+            let pool = InstanceAllocationStrategy::Pooling(pool_config(2, pagemap));
+            let engine = Engine::new(&engine_config(pool)).expect("engine");
             let sandbox = Sandbox::with_engine(engine, 2, None).expect("sandbox");
-            let compiled = sandbox.prepare(&module).expect("testjobs compiles");
+            let compiled = sandbox.prepare(&module, false).expect("testjobs compiles");
             for _ in 0..3 {
                 let calls = call(&sandbox, &compiled, "count_calls", ());
                 let calls: u32 = rmp_serde::from_slice(&calls).expect("a u32");

@@ -13,7 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::{debug, error};
 
 /// Everything the server's handle and its workers share.
@@ -231,7 +231,7 @@ fn run_task(shared: &Shared, index: usize, worker: &str, task: Task) {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             error!(job = %task.id, %message, "wasp panicked while running a job");
-            failed_outcome(JobError::Internal(message))
+            RawOutcome::failed(JobError::Internal(message))
         });
     let failed = outcome.result.is_err();
     {
@@ -247,9 +247,10 @@ fn run_task(shared: &Shared, index: usize, worker: &str, task: Task) {
 fn execute(shared: &Shared, task: &Task) -> RawOutcome {
     if task.cancel.is_cancelled() {
         // Cancelled while queued (on a node: its client left): nothing to run.
-        return failed_outcome(JobError::Cancelled("cancelled before it ran".into()));
+        return RawOutcome::failed(JobError::Cancelled("cancelled before it ran".into()));
     }
-    match shared.modules.get(&shared.sandbox, &task.module) {
+    let metered = task.limits.fuel.is_some();
+    match shared.modules.get(&shared.sandbox, &task.module, metered) {
         Ok(compiled) => shared.sandbox.run(
             &compiled,
             &task.function,
@@ -257,16 +258,7 @@ fn execute(shared: &Shared, task: &Task) -> RawOutcome {
             &task.limits,
             &task.cancel,
         ),
-        Err(err) => failed_outcome(err),
-    }
-}
-
-pub(crate) fn failed_outcome(err: JobError) -> RawOutcome {
-    RawOutcome {
-        result: Err(err),
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        duration: Duration::ZERO,
+        Err(err) => RawOutcome::failed(err),
     }
 }
 
@@ -279,7 +271,7 @@ fn cancel(shared: &Shared, task: Task) {
 pub(crate) fn cancel_with(shared: &Shared, task: Task, why: &str) {
     shared.complete(
         task,
-        failed_outcome(JobError::Cancelled(why.into())),
+        RawOutcome::failed(JobError::Cancelled(why.into())),
         String::new(),
     );
 }

@@ -1,7 +1,7 @@
 //! wasp's benchmarks: speed ratios measured in one run on this machine.
 //!
 //! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
-//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile` for one of them).
+//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel` for one of them).
 //! Prints a Markdown table; the README records one.
 //!
 //! 1. `sum_primes`: pp's 8 inputs, natively in one thread, and on wasp with 1 and 2 workers.
@@ -13,8 +13,10 @@
 //!    one node; the sum_primes set on two nodes against the local pool.
 //! 5. Hostile jobs: 50 mixed into 5,000 good ones on a node (a child process): the good
 //!    jobs' throughput with and without them, and the node's peak memory.
+//! 6. Fuel: the sum_primes set on one worker with a fuel budget against without.
 
 mod cluster;
+mod fuel;
 mod hostile;
 mod overhead;
 mod startup;
@@ -44,7 +46,7 @@ fn main() -> anyhow::Result<()> {
         return hostile::node_child();
     }
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only NAME` runs one benchmark: sum_primes, overhead or startup.
+    // `--only NAME` runs one benchmark.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -71,6 +73,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("hostile") {
         rows.extend(hostile::run(if quick { 1 } else { 3 })?);
+    }
+    if wanted("fuel") {
+        rows.extend(fuel::run(if quick { 3 } else { 15 })?);
     }
     println!();
     println!("| measure | result | target |");

@@ -142,6 +142,10 @@ struct LimitArgs {
     /// Limit on each of a job's stdout and stderr, e.g. `64KiB` (default: 1MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_output: Option<u64>,
+    /// Fuel budget per job: a CPU budget in WebAssembly instructions (about one unit
+    /// each), the same on every run and every machine (default: none).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    fuel: Option<u64>,
 }
 
 /// Where compiled code is cached.
@@ -161,6 +165,7 @@ impl LimitArgs {
         limits.timeout = self.timeout;
         limits.max_memory = self.max_memory.unwrap_or(limits.max_memory);
         limits.max_output = self.max_output.unwrap_or(limits.max_output);
+        limits.fuel = self.fuel;
         builder = builder.limits(limits);
         builder
     }

@@ -25,6 +25,10 @@ pub(crate) struct PolicyArgs {
     /// The most elements a job may ask for in each table [1000000].
     #[arg(long, value_name = "N")]
     max_table_elements: Option<u64>,
+    /// The largest fuel budget (a CPU budget in WebAssembly instructions, the same on every
+    /// machine) a job may ask for; jobs asking for none get it [no maximum].
+    #[arg(long, value_name = "N")]
+    max_fuel: Option<u64>,
     /// The largest module a client may send [64MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_module_size: Option<u64>,
@@ -75,6 +79,9 @@ impl PolicyArgs {
         let mut policy = NodePolicy::default();
         if let Some(MaxTimeout(timeout)) = self.max_timeout {
             policy.max_timeout = timeout;
+        }
+        if self.max_fuel.is_some() {
+            policy.max_fuel = self.max_fuel;
         }
         set(&mut policy.max_memory, self.max_memory);
         set(&mut policy.max_output, self.max_output);

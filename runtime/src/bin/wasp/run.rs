@@ -33,6 +33,9 @@ impl RunCommand {
             .submit_raw::<Value>(&module, &self.target.function, args, &JobOptions::new())
             .wait_output();
         forward_job_output(&output.stdout, &output.stderr)?;
+        if let Some(fuel) = output.fuel_used {
+            eprintln!("wasp: the job used {fuel} fuel");
+        }
         self.pool.print_stats(&server);
         match output.result {
             Ok(value) => {
