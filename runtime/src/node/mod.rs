@@ -282,6 +282,14 @@ impl Node {
             tokio::select! {
                 () = &mut shutdown => break,
                 incoming = self.endpoint.accept() => match incoming {
+                    Some(incoming) if !incoming.remote_address_validated() => {
+                        // QUIC Retry: a peer proves it receives at its address (one round
+                        // trip, no state kept here) before it costs a handshake or a client
+                        // slot, so spoofed addresses cannot fill `max_clients`.
+                        if let Err(err) = incoming.retry() {
+                            err.into_incoming().refuse();
+                        }
+                    }
                     Some(incoming) if connections.len() >= self.context.policy.max_clients => {
                         // Refused before any cryptography: a flood costs the node little.
                         debug!(remote = %incoming.remote_address(), max = self.context.policy.max_clients, "refused a connection: too many clients");

@@ -269,6 +269,54 @@ async fn clients_past_the_limit_are_refused_and_the_others_served() {
     node.stop().await;
 }
 
+/// A relay that passes a client's packets to `node` from its own address and drops
+/// everything sent back: to the node, a peer with a spoofed address that never hears it.
+async fn spoofing_relay(node: SocketAddr) -> SocketAddr {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0; 65536];
+        while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+            if from != node {
+                let _ = socket.send_to(&buf[..len], node).await;
+            }
+        }
+    });
+    address
+}
+
+/// Handshakes from addresses that never answer (spoofed) keep sending Initial packets for
+/// seconds; the node answers each with a QUIC Retry and keeps nothing, so they take no
+/// client slot and a real client still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_handshakes_take_no_client_slot() {
+    let node = TestNode::start_with(NodePolicy {
+        max_clients: 1,
+        ..NodePolicy::default()
+    });
+    let relay = spoofing_relay(node.addr).await;
+    let spoofed = net::client_endpoint(relay, &TransportSettings::default()).unwrap();
+    let stuck = tokio::spawn(async move {
+        let attempt = net::connect(&spoofed, relay).await;
+        drop(spoofed);
+        attempt.is_ok()
+    });
+    // Let the spoofed Initial packets arrive first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut client = RawClient::connect(&node).await;
+    assert_eq!(
+        client.sum_primes_100(&sum_primes(), 0).await,
+        SUM_PRIMES_100
+    );
+    assert!(
+        !stuck.is_finished(),
+        "the spoofed handshake should still be trying"
+    );
+    client.close();
+    stuck.abort();
+    node.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicted_module_is_asked_for_again() {
     let node = TestNode::start_with(NodePolicy {
