@@ -9,6 +9,7 @@ use crate::module::Module;
 use crate::net::TransportSettings;
 use crate::sandbox::{Cancel, Limits, MAX_CONCURRENT_INSTANCES, RawOutcome, Sandbox};
 use crate::scheduler::groups::{DEFAULT_GROUP, GroupSummary};
+use crate::scheduler::lanes::Owner;
 use crate::scheduler::pool::{self, Shared};
 use crate::scheduler::queue::Task;
 use crate::secret::ClusterSecret;
@@ -508,7 +509,7 @@ impl Server {
             args,
             limits,
             group,
-            (Cancel::default(), None),
+            (Owner::LOCAL, Cancel::default(), None),
         ))
     }
 
@@ -519,14 +520,15 @@ impl Server {
 
     /// Submits a job whose outcome goes, raw, to `callback` (as a node returns results to
     /// its clients). `limits` are checked here: out-of-range limits fail the job.
-    /// `cancel` stops the job if it is queued or running (the client that sent it left).
+    /// `owner` (a node's client) shares the workers fairly with the other owners. `cancel`
+    /// stops the job if it is queued or running (the client that sent it left).
     pub(crate) fn submit_with_callback(
         &self,
         module: &Module,
         function: &str,
         args: Vec<u8>,
         limits: Limits,
-        cancel: Cancel,
+        (owner, cancel): (Owner, Cancel),
         callback: Callback,
     ) {
         let args = check_limits(&limits)
@@ -538,7 +540,7 @@ impl Server {
             args,
             limits,
             DEFAULT_GROUP.to_string(),
-            (cancel, Some(callback)),
+            (owner, cancel, Some(callback)),
         );
     }
 
@@ -551,7 +553,7 @@ impl Server {
         args: Result<Vec<u8>, JobError>,
         limits: Limits,
         group: String,
-        (cancel, callback): (Cancel, Option<Callback>),
+        (owner, cancel, callback): (Owner, Cancel, Option<Callback>),
     ) -> Arc<JobSlot> {
         let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let slot = JobSlot::new(id);
@@ -579,6 +581,7 @@ impl Server {
                 group,
                 attempts: 0,
                 handed_back: 0,
+                owner,
             })),
             Err(err) => {
                 slot.complete(Finished {

@@ -14,9 +14,11 @@ use crate::proto::CloseCode;
 use crate::proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
 use crate::proto::message::{JobDone, RunJob, ToClient, ToNode, WireHash, WireLimits};
 use crate::sandbox::Cancel;
+use crate::scheduler::lanes::Owner;
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -57,6 +59,7 @@ pub(super) async fn serve(
         waiting: Mutex::new(HashMap::new()),
         holdings: holdings.clone(),
         cancel: Cancel::default(),
+        owner: Owner(NEXT_OWNER.fetch_add(1, Ordering::Relaxed)),
     });
     let mut welcome = client.node.info.clone();
     welcome.workers = *workers.borrow_and_update();
@@ -138,7 +141,12 @@ struct Client {
     holdings: Arc<Holdings>,
     /// Set when the client is gone: stops its queued and running jobs.
     cancel: Cancel,
+    /// Whose its jobs are in the node's queue: clients share the workers fairly.
+    owner: Owner,
 }
+
+/// The owner of the next client's jobs (0 is the server's own caller).
+static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
 impl Client {
     fn send(&self, message: ToClient) {
@@ -207,7 +215,7 @@ impl Client {
             &job.function,
             job.args,
             job.limits.into(),
-            self.cancel.clone(),
+            (self.owner, self.cancel.clone()),
             Box::new(move |finished: &Finished| {
                 let answer = result_message(id, finished);
                 holdings.answered(args, &answer);

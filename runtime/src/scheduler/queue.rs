@@ -3,10 +3,11 @@
 //! Workers ask [`Queue::next`] what to do; the pool's threads only add locking and waiting
 //! around it. Keeping the policy here makes it testable step by step.
 
+use super::lanes::{Lanes, Owner};
 use crate::job::{JobId, JobSlot};
 use crate::module::Module;
 use crate::sandbox::{Cancel, Limits};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A job waiting for, or held by, a worker.
@@ -21,6 +22,8 @@ pub(crate) struct Task {
     pub(crate) slot: Arc<JobSlot>,
     /// The group the job counts in.
     pub(crate) group: String,
+    /// Who submitted it: owners share the workers fairly.
+    pub(crate) owner: Owner,
     /// How many times a node running it was lost: bounded by the cluster's retry limit.
     pub(crate) attempts: u32,
     /// How many times nodes handed it back since its last counted attempt: free, up to a
@@ -41,8 +44,10 @@ pub(crate) enum Step {
 /// Pending tasks, running tasks, and how many workers there are and should be.
 #[derive(Default)]
 pub(crate) struct Queue {
-    pending: VecDeque<Box<Task>>,
-    running: HashMap<JobId, Cancel>,
+    pending: Lanes,
+    running: HashMap<JobId, (Cancel, Owner)>,
+    /// How many tasks each owner has running.
+    busy: HashMap<Owner, usize>,
     /// How many workers the pool should have.
     target: usize,
     /// How many worker threads exist (running or waiting).
@@ -64,6 +69,31 @@ impl Queue {
         Ok(self.idle > 0)
     }
 
+    /// The next pending task, fairly between owners, now counted as running.
+    fn start_next(&mut self) -> Option<Box<Task>> {
+        let busy = &self.busy;
+        let task = self
+            .pending
+            .pop(|owner| busy.get(&owner).copied().unwrap_or(0))?;
+        self.running
+            .insert(task.id, (task.cancel.clone(), task.owner));
+        *self.busy.entry(task.owner).or_default() += 1;
+        Some(task)
+    }
+
+    /// Counts task `id` as no longer running.
+    fn stop(&mut self, id: JobId) {
+        let Some((_, owner)) = self.running.remove(&id) else {
+            return;
+        };
+        if let Some(count) = self.busy.get_mut(&owner) {
+            *count -= 1;
+            if *count == 0 {
+                self.busy.remove(&owner);
+            }
+        }
+    }
+
     /// Records that a worker goes to sleep (`true`) or wakes up (`false`).
     pub(crate) fn set_idle(&mut self, asleep: bool) {
         if asleep {
@@ -79,11 +109,8 @@ impl Queue {
             self.live -= 1;
             return Step::Retire;
         }
-        match self.pending.pop_front() {
-            Some(task) => {
-                self.running.insert(task.id, task.cancel.clone());
-                Step::Run(task)
-            }
+        match self.start_next() {
+            Some(task) => Step::Run(task),
             None => Step::Wait,
         }
     }
@@ -98,12 +125,7 @@ impl Queue {
         if self.closed {
             return Vec::new();
         }
-        let count = max.min(self.pending.len());
-        let taken: Vec<_> = self.pending.drain(..count).collect();
-        for task in &taken {
-            self.running.insert(task.id, task.cancel.clone());
-        }
-        taken
+        std::iter::from_fn(|| self.start_next()).take(max).collect()
     }
 
     /// Puts a task that a lost or draining node did not finish back at the head of the
@@ -113,14 +135,14 @@ impl Queue {
         if self.closed {
             return Err(task);
         }
-        self.running.remove(&task.id);
+        self.stop(task.id);
         self.pending.push_front(task);
         Ok(self.idle > 0)
     }
 
     /// Records that a worker finished task `id`.
     pub(crate) fn finished(&mut self, id: JobId) {
-        self.running.remove(&id);
+        self.stop(id);
     }
 
     /// Sets the number of workers; returns how many new ones to start. Shrinking is done by
@@ -160,18 +182,23 @@ impl Queue {
     /// Closes the queue: returns the tasks that never started, and cancels the running ones.
     pub(crate) fn close(&mut self) -> Vec<Task> {
         self.closed = true;
-        for cancel in self.running.values() {
+        for (cancel, _) in self.running.values() {
             cancel.cancel();
         }
-        self.pending.drain(..).map(|task| *task).collect()
+        self.pending.drain()
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn task(id: u64) -> Box<Task> {
+        task_of(Owner::LOCAL, id)
+    }
+
+    /// A task of `owner` with id `id`.
+    pub(crate) fn task_of(owner: Owner, id: u64) -> Box<Task> {
         let module = crate::module::test_module();
         Box::new(Task {
             id: JobId(id),
@@ -184,6 +211,7 @@ mod tests {
             group: "default".into(),
             attempts: 0,
             handed_back: 0,
+            owner,
         })
     }
 
@@ -209,6 +237,27 @@ mod tests {
         assert_eq!(queue.running(), 1);
         assert_eq!(run_id(queue.next()), 2);
         assert!(matches!(queue.next(), Step::Wait));
+    }
+
+    /// A task ends: its owner's running count goes down, and its next task goes before the
+    /// task of an owner that still has one running.
+    #[test]
+    fn workers_are_shared_between_owners() {
+        let mut queue = Queue::default();
+        queue.set_target(2);
+        for id in 0..3 {
+            assert!(queue.push(task_of(Owner(1), id)).is_ok());
+        }
+        assert!(queue.push(task_of(Owner(2), 10)).is_ok());
+        assert!(queue.push(task_of(Owner(2), 11)).is_ok());
+        assert_eq!(run_id(queue.next()), 0);
+        assert_eq!(run_id(queue.next()), 10);
+        queue.finished(JobId(10));
+        assert_eq!(run_id(queue.next()), 11, "owner 2 has none running");
+        queue.finished(JobId(0));
+        queue.finished(JobId(11));
+        assert_eq!(run_id(queue.next()), 1);
+        assert_eq!(queue.running(), 1);
     }
 
     #[test]

@@ -269,6 +269,39 @@ async fn clients_past_the_limit_are_refused_and_the_others_served() {
     node.stop().await;
 }
 
+/// A client that queues many long jobs gets its share of the workers, not all of them: the
+/// job of a client that comes later runs as soon as the worker is free, before the rest of
+/// the flood. (First in, first out, it would wait 19 jobs of 300 ms, past `within`'s 5 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_client_does_not_starve_another() {
+    let node = TestNode::start(); // one worker
+    let module = testjobs();
+    let hash = hash_of(&module);
+    let mut flood = RawClient::connect(&node).await;
+    let jobs: Vec<ToNode> = (0..20).map(|job| run(job, hash, "busy_ms", 300)).collect();
+    flood.send(&jobs).await;
+    flood.expect_need_module(hash).await;
+    flood.send_module(&module_message(&module)).await;
+    assert_eq!(flood.results(1).await, [0], "the flood's first job ran");
+
+    let mut other = RawClient::connect(&node).await;
+    other.send(&[run(0, hash, "busy_ms", 1)]).await;
+    assert_eq!(other.results(1).await, [0]);
+    // By then the flood got at most one more result: the job that held the worker.
+    let mut flood_done = 1;
+    while let Ok(message) = tokio::time::timeout(Duration::from_millis(50), flood.next()).await {
+        assert!(matches!(message, ToClient::Done(_)), "{message:?}");
+        flood_done += 1;
+    }
+    assert!(
+        flood_done <= 3,
+        "{flood_done} flood jobs ran before the other client's"
+    );
+    flood.close();
+    other.close();
+    node.stop().await;
+}
+
 /// A relay that passes a client's packets to `node` from its own address and drops
 /// everything sent back: to the node, a peer with a spoofed address that never hears it.
 async fn spoofing_relay(node: SocketAddr) -> SocketAddr {
