@@ -149,6 +149,17 @@ pub enum JobError {
     /// sleeping job would hold its worker where no timeout reaches it).
     #[error("job stopped: it tried {0}, which the sandbox forbids")]
     Forbidden(String),
+    /// The job's result and output are larger than a node can send back in one message
+    /// (16 MiB). Return less, or run the job locally (up to 256 MiB).
+    #[error(
+        "the job's result and output ({size} bytes) are larger than a node can send back ({limit} bytes)"
+    )]
+    ResultTooLarge {
+        /// The bytes of the result and the captured output.
+        size: u64,
+        /// The most a node sends back for one job.
+        limit: u64,
+    },
     /// The job used its whole fuel budget ([`Limits::fuel`](crate::Limits::fuel)).
     #[error("job ran out of fuel (its budget was {limit} units)")]
     FuelExhausted {

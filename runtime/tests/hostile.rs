@@ -370,8 +370,8 @@ fn a_result_too_large_to_send_back_is_an_error_on_a_node() {
         .first
         .submit::<String, _>(&testjobs(), "repeat", ("x", 40_000_000u32));
     match result(&job) {
-        Err(JobError::Internal(message)) => {
-            assert!(message.contains("cannot be sent back"), "{message}")
+        Err(JobError::ResultTooLarge { size, limit }) => {
+            assert!(size > 40_000_000 && limit == 16 << 20, "{size} {limit}")
         }
         other => panic!(
             "expected an error for a result too large to send back, got {:?}",

@@ -424,9 +424,16 @@ fn encode(message: &ToClient, buffer: &mut BytesMut) {
             warn!(%error, "could not encode a message");
             return;
         };
+        debug!(%error, job = done.job, "a result too large to send back");
+        let size = done.result.as_ref().map_or(0, |value| value.len())
+            + done.stdout.len()
+            + done.stderr.len();
         let too_large = failed(
             done.job,
-            JobError::Internal(format!("the job's result cannot be sent back: {error}")),
+            JobError::ResultTooLarge {
+                size: size as u64,
+                limit: MAX_FRAME_LEN as u64,
+            },
         );
         let _ = codec::encode(&too_large, MAX_FRAME_LEN, buffer);
     }

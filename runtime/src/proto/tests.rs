@@ -90,6 +90,8 @@ fn job_error() -> impl Strategy<Value = JobError> {
         (text(), any::<u64>()).prop_map(|(stream, limit)| JobError::OutputLimit { stream, limit }),
         any::<i32>().prop_map(JobError::Exited),
         any::<u64>().prop_map(|limit| JobError::FuelExhausted { limit }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(size, limit)| JobError::ResultTooLarge { size, limit }),
         text().prop_map(JobError::Cancelled),
         (any::<u32>(), text()).prop_map(|(attempts, node)| JobError::NodeLost { attempts, node }),
         (text(), text(), text()).prop_map(|(limit, asked, allowed)| JobError::LimitRefused {
