@@ -157,3 +157,65 @@ fn modules_using_the_allowed_features_run() {
         assert_eq!(wasp_tests::wait(&job), Ok(7), "{what}");
     }
 }
+
+#[test]
+fn a_component_is_refused() {
+    let wasm = wat::parse_str("(component)").unwrap();
+    let err = Module::from_bytes(wasm).unwrap_err();
+    assert!(matches!(err, ModuleError::Component), "{err}");
+}
+
+/// A module may import functions only: no memory, table or global of the host's.
+#[test]
+fn importing_anything_but_functions_is_refused() {
+    let memory = wat::parse_str(
+        r#"(module
+            (import "env" "memory" (memory 1))
+            (export "memory" (memory 0))
+            (func (export "wasp_alloc") (param i32) (result i32) i32.const 8)
+            (func (export "wasp_job_f") (param i32 i32) (result i64) i64.const 0))"#,
+    )
+    .unwrap();
+    let others = [
+        r#"(import "env" "table" (table 1 funcref))"#,
+        r#"(import "env" "global" (global i32))"#,
+        r#"(import "wasi_snapshot_preview1" "fd_write" (global i32))"#,
+    ];
+    let modules = std::iter::once(("memory", memory))
+        .chain(others.map(|import| (import, module_importing(import))));
+    for (import, bytes) in modules {
+        match Module::from_bytes(bytes) {
+            Err(ModuleError::ForbiddenImport { why, .. }) => {
+                assert!(why.contains("only functions"), "{import}: {why}")
+            }
+            other => panic!("{import}: expected ForbiddenImport, got {other:?}"),
+        }
+    }
+}
+
+/// Tables are capped at `max_table_elements` (100,000 by default): growing one past it
+/// fails (`table.grow` returns -1, which the job checks), and a module whose table starts
+/// larger cannot be instantiated.
+#[test]
+fn tables_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = wasp_tests::builder(&dir).workers(1).build().unwrap();
+    let grow = module_with(
+        "(table $t 1 funcref)",
+        "(if (i32.ne (table.grow $t (ref.null func) (i32.const 200000)) (i32.const -1))
+            (then unreachable))
+         call $seven",
+    );
+    let job = server.submit::<u32, _>(&Module::from_bytes(grow).unwrap(), "f", ());
+    assert_eq!(wasp_tests::wait(&job), Ok(7), "the growth was refused");
+    let large = module_with("(table 200000 funcref)", "call $seven");
+    let job = server.submit::<u32, _>(&Module::from_bytes(large).unwrap(), "f", ());
+    match wasp_tests::wait(&job) {
+        Err(wasp::JobError::Module(message)) => {
+            assert!(message.contains("table"), "{message}")
+        }
+        other => panic!("expected the instantiation to fail, got {other:?}"),
+    }
+    let fine = server.submit::<i64, _>(&wasp_tests::testjobs(), "add_one", (1i64,));
+    assert_eq!(wasp_tests::wait(&fine), Ok(2));
+}

@@ -98,7 +98,7 @@ impl ResourceLimiter for Limiter {
     }
 
     fn tables(&self) -> usize {
-        4
+        crate::module::MAX_TABLES as usize
     }
 }
 
