@@ -63,6 +63,23 @@ fn run_sends_the_job_output_to_stderr() {
     assert!(stderr(&out).contains("hello, ann"), "{}", stderr(&out));
 }
 
+/// A job's output cannot drive the user's terminal: escape sequences arrive escaped.
+#[test]
+fn job_output_is_shown_without_terminal_escapes() {
+    let name = r#""\u001b]0;pwned\u0007\u001b[2J""#;
+    let out = wasp(&["run", TESTJOBS, "greet", name, "--no-cache"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stderr(&out);
+    assert!(
+        shown.contains(r"hello, \u{1b}]0;pwned\u{7}\u{1b}[2J"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains('\u{1b}'),
+        "a raw escape reached stderr: {shown:?}"
+    );
+}
+
 #[test]
 fn a_job_error_is_printed_with_a_nonzero_exit() {
     let panicked = expect_failure(

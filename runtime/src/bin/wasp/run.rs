@@ -52,10 +52,47 @@ impl RunCommand {
     }
 }
 
-/// Copies what the job printed to our stderr: stdout is reserved for results.
+/// Copies what the job printed to our stderr (stdout is reserved for results), made
+/// harmless for a terminal (see [`printable`]).
 pub(crate) fn forward_job_output(stdout: &[u8], stderr: &[u8]) -> anyhow::Result<()> {
     let mut err = std::io::stderr().lock();
-    err.write_all(stdout).context("writing the job's output")?;
-    err.write_all(stderr).context("writing the job's output")?;
+    for output in [stdout, stderr] {
+        err.write_all(printable(output).as_bytes())
+            .context("writing the job's output")?;
+    }
     Ok(())
+}
+
+/// A job's output as text that cannot drive a terminal: a job is not trusted, and escape
+/// sequences could rewrite the screen, retitle the window or set the clipboard. Control
+/// characters other than newline and tab are shown escaped (`\u{1b}`), and bytes that are
+/// not UTF-8 as U+FFFD.
+fn printable(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            shown.extend(c.escape_unicode());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable(b"line\n\tindented\n"), "line\n\tindented\n");
+        assert_eq!(
+            printable(b"\x1b]52;c;cHduZWQ=\x07\r\x1b[2J"),
+            "\\u{1b}]52;c;cHduZWQ=\\u{7}\\u{d}\\u{1b}[2J"
+        );
+        // C1 controls (U+009B is a one-character escape sequence) and invalid UTF-8.
+        assert_eq!(printable("\u{9b}2J".as_bytes()), "\\u{9b}2J");
+        assert_eq!(printable(b"\xff ok"), "\u{fffd} ok");
+    }
 }
