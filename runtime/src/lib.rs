@@ -36,7 +36,8 @@ server.print_stats();
   attach a callback ([`Job::on_complete`]). Every failure is a typed [`JobError`].
 * Every job runs in a **fresh instance**: nothing leaks from one job to the next. It has no
   files, environment or network; its stdout and stderr are captured (bounded) and returned
-  with its result ([`Job::wait_output`]); [`Limits`] bound its time, memory and output.
+  with its result ([`Job::wait_output`]); [`Limits`] bound its time, memory and output,
+  and optionally its CPU with a fuel budget that is the same on every machine.
 
 # Layout
 
@@ -44,7 +45,8 @@ server.print_stats();
 * `sandbox`: the wasmtime engine, the per-job store and its limits, and how a job's end is
   classified into a [`JobError`].
 * `cache`: compile-once per process, and compiled code on disk.
-* `scheduler`: the queue (plain data), the worker pool (threads) and job groups.
+* `scheduler`: the queue (plain data, fair between a node's clients), the worker pool
+  (threads) and job groups.
 * `secret`: the cluster secret and the handshake proofs bound to a TLS session.
 * [`proto`]: the wire protocol between clients and nodes, sans-IO (handshake, messages,
   frames).
