@@ -34,8 +34,9 @@ use wasmtime::{
 
 /// How many instances may be alive at once: the pooling allocator reserves address space for
 /// this many up front (4 GiB each, so that compiled code needs no bounds checks), so it also
-/// bounds the number of workers. Where the address space cannot hold them all, the pool holds
-/// fewer (see [`Sandbox::new`]).
+/// bounds the number of workers. Where the address space cannot hold them all (an aarch64
+/// kernel with 39-bit addresses, `ulimit -v`), the pool holds the largest power of two that
+/// fits, and a server refuses more workers than that.
 pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
 
 /// Bytes of each pool slot kept resident between jobs and reset in place.
