@@ -30,8 +30,9 @@ server.print_stats();
 * [`Module`]: validated wasm bytes and their blake3 hash. Cheap to clone. Loading checks the
   wasp ABI and the imports, not the code: compilation happens on first use.
 * [`Server`]: a pool of worker threads (one per available CPU by default, resizable with
-  [`Server::set_workers`]) sharing one wasmtime engine. Each module is compiled once per
-  server and its code kept on disk, so the next process loads it in milliseconds.
+  [`Server::set_workers`]) sharing one wasmtime engine (and a second, whose code counts
+  fuel, for jobs with a fuel budget). Each module is compiled once per server and its code
+  kept on disk, so the next process loads it in milliseconds.
 * [`Job`]: the handle of a submitted job. Wait for it ([`Job::wait`]), `.await` it, or
   attach a callback ([`Job::on_complete`]). Every failure is a typed [`JobError`].
 * Every job runs in a **fresh instance**: nothing leaks from one job to the next. It has no

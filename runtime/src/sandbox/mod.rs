@@ -1,5 +1,5 @@
-//! The wasmtime sandbox: one engine per [`Server`](crate::Server), compiled modules, and a
-//! fresh instance per job.
+//! The wasmtime sandbox: the engines of a [`Server`](crate::Server) (a second one for jobs
+//! with a fuel budget), compiled modules, and a fresh instance per job.
 //!
 //! * `capture`: bounded stdout/stderr pipes.
 //! * `limits`: per-job [`Limits`] and the store limiter that enforces them.
