@@ -4,8 +4,9 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasp::{Job, JobError, JobOutput, Module, Server, ServerBuilder};
 
 /// How long any single wait in a test may take before the test fails instead of hanging.
@@ -49,27 +50,42 @@ pub fn wait_output<T: serde::de::DeserializeOwned>(job: &Job<T>) -> JobOutput<T>
     job.wait_output()
 }
 
-/// Runs a future to completion on this thread: a minimal executor, so that tests of
-/// `Job` as a `Future` need no async runtime.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
+/// Runs a future to completion on this thread, polling it again only when its waker is
+/// called: a minimal executor, so that tests of `Job` as a `Future` need no async runtime,
+/// and a future that forgets to wake its task fails (at [`TIMEOUT`]) instead of passing.
+/// Returns the output and how many times the future was woken.
+pub fn block_on<F: Future>(future: F) -> (F::Output, usize) {
+    struct Signal {
+        thread: std::thread::Thread,
+        woken: AtomicBool,
+        wakes: AtomicUsize,
+    }
+    impl Wake for Signal {
         fn wake(self: Arc<Self>) {
-            self.0.unpark();
+            self.wakes.fetch_add(1, Ordering::SeqCst);
+            self.woken.store(true, Ordering::SeqCst);
+            self.thread.unpark();
         }
     }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let signal = Arc::new(Signal {
+        thread: std::thread::current(),
+        woken: AtomicBool::new(false),
+        wakes: AtomicUsize::new(0),
+    });
+    let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
-    let deadline = std::time::Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + TIMEOUT;
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
+            return (output, signal.wakes.load(Ordering::SeqCst));
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "future did not complete within {TIMEOUT:?}"
-        );
-        std::thread::park_timeout(Duration::from_millis(100));
+        while !signal.woken.swap(false, Ordering::SeqCst) {
+            let left = deadline.checked_duration_since(Instant::now());
+            let left = left.unwrap_or_else(|| {
+                panic!("the future returned Pending and was not woken within {TIMEOUT:?}")
+            });
+            std::thread::park_timeout(left);
+        }
     }
 }

@@ -1,6 +1,5 @@
 //! The errors of the wasp API, one type per operation.
 
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,7 +52,7 @@ pub enum ModuleError {
 }
 
 /// The name of a WebAssembly trap, as reported in [`JobError::Trap`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TrapKind {
     /// The wasm call stack was exhausted (unbounded recursion).
@@ -101,7 +100,7 @@ impl std::fmt::Display for TrapKind {
 /// Errors raised by the job itself (`Failed`, `Panic`, `Trap`, limits…) are final; a caller
 /// may retry the others. The captured output of a failed job is still available from
 /// [`Job::wait_output`](crate::Job::wait_output).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JobError {
     /// The module exports no job of that name.
@@ -178,7 +177,11 @@ pub enum JobError {
     /// The module could not be compiled or instantiated by this engine.
     #[error("module could not be prepared: {0}")]
     Module(String),
-    /// The job was cancelled before it finished (the server shut down).
+    /// The job was cancelled before it finished: by its caller ([`Job::cancel`],
+    /// [`Server::cancel_group`]), or because the server shut down.
+    ///
+    /// [`Job::cancel`]: crate::Job::cancel
+    /// [`Server::cancel_group`]: crate::Server::cancel_group
     #[error("job cancelled: {0}")]
     Cancelled(String),
     /// The nodes running the job were lost (disconnected, killed, or silent past their
@@ -231,6 +234,16 @@ pub enum ConfigError {
     /// A worker thread could not be started.
     #[error("could not start a worker thread: {0}")]
     Thread(#[from] std::io::Error),
+}
+
+/// Why a job could not be submitted without waiting: the queue is at its bound
+/// ([`ServerBuilder::max_queued`](crate::ServerBuilder::max_queued)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the queue is full ({max} jobs waiting for a worker or a node)")]
+#[non_exhaustive]
+pub struct QueueFull {
+    /// The bound.
+    pub max: usize,
 }
 
 /// Why the nodes a [`Server`](crate::Server) was asked to wait for are not all there.

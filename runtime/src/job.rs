@@ -1,19 +1,16 @@
 //! [`Job`]: the handle a caller holds for a submitted job.
 
 use crate::error::JobError;
-use crate::sandbox::RawOutcome;
+use crate::scheduler::slot::{Finished, JobSlot};
 use crate::waiting;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
-use tracing::warn;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// Identifies a job within its server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,6 +24,7 @@ impl fmt::Display for JobId {
 
 /// How a job ended, with everything it printed.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct JobOutput<T> {
     /// The job's result.
     pub result: Result<T, JobError>,
@@ -43,136 +41,6 @@ pub struct JobOutput<T> {
     pub fuel_used: Option<u64>,
 }
 
-/// A finished job, shared by its handle, its callbacks and its group.
-#[derive(Debug)]
-pub(crate) struct Finished {
-    pub(crate) outcome: RawOutcome,
-    pub(crate) worker: String,
-}
-
-pub(crate) type Callback = Box<dyn FnOnce(&Finished) + Send>;
-
-/// The meeting point of a job's worker and its waiters.
-pub(crate) struct JobSlot {
-    id: JobId,
-    state: Mutex<SlotState>,
-    released: Condvar,
-    /// `SlotState::released`, readable without the lock: waiters spin on it briefly before
-    /// they sleep.
-    done: AtomicBool,
-}
-
-#[derive(Default)]
-struct SlotState {
-    finished: Option<Arc<Finished>>,
-    /// Set once the callbacks have run: waiters wait for this, not for `finished`, so a
-    /// callback's effects are visible to whoever waited on the job (as in pp).
-    released: bool,
-    callbacks: Vec<Callback>,
-    wakers: Vec<Waker>,
-    /// Threads blocked in `wait_until`: notifying costs a system call, so it is done only
-    /// when someone waits.
-    waiters: usize,
-}
-
-impl JobSlot {
-    pub(crate) fn new(id: JobId) -> Arc<Self> {
-        Arc::new(JobSlot {
-            id,
-            state: Mutex::new(SlotState::default()),
-            released: Condvar::new(),
-            done: AtomicBool::new(false),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SlotState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Records the job's end, runs its callbacks, then releases its waiters. A panicking
-    /// callback is logged and does not keep the job from completing.
-    pub(crate) fn complete(&self, finished: Finished) {
-        let finished = Arc::new(finished);
-        let callbacks = {
-            let mut state = self.lock();
-            if state.finished.is_some() {
-                return; // completed already (e.g. cancelled during shutdown)
-            }
-            state.finished = Some(finished.clone());
-            std::mem::take(&mut state.callbacks)
-        };
-        for callback in callbacks {
-            run_callback(self.id, callback, &finished);
-        }
-        let (wakers, waiters) = {
-            let mut state = self.lock();
-            state.released = true;
-            self.done.store(true, Ordering::Release);
-            (std::mem::take(&mut state.wakers), state.waiters)
-        };
-        if waiters > 0 {
-            self.released.notify_all();
-        }
-        wakers.into_iter().for_each(Waker::wake);
-    }
-
-    pub(crate) fn on_complete(&self, callback: Callback) {
-        let finished = {
-            let mut state = self.lock();
-            match &state.finished {
-                Some(finished) => finished.clone(),
-                None => {
-                    state.callbacks.push(callback);
-                    return;
-                }
-            }
-        };
-        run_callback(self.id, callback, &finished);
-    }
-
-    fn is_released(&self) -> bool {
-        self.lock().released
-    }
-
-    /// Blocks until the job is released, or until `deadline`.
-    fn wait_until(&self, deadline: Option<Instant>) -> Option<Arc<Finished>> {
-        waiting::spin_until(|| self.done.load(Ordering::Acquire));
-        let mut state = self.lock();
-        while !state.released {
-            state.waiters += 1;
-            let slept = waiting::sleep(&self.released, state, deadline);
-            let timed_out = slept.is_err();
-            state = slept.unwrap_or_else(|guard| guard);
-            state.waiters -= 1;
-            if timed_out {
-                return None;
-            }
-        }
-        state.finished.clone()
-    }
-
-    fn poll_released(&self, cx: &mut Context<'_>) -> Poll<Arc<Finished>> {
-        let mut state = self.lock();
-        match (&state.finished, state.released) {
-            (Some(finished), true) => Poll::Ready(finished.clone()),
-            _ => {
-                if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    state.wakers.push(cx.waker().clone());
-                }
-                Poll::Pending
-            }
-        }
-    }
-}
-
-fn run_callback(id: JobId, callback: Callback, finished: &Finished) {
-    if catch_unwind(AssertUnwindSafe(|| callback(finished))).is_err() {
-        warn!(job = %id, "a completion callback panicked; the job's result is unaffected");
-    }
-}
-
 /// A submitted job whose result is of type `T`.
 ///
 /// Wait for it with [`wait`](Self::wait) (blocking), or `.await` it: `Job<T>` is a
@@ -186,7 +54,7 @@ pub struct Job<T> {
 impl<T> fmt::Debug for Job<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job")
-            .field("id", &self.slot.id)
+            .field("id", &self.slot.id())
             .field("finished", &self.slot.is_released())
             .finish()
     }
@@ -201,7 +69,7 @@ impl<T> Clone for Job<T> {
     }
 }
 
-impl<T: DeserializeOwned> Job<T> {
+impl<T> Job<T> {
     pub(crate) fn from_slot(slot: Arc<JobSlot>) -> Self {
         Job {
             slot,
@@ -211,14 +79,25 @@ impl<T: DeserializeOwned> Job<T> {
 
     /// The job's id within its server.
     pub fn id(&self) -> JobId {
-        self.slot.id
+        self.slot.id()
+    }
+
+    /// Cancels the job: it completes now with [`JobError::Cancelled`] (its waiters and
+    /// callbacks see that), and stops wherever it is: a queued job never runs, a running one
+    /// is interrupted at its next epoch tick (within a millisecond or so), and one running on
+    /// a node is stopped there by a cancel frame. Returns `false` if the job had finished
+    /// already (its result stands).
+    pub fn cancel(&self) -> bool {
+        self.slot.cancel("cancelled by the caller")
     }
 
     /// Whether the job has finished (and its callbacks have run).
     pub fn is_finished(&self) -> bool {
         self.slot.is_released()
     }
+}
 
+impl<T: DeserializeOwned> Job<T> {
     /// Blocks until the job finishes and returns its result.
     ///
     /// # Errors
@@ -230,7 +109,7 @@ impl<T: DeserializeOwned> Job<T> {
 
     /// Like [`wait`](Self::wait), but gives up after `timeout` and returns `None`.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<T, JobError>> {
-        let finished = self.slot.wait_until(Some(Instant::now() + timeout))?;
+        let finished = self.slot.wait_until(waiting::deadline(timeout))?;
         Some(decode(&finished).result)
     }
 

@@ -64,6 +64,7 @@ jobs over local workers and nodes alike; see the README's "A cluster" and ARCHIT
 */
 #![deny(missing_docs)]
 
+mod builder;
 mod cache;
 mod cluster;
 pub mod discovery;
@@ -73,26 +74,35 @@ mod map;
 mod module;
 mod net;
 mod node;
-pub mod proto;
+mod options;
+mod peer;
 mod sandbox;
 mod scheduler;
-mod secret;
 mod server;
 mod stats;
+mod submit;
 mod waiting;
+mod wire;
 
-pub use cache::CacheStats;
+/// The wire protocol between clients and nodes (the `wasp-proto` crate).
+pub use wasp_proto as proto;
+pub(crate) use wasp_proto::secret;
+
+pub use builder::{ServerBuilder, default_workers};
 pub use cache::disk::DEFAULT_MAX_CACHE_BYTES;
-pub use error::{ClusterError, ConfigError, JobError, ModuleError, TrapKind};
+pub use cache::{CacheStats, DEFAULT_MAX_PREPARED_MODULES};
+pub use error::{ClusterError, ConfigError, JobError, ModuleError, QueueFull, TrapKind};
 pub use job::{Job, JobId, JobOutput};
 pub use map::MapResults;
 pub use module::{Module, ModuleHash};
 pub use node::{DEFAULT_DRAIN_TIMEOUT, Node, NodeConfig, NodeError, NodePolicy, WorkersControl};
+pub use options::JobOptions;
+pub use peer::Peer;
 pub use sandbox::{
     DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits,
     MAX_CONCURRENT_INSTANCES,
 };
-pub use scheduler::groups::{DEFAULT_GROUP, GroupSummary};
-pub use secret::{ClusterSecret, MIN_PASSPHRASE_LEN, Proof, Role, SecretError};
-pub use server::{JobOptions, Server, ServerBuilder, default_workers};
+pub use scheduler::groups::{DEFAULT_GROUP, GroupSummary, MAX_FINISHED_GROUPS};
+pub use server::Server;
 pub use stats::{NodeStats, Stats, WorkerStats};
+pub use wasp_proto::secret::{ClusterSecret, MIN_PASSPHRASE_LEN, Proof, Role, SecretError};

@@ -3,7 +3,9 @@
 use crate::error::JobError;
 use crate::job::Job;
 use crate::module::Module;
-use crate::server::Server;
+use crate::options::JobOptions;
+use crate::scheduler::pool::Room;
+use crate::submit::{Call, Submitter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
@@ -18,7 +20,7 @@ const MIN_AHEAD: usize = 16;
 /// The results of [`Server::map`](crate::Server::map), in input order.
 #[must_use = "map submits its jobs only as its results are consumed"]
 pub struct MapResults<'s, T, I> {
-    server: &'s Server,
+    submitter: &'s Submitter,
     module: Module,
     function: String,
     inputs: I,
@@ -40,9 +42,14 @@ where
     A: Serialize,
     I: Iterator<Item = A>,
 {
-    pub(crate) fn new(server: &'s Server, module: Module, function: String, inputs: I) -> Self {
+    pub(crate) fn new(
+        submitter: &'s Submitter,
+        module: Module,
+        function: String,
+        inputs: I,
+    ) -> Self {
         let mut results = MapResults {
-            server,
+            submitter,
             module,
             function,
             inputs,
@@ -53,7 +60,7 @@ where
     }
 
     fn window(&self) -> usize {
-        (self.server.capacity() * AHEAD_PER_WORKER).max(MIN_AHEAD)
+        (self.submitter.capacity() * AHEAD_PER_WORKER).max(MIN_AHEAD)
     }
 
     fn fill(&mut self) {
@@ -61,8 +68,17 @@ where
             let Some(args) = self.inputs.next() else {
                 break;
             };
-            let job = self.server.submit(&self.module, &self.function, args);
-            self.in_flight.push_back(job);
+            let call = Call {
+                module: &self.module,
+                function: &self.function,
+                args: rmp_serde::to_vec_named(&args)
+                    .map_err(|err| JobError::BadArguments(err.to_string())),
+            };
+            let slot = self
+                .submitter
+                .submit(call, &JobOptions::default(), Room::Wait)
+                .expect("a submission that may wait always finds room");
+            self.in_flight.push_back(Job::from_slot(slot));
         }
     }
 }
@@ -79,5 +95,15 @@ where
         let job = self.in_flight.pop_front()?;
         self.fill();
         Some(job.wait())
+    }
+}
+
+impl<T, I> Drop for MapResults<'_, T, I> {
+    /// The jobs submitted ahead and not consumed are no longer wanted: they are cancelled,
+    /// so that a `map` abandoned half way (an error, a `break`, Ctrl-C) frees the workers.
+    fn drop(&mut self) {
+        for job in &self.in_flight {
+            job.cancel();
+        }
     }
 }

@@ -120,6 +120,11 @@ impl Module {
         &self.inner.bytes
     }
 
+    /// The module's bytes as a [`bytes::Bytes`] sharing them (no copy), for sending.
+    pub(crate) fn shared_bytes(&self) -> bytes::Bytes {
+        bytes::Bytes::from_owner(self.inner.bytes.clone())
+    }
+
     /// The names of the jobs the module exports, sorted.
     pub fn jobs(&self) -> &[String] {
         &self.inner.jobs

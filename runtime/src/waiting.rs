@@ -32,6 +32,12 @@ pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// The instant `timeout` from now; `None` (wait for ever) if that is past the clock's range,
+/// so that a huge timeout (`Duration::MAX`) means "no deadline" instead of a panic.
+pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// Sleeps on `condvar` until notified or `deadline`; returns the guard, or `None` if the
 /// deadline had already passed (the caller re-checks its condition either way).
 pub(crate) fn sleep<'a, T>(
@@ -56,10 +62,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn returns_at_once_when_ready_and_gives_up_after_the_budget() {
-        assert!(spin_until(|| true));
-        let start = Instant::now();
-        assert!(!spin_until(|| false));
-        assert!(start.elapsed() >= SPIN_BUDGET);
+    fn returns_at_once_when_ready_and_gives_up_after_spinning() {
+        let mut checks = 0;
+        assert!(spin_until(|| {
+            checks += 1;
+            true
+        }));
+        assert_eq!(checks, 1);
+        let mut checks = 0;
+        assert!(!spin_until(|| {
+            checks += 1;
+            false
+        }));
+        assert!(
+            checks > 16,
+            "it spins, then yields, before giving up: {checks}"
+        );
+    }
+
+    #[test]
+    fn a_huge_timeout_is_no_deadline_not_a_panic() {
+        assert_eq!(deadline(Duration::MAX), None);
+        assert!(deadline(Duration::from_secs(1)).is_some());
     }
 }

@@ -11,15 +11,50 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 type Slot = Arc<OnceLock<Result<Arc<Compiled>, JobError>>>;
 
-/// Every module a server has prepared, by hash and by whether its code counts fuel. The first job of a module compiles it (or
-/// loads it from disk); jobs of the same module that start meanwhile wait for that one
-/// compilation instead of starting their own.
-#[derive(Default)]
+/// How many modules a server keeps prepared in memory by default, each kind of code
+/// counted apart; past it, the least recently used is dropped (its next job loads it from
+/// the disk cache, in milliseconds).
+pub const DEFAULT_MAX_PREPARED_MODULES: usize = 256;
+
+/// The modules a server has prepared, by hash and by whether their code counts fuel,
+/// bounded. The first job of a module compiles it (or loads it from disk); jobs of the same
+/// module that start meanwhile wait for that one compilation instead of starting their own.
 pub(crate) struct ModuleCache {
-    slots: Mutex<HashMap<(ModuleHash, bool), Slot>>,
+    slots: Mutex<Prepared>,
+    /// The most modules kept prepared.
+    capacity: usize,
     compiled: AtomicU64,
     from_disk: AtomicU64,
     reused: AtomicU64,
+}
+
+/// The prepared modules, each with when it was last used (a counter, not a clock).
+#[derive(Default)]
+struct Prepared {
+    slots: HashMap<(ModuleHash, bool), (Slot, u64)>,
+    uses: u64,
+}
+
+impl Prepared {
+    /// The slot of `key`, made if missing; the least recently used slot goes if the cache
+    /// is then over `capacity` (jobs running its module keep their code).
+    fn slot(&mut self, key: (ModuleHash, bool), capacity: usize) -> Slot {
+        self.uses += 1;
+        let now = self.uses;
+        if let Some((slot, used)) = self.slots.get_mut(&key) {
+            *used = now;
+            return slot.clone();
+        }
+        if self.slots.len() >= capacity.max(1) {
+            let oldest = self.slots.iter().min_by_key(|(_, (_, used))| *used);
+            if let Some((&oldest, _)) = oldest {
+                self.slots.remove(&oldest);
+            }
+        }
+        let slot = Slot::default();
+        self.slots.insert(key, (slot.clone(), now));
+        slot
+    }
 }
 
 /// How a server obtained the code of the modules it ran.
@@ -34,6 +69,17 @@ pub struct CacheStats {
 }
 
 impl ModuleCache {
+    /// A cache keeping at most `capacity` modules prepared.
+    pub(crate) fn new(capacity: usize) -> Self {
+        ModuleCache {
+            slots: Mutex::new(Prepared::default()),
+            capacity,
+            compiled: AtomicU64::new(0),
+            from_disk: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
+        }
+    }
+
     /// The prepared module for `module`, compiling it on first use; with code that counts
     /// fuel if `metered` (for jobs with a fuel budget).
     pub(crate) fn get(
@@ -43,8 +89,8 @@ impl ModuleCache {
         metered: bool,
     ) -> Result<Arc<Compiled>, JobError> {
         let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.entry((module.hash(), metered)).or_default().clone()
+            let mut prepared = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            prepared.slot((module.hash(), metered), self.capacity)
         };
         let mut prepared_here = false;
         let result = slot.get_or_init(|| {
@@ -66,9 +112,9 @@ impl ModuleCache {
     /// Drops the module's prepared code (jobs running it keep theirs); its next job prepares
     /// it again, from the disk cache if it is there.
     pub(crate) fn forget(&self, hash: &ModuleHash) {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut prepared = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         for metered in [false, true] {
-            slots.remove(&(*hash, metered));
+            prepared.slots.remove(&(*hash, metered));
         }
     }
 
@@ -78,5 +124,31 @@ impl ModuleCache {
             loaded_from_disk: self.from_disk.load(Ordering::Relaxed),
             reused: self.reused.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> (ModuleHash, bool) {
+        (ModuleHash::from_bytes([byte; 32]), false)
+    }
+
+    #[test]
+    fn the_least_recently_used_module_goes_first() {
+        let mut prepared = Prepared::default();
+        let first = prepared.slot(key(1), 2);
+        prepared.slot(key(2), 2);
+        // Using 1 again makes 2 the oldest.
+        assert!(Arc::ptr_eq(&first, &prepared.slot(key(1), 2)));
+        prepared.slot(key(3), 2);
+        assert_eq!(prepared.slots.len(), 2);
+        assert!(prepared.slots.contains_key(&key(1)));
+        assert!(!prepared.slots.contains_key(&key(2)));
+        for byte in 10..200 {
+            prepared.slot(key(byte), 2);
+        }
+        assert_eq!(prepared.slots.len(), 2, "bounded");
     }
 }

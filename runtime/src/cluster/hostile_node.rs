@@ -4,13 +4,13 @@
 use crate::error::JobError;
 use crate::module::Module;
 use crate::net::{self, FramedRecv, NodeIdentity, TransportSettings};
-use crate::proto::codec::{self, MAX_FRAME_LEN};
-use crate::proto::message::{NodeInfo, ToClient, ToNode};
 use crate::secret::ClusterSecret;
 use crate::server::Server;
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::time::Duration;
+use wasp_proto::codec::{self, MAX_FRAME_LEN};
+use wasp_proto::message::{NodeInfo, ToClient, ToNode};
 
 /// Serves clients on `endpoint`: welcomes them, then hands back every job they send.
 async fn hand_everything_back(endpoint: quinn::Endpoint, secret: ClusterSecret) {
@@ -65,7 +65,7 @@ fn a_node_that_hands_every_job_back_cannot_bounce_it_for_ever() {
     let server = Server::builder()
         .workers(0)
         .no_disk_cache()
-        .peers([addr.to_string()])
+        .peers([crate::Peer::Addr(addr)])
         .secret(secret)
         .max_retries(2)
         .build()

@@ -3,15 +3,30 @@
 //!
 //! Networking runs on a tokio runtime of its own, on one dedicated thread (`wasp-net`):
 //! sessions only move bytes and complete jobs (running their callbacks, which must be
-//! quick), so one thread keeps up with many nodes, and wasm never runs there. Dropping the [`Cluster`] stops that thread and returns every job
-//! still in flight to the queue (which, when the server is shutting down, cancels them).
+//! quick), so one thread keeps up with many nodes, and wasm never runs there. Dropping the
+//! [`Cluster`] stops that thread, returns every job still in flight to the queue (which,
+//! when the server is shutting down, cancels them) and closes every connection, so that
+//! nodes stop this client's jobs at once.
+//!
+//! * `registry`: which addresses have a peer loop (listed, resolved from a name, heard),
+//!   one per address, as plain data; and the task that starts and ends loops.
+//! * `peer`: one address's loop: connect, run a session, back off, reconnect.
+//! * `session`: one connection: `state` (plain data: the window, jobs in flight, hand-backs,
+//!   modules, cancellations) and its `driver`.
+//! * `names`, `discover`: the sources of found nodes (a name resolved again and again, the
+//!   LAN's announcements).
+//! * `nodes`: the node table (a row per address) behind `stats().nodes`.
+//! * `window`: the credit window and the backoff, plain data.
+//! * `context`: what the loops share, with the client's QUIC endpoints (one per family).
 
-mod found;
+mod context;
+mod discover;
 #[cfg(test)]
 mod hostile_node;
 mod names;
 mod nodes;
 mod peer;
+mod registry;
 mod session;
 mod window;
 
@@ -20,11 +35,16 @@ pub(crate) use nodes::NodeTable;
 
 use crate::error::ConfigError;
 use crate::net::TransportSettings;
+use crate::peer::Peer;
 use crate::scheduler::pool::Shared;
 use crate::secret::ClusterSecret;
+use context::Context;
+use registry::{Event, Membership, Origin};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::error;
 
 /// The retry limit of a job whose node is lost, unless configured otherwise.
 pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
@@ -32,9 +52,8 @@ pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
 /// How a server reaches its nodes.
 #[derive(Debug, Clone)]
 pub(crate) struct ClusterConfig {
-    /// The nodes, `host:port`: an address is one node; a name stands for every address it
-    /// resolves to, resolved again every `resolve_interval`.
-    pub(crate) peers: Vec<String>,
+    /// The nodes: addresses and names ([`Peer::Discover`] turns `discovery` on instead).
+    pub(crate) peers: Vec<Peer>,
     /// Turns peer names into addresses.
     pub(crate) resolver: Resolver,
     /// How often peer names are resolved again.
@@ -60,30 +79,43 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    /// Starts the network thread and one session loop per peer.
+    /// Starts the network thread, with a peer loop per listed address, a resolver per name
+    /// and, if on, discovery. The node table has its listed rows at once, in order.
     pub(crate) fn start(shared: &Arc<Shared>, config: ClusterConfig) -> Result<Self, ConfigError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let nodes = Arc::new(NodeTable::new(&config.peers));
+        let nodes = Arc::new(NodeTable::new(shared.remote_workers.clone()));
         if config.discovery.is_some() {
             nodes.set_discovery(crate::discovery::DiscoveryStats::default());
         }
-        let named = config.peers.iter().any(|peer| is_name(peer));
-        if named || config.discovery.is_some() {
+        let (events, inbox) = mpsc::unbounded_channel();
+        let mut membership = Membership::default();
+        let mut starts = Vec::new();
+        for peer in &config.peers {
+            match peer {
+                Peer::Addr(address) => {
+                    let start = membership.found(*address, Origin::Listed, &nodes);
+                    starts.extend(start.map(|start| (*address, start)));
+                }
+                Peer::Name { .. } | Peer::Discover => {
+                    if let Some(name) = peer.name() {
+                        nodes.add_placeholder(&name);
+                    }
+                    nodes.set_open_ended();
+                }
+            }
+        }
+        if config.discovery.is_some() {
             nodes.set_open_ended();
         }
         let (shutdown, stop) = watch::channel(false);
-        shared.enable_remote();
-        let peers = peer::Peers {
-            shared: shared.clone(),
-            nodes: nodes.clone(),
-            config: Arc::new(config),
-        };
+        shared.books.enable_remote();
+        let ctx = Arc::new(Context::new(shared.clone(), nodes.clone(), config));
         let thread = std::thread::Builder::new()
             .name("wasp-net".into())
             .spawn(move || {
-                runtime.block_on(peers.run_all(stop));
+                runtime.block_on(run_all(ctx, membership, starts, (events, inbox), stop));
                 // A name lookup still blocking (a slow DNS server) must not hold up the
                 // server's shutdown: its answer is no longer wanted.
                 runtime.shutdown_timeout(SHUTDOWN_GRACE);
@@ -116,47 +148,37 @@ impl Drop for Cluster {
 /// How long the network thread waits, when stopping, for lookups on the blocking pool.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Whether `peer` (`host:port`) names its host rather than giving its address.
-fn is_name(peer: &str) -> bool {
-    peer.parse::<std::net::SocketAddr>().is_err()
-}
-
-/// The peer that turns discovery on (as pp's `ppservers=("*",)`).
-pub(crate) const DISCOVER: &str = "*";
-
-/// Validates a peer address: `host:port` with a numeric port.
-pub(crate) fn check_peer(peer: &str) -> Result<(), ConfigError> {
-    let port = peer
-        .rsplit_once(':')
-        .map(|(host, port)| (host, port.parse::<u16>()));
-    match port {
-        Some((host, Ok(_))) if !host.is_empty() => Ok(()),
-        _ => Err(ConfigError::Invalid {
-            setting: "peers",
-            why: format!("`{peer}` is not host:port (e.g. 192.168.1.20:7878 or node1:7878)"),
-        }),
+/// Runs the registry (which starts the listed peers' loops at once), a follower per name,
+/// and discovery, until `stop`; then lets the endpoints send their closes.
+async fn run_all(
+    ctx: Arc<Context>,
+    membership: Membership,
+    listed: Vec<(std::net::SocketAddr, registry::Start)>,
+    (events, inbox): (mpsc::UnboundedSender<Event>, mpsc::UnboundedReceiver<Event>),
+    stop: watch::Receiver<bool>,
+) {
+    let mut tasks = JoinSet::new();
+    let registry = registry::run(
+        ctx.clone(),
+        membership,
+        listed,
+        (events.clone(), inbox),
+        stop.clone(),
+    );
+    tasks.spawn(registry);
+    for name in ctx.config.peers.iter().filter_map(Peer::name) {
+        let follow = names::follow_name(ctx.clone(), name, events.clone(), stop.clone());
+        tasks.spawn(follow);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{check_peer, is_name};
-
-    #[test]
-    fn peers_need_a_host_and_a_port() {
-        assert!(check_peer("127.0.0.1:7878").is_ok());
-        assert!(check_peer("node1.example:7878").is_ok());
-        assert!(check_peer("[::1]:7878").is_ok());
-        assert!(check_peer("node1").is_err());
-        assert!(check_peer(":7878").is_err());
-        assert!(check_peer("node1:http").is_err());
+    if let Some(address) = ctx.config.discovery {
+        let listen = discover::discover(ctx.clone(), address, events.clone(), stop.clone());
+        tasks.spawn(listen);
     }
-
-    #[test]
-    fn names_are_told_from_addresses() {
-        assert!(is_name("nodes.wasp.svc.cluster.local:7878"));
-        assert!(is_name("localhost:7878"));
-        assert!(!is_name("10.0.0.5:7878"));
-        assert!(!is_name("[fd00::5]:7878"));
+    drop(events);
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(panic) = joined {
+            error!(%panic, "a cluster task failed");
+        }
     }
+    ctx.close_endpoints().await;
 }

@@ -7,14 +7,14 @@
 //! the answer keeps its connection while the node serves (a node being removed drains
 //! and hands its jobs back), and is let go once it stops answering.
 
-use super::found::Found;
-use super::peer::Peers;
+use super::context::Context;
+use super::registry::{Event, Origin};
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 /// How often a peer's name is resolved again, unless configured otherwise: a node added
@@ -80,21 +80,19 @@ fn distinct(addresses: Vec<SocketAddr>) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Resolves `name` now and every resolve interval until `stop`, keeping a peer loop
-/// running for each address it resolves to. The name's row in the node table (`row`) is
-/// given to the first address; until then it shows why the name does not resolve.
-pub(super) async fn follow_name(
-    peers: Arc<Peers>,
-    row: usize,
+/// Resolves `name` (`host:port`) now and every resolve interval until `stop`, telling the
+/// registry of every address it resolves to. Until it resolves, the name's row in the node
+/// table shows why not.
+pub(crate) async fn follow_name(
+    ctx: Arc<Context>,
     name: String,
+    events: mpsc::UnboundedSender<Event>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut found = Found::default();
-    let mut spare_row = Some(row);
     let mut failing: Option<String> = None;
     while !*stop.borrow() {
         let resolved = tokio::select! {
-            resolved = peers.config.resolver.resolve(&name) => resolved,
+            resolved = ctx.config.resolver.resolve(&name) => resolved,
             _ = stop.changed() => break,
         };
         match resolved {
@@ -103,11 +101,7 @@ pub(super) async fn follow_name(
                     info!(%name, "the name resolves again");
                 }
                 for address in addresses {
-                    let started =
-                        found.ensure(address, address, Some(&name), &mut spare_row, &peers, &stop);
-                    if started {
-                        info!(%name, node = %address, "the name resolves to a node");
-                    }
+                    let _ = events.send(Event::Found(address, Origin::Name(name.clone())));
                 }
             }
             Err(error) => {
@@ -116,21 +110,15 @@ pub(super) async fn follow_name(
                 if failing.as_ref() != Some(&error) {
                     warn!(%error, "could not resolve a peer's name; retrying");
                 }
-                if let Some(row) = spare_row {
-                    let shown = error.clone();
-                    peers
-                        .nodes
-                        .update_and_notify(row, |node| node.last_error = Some(shown));
-                }
+                ctx.nodes.name_failed(&name, error.clone());
                 failing = Some(error);
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(peers.config.resolve_interval) => {}
+            () = tokio::time::sleep(ctx.config.resolve_interval) => {}
             _ = stop.changed() => break,
         }
     }
-    found.join().await;
 }
 
 #[cfg(test)]

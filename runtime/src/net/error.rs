@@ -38,6 +38,16 @@ pub(crate) enum NetError {
         /// Why it does not.
         reason: String,
     },
+    /// Another node process on this host uses the identity directory.
+    #[error(
+        "another wasp node uses the identity in {}: give this node its own --identity-dir \
+         (two nodes presenting one identity would be one node to their clients)",
+        dir.display()
+    )]
+    IdentityInUse {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// The self-signed certificate of a new identity could not be generated.
     #[error("could not generate the node certificate: {0}")]
     Certificate(#[from] rcgen::Error),

@@ -1,11 +1,11 @@
-//! Frames ([`crate::proto::codec`]) over quinn streams.
+//! Frames ([`wasp_proto::codec`]) over quinn streams.
 //!
 //! The codec is pure; this is the only place that feeds it from a stream, so a peer's bytes
 //! reach a message only through [`FrameDecoder`] and its size limit.
 
-use crate::proto::codec::{FrameDecoder, ProtoError};
 use bytes::BytesMut;
 use serde::de::DeserializeOwned;
+use wasp_proto::codec::{FrameDecoder, ProtoError};
 
 /// Why frames could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! The wasp handshake over a QUIC connection: the async drivers of the pure functions of
-//! [`crate::proto::handshake`].
+//! [`wasp_proto::handshake`].
 //!
 //! The client opens the first bidirectional stream and sends its hello; the node reads
 //! exactly one hello (nothing more from a peer not yet authenticated), answers with its own,
@@ -7,14 +7,14 @@
 //! with the refusal's [`CloseCode`] and its message, after the node has let its answer reach
 //! the client, so that both sides can say why.
 
-use crate::proto::CloseCode;
-use crate::proto::handshake::{
-    BINDING_LEN, EXPORTER_LABEL, HELLO_LEN, HandshakeParseError, Hello, Refusal, check_node_hello,
-    client_hello, node_verdict,
-};
 use crate::secret::{ClusterSecret, Role};
 use quinn::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
 use std::time::Duration;
+use wasp_proto::CloseCode;
+use wasp_proto::handshake::{
+    BINDING_LEN, EXPORTER_LABEL, HELLO_LEN, HandshakeParseError, Hello, Refusal, check_node_hello,
+    client_hello, node_verdict,
+};
 
 /// How long a refusing node waits for its answer to be acknowledged before it closes the
 /// connection, so that the client learns why (closing discards unsent data).

@@ -130,10 +130,50 @@ impl NodeIdentity {
     }
 }
 
-/// Where a node keeps its identity by default: `<local data dir>/wasp/node`
-/// (`~/.local/share/wasp/node` on Linux), if the platform has such a directory.
-pub(crate) fn default_dir() -> Option<PathBuf> {
-    dirs::data_local_dir().map(|dir| dir.join("wasp").join("node"))
+/// The lock file in an identity directory: held by the node using the identity.
+const LOCK_FILE: &str = "node.lock";
+
+/// An exclusive lock on an identity directory, held for as long as a node uses it: two
+/// node processes presenting one identity from two addresses would be one node to their
+/// clients, so a second node is refused the directory (`flock`, released by the kernel if
+/// the process dies).
+#[derive(Debug)]
+pub(crate) struct IdentityLock {
+    _file: fs::File,
+}
+
+impl IdentityLock {
+    /// Locks `dir` (created if missing).
+    ///
+    /// # Errors
+    /// [`NetError::IdentityInUse`] if another process holds it; [`NetError::Io`] if the
+    /// lock file cannot be opened.
+    pub(crate) fn acquire(dir: &Path) -> Result<Self, NetError> {
+        create_private_dir(dir)?;
+        let path = dir.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|error| io_error("open", &path, error))?;
+        match file.try_lock() {
+            Ok(()) => Ok(IdentityLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(NetError::IdentityInUse {
+                dir: dir.to_path_buf(),
+            }),
+            Err(fs::TryLockError::Error(error)) => Err(io_error("lock", &path, error)),
+        }
+    }
+}
+
+/// Where a node listening on `listen` keeps its identity by default:
+/// `<local data dir>/wasp/node/<ip>-<port>` (`~/.local/share/wasp/node/0.0.0.0-7878` on
+/// Linux), so that two nodes started on one host (on two ports) are two nodes.
+pub(crate) fn default_dir_for(listen: std::net::SocketAddr) -> Option<PathBuf> {
+    let ip = listen.ip().to_string().replace(':', "_");
+    let name = format!("{ip}-{}", listen.port());
+    dirs::data_local_dir().map(|dir| dir.join("wasp").join("node").join(name))
 }
 
 /// The fingerprint of a DER certificate: its blake3 hash, 64 lowercase hex digits.
@@ -222,6 +262,33 @@ fn io_error(action: &'static str, path: &Path, error: io::Error) -> NetError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_identity_directory_is_used_by_one_node_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("node");
+        let held = IdentityLock::acquire(&dir).unwrap();
+        let refused = IdentityLock::acquire(&dir).unwrap_err();
+        assert!(
+            matches!(refused, NetError::IdentityInUse { .. }),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("--identity-dir"), "{refused}");
+        drop(held);
+        assert!(
+            IdentityLock::acquire(&dir).is_ok(),
+            "released with its holder"
+        );
+    }
+
+    #[test]
+    fn each_listen_address_has_its_own_default_directory() {
+        let a = default_dir_for("127.0.0.1:7001".parse().unwrap());
+        let b = default_dir_for("127.0.0.1:7002".parse().unwrap());
+        assert_ne!(a, b);
+        let v6 = default_dir_for("[::1]:7001".parse().unwrap()).unwrap();
+        assert!(v6.ends_with("__1-7001"), "{}", v6.display());
+    }
 
     #[test]
     fn an_identity_is_created_once_then_reloaded_unchanged() {

@@ -23,6 +23,6 @@ pub(crate) use endpoint::{client_endpoint, connect, node_endpoint};
 pub(crate) use error::NetError;
 pub(crate) use framed::{FrameError, FramedRecv, read_one, write_all};
 pub(crate) use handshake::{HandshakeError, client_handshake, node_handshake};
-pub(crate) use identity::{NodeIdentity, default_dir, fingerprint};
+pub(crate) use identity::{IdentityLock, NodeIdentity, default_dir_for, fingerprint};
 pub(crate) use tls::peer_fingerprint;
 pub(crate) use tls::{SERVER_NAME, TransportSettings, client_config, server_config};

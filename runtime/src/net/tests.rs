@@ -3,18 +3,18 @@
 //! the streams it returns.
 
 use super::*;
-use crate::proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN, ProtoError};
-use crate::proto::handshake::{
-    BINDING_LEN, EXPORTER_LABEL, HELLO_LEN, Hello, Refusal, Status, client_hello, node_verdict,
-};
-use crate::proto::message::{NodeInfo, RunJob, ToClient, ToNode, WireLimits};
-use crate::proto::{CloseCode, PROTOCOL_VERSION};
 use crate::secret::{ClusterSecret, Role};
 use bytes::BytesMut;
 use quinn::{Connection, ConnectionError, Endpoint, RecvStream, SendStream};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
+use wasp_proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN, ProtoError};
+use wasp_proto::handshake::{
+    BINDING_LEN, EXPORTER_LABEL, HELLO_LEN, Hello, Refusal, Status, client_hello, node_verdict,
+};
+use wasp_proto::message::{NodeInfo, RunJob, ToClient, ToNode, WireLimits};
+use wasp_proto::{CloseCode, PROTOCOL_VERSION};
 
 /// Every test is bounded: a handshake that hangs is a failure, not a stuck test run.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,9 +109,9 @@ fn run_job(job: u64) -> ToNode {
         args: vec![0x91, 0x0a],
         limits: WireLimits {
             timeout_ms: Some(1000),
-            max_memory: 1 << 20,
-            max_output: 1 << 10,
-            max_table_elements: 100,
+            max_memory: Some(1 << 20),
+            max_output: Some(1 << 10),
+            max_table_elements: Some(100),
             fuel: None,
         },
     })

@@ -7,7 +7,6 @@
 //! presents, so the certificate's fingerprint is a name the node cannot forge.
 
 use super::{NetError, NodeIdentity, fingerprint};
-use crate::proto::ALPN;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{IdleTimeout, TransportConfig, VarInt};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -16,6 +15,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
 use std::time::Duration;
+use wasp_proto::ALPN;
 
 /// The server name clients ask for. All nodes answer to it; it is not checked.
 pub(crate) const SERVER_NAME: &str = "wasp-node";

@@ -5,9 +5,9 @@
 //! results cannot make the node pile them up, since it can send no more jobs past its
 //! limit, and the node stops reading its jobs while its bytes are over budget.
 
-use crate::proto::message::ToClient;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
+use wasp_proto::message::ToClient;
 
 /// A client's holdings, shared by its reader, its jobs' callbacks and its writer.
 #[derive(Debug, Default)]
@@ -87,7 +87,7 @@ fn weight(message: &ToClient) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::message::JobDone;
+    use wasp_proto::message::JobDone;
 
     fn done(job: u64, result: usize, output: usize) -> ToClient {
         ToClient::Done(JobDone {

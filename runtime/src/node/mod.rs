@@ -14,9 +14,7 @@ mod store;
 mod tests;
 
 use crate::error::ConfigError;
-use crate::net::{self, NetError, NodeIdentity, TransportSettings};
-use crate::proto::CloseCode;
-use crate::proto::message::NodeInfo;
+use crate::net::{self, IdentityLock, NetError, NodeIdentity, TransportSettings};
 use crate::secret::ClusterSecret;
 use crate::server::Server;
 pub use policy::NodePolicy;
@@ -29,6 +27,8 @@ use store::ModuleStore;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, info, info_span, warn};
+use wasp_proto::CloseCode;
+use wasp_proto::message::NodeInfo;
 
 /// How long running jobs may take to finish once a node is asked to shut down, by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,8 +45,10 @@ pub struct NodeConfig {
     pub workers: usize,
     /// Where compiled code is cached; `None`: the user's cache directory.
     pub cache_dir: Option<PathBuf>,
-    /// Where the node keeps its certificate and key; `None`: the user's data directory,
-    /// `wasp/node` inside it.
+    /// Where the node keeps its certificate and key (its identity, which clients see),
+    /// locked while the node runs: one node per directory. `None`: a directory per listen
+    /// address in the user's data directory (`wasp/node/<ip>-<port>`), or, for a node on
+    /// port 0, an identity for this run only.
     pub identity_dir: Option<PathBuf>,
     /// How long running jobs may take to finish at shutdown before they are handed back.
     pub drain_timeout: Duration,
@@ -107,6 +109,13 @@ pub enum NodeError {
     /// No identity directory was given and the user has no data directory.
     #[error("no directory for the node's identity: give one with --identity-dir")]
     NoIdentityDir,
+    /// Another node process uses the identity directory.
+    #[error(
+        "another wasp node uses the identity in {}: give this node its own --identity-dir \
+         (two nodes presenting one identity would be one node to their clients)",
+        .0.display()
+    )]
+    IdentityInUse(PathBuf),
     /// The worker pool could not be built. (Not a `#[source]`: the message already says
     /// why, and error reports would print it twice.)
     #[error("could not start the worker pool: {0}")]
@@ -124,7 +133,10 @@ impl From<ConfigError> for NodeError {
 
 impl From<NetError> for NodeError {
     fn from(error: NetError) -> Self {
-        NodeError::Net(error.to_string())
+        match error {
+            NetError::IdentityInUse { dir } => NodeError::IdentityInUse(dir),
+            error => NodeError::Net(error.to_string()),
+        }
     }
 }
 
@@ -140,6 +152,8 @@ pub struct Node {
     announce_interval: Duration,
     context: Arc<NodeContext>,
     drain_timeout: Duration,
+    /// Held while the node runs: no other node uses its identity.
+    _identity_lock: Option<IdentityLock>,
 }
 
 /// Changes a running node's worker count: see [`Node::workers_control`].
@@ -194,12 +208,7 @@ impl Node {
                 why: "a node needs at least one worker".into(),
             }));
         }
-        let identity_dir = config
-            .identity_dir
-            .clone()
-            .or_else(net::default_dir)
-            .ok_or(NodeError::NoIdentityDir)?;
-        let identity = NodeIdentity::load_or_create(&identity_dir)?;
+        let (identity, identity_lock) = load_identity(&config)?;
         let mut builder = Server::builder().workers(config.workers);
         if let Some(dir) = &config.cache_dir {
             builder = builder.cache_dir(dir);
@@ -243,6 +252,7 @@ impl Node {
                 info,
             }),
             drain_timeout: config.drain_timeout,
+            _identity_lock: identity_lock,
         })
     }
 
@@ -333,7 +343,8 @@ impl Node {
         }
     }
 
-    /// Announces the node to each of `announcers`' targets until aborted.
+    /// Announces the node to each of `announcers`' targets until aborted, with its worker
+    /// count as it is at each announcement (it follows resizes).
     fn announce(
         &self,
         announcers: Vec<(tokio::net::UdpSocket, SocketAddr)>,
@@ -342,6 +353,7 @@ impl Node {
         let local = self.endpoint.local_addr();
         let secret = self.context.secret.clone();
         let interval = self.announce_interval;
+        let workers = self.workers.subscribe();
         let announcement = local
             .ok()
             .map(|address| crate::discovery::announce::Announcement {
@@ -353,7 +365,7 @@ impl Node {
                 nonce: [0; 16],
             });
         async move {
-            let (Some(secret), Some(announcement)) = (secret, announcement) else {
+            let (Some(secret), Some(mut announcement)) = (secret, announcement) else {
                 return;
             };
             for (_, target) in &announcers {
@@ -364,6 +376,7 @@ impl Node {
             let mut ticks = tokio::time::interval(interval);
             loop {
                 ticks.tick().await;
+                announcement.workers = *workers.borrow();
                 for ((socket, target), failing) in announcers.iter().zip(&mut failing) {
                     let sent =
                         crate::discovery::announce_once(socket, *target, &secret, &announcement)
@@ -391,6 +404,13 @@ impl Node {
             }
         });
         let _ = phase.send(Phase::Draining);
+        // Queued jobs go back to their clients at once, to run elsewhere; running ones get
+        // the drain timeout to finish.
+        let server = self.context.server.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            server.cancel_pending("handed back: the node is shutting down");
+        })
+        .await;
         let server = self.context.server.clone();
         let timeout = self.drain_timeout;
         let left = tokio::task::spawn_blocking(move || server.wait_all_timeout(timeout).pending())
@@ -424,4 +444,16 @@ impl Node {
             "node stopped"
         );
     }
+}
+
+/// The node's identity: from its directory (locked while the node runs), or, for a node on
+/// an ephemeral port without a directory, one for this run only.
+fn load_identity(config: &NodeConfig) -> Result<(NodeIdentity, Option<IdentityLock>), NodeError> {
+    let dir = match &config.identity_dir {
+        Some(dir) => dir.clone(),
+        None if config.listen.port() == 0 => return Ok((NodeIdentity::generate()?, None)),
+        None => net::default_dir_for(config.listen).ok_or(NodeError::NoIdentityDir)?,
+    };
+    let lock = IdentityLock::acquire(&dir)?;
+    Ok((NodeIdentity::load_or_create(&dir)?, Some(lock)))
 }

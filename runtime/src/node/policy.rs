@@ -7,7 +7,7 @@
 
 use crate::error::JobError;
 use crate::module::ModuleHash;
-use crate::sandbox::Limits;
+use crate::sandbox::{Asked, Limits};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -95,32 +95,31 @@ impl Default for NodePolicy {
 }
 
 impl NodePolicy {
-    /// The limits a job asking for `asked` runs with here: the same, except that a job
-    /// asking for no timeout (or no fuel budget) gets the node's maximum.
+    /// The limits a job asking for `asked` runs with here: what it asks for, and for each
+    /// limit it does not ask for (its client's user did not set it), the node's maximum,
+    /// as for a job asking for no timeout or no fuel budget.
     ///
     /// # Errors
-    /// [`JobError::LimitRefused`] naming the first limit above the node's maximum.
-    pub fn admit_limits(&self, asked: Limits) -> Result<Limits, JobError> {
+    /// [`JobError::LimitRefused`] naming the first limit asked for above the node's maximum.
+    pub(crate) fn admit_limits(&self, asked: Asked) -> Result<Limits, JobError> {
         let timeout = at_most("timeout", asked.timeout, self.max_timeout)?;
         let fuel = at_most("fuel", asked.fuel, self.max_fuel)?;
-        let sizes = [
-            ("memory", asked.max_memory, self.max_memory),
-            ("output", asked.max_output, self.max_output),
-            (
-                "table elements",
-                asked.max_table_elements,
-                self.max_table_elements,
-            ),
-        ];
-        for (limit, asked, allowed) in sizes {
-            if asked > allowed {
-                return Err(refused(limit, asked.to_string(), allowed.to_string()));
+        let size = |limit, asked: Option<u64>, allowed: u64| match asked {
+            Some(asked) if asked > allowed => {
+                Err(refused(limit, asked.to_string(), allowed.to_string()))
             }
-        }
+            asked => Ok(asked.unwrap_or(allowed)),
+        };
         Ok(Limits {
             timeout,
             fuel,
-            ..asked
+            max_memory: size("memory", asked.max_memory, self.max_memory)?,
+            max_output: size("output", asked.max_output, self.max_output)?,
+            max_table_elements: size(
+                "table elements",
+                asked.max_table_elements,
+                self.max_table_elements,
+            )?,
         })
     }
 
@@ -170,24 +169,37 @@ mod tests {
     #[test]
     fn limits_within_the_maxima_are_kept() {
         let policy = NodePolicy::default();
-        let asked = Limits {
+        let asked = Asked {
             timeout: Some(Duration::from_secs(5)),
-            ..Limits::default()
+            max_memory: Some(64 << 20),
+            ..Asked::default()
         };
-        assert_eq!(policy.admit_limits(asked), Ok(asked));
+        let admitted = policy.admit_limits(asked).unwrap();
+        assert_eq!(admitted.timeout, asked.timeout);
+        assert_eq!(admitted.max_memory, 64 << 20);
     }
 
+    /// The fault: a client sent its own defaults as if asked for, and a node with smaller
+    /// maxima refused every job of a plain client. A limit nobody set takes the node's.
     #[test]
-    fn a_job_without_a_timeout_gets_the_maximum() {
-        let policy = NodePolicy::default();
-        let admitted = policy.admit_limits(Limits::default()).unwrap();
+    fn limits_not_asked_for_take_the_nodes_values() {
+        let small = NodePolicy {
+            max_memory: 64 << 20,
+            max_output: 1024,
+            max_table_elements: 10,
+            ..NodePolicy::default()
+        };
+        let admitted = small.admit_limits(Asked::default()).unwrap();
+        assert_eq!(admitted.max_memory, 64 << 20);
+        assert_eq!(admitted.max_output, 1024);
+        assert_eq!(admitted.max_table_elements, 10);
         assert_eq!(admitted.timeout, Some(DEFAULT_MAX_TIMEOUT));
         let unbounded = NodePolicy {
             max_timeout: None,
             ..NodePolicy::default()
         };
         assert_eq!(
-            unbounded.admit_limits(Limits::default()).unwrap().timeout,
+            unbounded.admit_limits(Asked::default()).unwrap().timeout,
             None
         );
     }
@@ -195,22 +207,22 @@ mod tests {
     #[test]
     fn a_job_without_a_fuel_budget_gets_the_maximum_if_there_is_one() {
         let default = NodePolicy::default();
-        assert_eq!(default.admit_limits(Limits::default()).unwrap().fuel, None);
+        assert_eq!(default.admit_limits(Asked::default()).unwrap().fuel, None);
         let bounded = NodePolicy {
             max_fuel: Some(1_000),
             ..NodePolicy::default()
         };
-        let admitted = bounded.admit_limits(Limits::default()).unwrap();
+        let admitted = bounded.admit_limits(Asked::default()).unwrap();
         assert_eq!(admitted.fuel, Some(1_000));
-        let asked = Limits {
+        let asked = Asked {
             fuel: Some(10),
-            ..Limits::default()
+            ..Asked::default()
         };
         assert_eq!(bounded.admit_limits(asked).unwrap().fuel, Some(10));
     }
 
     #[test]
-    fn each_limit_above_its_maximum_is_refused_by_name() {
+    fn each_limit_asked_above_its_maximum_is_refused_by_name() {
         let policy = NodePolicy {
             max_timeout: Some(Duration::from_secs(1)),
             max_memory: 1 << 20,
@@ -219,45 +231,45 @@ mod tests {
             max_fuel: Some(1_000),
             ..NodePolicy::default()
         };
-        let small = Limits {
+        let small = Asked {
             timeout: Some(Duration::from_millis(500)),
-            max_memory: 1 << 20,
-            max_output: 1024,
-            max_table_elements: 10,
+            max_memory: Some(1 << 20),
+            max_output: Some(1024),
+            max_table_elements: Some(10),
             fuel: Some(1_000),
         };
         assert!(policy.admit_limits(small).is_ok());
         let cases = [
             (
-                Limits {
+                Asked {
                     timeout: Some(Duration::from_secs(2)),
                     ..small
                 },
                 "timeout",
             ),
             (
-                Limits {
-                    max_memory: 2 << 20,
+                Asked {
+                    max_memory: Some(2 << 20),
                     ..small
                 },
                 "memory",
             ),
             (
-                Limits {
-                    max_output: 1025,
+                Asked {
+                    max_output: Some(1025),
                     ..small
                 },
                 "output",
             ),
             (
-                Limits {
-                    max_table_elements: 11,
+                Asked {
+                    max_table_elements: Some(11),
                     ..small
                 },
                 "table elements",
             ),
             (
-                Limits {
+                Asked {
                     fuel: Some(1_001),
                     ..small
                 },

@@ -12,12 +12,6 @@ use super::{Node, NodeConfig, NodePolicy};
 use crate::error::JobError;
 use crate::module::Module;
 use crate::net::{self, FramedRecv, TransportSettings};
-use crate::proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
-use crate::proto::handshake::{
-    BINDING_LEN, EXPORTER_LABEL, HELLO_LEN, Hello, Status, client_hello,
-};
-use crate::proto::message::{NodeInfo, RunJob, ToClient, ToNode, WireHash, WireJobId, WireLimits};
-use crate::proto::{CloseCode, PROTOCOL_VERSION};
 use crate::sandbox::Limits;
 use crate::secret::ClusterSecret;
 use crate::server::Server;
@@ -30,6 +24,11 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use wasp_proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
+use wasp_proto::error::WireError;
+use wasp_proto::handshake::{BINDING_LEN, EXPORTER_LABEL, HELLO_LEN, Hello, Status, client_hello};
+use wasp_proto::message::{NodeInfo, RunJob, ToClient, ToNode, WireHash, WireJobId, WireLimits};
+use wasp_proto::{CloseCode, PROTOCOL_VERSION};
 
 /// The bound on every step of a test: a node that hangs is a failure, not a stuck run.
 const STEP: Duration = Duration::from_secs(5);
@@ -71,7 +70,7 @@ fn run(job: u64, module: WireHash, function: &str, n: u64) -> ToNode {
         module,
         function: function.into(),
         args: rmp_serde::to_vec(&(n,)).unwrap(),
-        limits: WireLimits::from(&Limits::default()),
+        limits: WireLimits::default(),
     })
 }
 
@@ -96,7 +95,7 @@ fn frame(len: u32, body: &[u8]) -> Vec<u8> {
 }
 
 /// The result of a job that must have succeeded, decoded.
-fn sum(result: &Result<serde_bytes::ByteBuf, JobError>) -> u64 {
+fn sum(result: &Result<serde_bytes::ByteBuf, WireError>) -> u64 {
     let bytes = result.as_ref().expect("sum_primes failed");
     rmp_serde::from_slice(bytes).unwrap()
 }
@@ -178,7 +177,7 @@ async fn assert_server_serves(addr: SocketAddr) {
     let checked = tokio::task::spawn_blocking(move || {
         let server = Server::builder()
             .workers(0)
-            .peers([addr.to_string()])
+            .peers([crate::Peer::Addr(addr)])
             .secret(secret())
             .node_timeout(NODE_TIMEOUT)
             .build()
@@ -616,7 +615,7 @@ async fn a_job_or_garbage_on_a_module_stream_is_a_protocol_error() {
     assert_closed(
         &client.connection,
         CloseCode::Protocol,
-        "job on a module stream",
+        "job message on a module stream",
     )
     .await;
 
@@ -639,7 +638,7 @@ async fn a_module_that_does_not_load_fails_its_jobs_not_the_connection() {
     for _ in 1..3 {
         match client.next().await {
             ToClient::Done(done) => {
-                assert!(matches!(done.result, Err(JobError::Module(_))), "{done:?}");
+                assert!(matches!(done.result, Err(WireError::Module(_))), "{done:?}");
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -660,7 +659,7 @@ async fn hostile_clients_do_not_disturb_a_real_client_running_jobs() {
     let real = tokio::task::spawn_blocking(move || {
         let server = Server::builder()
             .workers(0)
-            .peers([addr.to_string()])
+            .peers([crate::Peer::Addr(addr)])
             .secret(secret())
             .node_timeout(NODE_TIMEOUT)
             .build()
@@ -717,7 +716,7 @@ async fn a_job_for_an_unknown_function_fails_with_unknown_function() {
     client.send_module(&module_message(&module)).await;
     match client.next().await {
         ToClient::Done(done) => match done.result {
-            Err(JobError::UnknownFunction {
+            Err(WireError::UnknownFunction {
                 function,
                 available,
             }) => {

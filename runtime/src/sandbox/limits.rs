@@ -47,6 +47,57 @@ impl Default for Limits {
     }
 }
 
+/// The limits a job asks for, each `None` where nobody set it: the server's caller (with
+/// [`ServerBuilder`](crate::ServerBuilder) or [`JobOptions`](crate::JobOptions)) or a node's
+/// client. An unset limit takes the value of the place the job runs: [`Limits::default`] on
+/// a server, the node's own value on a node. Only a limit that was asked for may be refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Asked {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_memory: Option<u64>,
+    pub(crate) max_output: Option<u64>,
+    pub(crate) max_table_elements: Option<u64>,
+    pub(crate) fuel: Option<u64>,
+}
+
+impl Asked {
+    /// Every limit of `limits`, asked for.
+    pub(crate) fn all(limits: &Limits) -> Self {
+        Asked {
+            timeout: limits.timeout,
+            max_memory: Some(limits.max_memory),
+            max_output: Some(limits.max_output),
+            max_table_elements: Some(limits.max_table_elements),
+            fuel: limits.fuel,
+        }
+    }
+
+    /// These limits, and `fallback`'s where these are unset.
+    pub(crate) fn or(self, fallback: Asked) -> Self {
+        Asked {
+            timeout: self.timeout.or(fallback.timeout),
+            max_memory: self.max_memory.or(fallback.max_memory),
+            max_output: self.max_output.or(fallback.max_output),
+            max_table_elements: self.max_table_elements.or(fallback.max_table_elements),
+            fuel: self.fuel.or(fallback.fuel),
+        }
+    }
+
+    /// The limits a job runs with on a server: [`Limits::default`] where unset.
+    pub(crate) fn resolve(&self) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            timeout: self.timeout.or(defaults.timeout),
+            max_memory: self.max_memory.unwrap_or(defaults.max_memory),
+            max_output: self.max_output.unwrap_or(defaults.max_output),
+            max_table_elements: self
+                .max_table_elements
+                .unwrap_or(defaults.max_table_elements),
+            fuel: self.fuel.or(defaults.fuel),
+        }
+    }
+}
+
 /// Enforces [`Limits`] on one store and remembers whether a limit was hit, so that the trap
 /// that follows can be reported as what it is.
 #[derive(Debug)]
@@ -116,5 +167,24 @@ mod tests {
         assert!(!limiter.memory_exceeded);
         assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
         assert!(limiter.memory_exceeded);
+    }
+
+    #[test]
+    fn unset_limits_take_the_defaults_and_set_ones_win() {
+        let asked = Asked {
+            max_memory: Some(1 << 20),
+            ..Asked::default()
+        };
+        let limits = asked.resolve();
+        assert_eq!(limits.max_memory, 1 << 20);
+        assert_eq!(limits.max_output, DEFAULT_MAX_OUTPUT);
+        let fallback = Asked {
+            max_memory: Some(2 << 20),
+            fuel: Some(7),
+            ..Asked::default()
+        };
+        let merged = asked.or(fallback);
+        assert_eq!((merged.max_memory, merged.fuel), (Some(1 << 20), Some(7)));
+        assert_eq!(Asked::all(&limits).resolve(), limits);
     }
 }

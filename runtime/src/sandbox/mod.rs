@@ -18,6 +18,7 @@ mod invoke;
 mod limits;
 
 pub(crate) use invoke::{Cancel, RawOutcome};
+pub(crate) use limits::Asked;
 pub use limits::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits};
 
 use crate::cache::disk::DiskCache;

@@ -1,19 +1,30 @@
 //! Job groups: counts per group name, and waiting for a group to drain.
+//!
+//! A program that names a group per batch makes a new name per batch, so the counters of
+//! groups that have finished are kept for a while only: the most recent
+//! [`MAX_FINISHED_GROUPS`] are kept (their summaries stay readable), older ones are
+//! forgotten (a group forgotten reads as empty, and waiting for it returns at once: it has
+//! nothing pending). Groups with jobs pending are always kept.
 
 use crate::waiting;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 /// The group a job belongs to when none is given (as in pp).
 pub const DEFAULT_GROUP: &str = "default";
 
+/// How many finished groups keep their counters.
+pub const MAX_FINISHED_GROUPS: usize = 1024;
+
 /// What a group has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupSummary {
     /// Jobs submitted in the group.
     pub submitted: u64,
-    /// Jobs of the group that have finished, successfully or not.
+    /// Jobs of the group that have finished, successfully or not (cancelled ones
+    /// included).
     pub finished: u64,
     /// Jobs of the group that finished with an error.
     pub failed: u64,
@@ -35,10 +46,19 @@ pub(crate) struct Groups {
 
 #[derive(Default)]
 struct State {
-    groups: HashMap<String, GroupSummary>,
+    groups: HashMap<Box<str>, Entry>,
+    /// Groups that had nothing pending when listed, oldest first; each listed once.
+    finished: VecDeque<Box<str>>,
     total: GroupSummary,
     /// Threads blocked in `wait`, so that finishing a job notifies only when needed.
     waiters: usize,
+}
+
+/// A group's counters, and whether it is listed among the finished groups.
+#[derive(Default)]
+struct Entry {
+    summary: GroupSummary,
+    listed: bool,
 }
 
 impl Groups {
@@ -48,7 +68,14 @@ impl Groups {
 
     pub(crate) fn submitted(&self, group: &str) {
         let mut state = self.lock();
-        state.groups.entry(group.to_string()).or_default().submitted += 1;
+        match state.groups.get_mut(group) {
+            Some(entry) => entry.summary.submitted += 1,
+            None => {
+                let mut entry = Entry::default();
+                entry.summary.submitted = 1;
+                state.groups.insert(group.into(), entry);
+            }
+        }
         state.total.submitted += 1;
     }
 
@@ -57,12 +84,16 @@ impl Groups {
             let mut state = self.lock();
             let state = &mut *state;
             for summary in [
-                state.groups.entry(group.to_string()).or_default(),
-                &mut state.total,
-            ] {
+                state.groups.get_mut(group).map(|entry| &mut entry.summary),
+                Some(&mut state.total),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 summary.finished += 1;
                 summary.failed += u64::from(failed);
             }
+            list_if_finished(state, group);
             state.waiters
         };
         if waiters > 0 {
@@ -74,6 +105,12 @@ impl Groups {
     pub(crate) fn summary(&self, group: Option<&str>) -> GroupSummary {
         let state = self.lock();
         summary_of(&state, group)
+    }
+
+    /// How many groups have counters now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().groups.len()
     }
 
     /// Blocks until `group` (all jobs for `None`) has no pending job, or `deadline` passes.
@@ -96,10 +133,43 @@ impl Groups {
     }
 }
 
+/// Lists `group` among the finished groups if it has nothing pending (the default group is
+/// always kept), then forgets the oldest listed past [`MAX_FINISHED_GROUPS`] that still
+/// have nothing pending.
+fn list_if_finished(state: &mut State, group: &str) {
+    let Some(entry) = state.groups.get_mut(group) else {
+        return;
+    };
+    if entry.listed || entry.summary.pending() > 0 || group == DEFAULT_GROUP {
+        return;
+    }
+    entry.listed = true;
+    state.finished.push_back(group.into());
+    while state.finished.len() > MAX_FINISHED_GROUPS {
+        let Some(oldest) = state.finished.pop_front() else {
+            return;
+        };
+        let idle = match state.groups.get_mut(&oldest) {
+            Some(entry) => {
+                entry.listed = false;
+                entry.summary.pending() == 0
+            }
+            None => false,
+        };
+        if idle {
+            state.groups.remove(&oldest);
+        }
+    }
+}
+
 fn summary_of(state: &State, group: Option<&str>) -> GroupSummary {
     match group {
         None => state.total,
-        Some(name) => state.groups.get(name).copied().unwrap_or_default(),
+        Some(name) => state
+            .groups
+            .get(name)
+            .map(|entry| entry.summary)
+            .unwrap_or_default(),
     }
 }
 
@@ -136,5 +206,29 @@ mod tests {
             1,
             "a deadline in the past returns at once"
         );
+    }
+
+    /// A group per batch, forever: the counters stay bounded, the recent and the pending
+    /// groups are kept, and the total counts everything.
+    #[test]
+    fn finished_groups_are_forgotten_oldest_first() {
+        let groups = Groups::default();
+        groups.submitted("long");
+        for batch in 0..3 * MAX_FINISHED_GROUPS {
+            let name = format!("batch-{batch}");
+            groups.submitted(&name);
+            groups.submitted(&name);
+            groups.finished(&name, false);
+            groups.finished(&name, batch % 2 == 0);
+        }
+        assert!(groups.len() <= MAX_FINISHED_GROUPS + 1, "{}", groups.len());
+        assert_eq!(groups.summary(Some("long")).pending(), 1, "pending kept");
+        let last = format!("batch-{}", 3 * MAX_FINISHED_GROUPS - 1);
+        assert_eq!(groups.summary(Some(&last)).finished, 2, "recent kept");
+        assert_eq!(groups.summary(Some("batch-0")), GroupSummary::default());
+        assert_eq!(groups.wait(Some("batch-0"), None).pending(), 0);
+        let total = groups.summary(None);
+        assert_eq!(total.submitted, 6 * MAX_FINISHED_GROUPS as u64 + 1);
+        assert_eq!(total.failed, 3 * MAX_FINISHED_GROUPS as u64 / 2);
     }
 }

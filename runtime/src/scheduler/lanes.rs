@@ -5,7 +5,7 @@
 //! share of the workers and no more: another client's job waits for a free worker, not
 //! for the flood. With one owner (a server's own caller) this is a plain FIFO queue.
 
-use super::queue::Task;
+use super::task::Task;
 use std::collections::{HashMap, VecDeque};
 
 /// Who a task belongs to, for fairness: [`Owner::LOCAL`] for jobs submitted to a server
@@ -58,13 +58,35 @@ impl Lanes {
         let owner = self.order.remove(at)?;
         let lane = self.lanes.get_mut(&owner)?;
         let task = lane.pop_front();
-        if lane.is_empty() {
-            self.lanes.remove(&owner);
-        } else {
+        if !lane.is_empty() {
             self.order.push_back(owner);
+        } else if owner != Owner::LOCAL {
+            // A departed client's lane goes; the server's own caller keeps its lane, so a
+            // queue that keeps running dry costs no allocation per job.
+            self.lanes.remove(&owner);
         }
         self.len -= usize::from(task.is_some());
         task
+    }
+
+    /// Takes out every pending task for which `select` is true, in queue order per owner.
+    #[expect(
+        clippy::vec_box,
+        reason = "tasks stay boxed from submission to completion"
+    )]
+    pub(crate) fn take_where(&mut self, mut select: impl FnMut(&Task) -> bool) -> Vec<Box<Task>> {
+        let mut taken = Vec::new();
+        for lane in self.lanes.values_mut() {
+            let (chosen, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(lane)
+                .into_iter()
+                .partition(|task| select(task));
+            *lane = kept;
+            taken.extend(chosen);
+        }
+        self.len -= taken.len();
+        self.order
+            .retain(|owner| self.lanes.get(owner).is_some_and(|lane| !lane.is_empty()));
+        taken
     }
 
     /// How many tasks are pending.
@@ -73,21 +95,21 @@ impl Lanes {
     }
 
     /// Takes every pending task out.
-    pub(crate) fn drain(&mut self) -> Vec<Task> {
+    #[expect(
+        clippy::vec_box,
+        reason = "tasks stay boxed from submission to completion"
+    )]
+    pub(crate) fn drain(&mut self) -> Vec<Box<Task>> {
         self.len = 0;
         self.order.clear();
-        self.lanes
-            .drain()
-            .flat_map(|(_, lane)| lane)
-            .map(|task| *task)
-            .collect()
+        self.lanes.drain().flat_map(|(_, lane)| lane).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::queue::tests::task_of;
+    use crate::scheduler::task::test_task as task_of;
 
     fn pop(lanes: &mut Lanes, running: &[(Owner, usize)]) -> Option<(u64, u64)> {
         let running = |owner| {
@@ -96,16 +118,16 @@ mod tests {
                 .find(|(of, _)| *of == owner)
                 .map_or(0, |(_, count)| *count)
         };
-        lanes.pop(running).map(|task| (task.owner.0, task.id.0))
+        lanes.pop(running).map(|task| (task.owner.0, task.id().0))
     }
 
     #[test]
     fn one_owner_is_first_in_first_out() {
         let mut lanes = Lanes::default();
         for id in 0..3 {
-            lanes.push_back(task_of(Owner::LOCAL, id));
+            lanes.push_back(task_of(id, Owner::LOCAL));
         }
-        lanes.push_front(task_of(Owner::LOCAL, 9));
+        lanes.push_front(task_of(9, Owner::LOCAL));
         let order: Vec<_> = std::iter::from_fn(|| pop(&mut lanes, &[])).collect();
         assert_eq!(order, [(0, 9), (0, 0), (0, 1), (0, 2)]);
         assert_eq!(lanes.len(), 0);
@@ -115,10 +137,10 @@ mod tests {
     fn owners_take_turns() {
         let mut lanes = Lanes::default();
         for id in 0..4 {
-            lanes.push_back(task_of(Owner(1), id));
+            lanes.push_back(task_of(id, Owner(1)));
         }
-        lanes.push_back(task_of(Owner(2), 10));
-        lanes.push_back(task_of(Owner(2), 11));
+        lanes.push_back(task_of(10, Owner(2)));
+        lanes.push_back(task_of(11, Owner(2)));
         let order: Vec<_> = std::iter::from_fn(|| pop(&mut lanes, &[])).collect();
         assert_eq!(order, [(1, 0), (2, 10), (1, 1), (2, 11), (1, 2), (1, 3)]);
     }
@@ -129,14 +151,32 @@ mod tests {
     fn the_owner_with_fewest_running_goes_first() {
         let mut lanes = Lanes::default();
         for id in 0..3 {
-            lanes.push_back(task_of(Owner(1), id));
+            lanes.push_back(task_of(id, Owner(1)));
         }
-        lanes.push_back(task_of(Owner(2), 10));
+        lanes.push_back(task_of(10, Owner(2)));
         let flood_running = [(Owner(1), 2)];
         assert_eq!(pop(&mut lanes, &flood_running), Some((2, 10)));
         assert_eq!(pop(&mut lanes, &flood_running), Some((1, 0)));
         assert_eq!(lanes.len(), 2);
         assert_eq!(lanes.drain().len(), 2);
         assert_eq!(pop(&mut lanes, &[]), None);
+    }
+
+    #[test]
+    fn selected_tasks_are_taken_out_and_the_rest_keep_their_turns() {
+        let mut lanes = Lanes::default();
+        for id in 0..4 {
+            lanes.push_back(task_of(id, Owner(1)));
+        }
+        lanes.push_back(task_of(10, Owner(2)));
+        let taken = lanes.take_where(|task| task.id().0 % 2 == 0 || task.id().0 == 10);
+        let mut ids: Vec<_> = taken.iter().map(|task| task.id().0).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [0, 2, 10]);
+        assert_eq!(lanes.len(), 2);
+        let order: Vec<_> = std::iter::from_fn(|| pop(&mut lanes, &[])).collect();
+        assert_eq!(order, [(1, 1), (1, 3)]);
+        // Taken tasks are the caller's to answer.
+        taken.into_iter().for_each(drop);
     }
 }

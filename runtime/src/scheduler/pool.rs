@@ -1,16 +1,17 @@
 //! The local worker pool: OS threads that take tasks from the [`Queue`] and run them in the
 //! sandbox. Wasm never runs on an async runtime.
 
-use super::groups::Groups;
-use super::queue::{Queue, Step, Task};
+use super::books::Books;
+use super::queue::{Queue, Step};
+use super::slot::Finished;
+use super::task::Task;
 use crate::cache::ModuleCache;
 use crate::error::{ConfigError, JobError};
-use crate::job::Finished;
 use crate::sandbox::{RawOutcome, Sandbox};
 use crate::stats::WorkerStats;
 use crate::waiting;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Instant;
@@ -21,80 +22,151 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     /// Signalled when a task is queued or workers must re-check the target.
     work: Condvar,
+    /// Signalled when a queue at its bound has room again.
+    room: Condvar,
+    /// The most tasks the queue holds before `submit` waits (`usize::MAX`: no bound).
+    max_queued: usize,
     pub(crate) sandbox: Sandbox,
     pub(crate) modules: ModuleCache,
-    pub(crate) groups: Groups,
+    /// What every job reports to: groups, orphans, wake-ups of node sessions.
+    pub(crate) books: Arc<Books>,
     workers: Mutex<Vec<WorkerStats>>,
     threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
     /// The number of queued tasks, readable without the lock: idle workers spin on it
     /// briefly before they sleep.
     queued: AtomicUsize,
-    /// Wakes the cluster's node sessions when tasks are queued (they wait on the async
-    /// runtime, not on the condvar).
-    pub(crate) remote_work: tokio::sync::Notify,
-    /// Whether any node session exists, so that a local-only server skips the notify.
-    has_remote: AtomicBool,
+    /// The workers of the connected nodes, all together (kept by the cluster's node table).
+    pub(crate) remote_workers: Arc<AtomicUsize>,
+    /// The configured number of local workers, readable without the lock.
+    target_workers: AtomicUsize,
     pub(crate) started: Instant,
 }
 
+/// How long a submission may wait for room in a bounded queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Room {
+    /// As long as it takes.
+    Wait,
+    /// Until this instant.
+    Until(Instant),
+    /// Not at all: a full queue refuses the task.
+    Refuse,
+}
+
 impl Shared {
-    pub(crate) fn new(sandbox: Sandbox) -> Arc<Self> {
+    pub(crate) fn new(sandbox: Sandbox, max_queued: usize, max_modules: usize) -> Arc<Self> {
         Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
+            room: Condvar::new(),
+            max_queued,
             sandbox,
-            modules: ModuleCache::default(),
-            groups: Groups::default(),
+            modules: ModuleCache::new(max_modules),
+            books: Arc::new(Books::default()),
             workers: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
             queued: AtomicUsize::new(0),
-            remote_work: tokio::sync::Notify::new(),
-            has_remote: AtomicBool::new(false),
+            remote_workers: Arc::new(AtomicUsize::new(0)),
+            target_workers: AtomicUsize::new(0),
             started: Instant::now(),
         })
     }
 
+    /// The queue, locked, with the tasks dropped unanswered since the last look taken out of
+    /// its books.
     pub(crate) fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        for id in self.books.take_orphans() {
+            queue.stop(id);
+        }
+        queue
     }
 
     fn workers(&self) -> MutexGuard<'_, Vec<WorkerStats>> {
         self.workers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a task, or fails it at once if the server is shutting down.
-    pub(crate) fn enqueue(&self, task: Box<Task>) {
-        let pushed = self.update_queue(|queue| queue.push(task));
-        self.wake(pushed, false);
+    /// The configured number of local workers.
+    pub(crate) fn target_workers(&self) -> usize {
+        self.target_workers.load(Ordering::Relaxed)
     }
 
-    /// Changes the queue under its lock and publishes its new length to the spinners.
+    /// The most tasks the queue holds before submissions wait.
+    pub(crate) fn max_queued(&self) -> usize {
+        self.max_queued
+    }
+
+    /// Changes the queue under its lock, then publishes its new length to the spinners and
+    /// to the submitters waiting for room.
     fn update_queue<R>(&self, change: impl FnOnce(&mut Queue) -> R) -> R {
         let mut queue = self.queue();
         let result = change(&mut queue);
-        self.queued.store(queue.pending(), Ordering::Release);
+        self.publish(&queue);
         result
     }
 
-    /// Wakes whoever must take a task just queued; cancels it if the queue refused it.
-    fn wake(&self, pushed: Result<bool, Box<Task>>, requeued: bool) {
+    fn publish(&self, queue: &Queue) {
+        self.queued.store(queue.pending(), Ordering::Release);
+        if queue.has_blocked() && queue.pending() < self.max_queued {
+            self.room.notify_all();
+        }
+    }
+
+    /// Queues a task, waiting for room in a bounded queue. If the server is shutting down,
+    /// the task is answered as cancelled instead.
+    pub(crate) fn enqueue(&self, task: Box<Task>) {
+        let (mut queue, _) = self.wait_for_room_locked(self.queue(), Room::Wait);
+        let pushed = queue.push(task);
+        self.publish(&queue);
+        drop(queue);
+        self.wake(pushed, "the server shut down before it ran");
+    }
+
+    /// Waits until the queue has room for a task, as `room` allows; returns whether it has.
+    pub(crate) fn wait_for_room(&self, room: Room) -> bool {
+        self.wait_for_room_locked(self.queue(), room).1
+    }
+
+    /// Sleeps on the queue's lock until it has room or `room`'s deadline passes; returns
+    /// the lock and whether there is room.
+    fn wait_for_room_locked<'a>(
+        &'a self,
+        mut queue: MutexGuard<'a, Queue>,
+        room: Room,
+    ) -> (MutexGuard<'a, Queue>, bool) {
+        let deadline = match room {
+            Room::Wait => None,
+            Room::Until(deadline) => Some(deadline),
+            Room::Refuse => {
+                let has_room = queue.pending() < self.max_queued;
+                return (queue, has_room);
+            }
+        };
+        while queue.pending() >= self.max_queued {
+            queue.set_blocked(true);
+            let slept = waiting::sleep(&self.room, queue, deadline);
+            let timed_out = slept.is_err();
+            queue = slept.unwrap_or_else(|guard| guard);
+            queue.set_blocked(false);
+            if timed_out {
+                let has_room = queue.pending() < self.max_queued;
+                return (queue, has_room);
+            }
+        }
+        (queue, true)
+    }
+
+    /// Wakes whoever must take a task just queued; answers it if the queue refused it.
+    fn wake(&self, pushed: Result<bool, Box<Task>>, refused: &str) {
         match pushed {
             Ok(worker_asleep) => {
                 if worker_asleep {
                     self.work.notify_one();
                 }
-                if self.has_remote.load(Ordering::Relaxed) {
-                    self.remote_work.notify_waiters();
-                }
+                self.books.wake_remote();
             }
-            Err(task) if requeued => cancel_with(self, *task, "the server shut down"),
-            Err(task) => cancel(self, *task),
+            Err(task) => self.finish(task, cancelled(refused)),
         }
-    }
-
-    /// Marks the server as having remote nodes to wake when work arrives.
-    pub(crate) fn enable_remote(&self) {
-        self.has_remote.store(true, Ordering::Relaxed);
     }
 
     /// Takes queued tasks for a remote node: as many as `limit` allows, given what is
@@ -113,27 +185,57 @@ impl Shared {
         })
     }
 
-    /// Puts back a task a node did not finish, at the head of the queue. If the server is
-    /// shutting down, the task completes as cancelled instead.
+    /// Puts back a task a node did not finish, at the head of the queue (whatever its
+    /// bound). If the server is shutting down, the task is answered as cancelled instead.
     pub(crate) fn requeue(&self, task: Box<Task>) {
         let pushed = self.update_queue(|queue| queue.requeue(task));
-        self.wake(pushed, true);
+        self.wake(pushed, "the server shut down");
     }
 
-    /// Completes a task with its outcome: statistics of the queue, the job's slot (which
-    /// runs its callbacks and releases its waiters), then its group, so that whoever
-    /// waited for the group finds every job of it released.
-    pub(crate) fn complete(&self, task: Task, outcome: RawOutcome, worker: String) {
-        let failed = outcome.result.is_err();
-        self.queue().finished(task.id);
-        task.slot.complete(Finished { outcome, worker });
-        self.groups.finished(&task.group, failed);
+    /// Answers a task: it leaves the queue's books, then its job completes (callbacks,
+    /// waiters, then its group). The one way a task ends.
+    #[expect(
+        clippy::boxed_local,
+        reason = "tasks stay boxed from submission to completion"
+    )]
+    pub(crate) fn finish(&self, task: Box<Task>, finished: Finished) {
+        self.update_queue(|queue| queue.stop(task.id()));
+        task.answer(finished);
+    }
+
+    /// Cancels every job of `group` that has not finished: queued ones leave the queue,
+    /// running ones are stopped (on nodes too). Returns how many were cancelled.
+    pub(crate) fn cancel_group(&self, group: &str) -> usize {
+        let (pending, running) = self.update_queue(|queue| queue.take_group(group));
+        let why = "its group was cancelled";
+        let mut count = 0;
+        for task in pending {
+            count += usize::from(task.slot().cancel(why));
+            self.finish(task, cancelled(why));
+        }
+        for slot in running {
+            count += usize::from(slot.cancel(why));
+        }
+        count
+    }
+
+    /// Answers every queued task as cancelled, without closing the queue (a draining node
+    /// hands its clients' queued jobs back at once). Running tasks go on.
+    pub(crate) fn cancel_pending(&self, why: &str) {
+        for task in self.update_queue(Queue::take_pending) {
+            self.finish(task, cancelled(why));
+        }
     }
 
     /// A copy of every worker's statistics.
     pub(crate) fn worker_stats(&self) -> Vec<WorkerStats> {
         self.workers().clone()
     }
+}
+
+/// The outcome of a job that was cancelled before it could run.
+fn cancelled(why: &str) -> Finished {
+    Finished::failed(JobError::Cancelled(why.into()))
 }
 
 /// What a node session sees when it takes tasks.
@@ -149,6 +251,7 @@ pub(crate) struct Pending {
 /// current job. Queued jobs are kept either way.
 pub(crate) fn set_workers(shared: &Arc<Shared>, workers: usize) -> Result<(), ConfigError> {
     let spawn = shared.queue().set_target(workers);
+    shared.target_workers.store(workers, Ordering::Relaxed);
     // Wake everyone: waiting workers beyond the target must notice and retire.
     shared.work.notify_all();
     for _ in 0..spawn {
@@ -162,23 +265,36 @@ pub(crate) fn set_workers(shared: &Arc<Shared>, workers: usize) -> Result<(), Co
 }
 
 fn spawn_worker(shared: &Arc<Shared>) -> std::io::Result<()> {
-    let index = {
-        let mut workers = shared.workers();
-        let name = format!("local/{}", workers.len());
-        workers.push(WorkerStats {
-            name,
-            active: true,
-            ..WorkerStats::default()
-        });
-        workers.len() - 1
-    };
+    let index = claim_worker_row(&mut shared.workers());
     let worker_shared = shared.clone();
-    let handle = std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name(format!("wasp-worker-{index}"))
-        .spawn(move || worker_loop(&worker_shared, index))?;
+        .spawn(move || worker_loop(&worker_shared, index));
+    let handle = match spawned {
+        Ok(handle) => handle,
+        Err(err) => {
+            shared.workers()[index].active = false;
+            return Err(err);
+        }
+    };
     let mut threads = shared.threads.lock().unwrap_or_else(|p| p.into_inner());
     threads.push((handle.thread().id(), handle));
     Ok(())
+}
+
+/// The row of a new worker: a retired worker's, if there is one (its name and counts carry
+/// on), so that resizing again and again does not grow the table; else a new one.
+fn claim_worker_row(workers: &mut Vec<WorkerStats>) -> usize {
+    if let Some(index) = workers.iter().position(|worker| !worker.active) {
+        workers[index].active = true;
+        return index;
+    }
+    workers.push(WorkerStats {
+        name: format!("local/{}", workers.len()),
+        active: true,
+        ..WorkerStats::default()
+    });
+    workers.len() - 1
 }
 
 fn worker_loop(shared: &Shared, index: usize) {
@@ -187,7 +303,7 @@ fn worker_loop(shared: &Shared, index: usize) {
     loop {
         let step = next_step(shared);
         match step {
-            Step::Run(task) => run_task(shared, index, &name, *task),
+            Step::Run(task) => run_task(shared, index, &name, task),
             Step::Retire | Step::Wait => break,
         }
     }
@@ -201,7 +317,7 @@ fn next_step(shared: &Shared) -> Step {
     let mut spun = false;
     loop {
         let step = queue.next();
-        shared.queued.store(queue.pending(), Ordering::Release);
+        shared.publish(&queue);
         match step {
             Step::Wait if !spun => {
                 drop(queue);
@@ -220,7 +336,7 @@ fn next_step(shared: &Shared) -> Step {
     }
 }
 
-fn run_task(shared: &Shared, index: usize, worker: &str, task: Task) {
+fn run_task(shared: &Shared, index: usize, worker: &str, task: Box<Task>) {
     // A panic here would be a bug in wasp, not in the job: report it on the job rather than
     // lose the job and the worker.
     let outcome =
@@ -230,7 +346,7 @@ fn run_task(shared: &Shared, index: usize, worker: &str, task: Task) {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            error!(job = %task.id, %message, "wasp panicked while running a job");
+            error!(job = %task.id(), %message, "wasp panicked while running a job");
             RawOutcome::failed(JobError::Internal(message))
         });
     let failed = outcome.result.is_err();
@@ -241,48 +357,41 @@ fn run_task(shared: &Shared, index: usize, worker: &str, task: Task) {
         stats.failed += u64::from(failed);
         stats.busy += outcome.duration;
     }
-    shared.complete(task, outcome, worker.to_string());
+    let finished = Finished {
+        outcome,
+        worker: worker.to_string(),
+    };
+    shared.finish(task, finished);
 }
 
 fn execute(shared: &Shared, task: &Task) -> RawOutcome {
-    if task.cancel.is_cancelled() {
-        // Cancelled while queued (on a node: its client left): nothing to run.
+    if task.is_answered() || task.slot().cancel_flag().is_cancelled() {
+        // Cancelled while queued (by its caller; on a node, its client left): nothing to
+        // run, and nobody waits for this outcome.
         return RawOutcome::failed(JobError::Cancelled("cancelled before it ran".into()));
     }
-    let metered = task.limits.fuel.is_some();
+    let limits = task.asked.resolve();
+    let metered = limits.fuel.is_some();
     match shared.modules.get(&shared.sandbox, &task.module, metered) {
         Ok(compiled) => shared.sandbox.run(
             &compiled,
             &task.function,
             &task.args,
-            &task.limits,
-            &task.cancel,
+            &limits,
+            task.slot().cancel_flag(),
         ),
         Err(err) => RawOutcome::failed(err),
     }
 }
 
-/// Completes a task that will never run.
-fn cancel(shared: &Shared, task: Task) {
-    cancel_with(shared, task, "the server shut down before it ran");
-}
-
-/// Completes a task that will not run (again), saying why.
-pub(crate) fn cancel_with(shared: &Shared, task: Task, why: &str) {
-    shared.complete(
-        task,
-        RawOutcome::failed(JobError::Cancelled(why.into())),
-        String::new(),
-    );
-}
-
 /// Stops the pool: cancels queued jobs, interrupts running ones, and joins the workers
 /// (except the calling thread, should a callback be dropping the server).
 pub(crate) fn shutdown(shared: &Shared) {
-    let never_started = shared.queue().close();
+    let never_started = shared.update_queue(Queue::close);
     shared.work.notify_all();
+    shared.room.notify_all();
     for task in never_started {
-        cancel(shared, task);
+        shared.finish(task, cancelled("the server shut down before it ran"));
     }
     let threads = std::mem::take(&mut *shared.threads.lock().unwrap_or_else(|p| p.into_inner()));
     let me = std::thread::current().id();
@@ -303,5 +412,26 @@ fn reap_finished_threads(shared: &Shared) {
     drop(threads);
     for (_, handle) in done {
         let _ = handle.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retired_workers_rows_are_reused() {
+        let mut workers = Vec::new();
+        assert_eq!(claim_worker_row(&mut workers), 0);
+        assert_eq!(claim_worker_row(&mut workers), 1);
+        workers[0].active = false;
+        workers[0].jobs = 5;
+        assert_eq!(claim_worker_row(&mut workers), 0, "a retired row is taken");
+        assert_eq!(workers[0].jobs, 5, "its counts carry on");
+        for _ in 0..100 {
+            workers[1].active = false;
+            assert_eq!(claim_worker_row(&mut workers), 1);
+        }
+        assert_eq!(workers.len(), 2, "resizing does not grow the table");
     }
 }

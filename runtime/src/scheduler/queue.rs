@@ -1,35 +1,15 @@
 //! The job queue and the worker-count policy, as plain data: no threads, no locks.
 //!
-//! Workers ask [`Queue::next`] what to do; the pool's threads only add locking and waiting
-//! around it. Keeping the policy here makes it testable step by step.
+//! Workers ask [`Queue::next`] what to do; node sessions [`Queue::take`] batches; the pool's
+//! threads only add locking and waiting around it. Keeping the policy here makes it testable
+//! step by step.
 
 use super::lanes::{Lanes, Owner};
-use crate::job::{JobId, JobSlot};
-use crate::module::Module;
-use crate::sandbox::{Cancel, Limits};
+use super::slot::JobSlot;
+use super::task::Task;
+use crate::job::JobId;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// A job waiting for, or held by, a worker.
-pub(crate) struct Task {
-    pub(crate) id: JobId,
-    pub(crate) module: Module,
-    pub(crate) function: String,
-    /// The MessagePack-encoded arguments.
-    pub(crate) args: Vec<u8>,
-    pub(crate) limits: Limits,
-    pub(crate) cancel: Cancel,
-    pub(crate) slot: Arc<JobSlot>,
-    /// The group the job counts in.
-    pub(crate) group: String,
-    /// Who submitted it: owners share the workers fairly.
-    pub(crate) owner: Owner,
-    /// How many times a node running it was lost: bounded by the cluster's retry limit.
-    pub(crate) attempts: u32,
-    /// How many times nodes handed it back since its last counted attempt: free, up to a
-    /// point.
-    pub(crate) handed_back: u32,
-}
 
 /// What a worker should do next.
 pub(crate) enum Step {
@@ -41,11 +21,17 @@ pub(crate) enum Step {
     Wait,
 }
 
+/// A task held by a worker or a node: what is needed to stop it, and whose it is.
+struct Running {
+    slot: Arc<JobSlot>,
+    owner: Owner,
+}
+
 /// Pending tasks, running tasks, and how many workers there are and should be.
 #[derive(Default)]
 pub(crate) struct Queue {
     pending: Lanes,
-    running: HashMap<JobId, (Cancel, Owner)>,
+    running: HashMap<JobId, Running>,
     /// How many tasks each owner has running.
     busy: HashMap<Owner, usize>,
     /// How many workers the pool should have.
@@ -55,6 +41,8 @@ pub(crate) struct Queue {
     /// How many workers are asleep waiting for work: waking one costs a system call, so
     /// it is done only when someone is asleep.
     idle: usize,
+    /// How many submitters are asleep waiting for room in the queue.
+    blocked: usize,
     closed: bool,
 }
 
@@ -75,15 +63,18 @@ impl Queue {
         let task = self
             .pending
             .pop(|owner| busy.get(&owner).copied().unwrap_or(0))?;
-        self.running
-            .insert(task.id, (task.cancel.clone(), task.owner));
+        let running = Running {
+            slot: task.slot().clone(),
+            owner: task.owner,
+        };
+        self.running.insert(task.id(), running);
         *self.busy.entry(task.owner).or_default() += 1;
         Some(task)
     }
 
-    /// Counts task `id` as no longer running.
-    fn stop(&mut self, id: JobId) {
-        let Some((_, owner)) = self.running.remove(&id) else {
+    /// Counts task `id` as no longer running (nothing if it was not).
+    pub(crate) fn stop(&mut self, id: JobId) {
+        let Some(Running { owner, .. }) = self.running.remove(&id) else {
             return;
         };
         if let Some(count) = self.busy.get_mut(&owner) {
@@ -101,6 +92,20 @@ impl Queue {
         } else {
             self.idle -= 1;
         }
+    }
+
+    /// Records that a submitter goes to sleep for room (`true`) or wakes up (`false`).
+    pub(crate) fn set_blocked(&mut self, asleep: bool) {
+        if asleep {
+            self.blocked += 1;
+        } else {
+            self.blocked -= 1;
+        }
+    }
+
+    /// Whether submitters are asleep waiting for room.
+    pub(crate) fn has_blocked(&self) -> bool {
+        self.blocked > 0
     }
 
     /// The next step for a worker. A worker told to retire must exit.
@@ -135,14 +140,9 @@ impl Queue {
         if self.closed {
             return Err(task);
         }
-        self.stop(task.id);
+        self.stop(task.id());
         self.pending.push_front(task);
         Ok(self.idle > 0)
-    }
-
-    /// Records that a worker finished task `id`.
-    pub(crate) fn finished(&mut self, id: JobId) {
-        self.stop(id);
     }
 
     /// Sets the number of workers; returns how many new ones to start. Shrinking is done by
@@ -179,11 +179,44 @@ impl Queue {
         self.running.len()
     }
 
+    /// Takes out the pending tasks of `group` (for the caller to answer as cancelled) and
+    /// returns the slots of its running ones (for the caller to cancel).
+    #[expect(
+        clippy::vec_box,
+        reason = "tasks stay boxed from submission to completion"
+    )]
+    pub(crate) fn take_group(&mut self, group: &str) -> (Vec<Box<Task>>, Vec<Arc<JobSlot>>) {
+        let pending = self
+            .pending
+            .take_where(|task| &**task.slot().group() == group);
+        let running = self
+            .running
+            .values()
+            .filter(|running| &**running.slot.group() == group)
+            .map(|running| running.slot.clone())
+            .collect();
+        (pending, running)
+    }
+
+    /// Takes out every pending task of the queue without closing it (a draining node hands
+    /// them back); running tasks go on.
+    #[expect(
+        clippy::vec_box,
+        reason = "tasks stay boxed from submission to completion"
+    )]
+    pub(crate) fn take_pending(&mut self) -> Vec<Box<Task>> {
+        self.pending.drain()
+    }
+
     /// Closes the queue: returns the tasks that never started, and cancels the running ones.
-    pub(crate) fn close(&mut self) -> Vec<Task> {
+    #[expect(
+        clippy::vec_box,
+        reason = "tasks stay boxed from submission to completion"
+    )]
+    pub(crate) fn close(&mut self) -> Vec<Box<Task>> {
         self.closed = true;
-        for (cancel, _) in self.running.values() {
-            cancel.cancel();
+        for running in self.running.values() {
+            running.slot.cancel_flag().cancel();
         }
         self.pending.drain()
     }
@@ -192,32 +225,15 @@ impl Queue {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::scheduler::task::test_task;
 
     fn task(id: u64) -> Box<Task> {
-        task_of(Owner::LOCAL, id)
-    }
-
-    /// A task of `owner` with id `id`.
-    pub(crate) fn task_of(owner: Owner, id: u64) -> Box<Task> {
-        let module = crate::module::test_module();
-        Box::new(Task {
-            id: JobId(id),
-            module,
-            function: "f".into(),
-            args: vec![],
-            limits: Limits::default(),
-            cancel: Cancel::default(),
-            slot: JobSlot::new(JobId(id)),
-            group: "default".into(),
-            attempts: 0,
-            handed_back: 0,
-            owner,
-        })
+        test_task(id, Owner::LOCAL)
     }
 
     fn run_id(step: Step) -> u64 {
         match step {
-            Step::Run(task) => task.id.0,
+            Step::Run(task) => task.id().0,
             Step::Retire => panic!("retired"),
             Step::Wait => panic!("waited"),
         }
@@ -233,7 +249,7 @@ pub(crate) mod tests {
         assert_eq!(run_id(queue.next()), 0);
         assert_eq!(run_id(queue.next()), 1);
         assert_eq!(queue.running(), 2);
-        queue.finished(JobId(0));
+        queue.stop(JobId(0));
         assert_eq!(queue.running(), 1);
         assert_eq!(run_id(queue.next()), 2);
         assert!(matches!(queue.next(), Step::Wait));
@@ -246,16 +262,16 @@ pub(crate) mod tests {
         let mut queue = Queue::default();
         queue.set_target(2);
         for id in 0..3 {
-            assert!(queue.push(task_of(Owner(1), id)).is_ok());
+            assert!(queue.push(test_task(id, Owner(1))).is_ok());
         }
-        assert!(queue.push(task_of(Owner(2), 10)).is_ok());
-        assert!(queue.push(task_of(Owner(2), 11)).is_ok());
+        assert!(queue.push(test_task(10, Owner(2))).is_ok());
+        assert!(queue.push(test_task(11, Owner(2))).is_ok());
         assert_eq!(run_id(queue.next()), 0);
         assert_eq!(run_id(queue.next()), 10);
-        queue.finished(JobId(10));
+        queue.stop(JobId(10));
         assert_eq!(run_id(queue.next()), 11, "owner 2 has none running");
-        queue.finished(JobId(0));
-        queue.finished(JobId(11));
+        queue.stop(JobId(0));
+        queue.stop(JobId(11));
         assert_eq!(run_id(queue.next()), 1);
         assert_eq!(queue.running(), 1);
     }
@@ -282,13 +298,16 @@ pub(crate) mod tests {
         }
         // No local workers: a node still gets work.
         let batch = queue.take(3);
-        assert_eq!(batch.iter().map(|t| t.id.0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            batch.iter().map(|t| t.id().0).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         assert_eq!((queue.pending(), queue.running()), (1, 3));
         let lost = batch.into_iter().nth(1).expect("three tasks");
         assert!(queue.requeue(lost).is_ok());
         assert_eq!((queue.pending(), queue.running()), (2, 2));
         assert_eq!(
-            queue.take(10).iter().map(|t| t.id.0).collect::<Vec<_>>(),
+            queue.take(10).iter().map(|t| t.id().0).collect::<Vec<_>>(),
             [1, 3]
         );
         assert!(queue.take(1).is_empty());
@@ -307,8 +326,27 @@ pub(crate) mod tests {
         };
         let never_started = queue.close();
         assert_eq!(never_started.len(), 1);
-        assert!(running.cancel.is_cancelled());
+        assert!(running.slot().cancel_flag().is_cancelled());
         assert!(queue.push(task(2)).is_err());
         assert!(matches!(queue.next(), Step::Retire));
+    }
+
+    #[test]
+    fn a_group_is_taken_out_of_the_queue_and_its_running_jobs_found() {
+        let mut queue = Queue::default();
+        queue.set_target(1);
+        for id in 0..3 {
+            assert!(queue.push(task(id)).is_ok());
+        }
+        let Step::Run(running) = queue.next() else {
+            panic!("expected a task")
+        };
+        let (pending, slots) = queue.take_group("default");
+        assert_eq!(pending.len(), 2);
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].id(), running.id());
+        assert_eq!(queue.pending(), 0);
+        let (none, _) = queue.take_group("another");
+        assert!(none.is_empty());
     }
 }

@@ -79,7 +79,7 @@ fn client(secret: &ClusterSecret, nodes: &[&BenchNode]) -> anyhow::Result<Server
         .workers(0)
         .no_disk_cache()
         .secret(secret.clone())
-        .peers(nodes.iter().map(|node| node.address.to_string()))
+        .peers(nodes.iter().map(|node| wasp::Peer::Addr(node.address)))
         .build()?;
     server.wait_for_nodes(nodes.len(), Duration::from_secs(30))?;
     Ok(server)

@@ -40,7 +40,7 @@ pub(crate) fn run(repeats: usize) -> anyhow::Result<Vec<Row>> {
         .workers(0)
         .no_disk_cache()
         .secret(secret.clone())
-        .peers([node.address.to_string()])
+        .peers([wasp::Peer::Addr(node.address)])
         .build()?;
     client.wait_for_nodes(1, Duration::from_secs(30))?;
 

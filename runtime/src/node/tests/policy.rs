@@ -16,7 +16,7 @@ fn run_with(job: u64, module: &Module, function: &str, limits: Limits) -> ToNode
         module: hash_of(module),
         function: function.into(),
         args: rmp_serde::to_vec(&()).unwrap(),
-        limits: WireLimits::from(&limits),
+        limits: crate::wire::limits_to_wire(&crate::sandbox::Asked::all(&limits)),
     })
 }
 
@@ -26,7 +26,7 @@ impl RawClient {
         &mut self,
         module: &Module,
         job: u64,
-    ) -> Result<serde_bytes::ByteBuf, JobError> {
+    ) -> Result<serde_bytes::ByteBuf, WireError> {
         loop {
             match self.next().await {
                 ToClient::NeedModule { hash } if hash == hash_of(module) => {
@@ -49,7 +49,7 @@ async fn with_real_client<T: Send + 'static>(
     let done = tokio::task::spawn_blocking(move || {
         let server = Server::builder()
             .workers(0)
-            .peers([addr.to_string()])
+            .peers([crate::Peer::Addr(addr)])
             .secret(secret())
             .build()
             .unwrap();
@@ -95,7 +95,7 @@ async fn limits_above_the_maxima_are_refused_by_name() {
         // Refused at once: the module is not even asked for.
         match client.next().await {
             ToClient::Done(done) => match done.result {
-                Err(JobError::LimitRefused { limit, .. }) => assert_eq!(limit, name),
+                Err(WireError::LimitRefused { limit, .. }) => assert_eq!(limit, name),
                 other => panic!("{name}: {other:?}"),
             },
             other => panic!("{name}: unexpected {other:?}"),
@@ -122,7 +122,10 @@ async fn a_job_asking_for_no_timeout_gets_the_nodes_maximum() {
         .send(&[run_with(0, &module, "spin", Limits::default())])
         .await;
     let result = client.answer(&module, 0).await;
-    assert!(matches!(result, Err(JobError::Timeout(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(WireError::Timeout { .. })),
+        "{result:?}"
+    );
     // The worker is free again.
     assert_eq!(
         client.sum_primes_100(&sum_primes(), 1).await,
@@ -146,7 +149,7 @@ async fn an_allow_list_refuses_other_modules_without_asking_for_them() {
         .await;
     match client.next().await {
         ToClient::Done(done) => match done.result {
-            Err(JobError::ModuleRefused(why)) => {
+            Err(WireError::ModuleRefused(why)) => {
                 assert!(why.contains(&other.hash().to_hex()), "{why}");
             }
             result => panic!("{result:?}"),
@@ -417,7 +420,7 @@ async fn a_client_over_its_byte_budget_is_not_read_until_its_answers_drain() {
                 module: [9; 32],
                 function: "f".into(),
                 args: vec![0; 1 << 20],
-                limits: WireLimits::from(&Limits::default()),
+                limits: WireLimits::default(),
             })
         })
         .collect();
@@ -449,7 +452,7 @@ async fn jobs_larger_than_the_byte_budget_still_run_one_at_a_time() {
                 module: hash_of(&module),
                 function: "repeat".into(),
                 args: rmp_serde::to_vec(&(&text, 1_u32)).unwrap(),
-                limits: WireLimits::from(&Limits::default()),
+                limits: WireLimits::default(),
             })
         })
         .collect();

@@ -32,8 +32,9 @@ pub(crate) struct NodeCommand {
     /// Directory of the compiled-code cache (default: the user's cache dir, wasp/modules).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
-    /// Directory of the node's certificate and key, kept across restarts (default: the
-    /// user's data dir, wasp/node).
+    /// Directory of the node's certificate and key (its identity, kept across restarts),
+    /// locked while the node runs (default: one per listen address in the user's data
+    /// dir, wasp/node/<ip>-<port>; with port 0, an identity for this run only).
     #[arg(long, value_name = "DIR")]
     identity_dir: Option<PathBuf>,
     /// At shutdown, how long running jobs may take to finish before they are handed back.

@@ -2,6 +2,7 @@
 //! order, one JSON line each.
 
 use crate::EXIT_JOB_FAILED;
+use crate::interrupt::{EXIT_INTERRUPTED, Interrupted, cancel_on_interrupt};
 use crate::json::{encode_args, parse_input_line};
 use crate::options::{JobTarget, PoolArgs};
 use crate::run::forward_job_output;
@@ -17,6 +18,9 @@ use wasp::{Job, JobOptions, Module, Server};
 
 /// Jobs kept in flight per worker: enough to keep every worker busy.
 const IN_FLIGHT_PER_WORKER: usize = 16;
+
+/// The job group of a map's jobs: Ctrl-C cancels it.
+const GROUP: &str = "wasp map";
 
 #[derive(Debug, Args)]
 pub(crate) struct MapCommand {
@@ -49,9 +53,15 @@ impl MapCommand {
         }
         let server = self.pool.build(builder)?;
         let progress = progress_bar(lines.len());
-        let failed = self.run_all(&server, &module, lines, &progress)?;
+        let failed = cancel_on_interrupt(&server, GROUP, |interrupted| {
+            self.run_all(&server, &module, lines, &progress, interrupted)
+        })?;
         progress.finish_and_clear();
         self.pool.print_stats(&server);
+        let Some(failed) = failed else {
+            // Dropping the server closes its connections: nodes stop its jobs at once.
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        };
         if failed > 0 {
             eprintln!("wasp: {failed} job(s) failed");
             return Ok(ExitCode::from(EXIT_JOB_FAILED));
@@ -83,33 +93,44 @@ impl MapCommand {
     }
 
     /// Submits with a bounded window, prints results in input order; returns the number of
-    /// failed jobs. A failed job prints `null` on stdout (keeping output line N for input
-    /// line N) and its error, with its line number, on stderr.
+    /// failed jobs, or `None` if Ctrl-C stopped it (what was submitted is cancelled). A
+    /// failed job prints `null` on stdout (keeping output line N for input line N) and its
+    /// error, with its line number, on stderr.
     fn run_all(
         &self,
         server: &Server,
         module: &Module,
         lines: Vec<(usize, Vec<u8>)>,
         progress: &ProgressBar,
-    ) -> anyhow::Result<usize> {
+        interrupted: &Interrupted,
+    ) -> anyhow::Result<Option<usize>> {
         let window = server.capacity().max(1) * IN_FLIGHT_PER_WORKER;
+        let options = JobOptions::new().group(GROUP);
         let mut inputs = lines.into_iter();
         let mut in_flight = VecDeque::new();
         let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
         let mut failed = 0;
         loop {
-            while in_flight.len() < window {
+            while in_flight.len() < window && !interrupted.is_set() {
                 let Some((line, args)) = inputs.next() else {
                     break;
                 };
-                let job =
-                    server.submit_raw(module, &self.target.function, args, &JobOptions::new());
+                let job = server.submit_raw(module, &self.target.function, args, &options);
                 in_flight.push_back(Pending { line, job });
             }
             let Some(pending) = in_flight.pop_front() else {
                 break;
             };
+
             let output = pending.job.wait_output();
+            if interrupted.is_set() {
+                // The watcher cancelled the group; a job submitted as it did goes too.
+                in_flight.iter().for_each(|pending| {
+                    pending.job.cancel();
+                });
+                stdout.flush()?;
+                return Ok(None);
+            }
             forward_job_output(&output.stdout, &output.stderr)?;
             match output.result {
                 Ok(value) => serde_json::to_writer(&mut stdout, &value)?,
@@ -123,7 +144,10 @@ impl MapCommand {
             progress.inc(1);
         }
         stdout.flush()?;
-        Ok(failed)
+        if interrupted.is_set() {
+            return Ok(None);
+        }
+        Ok(Some(failed))
     }
 }
 

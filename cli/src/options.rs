@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use wasp::{Module, Server, ServerBuilder};
+use wasp::{Module, Peer, Server, ServerBuilder};
 
 /// What to run: a module and one of its jobs.
 #[derive(Debug, Args)]
@@ -70,7 +70,7 @@ struct ClusterArgs {
     /// address it resolves to (e.g. a Kubernetes headless Service), resolved again every
     /// `--resolve-interval`. With `--workers 0`, jobs run on the nodes only.
     #[arg(long = "peer", value_name = "ADDR")]
-    peers: Vec<String>,
+    peers: Vec<Peer>,
     /// How often peer names are resolved again, for nodes added or removed behind them.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     resolve_interval: Option<Duration>,
@@ -106,7 +106,7 @@ impl ClusterArgs {
         }
         builder = match self.discovery_address {
             Some(address) => builder.discovery(address),
-            None if self.discover => builder.peers(["*"]),
+            None if self.discover => builder.peers([Peer::Discover]),
             None => builder,
         };
         builder = builder.peers(self.peers.iter().cloned());
@@ -133,13 +133,16 @@ impl ClusterArgs {
 /// Limits applied to each job.
 #[derive(Debug, Args)]
 struct LimitArgs {
-    /// Wall-clock limit per job, e.g. `2s`, `500ms`, `1m` (default: none).
+    /// Wall-clock limit per job, e.g. `2s`, `500ms`, `1m` (default: none here; a node's
+    /// maximum on a node).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
-    /// Linear-memory limit per job, e.g. `64MiB`, `1GiB` (default: 256MiB).
+    /// Linear-memory limit per job, e.g. `64MiB`, `1GiB` (default: 256MiB here; a node's
+    /// maximum on a node).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_memory: Option<u64>,
-    /// Limit on each of a job's stdout and stderr, e.g. `64KiB` (default: 1MiB).
+    /// Limit on each of a job's stdout and stderr, e.g. `64KiB` (default: 1MiB here; a
+    /// node's maximum on a node).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_output: Option<u64>,
     /// Fuel budget per job: a CPU budget in WebAssembly instructions (about one unit
@@ -160,13 +163,20 @@ struct CacheArgs {
 }
 
 impl LimitArgs {
+    /// Asks for the limits given, and only those: a node gives its own value for the rest.
     fn apply(&self, mut builder: ServerBuilder) -> ServerBuilder {
-        let mut limits = wasp::Limits::default();
-        limits.timeout = self.timeout;
-        limits.max_memory = self.max_memory.unwrap_or(limits.max_memory);
-        limits.max_output = self.max_output.unwrap_or(limits.max_output);
-        limits.fuel = self.fuel;
-        builder = builder.limits(limits);
+        if let Some(timeout) = self.timeout {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(bytes) = self.max_memory {
+            builder = builder.max_memory(bytes);
+        }
+        if let Some(bytes) = self.max_output {
+            builder = builder.max_output(bytes);
+        }
+        if let Some(fuel) = self.fuel {
+            builder = builder.fuel(fuel);
+        }
         builder
     }
 }

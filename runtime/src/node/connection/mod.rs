@@ -1,28 +1,30 @@
 //! One client connection of a node: handshake, then jobs in, results out.
 //!
-//! Three tasks per connection: this one reads job frames; a writer batches the outgoing
-//! messages (results come from worker threads through a channel); an uploader reads the
-//! modules the client sends on their own streams.
+//! `state` holds the connection's protocol as plain data; this driver runs three tasks per
+//! connection: this one reads job frames; a writer batches the outgoing messages (results
+//! come from worker threads through a channel); an uploader reads the modules the client
+//! sends on their own streams.
+
+mod state;
 
 use super::holdings::Holdings;
 use super::{NodeContext, Phase};
-use crate::error::JobError;
-use crate::job::Finished;
 use crate::module::{Module, ModuleHash};
 use crate::net::{self, FramedRecv};
-use crate::proto::CloseCode;
-use crate::proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
-use crate::proto::message::{JobDone, RunJob, ToClient, ToNode, WireHash, WireLimits};
-use crate::sandbox::Cancel;
 use crate::scheduler::lanes::Owner;
+use crate::scheduler::slot::Finished;
+use crate::submit::Call;
 use bytes::BytesMut;
-use std::collections::HashMap;
+use state::{Action, ConnectionState};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
+use wasp_proto::CloseCode;
+use wasp_proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
+use wasp_proto::message::{ToClient, ToNode, WireHash};
 
 /// How long a client has to complete the QUIC and wasp handshakes.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,14 +58,13 @@ pub(super) async fn serve(
         remote,
         connection: connection.clone(),
         out,
-        waiting: Mutex::new(HashMap::new()),
+        state: Arc::new(Mutex::new(ConnectionState::default())),
         holdings: holdings.clone(),
-        cancel: Cancel::default(),
         owner: Owner(NEXT_OWNER.fetch_add(1, Ordering::Relaxed)),
     });
     let mut welcome = client.node.info.clone();
     welcome.workers = *workers.borrow_and_update();
-    client.send(ToClient::Welcome(welcome));
+    client.answer(0, ToClient::Welcome(welcome));
     let uploads = tokio::spawn(receive_modules(client.clone()));
     let recv = FramedRecv::new(recv, MAX_FRAME_LEN);
     let ended = read_jobs(&client, recv, &mut phase, &mut workers).await;
@@ -77,7 +78,8 @@ pub(super) async fn serve(
     }
     if connection.close_reason().is_some() {
         // Nobody will read the results of its jobs: do not spend workers on them.
-        client.cancel.cancel();
+        client.state().cancel_all();
+        client.act();
     }
     // The writer ends when the last sender is gone: this one, and those of jobs still
     // running, whose results are still worth sending.
@@ -133,14 +135,11 @@ struct Client {
     remote: SocketAddr,
     connection: quinn::Connection,
     out: mpsc::UnboundedSender<ToClient>,
-    /// Jobs waiting for their module, by module hash. A hash present here has been asked
-    /// of the client once.
-    waiting: Mutex<HashMap<WireHash, Vec<RunJob>>>,
+    /// The connection's protocol state, shared with the callbacks of its running jobs.
+    state: Arc<Mutex<ConnectionState>>,
     /// Its jobs and their bytes on the node, until their answers are written: bounded by
     /// the policy, and so are the messages queued for the writer.
     holdings: Arc<Holdings>,
-    /// Set when the client is gone: stops its queued and running jobs.
-    cancel: Cancel,
     /// Whose its jobs are in the node's queue: clients share the workers fairly.
     owner: Owner,
 }
@@ -149,160 +148,124 @@ struct Client {
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
 impl Client {
-    fn send(&self, message: ToClient) {
-        // Fails only when the writer has stopped: the connection is gone.
-        let _ = self.out.send(message);
+    fn state(&self) -> MutexGuard<'_, ConnectionState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends the answer to jobs whose arguments (`args` bytes) are freed.
-    fn answer(&self, args: usize, message: ToClient) {
-        self.holdings.answered(args, &message);
-        self.send(message);
-    }
-
-    fn waiting(&self) -> MutexGuard<'_, HashMap<WireHash, Vec<RunJob>>> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs a job now, or parks it until its module arrives (asking for it once); or
-    /// refuses it, if the node's policy does not allow its module or its limits. Returns
-    /// why the client must be disconnected if it sends more jobs than it may.
-    fn run(&self, mut job: RunJob) -> Result<(), String> {
-        let policy = &self.node.policy;
-        // This job counts already (from its frame): more than the limit is one too many.
-        if self.holdings.jobs() > policy.max_jobs_per_client {
-            return Err(format!(
-                "sent more than {} jobs at once",
-                policy.max_jobs_per_client
-            ));
-        }
-        let hash = ModuleHash::from_bytes(job.module);
-        let admitted = policy
-            .admit_module(&hash)
-            .and_then(|()| policy.admit_limits(job.limits.into()));
-        match admitted {
-            Ok(limits) => job.limits = WireLimits::from(&limits),
-            Err(refused) => {
-                debug!(remote = %self.remote, %refused, "refused a job");
-                self.answer(job.args.len(), failed(job.job, refused));
-                return Ok(());
+    /// Carries out what the state asked for: sends its messages, submits its jobs.
+    fn act(&self) {
+        loop {
+            // The lock is not held while submitting: a job that fails at once answers
+            // through its callback, which takes the lock.
+            let Some(action) = self.state().poll_action() else {
+                return;
+            };
+            match action {
+                Action::Send(message, args) => self.answer(args, message),
+                Action::Submit(module, job, asked) => self.submit(&module, job, asked),
+                Action::Stop(slot) => {
+                    slot.cancel("cancelled by its client");
+                }
             }
         }
-        // Under the lock: a module that arrives meanwhile is stored before its waiting jobs
-        // are taken out (see `module_arrived`), so the job is either submitted or parked.
-        let mut waiting = self.waiting();
-        if let Some(module) = self.node.modules.get(&hash) {
-            drop(waiting);
-            self.submit(&module, job);
-            return Ok(());
-        }
-        let asked = waiting.contains_key(&job.module);
-        let hash = job.module;
-        waiting.entry(hash).or_default().push(job);
-        drop(waiting);
-        if !asked {
-            self.send(ToClient::NeedModule { hash });
-        }
-        Ok(())
     }
 
-    fn submit(&self, module: &Module, job: RunJob) {
-        let out = self.out.clone();
-        let holdings = self.holdings.clone();
-        let (id, args) = (job.job, job.args.len());
-        self.node.server.submit_with_callback(
+    /// Sends a message answering jobs whose arguments (`args` bytes) are freed.
+    fn answer(&self, args: usize, message: ToClient) {
+        send(&self.holdings, &self.out, args, message);
+    }
+
+    fn submit(
+        &self,
+        module: &Module,
+        job: wasp_proto::message::RunJob,
+        asked: crate::sandbox::Asked,
+    ) {
+        let id = job.job;
+        let (state, holdings, out) = (self.state.clone(), self.holdings.clone(), self.out.clone());
+        let callback = Box::new(move |finished: &Finished| {
+            let answer = state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .finished(id, finished);
+            if let Some((message, args)) = answer {
+                send(&holdings, &out, args, message);
+            }
+        });
+        let call = Call {
             module,
-            &job.function,
-            job.args,
-            job.limits.into(),
-            (self.owner, self.cancel.clone()),
-            Box::new(move |finished: &Finished| {
-                let answer = result_message(id, finished);
-                holdings.answered(args, &answer);
-                let _ = out.send(answer);
-            }),
-        );
+            function: &job.function,
+            args: Ok(job.args),
+        };
+        let slot = self
+            .node
+            .server
+            .submit_owned(call, asked, self.owner, callback);
+        self.state().attach(id, slot);
     }
 
-    /// Hands back the jobs still waiting for their module: the node is closing.
-    fn return_waiting(&self) {
-        let parked: Vec<_> = self.waiting().drain().flat_map(|(_, jobs)| jobs).collect();
-        if !parked.is_empty() {
-            let args = parked.iter().map(|job| job.args.len()).sum();
-            let jobs = parked.iter().map(|job| job.job).collect();
-            self.answer(args, ToClient::Returned { jobs });
-        }
+    /// A job frame: run, park or answer it. Returns why the client must be cut off, if it
+    /// must.
+    fn run(&self, job: wasp_proto::message::RunJob) -> Result<(), String> {
+        let node = &self.node;
+        let held = self.holdings.jobs();
+        self.state().run(job, held, &node.policy, &node.modules)?;
+        self.act();
+        Ok(())
     }
 
     /// A module the client sent: checked against the hash it was asked under, validated,
     /// kept, and its waiting jobs submitted.
     fn module_arrived(&self, hash: WireHash, bytes: Vec<u8>) -> Result<(), String> {
-        if !self.waiting().contains_key(&hash) {
+        if !self.state().awaits(&hash) {
             return Err("sent a module the node did not ask for".into());
         }
         if ModuleHash::of(&bytes).as_bytes() != &hash {
             return Err("sent module bytes that do not match their hash".into());
         }
-        match Module::from_bytes(bytes) {
+        let module = Module::from_bytes(bytes).map_err(|error| error.to_string());
+        match &module {
             Ok(module) => {
                 debug!(remote = %self.remote, module = %module.hash(), "module received");
-                // Stored first, then the waiting jobs taken out: `run` looks at both under
-                // the same lock, so no job falls between them and asks again.
-                let evicted = self.node.modules.insert(module.clone());
-                for hash in &evicted {
-                    self.node.server.forget_module(hash);
-                }
-                if !evicted.is_empty() {
-                    let (kept, bytes) = self.node.modules.size();
-                    debug!(
-                        evicted = evicted.len(),
-                        kept, bytes, "modules evicted from the store"
-                    );
-                }
-                let jobs = self.waiting().remove(&hash).unwrap_or_default();
-                for job in jobs {
-                    self.submit(&module, job);
-                }
+                self.keep(module);
             }
             Err(error) => {
                 warn!(remote = %self.remote, %error, "a client sent a module that does not load");
-                let jobs = self.waiting().remove(&hash).unwrap_or_default();
-                for job in jobs {
-                    let answer = failed(job.job, JobError::Module(error.to_string()));
-                    self.answer(job.args.len(), answer);
-                }
             }
         }
+        // Stored first, then its waiting jobs taken out, under the state's lock, which
+        // `run` holds too: no job falls between them and asks again.
+        self.state().module_arrived(hash, module)?;
+        self.act();
         Ok(())
     }
-}
 
-/// What to tell the client about a finished job: its result, or, if the node shut down
-/// before running it, that it is handed back.
-fn result_message(job: u64, finished: &Finished) -> ToClient {
-    let outcome = &finished.outcome;
-    match &outcome.result {
-        Err(JobError::Cancelled(_)) => ToClient::Returned { jobs: vec![job] },
-        result => ToClient::Done(JobDone {
-            job,
-            result: result.clone().map(serde_bytes::ByteBuf::from),
-            stdout: outcome.stdout.clone(),
-            stderr: outcome.stderr.clone(),
-            duration_ns: u64::try_from(outcome.duration.as_nanos()).unwrap_or(u64::MAX),
-            fuel_used: outcome.fuel_used,
-        }),
+    /// Keeps `module` in the node's store; evicted modules' code is dropped too.
+    fn keep(&self, module: &Module) {
+        let evicted = self.node.modules.insert(module.clone());
+        for hash in &evicted {
+            self.node.server.forget_module(hash);
+        }
+        if !evicted.is_empty() {
+            let (kept, bytes) = self.node.modules.size();
+            debug!(
+                evicted = evicted.len(),
+                kept, bytes, "modules evicted from the store"
+            );
+        }
     }
 }
 
-fn failed(job: u64, error: JobError) -> ToClient {
-    ToClient::Done(JobDone {
-        job,
-        result: Err(error),
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        duration_ns: 0,
-        fuel_used: None,
-    })
+/// Sends `message` to the writer, counting it in `holdings` until written.
+fn send(
+    holdings: &Holdings,
+    out: &mpsc::UnboundedSender<ToClient>,
+    args: usize,
+    message: ToClient,
+) {
+    holdings.answered(args, &message);
+    // Fails only when the writer has stopped: the connection is gone.
+    let _ = out.send(message);
 }
 
 /// Reads job frames until the client finishes its stream, or the node closes. Returns why
@@ -313,14 +276,13 @@ async fn read_jobs(
     phase: &mut watch::Receiver<Phase>,
     workers: &mut watch::Receiver<u32>,
 ) -> Result<(), String> {
-    let mut draining = false;
     loop {
-        if *phase.borrow() != Phase::Serving && !draining {
-            draining = true;
-            client.send(ToClient::Draining);
+        if *phase.borrow() != Phase::Serving {
+            // Said once (the state knows); jobs waiting for their module go back now.
+            client.state().drain();
+            client.act();
         }
         if *phase.borrow() == Phase::Closing {
-            client.return_waiting();
             return Ok(());
         }
         // Over its byte budget, the client's stream is not read: QUIC's flow control makes
@@ -333,12 +295,11 @@ async fn read_jobs(
             } => match frame {
                 Ok(Some(ToNode::Run(job))) => {
                     client.holdings.job_read(job.args.len());
-                    if draining {
-                        let back = ToClient::Returned { jobs: vec![job.job] };
-                        client.answer(job.args.len(), back);
-                    } else {
-                        client.run(job)?;
-                    }
+                    client.run(job)?;
+                }
+                Ok(Some(ToNode::Cancel { jobs })) => {
+                    client.state().cancel(&jobs);
+                    client.act();
                 }
                 Ok(Some(ToNode::Module { .. })) => {
                     return Err("sent a module on the job stream".into());
@@ -357,7 +318,7 @@ async fn read_jobs(
             }
             Ok(()) = workers.changed() => {
                 let count = *workers.borrow_and_update();
-                client.send(ToClient::Workers { workers: count });
+                client.answer(0, ToClient::Workers { workers: count });
             }
         }
     }
@@ -380,7 +341,9 @@ async fn receive_modules(client: Arc<Client>) {
                     .await
                     .unwrap_or_else(|error| Err(format!("module check failed: {error}")))
             }
-            Ok(ToNode::Run(_)) => Err("sent a job on a module stream".into()),
+            Ok(ToNode::Run(_) | ToNode::Cancel { .. }) => {
+                Err("sent a job message on a module stream".into())
+            }
             Err(error) => Err(format!("bad module stream: {error}")),
         };
         if let Err(why) = arrived {
@@ -428,9 +391,9 @@ fn encode(message: &ToClient, buffer: &mut BytesMut) {
         let size = done.result.as_ref().map_or(0, |value| value.len())
             + done.stdout.len()
             + done.stderr.len();
-        let too_large = failed(
+        let too_large = state::failed(
             done.job,
-            JobError::ResultTooLarge {
+            &crate::error::JobError::ResultTooLarge {
                 size: size as u64,
                 limit: MAX_FRAME_LEN as u64,
             },

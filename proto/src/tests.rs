@@ -3,7 +3,7 @@
 
 use super::codec::{
     FRAME_HEADER_LEN, FrameDecoder, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN, ProtoError, encode,
-    fuzz_decode, value_len,
+    fuzz_decode, module_frame_head, value_len,
 };
 use super::handshake::{
     HELLO_LEN, HandshakeParseError, Hello, MAGIC, Refusal, Status, check_node_hello, client_hello,
@@ -11,7 +11,7 @@ use super::handshake::{
 };
 use super::message::{JobDone, NodeInfo, RunJob, ToClient, ToNode, WireLimits};
 use super::{CloseCode, PROTOCOL_VERSION};
-use crate::error::{JobError, TrapKind};
+use crate::error::{WireError, WireTrap};
 use crate::secret::{ClusterSecret, Role};
 use bytes::{BufMut, BytesMut};
 use proptest::collection::vec;
@@ -21,7 +21,6 @@ use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::time::Duration;
 
 // ---- strategies ----
 
@@ -36,9 +35,9 @@ fn text() -> impl Strategy<Value = String> {
 fn run_job() -> impl Strategy<Value = RunJob> {
     let limits = (
         any::<Option<u64>>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
+        any::<Option<u64>>(),
+        any::<Option<u64>>(),
+        any::<Option<u64>>(),
         any::<Option<u64>>(),
     )
         .prop_map(
@@ -65,49 +64,48 @@ fn to_node() -> impl Strategy<Value = ToNode> {
     prop_oneof![
         run_job().prop_map(ToNode::Run),
         (any::<[u8; 32]>(), bytes(512)).prop_map(|(hash, bytes)| ToNode::Module { hash, bytes }),
+        vec(any::<u64>(), 0..8).prop_map(|jobs| ToNode::Cancel { jobs }),
     ]
 }
 
-fn job_error() -> impl Strategy<Value = JobError> {
+fn wire_error() -> impl Strategy<Value = WireError> {
     prop_oneof![
         (text(), vec(text(), 0..4)).prop_map(|(function, available)| {
-            JobError::UnknownFunction {
+            WireError::UnknownFunction {
                 function,
                 available,
             }
         }),
-        text().prop_map(JobError::Failed),
-        text().prop_map(JobError::Panic),
-        Just(JobError::Trap {
-            kind: TrapKind::StackOverflow
-        }),
-        text().prop_map(|text| JobError::Trap {
-            kind: TrapKind::Other(text)
-        }),
-        (any::<u64>(), 0..1_000_000_000u32)
-            .prop_map(|(secs, nanos)| JobError::Timeout(Duration::new(secs, nanos))),
-        any::<u64>().prop_map(|limit| JobError::MemoryLimit { limit }),
-        (text(), any::<u64>()).prop_map(|(stream, limit)| JobError::OutputLimit { stream, limit }),
-        any::<i32>().prop_map(JobError::Exited),
-        any::<u64>().prop_map(|limit| JobError::FuelExhausted { limit }),
+        text().prop_map(WireError::BadArguments),
+        text().prop_map(WireError::Failed),
+        text().prop_map(WireError::Panic),
+        Just(WireError::Trap(WireTrap::StackOverflow)),
+        text().prop_map(|text| WireError::Trap(WireTrap::Other(text))),
+        any::<u64>().prop_map(|nanos| WireError::Timeout { nanos }),
+        any::<u64>().prop_map(|limit| WireError::MemoryLimit { limit }),
+        (text(), any::<u64>()).prop_map(|(stream, limit)| WireError::OutputLimit { stream, limit }),
+        any::<i32>().prop_map(WireError::Exited),
+        any::<u64>().prop_map(|limit| WireError::FuelExhausted { limit }),
         (any::<u64>(), any::<u64>())
-            .prop_map(|(size, limit)| JobError::ResultTooLarge { size, limit }),
-        text().prop_map(JobError::Cancelled),
-        (any::<u32>(), text()).prop_map(|(attempts, node)| JobError::NodeLost { attempts, node }),
-        (text(), text(), text()).prop_map(|(limit, asked, allowed)| JobError::LimitRefused {
+            .prop_map(|(size, limit)| WireError::ResultTooLarge { size, limit }),
+        text().prop_map(WireError::Cancelled),
+        (text(), text(), text()).prop_map(|(limit, asked, allowed)| WireError::LimitRefused {
             limit,
             asked,
             allowed
         }),
-        text().prop_map(JobError::ModuleRefused),
-        text().prop_map(JobError::Forbidden),
+        text().prop_map(WireError::ModuleRefused),
+        text().prop_map(WireError::Forbidden),
+        text().prop_map(WireError::Abi),
+        text().prop_map(WireError::Module),
+        text().prop_map(WireError::Internal),
     ]
 }
 
 fn job_done() -> impl Strategy<Value = JobDone> {
     let result = prop_oneof![
         bytes(64).prop_map(|value| Ok(ByteBuf::from(value))),
-        job_error().prop_map(Err),
+        wire_error().prop_map(Err),
     ];
     let sizes = (any::<u64>(), any::<Option<u64>>());
     (any::<u64>(), result, bytes(64), bytes(64), sizes).prop_map(
@@ -673,4 +671,27 @@ proptest! {
             prop_assert_eq!(Hello::parse(&hello.encode()).unwrap(), hello);
         }
     }
+}
+
+/// A module frame written as a head and the module's bytes is the frame `encode` makes,
+/// for module sizes around each MessagePack bin width.
+#[test]
+fn a_module_frame_head_and_its_bytes_are_the_encoded_frame() {
+    for len in [0, 1, 255, 256, 65_535, 65_536, 70_000] {
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let hash = [7; 32];
+        let mut expected = BytesMut::new();
+        let message = ToNode::Module {
+            hash,
+            bytes: bytes.clone(),
+        };
+        encode(&message, MAX_MODULE_FRAME_LEN, &mut expected).unwrap();
+        let mut head = module_frame_head(&hash, len, MAX_MODULE_FRAME_LEN).unwrap();
+        head.extend_from_slice(&bytes);
+        assert_eq!(head, expected, "module of {len} bytes");
+    }
+    assert!(matches!(
+        module_frame_head(&[0; 32], 100, 50),
+        Err(ProtoError::TooLarge { .. })
+    ));
 }

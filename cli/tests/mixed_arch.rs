@@ -92,7 +92,7 @@ fn client(secret: &ClusterSecret, nodes: &[&NodeProcess]) -> Server {
         .no_disk_cache()
         .node_timeout(NODE_TIMEOUT)
         .secret(secret.clone())
-        .peers(nodes.iter().map(|node| node.address().to_string()))
+        .peers(nodes.iter().map(|node| wasp::Peer::Addr(node.address())))
         .build()
         .expect("the client builds");
     if let Err(err) = server.wait_for_nodes(nodes.len(), CONNECT_WAIT) {

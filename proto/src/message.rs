@@ -4,7 +4,7 @@
 //! prefix of [`codec`](super::codec). Adding a variant or a field is a protocol change:
 //! bump [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION).
 
-use crate::error::JobError;
+use crate::error::WireError;
 use serde::{Deserialize, Serialize};
 
 /// A job's wire identifier: unique per client connection, chosen by the client.
@@ -29,6 +29,14 @@ pub enum ToNode {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// Stop these jobs: the client no longer wants their results (its caller cancelled
+    /// them, or it is going away). The node stops each one that is queued or running and
+    /// still answers it once (with its result, if it finished first, or with
+    /// [`WireError::Cancelled`]), so that both sides agree on what the node holds.
+    Cancel {
+        /// The jobs to stop; ids the node does not hold are ignored (already answered).
+        jobs: Vec<WireJobId>,
+    },
 }
 
 /// One job for a node to run.
@@ -48,18 +56,20 @@ pub struct RunJob {
     pub limits: WireLimits,
 }
 
-/// [`Limits`](crate::Limits) on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The limits a client asks for a job. `None` is a limit the client's user did not set:
+/// the node gives the job its own value (its maximum) for it. Only a limit asked for may be
+/// refused as above the node's maximum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireLimits {
-    /// Wall-clock timeout in milliseconds (`None`: no limit).
+    /// Wall-clock timeout in milliseconds.
     pub timeout_ms: Option<u64>,
     /// Bytes of linear memory.
-    pub max_memory: u64,
+    pub max_memory: Option<u64>,
     /// Bytes captured from each of stdout and stderr.
-    pub max_output: u64,
+    pub max_output: Option<u64>,
     /// Elements in each table.
-    pub max_table_elements: u64,
-    /// Fuel budget (`None`: none).
+    pub max_table_elements: Option<u64>,
+    /// Fuel budget, in fuel units.
     pub fuel: Option<u64>,
 }
 
@@ -116,7 +126,7 @@ pub struct JobDone {
     /// The client's identifier for the job.
     pub job: WireJobId,
     /// The MessagePack-encoded result, or why there is none.
-    pub result: Result<serde_bytes::ByteBuf, JobError>,
+    pub result: Result<serde_bytes::ByteBuf, WireError>,
     /// What the job wrote to stdout.
     #[serde(with = "serde_bytes")]
     pub stdout: Vec<u8>,
@@ -127,31 +137,4 @@ pub struct JobDone {
     pub duration_ns: u64,
     /// The fuel the job used, if it had a budget.
     pub fuel_used: Option<u64>,
-}
-
-impl From<&crate::sandbox::Limits> for WireLimits {
-    fn from(limits: &crate::sandbox::Limits) -> Self {
-        WireLimits {
-            // Rounded up: a sub-millisecond timeout must not become "no time at all".
-            timeout_ms: limits.timeout.map(|timeout| {
-                u64::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
-            }),
-            max_memory: limits.max_memory,
-            max_output: limits.max_output,
-            max_table_elements: limits.max_table_elements,
-            fuel: limits.fuel,
-        }
-    }
-}
-
-impl From<WireLimits> for crate::sandbox::Limits {
-    fn from(limits: WireLimits) -> Self {
-        crate::sandbox::Limits {
-            timeout: limits.timeout_ms.map(std::time::Duration::from_millis),
-            max_memory: limits.max_memory,
-            max_output: limits.max_output,
-            max_table_elements: limits.max_table_elements,
-            fuel: limits.fuel,
-        }
-    }
 }

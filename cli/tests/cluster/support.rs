@@ -39,7 +39,7 @@ pub(crate) fn client(auth: Auth<'_>, nodes: &[&NodeProcess]) -> Server {
         .workers(0)
         .no_disk_cache()
         .node_timeout(NODE_TIMEOUT)
-        .peers(nodes.iter().map(|node| node.address().to_string()));
+        .peers(nodes.iter().map(|node| wasp::Peer::Addr(node.address())));
     let builder = match auth {
         Auth::Secret(secret) => builder.secret(secret.clone()),
         Auth::Insecure => builder.insecure(),

@@ -367,7 +367,7 @@ fn named_client(secret: &ClusterSecret, answer: &Arc<Mutex<Vec<SocketAddr>>>) ->
         .no_disk_cache()
         .node_timeout(NODE_TIMEOUT)
         .secret(secret.clone())
-        .peers([SERVICE])
+        .peers([SERVICE.parse().expect("a name")])
         .resolve_interval(Duration::from_millis(100))
         .resolver(move |name| {
             assert_eq!(name, SERVICE);
@@ -421,7 +421,7 @@ fn a_name_that_does_not_resolve_says_why() {
     let server = Server::builder()
         .workers(0)
         .secret(new_secret())
-        .peers([SERVICE])
+        .peers([SERVICE.parse().expect("a name")])
         .resolver(|_| Err(std::io::Error::other("no such service")))
         .build()
         .expect("the client builds");

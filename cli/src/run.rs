@@ -1,6 +1,7 @@
 //! `wasp run MODULE FUNCTION [ARG...]`: one job, its result as JSON on stdout.
 
 use crate::EXIT_JOB_FAILED;
+use crate::interrupt::{EXIT_INTERRUPTED, cancel_on_interrupt};
 use crate::json::{encode_args, parse_cli_args};
 use crate::options::{JobTarget, PoolArgs};
 use anyhow::Context as _;
@@ -9,6 +10,9 @@ use serde_json::Value;
 use std::io::Write as _;
 use std::process::ExitCode;
 use wasp::{JobOptions, Server};
+
+/// The job group of `wasp run`'s job: Ctrl-C cancels it.
+const GROUP: &str = "wasp run";
 
 #[derive(Debug, Args)]
 pub(crate) struct RunCommand {
@@ -29,9 +33,14 @@ impl RunCommand {
         let module = self.target.load()?;
         let args = encode_args(&parse_cli_args(&self.args)?)?;
         let server = self.pool.build(Server::builder().workers(self.workers))?;
-        let output = server
-            .submit_raw::<Value>(&module, &self.target.function, args, &JobOptions::new())
-            .wait_output();
+        let options = JobOptions::new().group(GROUP);
+        let (output, interrupted) = cancel_on_interrupt(&server, GROUP, |interrupted| {
+            let job = server.submit_raw::<Value>(&module, &self.target.function, args, &options);
+            (job.wait_output(), interrupted.is_set())
+        });
+        if interrupted {
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
         forward_job_output(&output.stdout, &output.stderr)?;
         if let Some(fuel) = output.fuel_used {
             eprintln!("wasp: the job used {fuel} fuel");

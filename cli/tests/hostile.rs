@@ -24,9 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use support::*;
-use wasp::{
-    DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, Job, JobError, JobOptions, Module, Server, TrapKind,
-};
+use wasp::{Job, JobError, JobOptions, Module, Server, TrapKind};
 
 /// How many workers the node has: a hostile job holds one, the other keeps serving.
 const NODE_WORKERS: usize = 2;
@@ -42,6 +40,13 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
+/// The node's maximum memory per job (`--max-memory`): also what a job asking for none
+/// gets.
+const NODE_MAX_MEMORY: u64 = 128 << 20;
+
+/// The node's maximum output per stream (`--max-output`), likewise.
+const NODE_MAX_OUTPUT: u64 = 1 << 20;
+
 impl Cluster {
     /// Starts the node, connects both clients, and runs a good job from each, so that the
     /// test jobs' module is on the node and compiled before anything hostile is sent.
@@ -51,8 +56,18 @@ impl Cluster {
         let settings = dir.path().join("node.conf");
         std::fs::write(&settings, format!("workers = {NODE_WORKERS}\n")).expect("settings file");
         let config = settings.to_str().expect("a UTF-8 temp path");
-        let node =
-            NodeProcess::start_with(Auth::Secret(&secret), NODE_WORKERS, &["--config", config]);
+        let node = NodeProcess::start_with(
+            Auth::Secret(&secret),
+            NODE_WORKERS,
+            &[
+                "--config",
+                config,
+                "--max-memory",
+                "128MiB",
+                "--max-output",
+                "1MiB",
+            ],
+        );
         let first = client(Auth::Secret(&secret), &[&node]);
         let second = client(Auth::Secret(&secret), &[&node]);
         connect(&first, 1);
@@ -188,12 +203,13 @@ fn a_memory_bomb_on_a_node_hits_its_cap() {
         Err(JobError::MemoryLimit { limit: 32 << 20 })
     );
     cluster.assert_still_serving();
-    // With the client's default cap, from the other client.
+    // From the other client, which asks for no cap: the node's own (a client's default,
+    // sent as if asked for, used to be refused as above the node's maximum).
     let default = cluster.second.submit::<u64, _>(&module, "memory_bomb", ());
     assert_eq!(
         result(&default),
         Err(JobError::MemoryLimit {
-            limit: DEFAULT_MAX_MEMORY
+            limit: NODE_MAX_MEMORY
         })
     );
     cluster.assert_still_serving();
@@ -228,13 +244,13 @@ fn gigabytes_of_stdout_on_a_node_stop_at_the_output_limit() {
         result(&flood),
         Err(JobError::OutputLimit {
             stream: "stdout".into(),
-            limit: DEFAULT_MAX_OUTPUT
+            limit: NODE_MAX_OUTPUT
         })
     );
     let output = flood.wait_output();
     assert_eq!(
         output.stdout.len() as u64,
-        DEFAULT_MAX_OUTPUT,
+        NODE_MAX_OUTPUT,
         "what fits comes back from the node"
     );
     assert!(
@@ -453,7 +469,7 @@ impl Hostile {
                 matches!(kind, TrapKind::StackOverflow | TrapKind::MemoryOutOfBounds)
             }
             (Hostile::Flood, Err(JobError::OutputLimit { stream, limit })) => {
-                stream == "stdout" && *limit == DEFAULT_MAX_OUTPUT
+                stream == "stdout" && *limit == NODE_MAX_OUTPUT
             }
             (Hostile::ReadFile, Err(JobError::Failed(message))) => {
                 message.starts_with("/etc/passwd: ")

@@ -90,6 +90,54 @@ pub fn encode<M: Serialize>(message: &M, max: usize, out: &mut BytesMut) -> Resu
     }
 }
 
+/// The frame of a [`ToNode::Module`] up to its module bytes, which the sender writes right
+/// after it, so that a module is never copied into a frame: `head` then the module's
+/// `len` bytes are exactly [`encode`]'s frame of `ToNode::Module { hash, bytes }`.
+///
+/// # Errors
+/// [`ProtoError::TooLarge`] if the frame's body would exceed `max` bytes.
+pub fn module_frame_head(
+    hash: &super::message::WireHash,
+    len: usize,
+    max: usize,
+) -> Result<BytesMut, ProtoError> {
+    // The message with no bytes ends in an empty MessagePack bin (0xc4 0x00); the real one
+    // ends in the same bin with its length, then the bytes.
+    let empty = ToNode::Module {
+        hash: *hash,
+        bytes: Vec::new(),
+    };
+    let mut prefix =
+        rmp_serde::to_vec(&empty).map_err(|err| ProtoError::Encode(err.to_string()))?;
+    debug_assert!(prefix.ends_with(&[0xc4, 0x00]));
+    prefix.truncate(prefix.len() - 2);
+    let mut head = BytesMut::with_capacity(FRAME_HEADER_LEN + prefix.len() + 5);
+    let bin_len = match u8::try_from(len) {
+        Ok(_) => 2,
+        Err(_) if u16::try_from(len).is_ok() => 3,
+        Err(_) => 5,
+    };
+    let body = prefix.len() + bin_len + len;
+    if body > max {
+        return Err(ProtoError::TooLarge { len: body, max });
+    }
+    let body = u32::try_from(body).map_err(|_| ProtoError::TooLarge { len: body, max })?;
+    head.put_u32(body);
+    head.extend_from_slice(&prefix);
+    match (u8::try_from(len), u16::try_from(len)) {
+        (Ok(len), _) => head.put_slice(&[0xc4, len]),
+        (_, Ok(len)) => {
+            head.put_u8(0xc5);
+            head.put_u16(len);
+        }
+        _ => {
+            head.put_u8(0xc6);
+            head.put_u32(u32::try_from(len).map_err(|_| ProtoError::TooLarge { len, max })?);
+        }
+    }
+    Ok(head)
+}
+
 /// Writes a frame's body into the output buffer up to the maximum, and past it only counts:
 /// an oversized message (a huge module) costs no memory beyond the maximum before it is
 /// refused, and the error can still say how large it was.

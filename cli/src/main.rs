@@ -4,8 +4,10 @@
 //! module with an `execute` method.
 
 mod build;
+mod interrupt;
 mod json;
 mod map;
+mod new;
 mod node;
 mod options;
 mod policy;
@@ -34,6 +36,8 @@ enum Command {
     Node(node::NodeCommand),
     /// Build the guest crate in the current directory for wasm32-wasip1.
     Build(build::BuildCommand),
+    /// Make a new guest crate: jobs of your own, ready for `wasp build`.
+    New(new::NewCommand),
     /// Manage the cluster secret that clients and nodes share.
     Secret(secret::SecretCommand),
 }
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Map(command) => command.execute(),
         Command::Node(command) => command.execute(),
         Command::Build(command) => command.execute(),
+        Command::New(command) => command.execute(),
         Command::Secret(command) => command.execute(),
     };
     match result {

@@ -1,0 +1,389 @@
+//! [`ServerBuilder`]: every setting of a [`Server`], with its default.
+
+use crate::cache::DEFAULT_MAX_PREPARED_MODULES;
+use crate::cache::disk::{DEFAULT_MAX_CACHE_BYTES, DiskCache};
+use crate::cluster::{self, ClusterConfig, DEFAULT_MAX_RETRIES};
+use crate::error::ConfigError;
+use crate::net::TransportSettings;
+use crate::peer::Peer;
+use crate::sandbox::{Asked, Limits, MAX_CONCURRENT_INSTANCES, Sandbox};
+use crate::scheduler::pool::Shared;
+use crate::secret::ClusterSecret;
+use crate::server::Server;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The number of workers a server starts with by default: the parallelism available to this
+/// process, which honours CPU affinity and cgroup quotas.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Where a server keeps compiled code across processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CacheDir {
+    /// The user's cache directory (`~/.cache/wasp/modules` on Linux).
+    Default,
+    /// This directory.
+    At(PathBuf),
+    /// No disk cache: every process compiles every module.
+    Disabled,
+}
+
+/// Configures and builds a [`Server`]. Every setting has a default; see each method.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ServerBuilder {
+    workers: usize,
+    /// The limits set here: a node gives its own value for the others.
+    asked: Asked,
+    cache_dir: CacheDir,
+    cache_max_bytes: u64,
+    max_prepared_modules: usize,
+    max_queued: Option<usize>,
+    peers: Vec<Peer>,
+    resolver: cluster::Resolver,
+    resolve_interval: Duration,
+    discovery: Option<SocketAddr>,
+    discovery_interface: Ipv4Addr,
+    secret: Option<ClusterSecret>,
+    insecure: bool,
+    transport: TransportSettings,
+    max_retries: u32,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            workers: default_workers(),
+            asked: Asked::default(),
+            cache_dir: CacheDir::Default,
+            cache_max_bytes: DEFAULT_MAX_CACHE_BYTES,
+            max_prepared_modules: DEFAULT_MAX_PREPARED_MODULES,
+            max_queued: None,
+            peers: Vec::new(),
+            resolver: cluster::Resolver::system(),
+            resolve_interval: cluster::DEFAULT_RESOLVE_INTERVAL,
+            discovery: None,
+            discovery_interface: Ipv4Addr::UNSPECIFIED,
+            secret: None,
+            insecure: false,
+            transport: TransportSettings::default(),
+            max_retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// The number of local workers (threads running jobs). Default: [`default_workers`].
+    /// `0` is allowed: jobs then run on the [`peers`](Self::peers) only, or wait until
+    /// workers are added with [`Server::set_workers`].
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Asks for every limit of `limits` for every job (unless a job's
+    /// [`JobOptions`](crate::JobOptions) override them). Prefer the setters of single limits
+    /// ([`timeout`](Self::timeout), [`max_memory`](Self::max_memory), ...): a limit set here
+    /// is asked of nodes too, which refuse one above their maximum, while a limit left unset
+    /// takes a node's own value. Default: [`Limits::default`] locally, each node's own on
+    /// nodes.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.asked = Asked::all(&limits);
+        self
+    }
+
+    /// The default wall-clock timeout of a job. Default: none (a node gives its maximum).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.asked.timeout = Some(timeout);
+        self
+    }
+
+    /// The default memory cap of a job, in bytes. Default: 256 MiB (a node gives its
+    /// maximum).
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.asked.max_memory = Some(bytes);
+        self
+    }
+
+    /// The default cap on each of a job's captured stdout and stderr, in bytes. Default:
+    /// 1 MiB (a node gives its maximum).
+    pub fn max_output(mut self, bytes: u64) -> Self {
+        self.asked.max_output = Some(bytes);
+        self
+    }
+
+    /// The default fuel budget of a job ([`Limits::fuel`]). Default: none.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.asked.fuel = Some(fuel);
+        self
+    }
+
+    /// Bounds the queue to `jobs` jobs waiting for a worker or a node: past it,
+    /// [`Server::submit`] waits for room and [`Server::try_submit`] fails with
+    /// [`QueueFull`](crate::QueueFull), so that a producer of millions of jobs does not
+    /// exhaust memory (a queued job costs a few hundred bytes plus its arguments; see the
+    /// README). Default: no bound.
+    pub fn max_queued(mut self, jobs: usize) -> Self {
+        self.max_queued = Some(jobs);
+        self
+    }
+
+    /// Keeps compiled code in `dir` (created if missing, private to the user).
+    /// Default: the user's cache directory, `wasp/modules` inside it.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = CacheDir::At(dir.into());
+        self
+    }
+
+    /// Disables the disk cache: modules are compiled once per process.
+    pub fn no_disk_cache(mut self) -> Self {
+        self.cache_dir = CacheDir::Disabled;
+        self
+    }
+
+    /// Bounds the disk cache; the least recently used files are evicted past it.
+    /// Default: 1 GiB.
+    pub fn cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// How many modules stay compiled and ready in memory; past it the least recently used
+    /// is dropped, and its next job loads it from the disk cache. Default: 256.
+    pub fn max_prepared_modules(mut self, modules: usize) -> Self {
+        self.max_prepared_modules = modules;
+        self
+    }
+
+    /// Where to find remote nodes (`wasp node`): addresses, names, or discovery (see
+    /// [`Peer`]). Jobs go to local workers and nodes alike, from one queue. Nodes are
+    /// connected in the background, and reconnected with backoff whenever they go away.
+    /// Requires a [`secret`](Self::secret).
+    ///
+    /// ```
+    /// use wasp::{Peer, Server};
+    /// let builder = Server::builder().peers([
+    ///     "10.0.0.5:7878".parse::<Peer>()?,   // one node
+    ///     "workers:7878".parse()?,            // every node the name resolves to
+    ///     Peer::Discover,                     // every node heard on the LAN
+    /// ]);
+    /// # drop(builder);
+    /// # Ok::<(), wasp::ConfigError>(())
+    /// ```
+    pub fn peers(mut self, peers: impl IntoIterator<Item = Peer>) -> Self {
+        for peer in peers {
+            match peer {
+                Peer::Discover => {
+                    let default = crate::discovery::DEFAULT_DISCOVERY_ADDRESS.into();
+                    self.discovery.get_or_insert(default);
+                }
+                peer => self.peers.push(peer),
+            }
+        }
+        self
+    }
+
+    /// Turns on discovery, listening for announcements sent to `address` (a multicast
+    /// group, a broadcast address's port, or this host's address where nodes are told to
+    /// announce themselves).
+    pub fn discovery(mut self, address: SocketAddr) -> Self {
+        self.discovery = Some(address);
+        self
+    }
+
+    /// Listens for multicast announcements on the interface whose address is `interface`
+    /// (e.g. the LAN's, on a host with several; `127.0.0.1` for nodes on this host only).
+    /// Default: the interface the routing table picks for the group.
+    pub fn discovery_interface(mut self, interface: Ipv4Addr) -> Self {
+        self.discovery_interface = interface;
+        self
+    }
+
+    /// How often peers given by name are resolved again. Default: 5 s.
+    pub fn resolve_interval(mut self, interval: Duration) -> Self {
+        self.resolve_interval = interval;
+        self
+    }
+
+    /// Replaces the system's resolver for peers given by name: `resolve` turns a peer's
+    /// `host:port` into the addresses of its nodes, and may block (it runs off the network
+    /// thread). For a service registry other than DNS, or a fixed answer in tests.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// let builder = wasp::Server::builder()
+    ///     .peers(["workers:7878".parse().unwrap()])
+    ///     .resolver(|_name: &str| -> std::io::Result<Vec<SocketAddr>> {
+    ///         Ok(vec!["10.0.0.5:7878".parse().unwrap(), "10.0.0.6:7878".parse().unwrap()])
+    ///     });
+    /// # drop(builder);
+    /// ```
+    pub fn resolver<F>(mut self, resolve: F) -> Self
+    where
+        F: Fn(&str) -> std::io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+    {
+        self.resolver = cluster::Resolver::new(resolve);
+        self
+    }
+
+    /// The cluster secret the nodes were started with: both sides prove they know it,
+    /// bound to the TLS session, before any job is sent.
+    pub fn secret(mut self, secret: ClusterSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Connects to nodes without a secret: only nodes started with `--insecure` (which
+    /// listen on loopback only) accept that.
+    pub fn insecure(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+
+    /// How long a node may stay silent before it is declared lost and its jobs run
+    /// elsewhere; heartbeats are sent four times as often. Default: 5 s.
+    pub fn node_timeout(mut self, timeout: Duration) -> Self {
+        self.transport.idle_timeout = timeout;
+        self.transport.heartbeat = timeout / 4;
+        self
+    }
+
+    /// How many times a job whose node was lost is put back in the queue before it fails
+    /// with [`JobError::NodeLost`](crate::JobError::NodeLost). Errors of the job itself are
+    /// never retried. Default: 3.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// Builds the engine and starts the workers.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if a setting is out of range, the engine cannot be created, or a
+    /// worker thread cannot be started.
+    pub fn build(self) -> Result<Server, ConfigError> {
+        check_workers(self.workers, MAX_CONCURRENT_INSTANCES)?;
+        check_limits(&self.asked.resolve())?;
+        if self.max_queued == Some(0) {
+            return Err(ConfigError::Invalid {
+                setting: "max_queued",
+                why: "must be at least 1".into(),
+            });
+        }
+        let cluster = self.cluster_config()?;
+        let root = match self.cache_dir {
+            CacheDir::Default => DiskCache::default_root(),
+            CacheDir::At(dir) => Some(dir),
+            CacheDir::Disabled => None,
+        };
+        let disk = root.map(|root| DiskCache::new(root, self.cache_max_bytes));
+        let sandbox = Sandbox::new(disk)?;
+        // Where the address space is small, the pool may hold fewer instances.
+        check_workers(self.workers, sandbox.slots())?;
+        let max_queued = self.max_queued.unwrap_or(usize::MAX);
+        let shared = Shared::new(sandbox, max_queued, self.max_prepared_modules);
+        Server::start(shared, self.asked, self.workers, cluster)
+    }
+
+    fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {
+        if self.peers.is_empty() && self.discovery.is_none() {
+            return Ok(None);
+        }
+        if self.discovery.is_some() && self.secret.is_none() {
+            return Err(ConfigError::Invalid {
+                setting: "secret",
+                why: "discovery needs the cluster secret, to check the nodes' announcements".into(),
+            });
+        }
+        if self.secret.is_none() && !self.insecure {
+            return Err(ConfigError::Invalid {
+                setting: "secret",
+                why: "peers need the cluster secret (ServerBuilder::secret), or \
+                      ServerBuilder::insecure for nodes started with --insecure"
+                    .into(),
+            });
+        }
+        if self.resolve_interval < Duration::from_millis(10) {
+            return Err(ConfigError::Invalid {
+                setting: "resolve_interval",
+                why: "must be at least 10 ms".into(),
+            });
+        }
+        if self.transport.idle_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid {
+                setting: "node_timeout",
+                why: "must be at least 100 ms".into(),
+            });
+        }
+        Ok(Some(ClusterConfig {
+            peers: self.peers.clone(),
+            resolver: self.resolver.clone(),
+            resolve_interval: self.resolve_interval,
+            discovery: self.discovery,
+            discovery_interface: self.discovery_interface,
+            secret: self.secret.clone(),
+            transport: self.transport.clone(),
+            max_retries: self.max_retries,
+        }))
+    }
+}
+
+/// Refuses more workers than `slots`, the jobs the sandbox can run at once.
+pub(crate) fn check_workers(workers: usize, slots: u32) -> Result<(), ConfigError> {
+    if workers > slots as usize {
+        let why = if slots < MAX_CONCURRENT_INSTANCES {
+            format!(
+                "{workers} is more than the {slots} sandbox slots this process's address space holds"
+            )
+        } else {
+            format!("{workers} is more than the maximum of {slots}")
+        };
+        return Err(ConfigError::Invalid {
+            setting: "workers",
+            why,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses limits no job could run with.
+pub(crate) fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
+    if limits.max_memory == 0 || limits.max_memory > 4 << 30 {
+        return Err(ConfigError::Invalid {
+            setting: "max_memory",
+            why: "must be between 1 byte and 4 GiB (the wasm32 address space)".into(),
+        });
+    }
+    if limits.timeout == Some(Duration::ZERO) {
+        return Err(ConfigError::Invalid {
+            setting: "timeout",
+            why: "must be more than zero".into(),
+        });
+    }
+    if limits.fuel == Some(0) {
+        return Err(ConfigError::Invalid {
+            setting: "fuel",
+            why: "must be more than zero".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_are_capped_by_the_slots_of_the_sandbox() {
+        assert!(check_workers(256, MAX_CONCURRENT_INSTANCES).is_ok());
+        let err = check_workers(257, MAX_CONCURRENT_INSTANCES).unwrap_err();
+        assert!(err.to_string().contains("maximum of 256"), "{err}");
+        // A pool made smaller by a small address space (a 39-bit aarch64 kernel).
+        assert!(check_workers(64, 64).is_ok());
+        let err = check_workers(65, 64).unwrap_err();
+        assert!(err.to_string().contains("64 sandbox slots"), "{err}");
+    }
+}

@@ -1,0 +1,374 @@
+//! The async driver of one connection to a node: it moves bytes between quinn and the
+//! [`SessionState`], takes jobs from the queue when the state has room, and carries out
+//! the state's actions. All decisions are the state's.
+
+use super::state::{Action, Ending, SessionState, Violation};
+use crate::cluster::context::Context;
+use crate::cluster::nodes::RowId;
+use crate::module::Module;
+use crate::net::{self, FrameError, FramedRecv, HandshakeError, NetError};
+use bytes::BytesMut;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::debug;
+use wasp_proto::CloseCode;
+use wasp_proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
+use wasp_proto::message::{NodeInfo, ToClient, WireHash};
+
+/// How long connecting, the handshake and the node's welcome may take together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a connection could not be established or was lost.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionError {
+    /// The endpoint could not be bound, or the connection not made.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The secret handshake failed: a refusal, or a peer that does not speak wasp.
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    /// A stream failed, or carried bytes that are not frames.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Connecting, the handshake and the welcome took too long.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The node sent something the protocol does not allow.
+    #[error(transparent)]
+    Protocol(#[from] Violation),
+    /// The connection failed (closed, reset, or silent past the idle timeout).
+    #[error("the connection was lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// A module the node asked for could not be sent.
+    #[error("a module could not be sent to the node")]
+    ModuleTransfer,
+}
+
+impl SessionError {
+    /// Whether the node refused this client (wrong secret, another protocol version):
+    /// retrying will not help until one side is reconfigured.
+    pub(crate) fn is_refusal(&self) -> bool {
+        match self {
+            SessionError::Handshake(HandshakeError::Refused(_)) => true,
+            SessionError::Handshake(HandshakeError::ClosedByPeer { code, .. }) => {
+                matches!(code, Some(CloseCode::Auth | CloseCode::Version))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How a session ended.
+pub(crate) enum End {
+    /// The client is shutting down.
+    Stopped,
+    /// The node drained and closed the connection in an orderly way.
+    Drained,
+    /// The node was lost: closed, killed, silent past the idle timeout, or it broke the
+    /// protocol.
+    Lost(SessionError),
+}
+
+/// An authenticated connection to a node, welcomed.
+pub(crate) struct Session {
+    connection: quinn::Connection,
+    send: quinn::SendStream,
+    recv: FramedRecv,
+    info: NodeInfo,
+}
+
+impl Session {
+    /// Connects to `address`, proves the cluster secret, and reads the node's welcome.
+    pub(crate) async fn connect(
+        ctx: &Context,
+        address: SocketAddr,
+    ) -> Result<Session, SessionError> {
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::establish(ctx, address))
+            .await
+            .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))?
+    }
+
+    async fn establish(ctx: &Context, peer: SocketAddr) -> Result<Session, SessionError> {
+        let endpoint = ctx.endpoint(peer)?;
+        let connection = net::connect(&endpoint, peer).await?;
+        let secret = ctx.config.secret.as_ref();
+        let (send, recv) = net::client_handshake(&connection, secret).await?;
+        let mut recv = FramedRecv::new(recv, MAX_FRAME_LEN);
+        let mut info = match recv.next::<ToClient>().await? {
+            Some(ToClient::Welcome(info)) => info,
+            other => {
+                let why = format!("expected a welcome, got {other:?}");
+                close(&connection, CloseCode::Protocol, &why);
+                return Err(Violation(why).into());
+            }
+        };
+        // The node's id is what its TLS session proved, not what it says.
+        if let Some(fingerprint) = net::peer_fingerprint(&connection) {
+            info.id = fingerprint;
+        }
+        Ok(Session {
+            connection,
+            send,
+            recv,
+            info,
+        })
+    }
+
+    /// Who the node is.
+    pub(crate) fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    /// Runs jobs on the node until the client stops or the connection ends; then every
+    /// message received still counts, and the jobs left in flight go back to the queue.
+    /// Returns how it ended and how many jobs the node answered.
+    pub(crate) async fn run(
+        self,
+        ctx: &Arc<Context>,
+        row: RowId,
+        stop: &mut watch::Receiver<bool>,
+    ) -> (End, u64) {
+        let Session {
+            connection,
+            send,
+            recv,
+            info,
+        } = self;
+        let (messages, mut inbox) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_messages(recv, messages));
+        let name = format!("node {}", ctx.nodes.address(row));
+        let (shipped, shipments) = mpsc::unbounded_channel();
+        let mut driver = Driver {
+            ctx,
+            row,
+            connection: &connection,
+            send,
+            state: SessionState::new(name, &info, ctx.config.max_retries),
+            buffer: BytesMut::new(),
+            cancels_seen: ctx.shared.books.cancellations(),
+            shipped,
+        };
+        let end = driver.drive(&mut inbox, shipments, stop).await;
+        reader.abort();
+        // Every message that arrived before the end still counts: results must not run
+        // again. The reader hands over each message as soon as it is decoded, so all that
+        // arrived are in the inbox.
+        while let Ok(message) = inbox.try_recv() {
+            if let Ok(message) = message {
+                let _ = driver.state.handle(message);
+            }
+        }
+        let ending = match &end {
+            End::Stopped => Ending::Stopped,
+            End::Drained => Ending::Drained,
+            End::Lost(_) => Ending::Lost,
+        };
+        driver.state.end(ending);
+        driver.apply();
+        let (code, reason) = match &end {
+            End::Stopped => (CloseCode::Normal, "client shutting down"),
+            End::Drained => (CloseCode::Normal, "node drained"),
+            End::Lost(SessionError::Protocol(_)) => (CloseCode::Protocol, "protocol violation"),
+            End::Lost(_) => (CloseCode::Normal, "connection lost"),
+        };
+        close(&connection, code, reason);
+        (end, driver.state.answered())
+    }
+}
+
+/// The state of a running session, and what it talks through.
+struct Driver<'a> {
+    ctx: &'a Arc<Context>,
+    /// This node's row in the node table.
+    row: RowId,
+    connection: &'a quinn::Connection,
+    /// The job stream, towards the node.
+    send: quinn::SendStream,
+    state: SessionState,
+    /// Frames encoded and not written yet.
+    buffer: BytesMut,
+    /// The server's count of cancellations when this session last looked for them.
+    cancels_seen: u64,
+    /// Where module transfers report their end.
+    shipped: mpsc::UnboundedSender<(WireHash, bool)>,
+}
+
+impl Driver<'_> {
+    async fn drive(
+        &mut self,
+        inbox: &mut mpsc::UnboundedReceiver<Result<ToClient, SessionError>>,
+        mut shipments: mpsc::UnboundedReceiver<(WireHash, bool)>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> End {
+        let books = self.ctx.shared.books.clone();
+        loop {
+            if *stop.borrow() {
+                return End::Stopped;
+            }
+            // Armed before looking at the queue, so a job queued (or cancelled) in between
+            // is not missed.
+            let queued = books.remote_work.notified();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
+            self.send_cancels();
+            let room = self.state.room(self.connection.rtt());
+            let sent_jobs = room > 0 && self.take_jobs(room);
+            self.apply();
+            if !self.buffer.is_empty() {
+                // A write can wait on flow control: the client's shutdown must not.
+                let written = tokio::select! {
+                    written = net::write_all(&mut self.send, &mut self.buffer) => written,
+                    _ = stop.changed() => return End::Stopped,
+                };
+                if let Err(error) = written {
+                    return self.ended(error.into());
+                }
+            }
+            if sent_jobs {
+                continue;
+            }
+            tokio::select! {
+                _ = stop.changed() => return End::Stopped,
+                message = inbox.recv() => {
+                    let handled = match message {
+                        Some(Ok(message)) => self.state.handle(message).map_err(SessionError::from),
+                        Some(Err(error)) => Err(error),
+                        None => Err(Violation("the node closed the job stream".into()).into()),
+                    };
+                    if let Err(error) = handled {
+                        return self.ended(error);
+                    }
+                }
+                Some((hash, sent)) = shipments.recv() => {
+                    self.state.module_sent(hash, sent);
+                    if !sent {
+                        // The node waits for this module: without it the session is of no
+                        // use. Ending it hands its jobs back.
+                        return self.ended(SessionError::ModuleTransfer);
+                    }
+                }
+                // Cancellations wake this too: a full window must still pass them on.
+                () = &mut queued => {}
+            }
+            self.apply();
+        }
+    }
+
+    /// Takes up to `room` queued jobs, the node's fair share of them, and encodes them.
+    /// Returns whether any were taken.
+    fn take_jobs(&mut self, room: usize) -> bool {
+        let remote = self
+            .ctx
+            .shared
+            .remote_workers
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let others_remote = remote.saturating_sub(self.state.workers());
+        let state = &self.state;
+        let tasks = self.ctx.shared.take_remote(|pending| {
+            state.share(room, pending.tasks, pending.local_workers + others_remote)
+        });
+        let taken = !tasks.is_empty();
+        for task in tasks {
+            self.state.send(task, &mut self.buffer);
+        }
+        taken
+    }
+
+    /// Passes on the cancellations made since the last look, if any.
+    fn send_cancels(&mut self) {
+        let cancellations = self.ctx.shared.books.cancellations();
+        if cancellations != self.cancels_seen {
+            self.cancels_seen = cancellations;
+            self.state.check_cancels(&mut self.buffer);
+        }
+    }
+
+    /// Records what the state saw in the node's row, then carries out what it asked for:
+    /// the row counts a job before its waiters are released.
+    fn apply(&mut self) {
+        let delta = self.state.take_delta();
+        self.ctx.nodes.record(self.row, delta);
+        while let Some(action) = self.state.poll_action() {
+            match action {
+                // Callbacks run here, on the network thread: they must be quick (see
+                // `Job::on_complete`).
+                Action::Finish(task, finished) => self.ctx.shared.finish(task, finished),
+                Action::Requeue(task) => self.ctx.shared.requeue(task),
+                Action::Ship(hash, module) => self.ship(hash, module),
+            }
+        }
+    }
+
+    /// Sends a module the node asked for, on a stream of its own, without holding up jobs
+    /// and without copying it.
+    fn ship(&self, hash: WireHash, module: Module) {
+        let connection = self.connection.clone();
+        let shipped = self.shipped.clone();
+        tokio::spawn(async move {
+            let sent = send_module(&connection, hash, &module).await;
+            if let Err(error) = &sent {
+                debug!(%error, "module transfer failed");
+            }
+            let _ = shipped.send((hash, sent.is_ok()));
+        });
+    }
+
+    /// How the session ended, given the error that ended it: a node that said it was
+    /// draining, or closed with [`CloseCode::Shutdown`], shut down in order.
+    fn ended(&self, error: SessionError) -> End {
+        let shut_down = matches!(
+            self.connection.close_reason(),
+            Some(quinn::ConnectionError::ApplicationClosed(close))
+                if CloseCode::from_code(close.error_code.into_inner()) == Some(CloseCode::Shutdown)
+        );
+        if shut_down || self.state.is_draining() {
+            End::Drained
+        } else {
+            End::Lost(error)
+        }
+    }
+}
+
+/// Writes `module` on a new unidirectional stream: the frame's head, then the module's
+/// bytes as they are.
+async fn send_module(
+    connection: &quinn::Connection,
+    hash: WireHash,
+    module: &Module,
+) -> Result<(), SessionError> {
+    let head = codec::module_frame_head(&hash, module.bytes().len(), MAX_MODULE_FRAME_LEN)
+        .map_err(|error| Violation(error.to_string()))?;
+    let mut stream = connection.open_uni().await?;
+    let written = async {
+        stream.write_chunk(head.freeze()).await?;
+        stream.write_chunk(module.shared_bytes()).await?;
+        Ok::<_, quinn::WriteError>(())
+    };
+    written.await.map_err(FrameError::from)?;
+    let _ = stream.finish();
+    Ok(())
+}
+
+/// Reads the node's messages and forwards them to the session, until an error.
+async fn read_messages(
+    mut recv: FramedRecv,
+    messages: mpsc::UnboundedSender<Result<ToClient, SessionError>>,
+) {
+    loop {
+        let message = match recv.next::<ToClient>().await {
+            Ok(Some(message)) => Ok(message),
+            Ok(None) => Err(Violation("the node ended the job stream".into()).into()),
+            Err(error) => Err(error.into()),
+        };
+        let failed = message.is_err();
+        if messages.send(message).is_err() || failed {
+            return;
+        }
+    }
+}
+
+fn close(connection: &quinn::Connection, code: CloseCode, reason: &str) {
+    connection.close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+}

@@ -1,0 +1,366 @@
+//! The client side of one connection to a node, as plain data: what is in flight, what the
+//! node may take, and what each message from the node means. No sockets, no runtime, no
+//! clock: the driver (`driver.rs`) feeds it the node's messages and the jobs it takes from
+//! the queue, writes the frames it encodes, and carries out the [`Action`]s it asks for.
+//!
+//! Shaped like quinn-proto's connection: inputs are method calls (`send`, `handle`,
+//! `check_cancels`, `module_sent`, `end`), outputs are frames appended to a buffer and
+//! actions taken with [`SessionState::poll_action`].
+
+use super::super::window::{self, Window};
+use crate::error::JobError;
+use crate::module::Module;
+use crate::sandbox::RawOutcome;
+use crate::scheduler::slot::Finished;
+use crate::scheduler::task::Task;
+use crate::wire;
+use bytes::BytesMut;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+use wasp_proto::codec::{self, MAX_FRAME_LEN};
+use wasp_proto::message::{JobDone, NodeInfo, RunJob, ToClient, ToNode, WireHash, WireJobId};
+
+/// How many times in a row a job may be handed back by nodes without it counting as an
+/// attempt: a draining node does it once; a node that keeps doing it (draining again and
+/// again, or hostile) must not bounce a job for ever.
+pub(crate) const FREE_HAND_BACKS: u32 = 8;
+
+/// What the driver must do for the session.
+pub(crate) enum Action {
+    /// Answer this job (through `Shared::finish`).
+    Finish(Box<Task>, Finished),
+    /// Put this job back at the head of the queue (through `Shared::requeue`).
+    Requeue(Box<Task>),
+    /// Send this module to the node on a stream of its own, then call
+    /// [`SessionState::module_sent`].
+    Ship(WireHash, Module),
+}
+
+/// How a session ended, as far as the jobs it holds are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The client is stopping: its jobs go back to its (closed) queue.
+    Stopped,
+    /// The node shut down in order (it said so): its jobs go back for free, up to
+    /// [`FREE_HAND_BACKS`] times in a row.
+    Drained,
+    /// The node was lost (killed, silent, closed, or it broke the protocol): each job it
+    /// held counts an attempt.
+    Lost,
+}
+
+/// The node broke the protocol: the session must end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the node broke the protocol: {0}")]
+pub(crate) struct Violation(pub(crate) String);
+
+/// What the session has seen since the driver last looked: applied to the node's row.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Delta {
+    pub(crate) jobs: u64,
+    pub(crate) failed: u64,
+    pub(crate) busy: Duration,
+    pub(crate) retries: u64,
+    pub(crate) module_transfers: u64,
+    /// The node's new worker count, if it changed.
+    pub(crate) workers: Option<u32>,
+}
+
+/// A job sent to the node and not answered by it yet.
+enum Flight {
+    /// Running there; its task is here, to answer or hand back.
+    Running(Box<Task>),
+    /// Cancelled by the client and answered already; the node's answer is still due (and
+    /// counts in the window until it arrives).
+    Cancelled,
+}
+
+/// The client's side of one connection.
+pub(crate) struct SessionState {
+    /// How jobs run here are named in their output and in errors.
+    node: String,
+    window: Window,
+    in_flight: HashMap<WireJobId, Flight>,
+    /// The modules of the jobs sent in this session, by hash: what the node may ask for.
+    modules: HashMap<WireHash, Module>,
+    /// Modules on their way to the node: asked again meanwhile, they are not sent twice.
+    shipping: HashSet<WireHash>,
+    next_id: WireJobId,
+    /// The node said it is shutting down: send it nothing more.
+    draining: bool,
+    /// How many times a job may lose its node before it fails.
+    max_retries: u32,
+    /// The largest module the node accepts (and a frame can carry).
+    max_module_size: usize,
+    /// Jobs answered by the node in this session (results, not hand-backs).
+    answered: u64,
+    actions: VecDeque<Action>,
+    delta: Delta,
+}
+
+/// Room in a module frame for everything but the module's bytes.
+const MODULE_FRAME_OVERHEAD: usize = 1024;
+
+impl SessionState {
+    /// A session with the node that welcomed the client with `info`; `node` names it.
+    pub(crate) fn new(node: String, info: &NodeInfo, max_retries: u32) -> Self {
+        SessionState {
+            node,
+            window: Window::new(info.workers),
+            in_flight: HashMap::new(),
+            modules: HashMap::new(),
+            shipping: HashSet::new(),
+            next_id: 0,
+            draining: false,
+            max_retries,
+            max_module_size: usize::try_from(info.max_module_size)
+                .unwrap_or(usize::MAX)
+                .min(codec::MAX_MODULE_FRAME_LEN - MODULE_FRAME_OVERHEAD),
+            answered: 0,
+            actions: VecDeque::new(),
+            delta: Delta::default(),
+        }
+    }
+
+    /// How many more jobs the node may be sent now, given the connection's round trip.
+    pub(crate) fn room(&self, rtt: Duration) -> usize {
+        if self.draining {
+            return 0;
+        }
+        self.window.size(rtt).saturating_sub(self.in_flight.len())
+    }
+
+    /// How many jobs `pending` queued ones the node may take, if the others (local workers
+    /// and other nodes) have `others` workers: its share, within `room`.
+    pub(crate) fn share(&self, room: usize, pending: usize, others: usize) -> usize {
+        room.min(window::fair_share(pending, self.window.workers(), others))
+    }
+
+    /// Whether the node said it is shutting down.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// The node's worker count, as last announced.
+    pub(crate) fn workers(&self) -> usize {
+        self.window.workers()
+    }
+
+    /// How many jobs the node holds for this client.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Jobs the node answered in this session.
+    pub(crate) fn answered(&self) -> u64 {
+        self.answered
+    }
+
+    /// Sends `task` to the node: appends its `Run` frame to `out`. A job no node could take
+    /// (its module too large for this node, its arguments too large for a frame) is answered
+    /// with its error instead.
+    pub(crate) fn send(&mut self, task: Box<Task>, out: &mut BytesMut) {
+        if task.module.bytes().len() > self.max_module_size {
+            let error = JobError::ModuleRefused(format!(
+                "the module ({} bytes) is larger than {} accepts ({} bytes)",
+                task.module.bytes().len(),
+                self.node,
+                self.max_module_size
+            ));
+            self.actions
+                .push_back(Action::Finish(task, Finished::failed(error)));
+            return;
+        }
+        let id = self.next_id;
+        let hash = *task.module.hash().as_bytes();
+        let run = ToNode::Run(RunJob {
+            job: id,
+            module: hash,
+            function: task.function.to_string(),
+            args: task.args.clone(),
+            limits: wire::limits_to_wire(&task.asked),
+        });
+        if let Err(error) = codec::encode(&run, MAX_FRAME_LEN, out) {
+            // Only a job too large for a frame gets here: no node could take it.
+            let error = JobError::BadArguments(format!("cannot send the job to a node: {error}"));
+            self.actions
+                .push_back(Action::Finish(task, Finished::failed(error)));
+            return;
+        }
+        self.next_id += 1;
+        self.modules
+            .entry(hash)
+            .or_insert_with(|| task.module.clone());
+        self.in_flight.insert(id, Flight::Running(task));
+    }
+
+    /// Looks for jobs in flight that their callers have cancelled (answered already): they
+    /// leave the queue's books, and one `Cancel` frame appended to `out` asks the node to
+    /// stop them. Returns how many were found.
+    pub(crate) fn check_cancels(&mut self, out: &mut BytesMut) -> usize {
+        let cancelled: Vec<WireJobId> = self
+            .in_flight
+            .iter()
+            .filter(|(_, flight)| matches!(flight, Flight::Running(task) if task.is_answered()))
+            .map(|(&id, _)| id)
+            .collect();
+        for &id in &cancelled {
+            if let Some(Flight::Running(task)) = self.in_flight.insert(id, Flight::Cancelled) {
+                let answer = Finished::failed(JobError::Cancelled("cancelled".into()));
+                self.actions.push_back(Action::Finish(task, answer));
+            }
+        }
+        if !cancelled.is_empty() {
+            let cancel = ToNode::Cancel {
+                jobs: cancelled.clone(),
+            };
+            // A frame of ids is far below the maximum: encoding cannot fail.
+            let _ = codec::encode(&cancel, MAX_FRAME_LEN, out);
+        }
+        cancelled.len()
+    }
+
+    /// Takes in a message from the node.
+    ///
+    /// # Errors
+    /// [`Violation`] if the node broke the protocol; the session must then end (as lost).
+    pub(crate) fn handle(&mut self, message: ToClient) -> Result<(), Violation> {
+        match message {
+            ToClient::Done(done) => self.done(done),
+            ToClient::Returned { jobs } => {
+                for id in jobs {
+                    if let Flight::Running(task) = self.take(id)? {
+                        self.hand_back(task, Ending::Drained);
+                    }
+                }
+                Ok(())
+            }
+            ToClient::NeedModule { hash } => {
+                let module = self.modules.get(&hash).cloned().ok_or_else(|| {
+                    Violation("it asked for a module no job of this session uses".into())
+                })?;
+                // Asked again while on its way (a node that evicted it, or a hostile one):
+                // one transfer at a time per module, so asking cannot multiply copies.
+                if self.shipping.insert(hash) {
+                    self.actions.push_back(Action::Ship(hash, module));
+                }
+                Ok(())
+            }
+            ToClient::Draining => {
+                self.draining = true;
+                Ok(())
+            }
+            ToClient::Workers { workers } => {
+                self.window.set_workers(workers);
+                self.delta.workers = Some(workers);
+                Ok(())
+            }
+            ToClient::Welcome(_) => Err(Violation("a second welcome".into())),
+        }
+    }
+
+    fn take(&mut self, id: WireJobId) -> Result<Flight, Violation> {
+        self.in_flight
+            .remove(&id)
+            .ok_or_else(|| Violation(format!("an answer for job {id}, which it does not have")))
+    }
+
+    fn done(&mut self, done: JobDone) -> Result<(), Violation> {
+        let Flight::Running(task) = self.take(done.job)? else {
+            // The answer to a job cancelled here: already answered, counted once.
+            return Ok(());
+        };
+        let duration = Duration::from_nanos(done.duration_ns);
+        let failed = done.result.is_err();
+        if !failed {
+            // A job that failed at once says nothing about how long jobs take.
+            self.window.record(duration);
+        }
+        self.answered += 1;
+        self.delta.jobs += 1;
+        self.delta.failed += u64::from(failed);
+        self.delta.busy += duration;
+        let outcome = RawOutcome {
+            result: done
+                .result
+                .map(serde_bytes::ByteBuf::into_vec)
+                .map_err(wire::error_from_wire),
+            stdout: done.stdout,
+            stderr: done.stderr,
+            duration,
+            fuel_used: done.fuel_used,
+        };
+        let finished = Finished {
+            outcome,
+            worker: self.node.clone(),
+        };
+        self.actions.push_back(Action::Finish(task, finished));
+        Ok(())
+    }
+
+    /// A module transfer asked for by [`Action::Ship`] has ended; `sent` tells whether the
+    /// module reached the node (if not, the driver ends the session).
+    pub(crate) fn module_sent(&mut self, hash: WireHash, sent: bool) {
+        self.shipping.remove(&hash);
+        self.delta.module_transfers += u64::from(sent);
+    }
+
+    /// The session is over: every job still in flight goes back to the queue, counting an
+    /// attempt as `how` says.
+    pub(crate) fn end(&mut self, how: Ending) {
+        let mut jobs: Vec<_> = self.in_flight.drain().collect();
+        // Requeued at the head one by one: last first, so they keep their order.
+        jobs.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
+        for (_, flight) in jobs {
+            if let Flight::Running(task) = flight {
+                self.hand_back(task, how);
+            }
+        }
+    }
+
+    /// Puts back a job the node did not finish. A lost node costs the job an attempt; a
+    /// drained one costs nothing, up to [`FREE_HAND_BACKS`] times in a row, then attempts
+    /// too. Past the retry limit the job fails with [`JobError::NodeLost`].
+    fn hand_back(&mut self, mut task: Box<Task>, how: Ending) {
+        let counted = match how {
+            Ending::Stopped => false,
+            Ending::Lost => true,
+            Ending::Drained => {
+                task.handed_back += 1;
+                task.handed_back > FREE_HAND_BACKS
+            }
+        };
+        if !counted {
+            self.actions.push_back(Action::Requeue(task));
+            return;
+        }
+        task.handed_back = 0;
+        task.attempts += 1;
+        if task.attempts > self.max_retries {
+            let error = JobError::NodeLost {
+                attempts: task.attempts,
+                node: self.node.clone(),
+            };
+            self.actions
+                .push_back(Action::Finish(task, Finished::failed(error)));
+            return;
+        }
+        self.delta.retries += 1;
+        self.actions.push_back(Action::Requeue(task));
+    }
+
+    /// The next thing the driver must do, if any.
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// What happened since the last call, for the node's row of statistics.
+    pub(crate) fn take_delta(&mut self) -> Delta {
+        std::mem::take(&mut self.delta)
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,317 @@
+//! The session state machine, step by step, without sockets: each fault once found in the
+//! async session (results lost at its end, hand-backs that bounce for ever, modules copied
+//! on every request, late answers counted twice) has a test here.
+
+use super::*;
+use crate::scheduler::lanes::Owner;
+use crate::scheduler::slot::JobSlot;
+use crate::scheduler::task::test_task;
+use std::sync::Arc;
+use wasp_proto::codec::FrameDecoder;
+use wasp_proto::error::WireError;
+
+const RTT: Duration = Duration::from_micros(100);
+
+fn info(workers: u32) -> NodeInfo {
+    NodeInfo {
+        id: "node".into(),
+        arch: "x86_64".into(),
+        os: "linux".into(),
+        workers,
+        version: "test".into(),
+        max_module_size: 64 << 20,
+    }
+}
+
+fn session(workers: u32, max_retries: u32) -> SessionState {
+    SessionState::new("node 10.0.0.1:7878".into(), &info(workers), max_retries)
+}
+
+/// Sends tasks `ids` and returns their slots, and the frames written.
+fn send(state: &mut SessionState, ids: &[u64]) -> (Vec<Arc<JobSlot>>, Vec<ToNode>) {
+    let mut out = BytesMut::new();
+    let slots = ids
+        .iter()
+        .map(|&id| {
+            let task = test_task(id, Owner::LOCAL);
+            let slot = task.slot().clone();
+            state.send(task, &mut out);
+            slot
+        })
+        .collect();
+    (slots, frames(&out))
+}
+
+fn frames(out: &BytesMut) -> Vec<ToNode> {
+    let mut decoder = FrameDecoder::new(MAX_FRAME_LEN);
+    decoder.extend(out);
+    std::iter::from_fn(|| decoder.decode().expect("valid frames")).collect()
+}
+
+fn done(job: WireJobId, value: u8) -> ToClient {
+    ToClient::Done(JobDone {
+        job,
+        result: Ok(serde_bytes::ByteBuf::from(vec![value])),
+        stdout: b"out".to_vec(),
+        stderr: Vec::new(),
+        duration_ns: 1_000,
+        fuel_used: None,
+    })
+}
+
+#[expect(
+    clippy::vec_box,
+    reason = "tasks stay boxed from submission to completion"
+)]
+/// Carries out the session's actions as the driver would, with nothing but the tasks:
+/// returns the tasks requeued, the modules shipped, and answers each finished task.
+fn act(state: &mut SessionState) -> (Vec<Box<Task>>, Vec<WireHash>) {
+    let (mut requeued, mut shipped) = (Vec::new(), Vec::new());
+    while let Some(action) = state.poll_action() {
+        match action {
+            Action::Finish(task, finished) => task.answer_for_test(finished),
+            Action::Requeue(task) => requeued.push(task),
+            Action::Ship(hash, _) => shipped.push(hash),
+        }
+    }
+    (requeued, shipped)
+}
+
+fn result_of(slot: &JobSlot) -> Result<Vec<u8>, JobError> {
+    slot.wait_until(None)
+        .expect("answered")
+        .outcome
+        .result
+        .clone()
+}
+
+#[test]
+fn jobs_go_within_the_window_and_results_answer_them() {
+    let mut state = session(2, 3);
+    assert_eq!(state.room(RTT), 4, "two per worker before the first result");
+    let (slots, frames) = send(&mut state, &[0, 1]);
+    assert_eq!(frames.len(), 2);
+    assert!(matches!(&frames[0], ToNode::Run(run) if run.job == 0 && run.function == "f"));
+    assert_eq!(state.room(RTT), 2);
+    state.handle(done(1, 42)).unwrap();
+    let (requeued, _) = act(&mut state);
+    assert!(requeued.is_empty());
+    assert_eq!(result_of(&slots[1]), Ok(vec![42]));
+    assert!(!slots[0].is_finished());
+    let delta = state.take_delta();
+    assert_eq!((delta.jobs, delta.failed), (1, 0));
+    assert_eq!(state.take_delta(), Delta::default(), "taken once");
+}
+
+#[test]
+fn an_answer_for_a_job_it_does_not_have_is_a_violation() {
+    let mut state = session(1, 3);
+    assert!(state.handle(done(5, 0)).is_err());
+    let returned = ToClient::Returned { jobs: vec![9] };
+    assert!(state.handle(returned).is_err());
+    assert!(state.handle(ToClient::Welcome(info(1))).is_err());
+}
+
+#[test]
+fn node_errors_arrive_as_job_errors() {
+    let mut state = session(1, 3);
+    let (slots, _) = send(&mut state, &[0]);
+    let failed = ToClient::Done(JobDone {
+        job: 0,
+        result: Err(WireError::FuelExhausted { limit: 10 }),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        duration_ns: 0,
+        fuel_used: Some(10),
+    });
+    state.handle(failed).unwrap();
+    act(&mut state);
+    assert_eq!(
+        result_of(&slots[0]),
+        Err(JobError::FuelExhausted { limit: 10 })
+    );
+    assert_eq!(state.take_delta().failed, 1);
+}
+
+/// The fault: a node that drains (or closes with `Shutdown`) got its jobs requeued with no
+/// attempt counted, and was reconnected at once, so a job could bounce for ever. Now each
+/// drained session counts a hand-back, and past the free ones, attempts.
+#[test]
+fn a_job_drained_again_and_again_runs_out_of_attempts() {
+    let max_retries = 2;
+    let mut task = test_task(0, Owner::LOCAL);
+    let slot = task.slot().clone();
+    let mut sessions = 0;
+    loop {
+        sessions += 1;
+        assert!(sessions < 100, "the job bounces for ever");
+        let mut state = session(1, max_retries);
+        let mut out = BytesMut::new();
+        state.send(task, &mut out);
+        // Each node drains with the job in flight (alternately by handing it back and by
+        // closing in order).
+        if sessions % 2 == 0 {
+            state.handle(ToClient::Returned { jobs: vec![0] }).unwrap();
+        } else {
+            state.end(Ending::Drained);
+        }
+        let (mut requeued, _) = act(&mut state);
+        match requeued.pop() {
+            Some(back) => task = back,
+            None => break,
+        }
+    }
+    let free = FREE_HAND_BACKS as usize;
+    let expected = (free + 1) * (max_retries as usize + 1);
+    assert_eq!(sessions, expected, "free hand-backs, then attempts");
+    match result_of(&slot) {
+        Err(JobError::NodeLost { attempts, .. }) => assert_eq!(attempts, max_retries + 1),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_lost_node_costs_its_jobs_an_attempt_in_order() {
+    let mut state = session(4, 1);
+    let (slots, _) = send(&mut state, &[0, 1, 2]);
+    state.end(Ending::Lost);
+    let (requeued, _) = act(&mut state);
+    // Requeued at the head one by one, last first: they keep their order in the queue.
+    let order: Vec<_> = requeued.iter().map(|task| task.id().0).collect();
+    assert_eq!(order, [2, 1, 0]);
+    assert!(requeued.iter().all(|task| task.attempts == 1));
+    assert_eq!(state.take_delta().retries, 3);
+    // Lost again, past the limit: the jobs fail.
+    let mut next = session(4, 1);
+    let mut out = BytesMut::new();
+    for task in requeued.into_iter().rev() {
+        next.send(task, &mut out);
+    }
+    next.end(Ending::Lost);
+    let (requeued, _) = act(&mut next);
+    assert!(requeued.is_empty());
+    for slot in &slots {
+        assert!(matches!(
+            result_of(slot),
+            Err(JobError::NodeLost { attempts: 2, .. })
+        ));
+    }
+}
+
+#[test]
+fn a_stopping_client_requeues_without_counting() {
+    let mut state = session(1, 0);
+    send(&mut state, &[0]);
+    state.end(Ending::Stopped);
+    let (requeued, _) = act(&mut state);
+    assert_eq!(requeued.len(), 1);
+    assert_eq!((requeued[0].attempts, requeued[0].handed_back), (0, 0));
+}
+
+/// The fault: after a session ended, the driver took only the results queued before the
+/// first other message; later results were lost and their jobs ran again. Every message
+/// left is now handled before the jobs still in flight are handed back.
+#[test]
+fn results_after_other_messages_still_count_when_the_session_ends() {
+    let mut state = session(2, 3);
+    let (slots, _) = send(&mut state, &[0, 1, 2]);
+    let leftovers = [
+        done(0, 10),
+        ToClient::Workers { workers: 3 },
+        ToClient::Draining,
+        done(2, 12),
+    ];
+    for message in leftovers {
+        state.handle(message).unwrap();
+    }
+    state.end(Ending::Lost);
+    let (requeued, _) = act(&mut state);
+    assert_eq!(result_of(&slots[0]), Ok(vec![10]));
+    assert_eq!(result_of(&slots[2]), Ok(vec![12]));
+    let ids: Vec<_> = requeued.iter().map(|task| task.id().0).collect();
+    assert_eq!(ids, [1], "only the unanswered job runs again");
+}
+
+/// The fault: every `NeedModule` made the client copy the module (twice) before waiting
+/// to send it, so a node asking again and again made it hold many copies. A module is now
+/// shipped once at a time, and never copied.
+#[test]
+fn a_module_asked_again_while_on_its_way_is_not_sent_twice() {
+    let mut state = session(1, 3);
+    let (_, frames) = send(&mut state, &[0]);
+    let ToNode::Run(run) = &frames[0] else {
+        panic!("a run frame")
+    };
+    let hash = run.module;
+    for _ in 0..100 {
+        state.handle(ToClient::NeedModule { hash }).unwrap();
+    }
+    let (_, shipped) = act(&mut state);
+    assert_eq!(shipped, [hash]);
+    state.module_sent(hash, true);
+    // Evicted by the node and asked for again later: sent again.
+    state.handle(ToClient::NeedModule { hash }).unwrap();
+    let (_, shipped) = act(&mut state);
+    assert_eq!(shipped, [hash]);
+    assert_eq!(state.take_delta().module_transfers, 1);
+    let unknown = ToClient::NeedModule { hash: [0; 32] };
+    assert!(state.handle(unknown).is_err(), "a module no job uses");
+}
+
+/// A cancelled job is answered at once; the node is told, and its later answer (its
+/// result, if it won the race) is taken without counting the job twice.
+#[test]
+fn a_cancelled_job_is_stopped_on_the_node_and_its_late_answer_is_ignored() {
+    let mut state = session(2, 3);
+    let (slots, _) = send(&mut state, &[0, 1]);
+    let mut out = BytesMut::new();
+    assert_eq!(state.check_cancels(&mut out), 0);
+    assert!(out.is_empty(), "nothing cancelled, nothing sent");
+    assert!(slots[1].cancel("by the caller"));
+    assert_eq!(state.check_cancels(&mut out), 1);
+    assert_eq!(frames(&out), [ToNode::Cancel { jobs: vec![1] }]);
+    act(&mut state);
+    assert_eq!(
+        state.in_flight(),
+        2,
+        "the node still holds it until it answers"
+    );
+    state.handle(done(1, 99)).unwrap();
+    act(&mut state);
+    assert!(matches!(result_of(&slots[1]), Err(JobError::Cancelled(_))));
+    assert_eq!(state.in_flight(), 1);
+    let summary = slots[1].books().groups.summary(None);
+    assert_eq!((summary.finished, summary.failed), (1, 1), "counted once");
+    // Cancelled and then lost: nothing to hand back for it.
+    assert!(slots[0].cancel("by the caller"));
+    state.check_cancels(&mut BytesMut::new());
+    state.end(Ending::Lost);
+    let (requeued, _) = act(&mut state);
+    assert!(requeued.is_empty());
+}
+
+#[test]
+fn a_draining_node_gets_nothing_more_and_resizes_move_the_window() {
+    let mut state = session(1, 3);
+    state.handle(ToClient::Workers { workers: 3 }).unwrap();
+    assert_eq!(state.room(RTT), 6);
+    assert_eq!(state.take_delta().workers, Some(3));
+    state.handle(ToClient::Draining).unwrap();
+    assert_eq!(state.room(RTT), 0);
+}
+
+#[test]
+fn a_module_too_large_for_the_node_fails_its_job_at_once() {
+    let mut small = info(1);
+    small.max_module_size = 10;
+    let mut state = SessionState::new("node".into(), &small, 3);
+    let module = crate::module::test_module_with_job("more than ten bytes");
+    let task = crate::scheduler::task::test_task_of(0, Owner::LOCAL, module);
+    let slot = task.slot().clone();
+    let mut out = BytesMut::new();
+    state.send(task, &mut out);
+    assert!(out.is_empty());
+    act(&mut state);
+    assert!(matches!(result_of(&slot), Err(JobError::ModuleRefused(_))));
+    assert_eq!(state.in_flight(), 0);
+}

@@ -1,0 +1,264 @@
+//! The node's connection state, step by step, without sockets.
+
+use super::*;
+use crate::job::JobId;
+use crate::module::test_module_with_job;
+use crate::scheduler::books::{Books, Group};
+use std::time::Duration;
+use wasp_proto::error::WireError;
+use wasp_proto::message::WireLimits;
+
+fn job(id: WireJobId, module: &Module) -> RunJob {
+    RunJob {
+        job: id,
+        module: *module.hash().as_bytes(),
+        function: module.jobs()[0].clone(),
+        args: vec![0; 10],
+        limits: WireLimits::default(),
+    }
+}
+
+fn store() -> ModuleStore {
+    ModuleStore::new(16, 1 << 20)
+}
+
+/// Takes the actions: the messages sent, and the jobs submitted (with their limits); jobs
+/// to stop are stopped.
+fn drain(state: &mut ConnectionState) -> (Vec<ToClient>, Vec<(WireJobId, Asked)>) {
+    let (mut sent, mut submitted) = (Vec::new(), Vec::new());
+    while let Some(action) = state.poll_action() {
+        match action {
+            Action::Send(message, _) => sent.push(message),
+            Action::Submit(_, job, asked) => submitted.push((job.job, asked)),
+            Action::Stop(slot) => {
+                slot.cancel("by the test");
+            }
+        }
+    }
+    (sent, submitted)
+}
+
+fn slot(id: u64) -> Arc<JobSlot> {
+    JobSlot::new(
+        JobId(id),
+        Group::from("default"),
+        Arc::new(Books::default()),
+    )
+}
+
+fn done_with(result: Result<Vec<u8>, JobError>) -> Finished {
+    Finished {
+        outcome: crate::sandbox::RawOutcome {
+            result,
+            ..crate::sandbox::RawOutcome::failed(JobError::Internal(String::new()))
+        },
+        worker: "local/0".into(),
+    }
+}
+
+#[test]
+fn a_module_is_asked_for_once_and_its_jobs_run_when_it_arrives() {
+    let (policy, store) = (NodePolicy::default(), store());
+    let module = test_module_with_job("f");
+    let mut state = ConnectionState::default();
+    state.run(job(0, &module), 1, &policy, &store).unwrap();
+    state.run(job(1, &module), 1, &policy, &store).unwrap();
+    let (sent, submitted) = drain(&mut state);
+    let hash = *module.hash().as_bytes();
+    assert_eq!(sent, [ToClient::NeedModule { hash }]);
+    assert!(submitted.is_empty());
+    assert!(state.awaits(&hash));
+    state.module_arrived(hash, Ok(module.clone())).unwrap();
+    let (sent, submitted) = drain(&mut state);
+    assert!(sent.is_empty());
+    assert_eq!(
+        submitted.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert!(
+        state.module_arrived(hash, Ok(module)).is_err(),
+        "not asked again"
+    );
+}
+
+/// Limits the client did not set take the node's maxima, also for a job that waited for
+/// its module.
+#[test]
+fn jobs_run_with_the_limits_they_were_admitted_with() {
+    let policy = NodePolicy {
+        max_memory: 64 << 20,
+        ..NodePolicy::default()
+    };
+    let store = store();
+    let module = test_module_with_job("f");
+    let mut state = ConnectionState::default();
+    state.run(job(0, &module), 1, &policy, &store).unwrap();
+    drain(&mut state);
+    state
+        .module_arrived(*module.hash().as_bytes(), Ok(module))
+        .unwrap();
+    let (_, submitted) = drain(&mut state);
+    assert_eq!(submitted[0].1.max_memory, Some(64 << 20));
+    assert_eq!(submitted[0].1.timeout, Some(Duration::from_secs(600)));
+}
+
+#[test]
+fn refused_jobs_are_answered_at_once() {
+    let policy = NodePolicy {
+        max_memory: 1 << 20,
+        ..NodePolicy::default()
+    };
+    let store = store();
+    let module = test_module_with_job("f");
+    store.insert(module.clone());
+    let mut state = ConnectionState::default();
+    let mut greedy = job(0, &module);
+    greedy.limits.max_memory = Some(2 << 20);
+    state.run(greedy, 1, &policy, &store).unwrap();
+    let (sent, submitted) = drain(&mut state);
+    assert!(submitted.is_empty());
+    assert!(matches!(
+        &sent[..],
+        [ToClient::Done(JobDone { job: 0, result: Err(WireError::LimitRefused { limit, .. }), .. })]
+            if limit == "memory"
+    ));
+    assert_eq!(state.jobs(), 0);
+}
+
+#[test]
+fn a_client_past_its_job_limit_or_reusing_an_id_is_cut_off() {
+    let policy = NodePolicy {
+        max_jobs_per_client: 2,
+        ..NodePolicy::default()
+    };
+    let store = store();
+    let module = test_module_with_job("f");
+    let mut state = ConnectionState::default();
+    state.run(job(0, &module), 1, &policy, &store).unwrap();
+    assert!(state.run(job(0, &module), 2, &policy, &store).is_err());
+    state.run(job(1, &module), 2, &policy, &store).unwrap();
+    assert!(state.run(job(2, &module), 3, &policy, &store).is_err());
+}
+
+/// The client cancels a job waiting for its module (answered at once) and a submitted one
+/// (stopped, answered as cancelled when it ends); the module then still arrives.
+#[test]
+fn cancelled_jobs_are_answered_once_as_cancelled() {
+    let (policy, store) = (NodePolicy::default(), store());
+    let module = test_module_with_job("f");
+    let hash = *module.hash().as_bytes();
+    let mut state = ConnectionState::default();
+    state.run(job(0, &module), 1, &policy, &store).unwrap();
+    drain(&mut state);
+    state.cancel(&[0, 77]);
+    let (sent, _) = drain(&mut state);
+    assert!(matches!(
+        &sent[..],
+        [ToClient::Done(JobDone {
+            job: 0,
+            result: Err(WireError::Cancelled(_)),
+            ..
+        })]
+    ));
+    // A new job of the same module does not ask for it again: it is on its way.
+    state.run(job(1, &module), 1, &policy, &store).unwrap();
+    let (sent, _) = drain(&mut state);
+    assert!(sent.is_empty(), "{sent:?}");
+    state.module_arrived(hash, Ok(module)).unwrap();
+    let (_, submitted) = drain(&mut state);
+    assert_eq!(submitted.len(), 1);
+    let slot = slot(1);
+    state.attach(1, slot.clone());
+    state.cancel(&[1]);
+    drain(&mut state);
+    assert!(slot.cancel_flag().is_cancelled(), "stopped where it runs");
+    let finished = slot.wait_until(None).unwrap();
+    let (answer, args) = state.finished(1, &finished).expect("answered once");
+    assert!(matches!(
+        answer,
+        ToClient::Done(JobDone {
+            result: Err(WireError::Cancelled(_)),
+            ..
+        })
+    ));
+    assert_eq!(args, 10);
+    assert!(state.finished(1, &finished).is_none());
+    assert_eq!(state.jobs(), 0);
+}
+
+#[test]
+fn a_cancel_before_the_slot_is_attached_still_stops_the_job() {
+    let (policy, store) = (NodePolicy::default(), store());
+    let module = test_module_with_job("f");
+    store.insert(module.clone());
+    let mut state = ConnectionState::default();
+    state.run(job(0, &module), 1, &policy, &store).unwrap();
+    drain(&mut state);
+    state.cancel(&[0]);
+    let slot = slot(0);
+    state.attach(0, slot.clone());
+    drain(&mut state);
+    assert!(slot.cancel_flag().is_cancelled());
+}
+
+/// Draining: the client is told, parked jobs come back at once, new ones too; jobs the
+/// node gives up (queued, or stopped at the end of the drain) come back as handed back,
+/// while finished ones are reported.
+#[test]
+fn a_draining_node_hands_back_what_it_will_not_run() {
+    let (policy, store) = (NodePolicy::default(), store());
+    let stored = test_module_with_job("stored");
+    store.insert(stored.clone());
+    let missing = test_module_with_job("missing");
+    let mut state = ConnectionState::default();
+    state.run(job(0, &stored), 1, &policy, &store).unwrap();
+    state.run(job(1, &stored), 1, &policy, &store).unwrap();
+    state.run(job(2, &missing), 1, &policy, &store).unwrap();
+    drain(&mut state);
+    state.drain();
+    let (sent, _) = drain(&mut state);
+    assert_eq!(
+        sent,
+        [ToClient::Draining, ToClient::Returned { jobs: vec![2] }]
+    );
+    state.run(job(3, &stored), 1, &policy, &store).unwrap();
+    let (sent, submitted) = drain(&mut state);
+    assert_eq!(sent, [ToClient::Returned { jobs: vec![3] }]);
+    assert!(submitted.is_empty());
+    let given_up = Finished::failed(JobError::Cancelled("the server shut down".into()));
+    let (answer, _) = state.finished(0, &given_up).unwrap();
+    assert_eq!(answer, ToClient::Returned { jobs: vec![0] });
+    let (answer, _) = state.finished(1, &done_with(Ok(vec![1]))).unwrap();
+    assert!(matches!(
+        answer,
+        ToClient::Done(JobDone {
+            job: 1,
+            result: Ok(_),
+            ..
+        })
+    ));
+    // The missing module, still on its way, is taken without complaint.
+    assert!(
+        state
+            .module_arrived(*missing.hash().as_bytes(), Ok(missing))
+            .is_ok()
+    );
+    assert_eq!(state.jobs(), 0);
+}
+
+#[test]
+fn a_module_that_does_not_load_fails_its_jobs() {
+    let (policy, store) = (NodePolicy::default(), store());
+    let module = test_module_with_job("f");
+    let hash = *module.hash().as_bytes();
+    let mut state = ConnectionState::default();
+    state.run(job(0, &module), 1, &policy, &store).unwrap();
+    drain(&mut state);
+    state.module_arrived(hash, Err("not wasm".into())).unwrap();
+    let (sent, _) = drain(&mut state);
+    assert!(matches!(
+        &sent[..],
+        [ToClient::Done(JobDone { result: Err(WireError::Module(why)), .. })] if why == "not wasm"
+    ));
+    assert!(state.module_arrived([9; 32], Err("x".into())).is_err());
+}

@@ -1,0 +1,63 @@
+//! [`JobOptions`]: what one job asks for besides its arguments.
+
+use crate::sandbox::Asked;
+use crate::scheduler::groups::DEFAULT_GROUP;
+use std::time::Duration;
+
+/// Per-job settings for [`Server::submit_with`](crate::Server::submit_with); anything unset
+/// uses the server's defaults.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct JobOptions {
+    group: Option<String>,
+    asked: Asked,
+}
+
+impl JobOptions {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts the job in `group`, for [`Server::wait_group`](crate::Server::wait_group) and
+    /// [`Server::cancel_group`](crate::Server::cancel_group). Default: `"default"`.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// The job's wall-clock timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.asked.timeout = Some(timeout);
+        self
+    }
+
+    /// The job's memory cap, in bytes.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.asked.max_memory = Some(bytes);
+        self
+    }
+
+    /// The cap on each of the job's captured stdout and stderr, in bytes.
+    pub fn max_output(mut self, bytes: u64) -> Self {
+        self.asked.max_output = Some(bytes);
+        self
+    }
+
+    /// The job's fuel budget ([`Limits::fuel`](crate::Limits::fuel)): a CPU budget that is
+    /// the same on every run and every machine.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.asked.fuel = Some(fuel);
+        self
+    }
+
+    /// The job's group.
+    pub(crate) fn group_name(&self) -> &str {
+        self.group.as_deref().unwrap_or(DEFAULT_GROUP)
+    }
+
+    /// The limits this job asks for, the server's where it asks for none.
+    pub(crate) fn asked(&self, server: Asked) -> Asked {
+        self.asked.or(server)
+    }
+}
