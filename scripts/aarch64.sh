@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # wasp for aarch64 Linux, cross-built on an x86-64 Linux machine, and a mixed cluster tested
 # on it: an aarch64 `wasp node` under qemu-user next to an x86-64 one, both on 127.0.0.1,
-# with an x86-64 client running one batch across both (runtime/tests/mixed_arch.rs).
+# with an x86-64 client running one batch across both (cli/tests/mixed_arch.rs).
 #
 #   scripts/aarch64.sh          install what is missing, build (dev profile), run the test
+#   scripts/aarch64.sh node     install what is missing, build (dev profile), and print the
+#                               command that runs the aarch64 node, for WASP_AARCH64_NODE
+#                               (CI sets it so that `cargo test --workspace` runs the test)
 #   scripts/aarch64.sh build    install what is missing, build a release `wasp` to copy to
 #                               an aarch64 machine (a Raspberry Pi, an ARM cloud node)
 #
@@ -11,7 +14,9 @@
 # gcc-aarch64-linux-gnu (the cross linker, and the C compiler `ring` needs),
 # libc6-dev-arm64-cross (aarch64 glibc), qemu-user-static (only to test), and rustup's
 # aarch64-unknown-linux-gnu target. Where these cannot be installed it prints
-# "aarch64: skipped: <why>" and exits 0; any other failure fails. CARGO_TARGET_DIR is
+# "aarch64: skipped: <why>" and exits 0, except under CI=true, where a skip is a failure;
+# any other failure fails. Messages go to stderr (stdout is the command, in `node` mode).
+# CARGO_TARGET_DIR is
 # honoured, as are the CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER and
 # CC_aarch64_unknown_linux_gnu of another cross toolchain.
 set -euo pipefail
@@ -27,8 +32,11 @@ readonly SYSROOT=/usr/aarch64-linux-gnu
 # page the guest reserves, 6 GiB and tens of seconds for the full 1 TiB pool.
 readonly ADDRESS_SPACE=$((1 << 39))
 
-say() { echo "aarch64: $*"; }
+say() { echo "aarch64: $*" >&2; }
 skip() {
+    if [[ ${CI:-} == true ]]; then
+        fail "cannot run here, and CI must: $*"
+    fi
     say "skipped: $*"
     exit 0
 }
@@ -47,12 +55,12 @@ mode=${1:-test}
 # The dev profile to test: dependencies (wasmtime, cranelift) are optimised in it too, and
 # it shares the host's build scripts and proc macros with `cargo test`.
 case $mode in
-    test) profile=(--profile dev) profile_dir=debug ;;
+    test | node) profile=(--profile dev) profile_dir=debug ;;
     build) profile=(--release) profile_dir=release ;;
     *) usage ;;
 esac
 packages=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
-[[ $mode != test ]] || packages+=(qemu-user-static)
+[[ $mode == build ]] || packages+=(qemu-user-static)
 
 qemu() { command -v qemu-aarch64-static || command -v qemu-aarch64; }
 
@@ -61,7 +69,7 @@ missing() {
     command -v aarch64-linux-gnu-gcc >/dev/null || echo "aarch64-linux-gnu-gcc"
     [[ -e $SYSROOT/lib/crt1.o && -e $SYSROOT/lib/ld-linux-aarch64.so.1 ]] ||
         echo "aarch64-glibc($SYSROOT)"
-    [[ $mode != test ]] || qemu >/dev/null || echo "qemu-aarch64"
+    [[ $mode == build ]] || qemu >/dev/null || echo "qemu-aarch64"
 }
 
 install_packages() {
@@ -114,7 +122,7 @@ export CC_aarch64_unknown_linux_gnu=${CC_aarch64_unknown_linux_gnu:-aarch64-linu
 export AR_aarch64_unknown_linux_gnu=${AR_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-ar}
 
 started=$SECONDS
-cargo build --locked "${profile[@]}" --target "$TARGET" -p wasp-runtime --bin wasp
+cargo build --locked "${profile[@]}" --target "$TARGET" -p wasp-cli --bin wasp >&2
 target_dir=$(cargo metadata --locked --no-deps --format-version 1 |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 binary=$target_dir/$TARGET/$profile_dir/wasp
@@ -133,7 +141,12 @@ command -v prlimit >/dev/null || fail "prlimit (util-linux) is needed to bound t
 node=(prlimit "--as=$ADDRESS_SPACE" "$(qemu)" -L "$SYSROOT" "$binary")
 say "$("${node[@]}" --version) runs under $(qemu)"
 
+if [[ $mode == node ]]; then
+    echo "${node[*]}"
+    exit 0
+fi
+
 started=$SECONDS
 WASP_AARCH64_NODE="${node[*]}" \
-    cargo test --locked -p wasp-runtime --test mixed_arch -- --nocapture --test-threads=1
+    cargo test --locked -p wasp-cli --test mixed_arch -- --nocapture --test-threads=1 >&2
 say "mixed cluster tested in $((SECONDS - started)) s"

@@ -124,13 +124,12 @@ fn proc_exit_is_reported_as_an_exit() {
 #[test]
 fn a_job_cannot_sleep_past_its_timeout() {
     let (server, _dir) = one_worker(|b| b.timeout(Duration::from_millis(500)));
-    let started = std::time::Instant::now();
+    // A job that slept its hour would outlast the test's bounded wait.
     let job = server.submit::<u64, _>(&testjobs(), "sleep_secs", (3600u64,));
     match wait(&job) {
         Err(JobError::Forbidden(what)) => assert!(what.contains("sleep"), "{what}"),
         other => panic!("{other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(60), "the job slept");
     assert_still_serving(&server);
 }
 

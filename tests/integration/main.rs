@@ -12,3 +12,7 @@ mod pool;
 mod fuel;
 // Compilation: once per process, then from the disk cache; corruption is survived.
 mod cache;
+// Cancelling jobs and groups.
+mod cancel;
+// A bounded queue: backpressure on producers.
+mod backpressure;

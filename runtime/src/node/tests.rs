@@ -524,14 +524,12 @@ async fn a_truncated_frame_is_a_protocol_error() {
 async fn an_oversized_frame_is_refused_from_its_header() {
     let node = TestNode::start();
     let mut client = RawClient::connect(&node).await;
-    // 1 GiB announced, none of it sent, the stream left open: the node must not wait for it.
-    let started = Instant::now();
+    // 1 GiB announced, none of it sent, the stream left open: the node must not wait for it
+    // (a node that waited would let the connection time out instead of closing it).
     client.write(&frame(1 << 30, &[])).await;
     let close = close_of(&client.connection).await;
-    let took = started.elapsed();
     assert_close(&close, CloseCode::Protocol, &(1_u32 << 30).to_string());
     assert_close(&close, CloseCode::Protocol, &MAX_FRAME_LEN.to_string());
-    assert!(took < NODE_TIMEOUT / 2, "closed only after {took:?}");
     node.assert_serves().await;
     node.stop().await;
 }
@@ -916,17 +914,16 @@ async fn a_draining_node_refuses_new_clients_at_once() {
     client.send_module(&module_message(&module)).await;
     node.trigger_shutdown();
     assert_eq!(client.next().await, ToClient::Draining);
-    let started = Instant::now();
     let endpoint = net::client_endpoint(node.addr, &TransportSettings::default()).unwrap();
     let refused = within("a refused connection", net::connect(&endpoint, node.addr)).await;
-    assert!(refused.is_err(), "a draining node took a new client");
     // Refused, not left to time out.
-    assert!(
-        started.elapsed() < NODE_TIMEOUT,
-        "refused only after {:?}: {:?}",
-        started.elapsed(),
-        refused.err()
-    );
+    match refused {
+        Err(net::NetError::Connection {
+            error: ConnectionError::ConnectionClosed(_),
+            ..
+        }) => {}
+        other => panic!("a draining node must refuse a new client at once: {other:?}"),
+    }
     client.close();
     node.stopped().await;
 }

@@ -173,8 +173,8 @@ async fn a_module_over_the_size_limit_cuts_its_sender_off_from_the_header() {
         .send(&[run(0, hash_of(&module), "sum_primes", 100)])
         .await;
     client.expect_need_module(hash_of(&module)).await;
-    // A 1 GiB module announced; none of it sent.
-    let started = Instant::now();
+    // A 1 GiB module announced; none of it sent: closed from the header (a node that
+    // waited for the body would let the connection time out instead).
     let mut stream = within("open a module stream", client.connection.open_uni())
         .await
         .unwrap();
@@ -187,11 +187,6 @@ async fn a_module_over_the_size_limit_cuts_its_sender_off_from_the_header() {
         "exceeds the maximum",
     )
     .await;
-    assert!(
-        started.elapsed() < NODE_TIMEOUT / 2,
-        "closed after {:?}",
-        started.elapsed()
-    );
     node.assert_serves().await;
     node.stop().await;
 }

@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    wasp::proto::codec::fuzz_decode(data);
+    wasp_proto::codec::fuzz_decode(data);
 });

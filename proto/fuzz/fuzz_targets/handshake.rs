@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasp::proto::handshake::{HELLO_LEN, Hello};
+use wasp_proto::handshake::{HELLO_LEN, Hello};
 
 fuzz_target!(|bytes: [u8; HELLO_LEN]| {
     if let Ok(hello) = Hello::parse(&bytes) {
