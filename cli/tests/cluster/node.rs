@@ -145,6 +145,19 @@ impl NodeProcess {
         workers: usize,
         extra: &[&str],
     ) -> NodeProcess {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_program_at(program, auth, workers, loopback, extra)
+    }
+
+    /// Like [`start_program`](Self::start_program), listening on `listen` (port 0: a free
+    /// one).
+    pub(crate) fn start_program_at(
+        program: Program,
+        auth: Auth<'_>,
+        workers: usize,
+        listen: SocketAddr,
+        extra: &[&str],
+    ) -> NodeProcess {
         assert!(!program.command.is_empty(), "no command to run wasp with");
         let dir = tempfile::tempdir().expect("temp dir");
         let secret_file = match auth {
@@ -162,14 +175,14 @@ impl NodeProcess {
             extra: extra.iter().map(|arg| arg.to_string()).collect(),
             program,
             child: None,
-            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            address: listen,
             id: String::new(),
         };
         node.spawn();
         node
     }
 
-    /// The address clients connect to, `127.0.0.1:PORT`.
+    /// The address clients connect to (`127.0.0.1:PORT` unless started elsewhere).
     pub(crate) fn address(&self) -> SocketAddr {
         self.address
     }

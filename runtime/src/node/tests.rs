@@ -903,6 +903,86 @@ async fn shutting_down_finishes_or_hands_back_every_job() {
     node.stopped().await;
 }
 
+/// The fault: a draining node ran its queued jobs for up to the drain timeout. Queued jobs
+/// now go back at once (to run elsewhere), while the running one finishes: the hand-back
+/// arrives before that job's result, and before any other job could have run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_hands_queued_jobs_back_at_once() {
+    let mut node = TestNode::start();
+    let module = Module::from_file(wasp_fixtures::WASP_TESTJOBS).unwrap();
+    let hash = hash_of(&module);
+    let mut client = RawClient::connect(&node).await;
+    // The module first, so that the jobs below are submitted as they are read.
+    client.send(&[run(9, hash, "busy_ms", 1)]).await;
+    client.expect_need_module(hash).await;
+    client.send_module(&module_message(&module)).await;
+    assert!(matches!(client.next().await, ToClient::Done(done) if done.job == 9));
+    // One worker: job 0 runs (1.5 s, within the drain timeout), jobs 1..5 wait for it.
+    let mut jobs: Vec<_> = (0..5).map(|job| run(job, hash, "busy_ms", 1_500)).collect();
+    // Then a job refused at once: its answer says the node has read (and submitted) the
+    // five before it.
+    let mut probe = run(10, hash, "busy_ms", 1);
+    if let ToNode::Run(job) = &mut probe {
+        job.limits.max_memory = Some(u64::MAX);
+    }
+    jobs.push(probe);
+    client.send(&jobs).await;
+    assert!(matches!(client.next().await, ToClient::Done(done) if done.job == 10));
+    node.trigger_shutdown();
+    let mut returned = Vec::new();
+    let finished = loop {
+        match client.next().await {
+            ToClient::Draining => {}
+            ToClient::Returned { jobs } => returned.extend(jobs),
+            ToClient::Done(done) => break done,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    returned.sort_unstable();
+    assert_eq!(returned.len(), 4, "the queued jobs came back before any result");
+    assert!(!returned.contains(&finished.job));
+    assert!(finished.result.is_ok(), "the running job finished: {finished:?}");
+    client.close();
+    node.stopped().await;
+}
+
+/// A resized node announces its new worker count, not the one it started with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resized_node_announces_its_new_worker_count() {
+    let listener = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), Some(secret()));
+    config.workers = 1;
+    config.cache_dir = Some(dir.path().join("cache"));
+    config.announce_to = vec![listener.local_addr().unwrap()];
+    config.announce_interval = Duration::from_millis(50);
+    let node = Node::bind(config).unwrap();
+    let control = node.workers_control();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(node.run(async {
+        let _ = stop.await;
+    }));
+    let heard = |workers: u32| {
+        let listener = &listener;
+        async move {
+            let mut datagram = [0; 1024];
+            loop {
+                let (len, _) = listener.recv_from(&mut datagram).await.unwrap();
+                let announcement = crate::discovery::announce::open(&datagram[..len], &secret())
+                    .expect("an authentic announcement");
+                if announcement.workers == workers {
+                    return;
+                }
+            }
+        }
+    };
+    within("an announcement of 1 worker", heard(1)).await;
+    control.set(3);
+    within("an announcement of 3 workers", heard(3)).await;
+    let _ = shutdown.send(());
+    within("the node stops", task).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_node_refuses_new_clients_at_once() {
     let mut node = TestNode::start();
