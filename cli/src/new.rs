@@ -36,7 +36,7 @@ impl NewCommand {
         make_empty_dir(&dir)?;
         let files = [
             ("Cargo.toml", manifest(&self.name, &sdk)),
-            ("src/lib.rs", LIB_RS.replace("{name}", &self.name)),
+            ("src/lib.rs", LIB_RS.replace("@CRATE@", &self.name)),
             (".gitignore", "/target\n".to_string()),
         ];
         for (file, text) in files {
@@ -153,7 +153,8 @@ wasp-guest = {sdk}
     )
 }
 
-const LIB_RS: &str = r#"//! {name}: jobs for wasp. `wasp build` compiles them to a WebAssembly module; `wasp run
+/// The crate's code; `@CRATE@` is its name.
+const LIB_RS: &str = r#"//! @CRATE@: jobs for wasp. `wasp build` compiles them to a WebAssembly module; `wasp run
 //! MODULE JOB ARG...` runs one, `wasp map` many, each in its own sandbox.
 
 /// The sum of the primes below `n` (Parallel Python's classic example).

@@ -37,7 +37,9 @@ fn patient_node(secret: &ClusterSecret, extra: &[&str]) -> NodeProcess {
 
 /// Waits until `server` has handed a job to its node.
 fn wait_until_sent(server: &Server) {
-    wait_until("a job sent to the node", TIMEOUT, || server.stats().running > 0);
+    wait_until("a job sent to the node", TIMEOUT, || {
+        server.stats().running > 0
+    });
 }
 
 /// Another client's job runs on `node`: its worker is free.
@@ -111,7 +113,13 @@ fn an_interrupted_map_cancels_its_jobs_on_the_node() {
     let lines: String = (0..10).map(|_| format!("[{LONG_MS}]\n")).collect();
     std::fs::write(&input, lines).unwrap();
     let mut map = Command::new(WASP)
-        .args(["map", wasp_fixtures::WASP_TESTJOBS, "busy_ms", "--workers", "0"])
+        .args([
+            "map",
+            wasp_fixtures::WASP_TESTJOBS,
+            "busy_ms",
+            "--workers",
+            "0",
+        ])
         .arg("--input")
         .arg(&input)
         .args(["--peer", &node.address().to_string(), "--secret-file"])
@@ -162,7 +170,14 @@ fn a_nodes_maxima_do_not_refuse_a_clients_defaults() {
     let map = |extra: &[&str]| {
         let args = [
             &["map", SUM_PRIMES, "sum_primes", "--workers", "0"][..],
-            &["--input", input.to_str().unwrap(), "--peer", &peer, "--secret-file", &key],
+            &[
+                "--input",
+                input.to_str().unwrap(),
+                "--peer",
+                &peer,
+                "--secret-file",
+                &key,
+            ],
             extra,
         ]
         .concat();

@@ -251,3 +251,79 @@ fn secret_new_prints_a_fresh_random_secret() {
     let parsed = wasp::ClusterSecret::parse(&a).unwrap();
     assert_eq!(parsed.to_hex(), a.trim());
 }
+
+/// Runs wasp in `dir` to its end, failing the test if it takes longer than `timeout`.
+fn wasp_in(dir: &Path, args: &[&str], timeout: std::time::Duration) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_wasp"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "off")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wasp starts");
+    let pid = child.id();
+    let (done, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match output.recv_timeout(timeout) {
+        Ok(output) => output.expect("wasp's output is read"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!(
+                "`wasp {}` did not finish within {timeout:?}",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+/// A first job in five minutes: `wasp new` makes a guest crate outside this repository,
+/// `wasp build` builds it, `wasp run` runs its jobs.
+#[test]
+fn new_makes_a_guest_crate_that_builds_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = wasp_in(
+        dir.path(),
+        &["new", "my-jobs"],
+        std::time::Duration::from_secs(30),
+    );
+    assert!(made.status.success(), "{}", stderr(&made));
+    let crate_dir = dir.path().join("my-jobs");
+    assert!(stdout(&made).contains("wasp build"), "{}", stdout(&made));
+    // The workspace's lock file pins the dependencies' versions (and spares the build a
+    // registry lookup); cargo keeps what the new crate uses.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    std::fs::copy(workspace.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    let built = wasp_in(&crate_dir, &["build"], std::time::Duration::from_secs(600));
+    assert!(built.status.success(), "{}", stderr(&built));
+    let module = "target/wasm32-wasip1/release/my_jobs.wasm";
+    assert!(
+        stdout(&built).contains("jobs   hello, sum_primes"),
+        "{}",
+        stdout(&built)
+    );
+    let timeout = std::time::Duration::from_secs(60);
+    let sum = wasp_in(&crate_dir, &["run", module, "sum_primes", "100"], timeout);
+    assert_eq!(stdout(&sum), "1060\n", "{}", stderr(&sum));
+    let hello = wasp_in(&crate_dir, &["run", module, "hello", "\"world\""], timeout);
+    assert_eq!(stdout(&hello), "\"hello, world!\"\n", "{}", stderr(&hello));
+    assert!(
+        stderr(&hello).contains("greeting world"),
+        "{}",
+        stderr(&hello)
+    );
+    // Nothing is overwritten, and names cargo would refuse are refused first.
+    let again = wasp_in(dir.path(), &["new", "my-jobs"], timeout);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+    let bad = wasp_in(dir.path(), &["new", "9 lives"], timeout);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("not a crate name"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -189,7 +189,11 @@ fn a_client_never_merges_two_addresses_into_one_node() {
     let first = Node::start(
         data.path(),
         free_port(),
-        &[&["--identity-dir", &original.display().to_string()][..], &announce].concat(),
+        &[
+            &["--identity-dir", &original.display().to_string()][..],
+            &announce,
+        ]
+        .concat(),
     );
     std::fs::create_dir_all(&copy).unwrap();
     for file in ["node-cert.der", "node-key.der"] {
@@ -198,7 +202,11 @@ fn a_client_never_merges_two_addresses_into_one_node() {
     let second = Node::start(
         data.path(),
         free_port(),
-        &[&["--identity-dir", &copy.display().to_string()][..], &announce].concat(),
+        &[
+            &["--identity-dir", &copy.display().to_string()][..],
+            &announce,
+        ]
+        .concat(),
     );
     assert_eq!(first.id, second.id, "one identity, on purpose");
     let server = client(data.path()).discovery(hearing).build().unwrap();

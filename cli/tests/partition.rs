@@ -80,12 +80,25 @@ impl TestHost {
         let steps: [(Option<&str>, Vec<&str>); 7] = [
             (
                 None,
-                vec!["ip", "link", "add", &host.here, "type", "veth", "peer", "name", &host.there],
+                vec![
+                    "ip",
+                    "link",
+                    "add",
+                    &host.here,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &host.there,
+                ],
             ),
             (None, vec!["ip", "link", "set", &host.there, "netns", ns]),
             (None, vec!["ip", "addr", "add", &local, "dev", &host.here]),
             (None, vec!["ip", "link", "set", &host.here, "up"]),
-            (Some(ns), vec!["ip", "addr", "add", &remote, "dev", &host.there]),
+            (
+                Some(ns),
+                vec!["ip", "addr", "add", &remote, "dev", &host.there],
+            ),
             (Some(ns), vec!["ip", "link", "set", &host.there, "up"]),
             (Some(ns), vec!["ip", "link", "set", "lo", "up"]),
         ];
@@ -98,8 +111,13 @@ impl TestHost {
     /// Cuts the link both ways: every packet dropped silently at either end.
     fn cut(&self) {
         let drop_all = |namespace: Option<&str>, device: &str| {
-            run(namespace, &["tc", "qdisc", "add", "dev", device, "root", "pfifo", "limit", "0"])
-                .expect("the link is cut");
+            run(
+                namespace,
+                &[
+                    "tc", "qdisc", "add", "dev", device, "root", "pfifo", "limit", "0",
+                ],
+            )
+            .expect("the link is cut");
         };
         drop_all(None, &self.here);
         drop_all(Some(&self.namespace), &self.there);
@@ -172,9 +190,16 @@ fn a_partitioned_node_loses_nothing_and_is_used_again_after_the_heal() {
     let stats = settled_stats(&server);
     let cut = &stats.nodes[0];
     assert!(!cut.connected, "{stats}");
-    assert!(cut.retries > 0, "the cut node held jobs, retried elsewhere:\n{stats}");
+    assert!(
+        cut.retries > 0,
+        "the cut node held jobs, retried elsewhere:\n{stats}"
+    );
     assert!(stats.nodes[1].jobs > before.nodes[1].jobs, "{stats}");
-    assert_eq!(total_node_jobs(&stats), 300, "a result counted twice?\n{stats}");
+    assert_eq!(
+        total_node_jobs(&stats),
+        300,
+        "a result counted twice?\n{stats}"
+    );
     assert_eq!((stats.finished, stats.failed), (300, 0), "{stats}");
 
     // Healed: the client connects to it again, and it takes work.
@@ -186,7 +211,10 @@ fn a_partitioned_node_loses_nothing_and_is_used_again_after_the_heal() {
     let again = Batch::submit(&server, (0..100).map(|i| 50_000 + 100 * i).collect());
     again.check(&sums);
     let stats = settled_stats(&server);
-    assert!(stats.nodes[0].jobs > healed, "the healed node did no work:\n{stats}");
+    assert!(
+        stats.nodes[0].jobs > healed,
+        "the healed node did no work:\n{stats}"
+    );
     assert_eq!(stats.nodes[0].connections, 2, "{stats}");
     assert_eq!(total_node_jobs(&stats), 400, "{stats}");
 }

@@ -39,7 +39,9 @@ fn a_full_queue_refuses_try_submit_and_makes_submit_wait() {
         assert!(blocked.recv_timeout(Duration::from_millis(200)).is_err());
         // ... and goes on once workers take jobs.
         server.set_workers(1).unwrap();
-        blocked.recv_timeout(TIMEOUT).expect("the producer got room");
+        blocked
+            .recv_timeout(TIMEOUT)
+            .expect("the producer got room");
     });
     for (x, job) in (0..).zip(&queued) {
         assert_eq!(wait(job), Ok(x + 1));
@@ -81,7 +83,12 @@ fn huge_timeouts_are_no_deadline() {
     let job = server.submit::<i64, _>(&testjobs(), "add_one", (1i64,));
     assert_eq!(job.wait_timeout(Duration::MAX), Some(Ok(2)));
     assert_eq!(server.wait_all_timeout(Duration::MAX).pending(), 0);
-    assert_eq!(server.wait_group_timeout("default", Duration::MAX).pending(), 0);
+    assert_eq!(
+        server
+            .wait_group_timeout("default", Duration::MAX)
+            .pending(),
+        0
+    );
     assert!(server.wait_for_room(Duration::MAX));
     assert_eq!(server.wait_for_nodes(0, Duration::MAX).unwrap(), 0);
 }

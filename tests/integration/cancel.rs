@@ -23,7 +23,10 @@ fn a_running_job_is_stopped_and_its_worker_serves_the_next() {
     // Running once the queue has handed it to the worker.
     let deadline = std::time::Instant::now() + TIMEOUT;
     while server.stats().running == 0 {
-        assert!(std::time::Instant::now() < deadline, "the job never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(long.cancel());
@@ -84,7 +87,10 @@ fn a_group_is_cancelled_and_the_others_go_on() {
         assert!(is_cancelled(&wait(job)));
     }
     let summary = server.wait_group_timeout("doomed", TIMEOUT);
-    assert_eq!((summary.submitted, summary.finished, summary.failed), (50, 50, 50));
+    assert_eq!(
+        (summary.submitted, summary.finished, summary.failed),
+        (50, 50, 50)
+    );
     for (x, job) in (0..).zip(&others) {
         assert_eq!(wait(job), Ok(x + 1));
     }
@@ -105,7 +111,10 @@ fn dropping_a_map_half_way_cancels_what_it_submitted_ahead() {
     // free for what comes next.
     let summary = server.wait_all_timeout(TIMEOUT);
     assert_eq!(summary.pending(), 0);
-    assert!(summary.submitted < 100, "map submits a window ahead, not everything");
+    assert!(
+        summary.submitted < 100,
+        "map submits a window ahead, not everything"
+    );
     let next = server.submit::<i64, _>(&module, "add_one", (1i64,));
     assert_eq!(wait(&next), Ok(2));
 }

@@ -202,3 +202,27 @@ fn too_many_workers_is_a_config_error() {
     assert!(err.to_string().contains("workers"), "{err}");
     assert_eq!(server.workers(), 1);
 }
+
+/// The fault: each resize added rows to the statistics for good. A new worker takes a
+/// retired worker's row, so the table stays about as large as the largest pool.
+#[test]
+fn resizing_again_and_again_keeps_the_worker_table_bounded() {
+    let (server, _dir) = server(1);
+    let module = testjobs();
+    for round in 0..100usize {
+        server.set_workers(1 + round % 4).unwrap();
+        if round % 10 == 0 {
+            let job = server.submit::<i64, _>(&module, "add_one", (1i64,));
+            assert_eq!(wait(&job), Ok(2));
+        }
+    }
+    let stats = server.stats();
+    // At most four workers at once; a retiring worker frees its row an instant after it
+    // stops counting, so a few more rows may have been needed.
+    assert!(
+        stats.workers.len() <= 8,
+        "{} rows:\n{stats}",
+        stats.workers.len()
+    );
+    assert_eq!(stats.workers.iter().map(|w| w.jobs).sum::<u64>(), 10);
+}

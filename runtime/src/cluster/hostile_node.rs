@@ -1,5 +1,6 @@
-//! A client against a node that knows the secret but hands every job back, for ever: the
-//! jobs must not bounce without end.
+//! A client against nodes that know the secret but never run a job: one hands every job
+//! back, one drains and closes as soon as it gets a job, again and again. The jobs must not
+//! bounce without end.
 
 use crate::error::JobError;
 use crate::module::Module;
@@ -9,11 +10,21 @@ use crate::server::Server;
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::time::Duration;
+use wasp_proto::CloseCode;
 use wasp_proto::codec::{self, MAX_FRAME_LEN};
 use wasp_proto::message::{NodeInfo, ToClient, ToNode};
 
-/// Serves clients on `endpoint`: welcomes them, then hands back every job they send.
-async fn hand_everything_back(endpoint: quinn::Endpoint, secret: ClusterSecret) {
+/// What the fake node does with each job it gets.
+#[derive(Debug, Clone, Copy)]
+enum Bounce {
+    /// Answers `Returned`, on the same connection.
+    HandBack,
+    /// Says it drains, and closes the connection as a node shutting down does.
+    DrainAndClose,
+}
+
+/// Serves clients on `endpoint`: welcomes them, then bounces every job they send.
+async fn bounce_everything(endpoint: quinn::Endpoint, secret: ClusterSecret, bounce: Bounce) {
     while let Some(incoming) = endpoint.accept().await {
         let secret = secret.clone();
         tokio::spawn(async move {
@@ -41,17 +52,29 @@ async fn hand_everything_back(endpoint: quinn::Endpoint, secret: ClusterSecret) 
                 let Ok(Some(ToNode::Run(job))) = recv.next::<ToNode>().await else {
                     return;
                 };
-                let back = ToClient::Returned {
-                    jobs: vec![job.job],
-                };
-                codec::encode(&back, MAX_FRAME_LEN, &mut buffer).unwrap();
+                match bounce {
+                    Bounce::HandBack => {
+                        let back = ToClient::Returned {
+                            jobs: vec![job.job],
+                        };
+                        codec::encode(&back, MAX_FRAME_LEN, &mut buffer).unwrap();
+                    }
+                    Bounce::DrainAndClose => {
+                        codec::encode(&ToClient::Draining, MAX_FRAME_LEN, &mut buffer).unwrap();
+                        let _ = net::write_all(&mut send, &mut buffer).await;
+                        let code = quinn::VarInt::from_u32(CloseCode::Shutdown.code());
+                        connection.close(code, b"node shutting down");
+                        return;
+                    }
+                }
             }
         });
     }
 }
 
-#[test]
-fn a_node_that_hands_every_job_back_cannot_bounce_it_for_ever() {
+/// A client of one fake node that bounces jobs as `bounce` says: its one job ends with
+/// `NodeLost` after `max_retries + 1` counted attempts.
+fn job_bounced(bounce: Bounce, max_retries: u32) -> Option<Result<u64, JobError>> {
     let secret = ClusterSecret::from_bytes([5; 32]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let identity = NodeIdentity::generate().unwrap();
@@ -61,19 +84,34 @@ fn a_node_that_hands_every_job_back_cannot_bounce_it_for_ever() {
         net::node_endpoint(localhost, &identity, &TransportSettings::default()).unwrap()
     };
     let addr = endpoint.local_addr().unwrap();
-    runtime.spawn(hand_everything_back(endpoint, secret.clone()));
+    runtime.spawn(bounce_everything(endpoint, secret.clone(), bounce));
     let server = Server::builder()
         .workers(0)
         .no_disk_cache()
         .peers([crate::Peer::Addr(addr)])
         .secret(secret)
-        .max_retries(2)
+        .max_retries(max_retries)
         .build()
         .unwrap();
     let module = Module::from_file(wasp_fixtures::SUM_PRIMES_GUEST).unwrap();
     let job = server.submit::<u64, _>(&module, "sum_primes", (100_u64,));
-    match job.wait_timeout(Duration::from_secs(20)) {
+    job.wait_timeout(Duration::from_secs(60))
+}
+
+#[test]
+fn a_node_that_hands_every_job_back_cannot_bounce_it_for_ever() {
+    match job_bounced(Bounce::HandBack, 2) {
         Some(Err(JobError::NodeLost { attempts, .. })) => assert_eq!(attempts, 3),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The fault: a node that said it drains (or closed as shutting down) got its jobs back with
+/// no attempt counted, and was reconnected at once, so a job could bounce for ever.
+#[test]
+fn a_node_that_drains_at_every_job_cannot_bounce_it_for_ever() {
+    match job_bounced(Bounce::DrainAndClose, 0) {
+        Some(Err(JobError::NodeLost { attempts, .. })) => assert_eq!(attempts, 1),
         other => panic!("{other:?}"),
     }
 }

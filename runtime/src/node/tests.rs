@@ -939,9 +939,16 @@ async fn a_draining_node_hands_queued_jobs_back_at_once() {
         }
     };
     returned.sort_unstable();
-    assert_eq!(returned.len(), 4, "the queued jobs came back before any result");
+    assert_eq!(
+        returned.len(),
+        4,
+        "the queued jobs came back before any result"
+    );
     assert!(!returned.contains(&finished.job));
-    assert!(finished.result.is_ok(), "the running job finished: {finished:?}");
+    assert!(
+        finished.result.is_ok(),
+        "the running job finished: {finished:?}"
+    );
     client.close();
     node.stopped().await;
 }
