@@ -112,7 +112,7 @@ fn an_interrupted_map_cancels_its_jobs_on_the_node() {
     let input = dir.path().join("inputs.jsonl");
     let lines: String = (0..10).map(|_| format!("[{LONG_MS}]\n")).collect();
     std::fs::write(&input, lines).unwrap();
-    let mut map = Command::new(WASP)
+    let map = Command::new(WASP)
         .args([
             "map",
             wasp_fixtures::WASP_TESTJOBS,

@@ -8,7 +8,6 @@
 #[allow(dead_code, reason = "each test binary uses its own part")]
 mod node;
 #[path = "cluster/support.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
 mod support;
 
 use node::{WASP, run_wasp, write_secret};
@@ -17,7 +16,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
 use support::*;
 use wasp::{ClusterSecret, Peer, Server, ServerBuilder};
 
