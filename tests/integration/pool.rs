@@ -165,6 +165,8 @@ fn set_workers_grows_and_shrinks_under_load_without_losing_jobs() {
     for (i, job) in more.iter().enumerate() {
         assert_eq!(wait(job), Ok(i as u64 % 2));
     }
+    // A job counts in the totals an instant after its waiters are released.
+    assert_eq!(server.wait_all_timeout(TIMEOUT).pending(), 0);
     let stats = server.stats();
     assert_eq!(stats.finished, 80);
     assert_eq!(stats.workers.iter().map(|w| w.jobs).sum::<u64>(), 80);
