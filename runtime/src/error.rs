@@ -249,6 +249,7 @@ pub struct QueueFull {
 /// Why the nodes a [`Server`](crate::Server) was asked to wait for are not all there.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{connected} of the {wanted} nodes wanted are connected{}", describe_peers(.peers))]
+#[non_exhaustive]
 pub struct ClusterError {
     /// How many nodes were wanted.
     pub wanted: usize,

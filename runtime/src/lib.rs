@@ -33,12 +33,16 @@ server.print_stats();
   [`Server::set_workers`]) sharing one wasmtime engine (and a second, whose code counts
   fuel, for jobs with a fuel budget). Each module is compiled once per server and its code
   kept on disk, so the next process loads it in milliseconds.
-* [`Job`]: the handle of a submitted job. Wait for it ([`Job::wait`]), `.await` it, or
-  attach a callback ([`Job::on_complete`]). Every failure is a typed [`JobError`].
+* [`Job`]: the handle of a submitted job. Wait for it ([`Job::wait`]), `.await` it,
+  attach a callback ([`Job::on_complete`]) or cancel it ([`Job::cancel`]). Every failure is
+  a typed [`JobError`]. A job is answered exactly once, whatever happens to it (a node lost,
+  a cancel racing its result, a bug that drops it: then [`JobError::Internal`]).
 * Every job runs in a **fresh instance**: nothing leaks from one job to the next. It has no
   files, environment or network; its stdout and stderr are captured (bounded) and returned
   with its result ([`Job::wait_output`]); [`Limits`] bound its time, memory and output,
   and optionally its CPU with a fuel budget that is the same on every machine.
+* **Backpressure**: [`ServerBuilder::max_queued`] bounds the queue; [`Server::submit`] then
+  waits for room and [`Server::try_submit_with`] fails with [`QueueFull`].
 
 # Layout
 
@@ -46,16 +50,18 @@ server.print_stats();
 * `sandbox`: the wasmtime engine, the per-job store and its limits, and how a job's end is
   classified into a [`JobError`].
 * `cache`: compile-once per process, and compiled code on disk.
-* `scheduler`: the queue (plain data, fair between a node's clients), the worker pool
-  (threads) and job groups.
-* `secret`: the cluster secret and the handshake proofs bound to a TLS session.
-* [`proto`]: the wire protocol between clients and nodes, sans-IO (handshake, messages,
-  frames).
-* `net`: QUIC (quinn, rustls) under the protocol: node identity, TLS, handshake drivers.
-* `cluster`: the client side: one session per node, pulling jobs from the server's queue.
-* `node`: the daemon, [`Node`] (`wasp node`).
+* `scheduler`: tasks and their completion (exactly once, by construction), the queue
+  (plain data, fair between a node's clients, bounded if asked), the worker pool (threads)
+  and job groups.
+* `submit`: a call made into a task, for [`Server`] and [`Server::map`].
+* `net`: QUIC (quinn, rustls) under the wire protocol (the `wasp-proto` crate): node
+  identity, TLS, handshake drivers.
+* `cluster`: the client side: one session per node address (a sans-IO state machine and its
+  driver), pulling jobs from the server's queue.
+* `node`: the daemon, [`Node`] (`wasp node`), one sans-IO state machine per client.
 * [`discovery`]: finding nodes on the LAN: authenticated announcements, sent and heard.
-* `job`, `map`, `server`, `stats`: the public API.
+* `job`, `map`, `options`, `builder`, `server`, `peer`, `stats`: the public API; `wire`: the
+  mapping between its types and the protocol's.
 
 # A cluster
 

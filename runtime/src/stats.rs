@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// A snapshot of a server's activity, from [`Server::stats`](crate::Server::stats).
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Stats {
     /// Time since the server was created.
     pub elapsed: Duration,
@@ -33,6 +34,7 @@ pub struct Stats {
 
 /// What one remote node has done for this server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeStats {
     /// The node's address (`host:port`): as given, or as found (discovered, or resolved
     /// from a name).
@@ -83,6 +85,7 @@ fn mean(total: Duration, count: u64) -> Duration {
 
 /// What one worker has done.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerStats {
     /// The worker's name, e.g. `local/0`.
     pub name: String,

@@ -59,6 +59,7 @@ impl Prepared {
 
 /// How a server obtained the code of the modules it ran.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Modules compiled by cranelift in this process.
     pub compiled: u64,

@@ -103,6 +103,7 @@ pub(crate) async fn announce_once(
 
 /// What a client made of the announcements it heard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DiscoveryStats {
     /// Authenticated, fresh announcements.
     pub accepted: u64,

@@ -35,6 +35,7 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a node is set up. `secret: None` is an insecure node, allowed on loopback only.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NodeConfig {
     /// The address to listen on (UDP), e.g. `0.0.0.0:7878`; port 0 picks a free port.
     pub listen: SocketAddr,

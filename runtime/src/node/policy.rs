@@ -39,6 +39,7 @@ pub(crate) const DEFAULT_MAX_MODULE_BYTES: u64 = 1 << 30;
 
 /// The node's rules for its clients. See each field for its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodePolicy {
     /// The longest timeout a job may ask for, also given to jobs that ask for none;
     /// `None`: no maximum, and jobs may run unbounded. Default: 10 minutes.

@@ -124,6 +124,9 @@ impl Shared {
 
     /// Waits until the queue has room for a task, as `room` allows; returns whether it has.
     pub(crate) fn wait_for_room(&self, room: Room) -> bool {
+        if self.max_queued == usize::MAX {
+            return true; // unbounded: no lock to take
+        }
         self.wait_for_room_locked(self.queue(), room).1
     }
 

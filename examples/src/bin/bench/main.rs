@@ -1,7 +1,7 @@
 //! wasp's benchmarks: speed ratios measured in one run on this machine.
 //!
 //! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
-//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel` for one of them).
+//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel|queue` for one of them).
 //! Prints a Markdown table; the README records one.
 //!
 //! 1. `sum_primes`: pp's 8 inputs, natively in one thread, and on wasp with 1 and 2 workers.
@@ -14,11 +14,13 @@
 //! 5. Hostile jobs: 50 mixed into 5,000 good ones on a node (a child process): the good
 //!    jobs' throughput with and without them, and the node's peak memory.
 //! 6. Fuel: the sum_primes set on one worker with a fuel budget against without.
+//! 7. Queue: the memory a queued job costs, and a million jobs through a bounded queue.
 
 mod cluster;
 mod fuel;
 mod hostile;
 mod overhead;
+mod queue;
 mod startup;
 mod sum_primes;
 
@@ -76,6 +78,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("fuel") {
         rows.extend(fuel::run(if quick { 3 } else { 15 })?);
+    }
+    if wanted("queue") {
+        rows.extend(queue::run(if quick { 200_000 } else { 1_000_000 })?);
     }
     println!();
     println!("| measure | result | target |");
