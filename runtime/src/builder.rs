@@ -122,7 +122,7 @@ impl ServerBuilder {
     }
 
     /// Bounds the queue to `jobs` jobs waiting for a worker or a node: past it,
-    /// [`Server::submit`] waits for room and [`Server::try_submit`] fails with
+    /// [`Server::submit`] waits for room and [`Server::try_submit_with`] fails with
     /// [`QueueFull`](crate::QueueFull), so that a producer of millions of jobs does not
     /// exhaust memory (a queued job costs a few hundred bytes plus its arguments; see the
     /// README). Default: no bound.

@@ -150,8 +150,12 @@ fn dropping_the_server_cancels_queued_and_running_jobs() {
     let (server, _dir) = one_worker(|b| b);
     let running = server.submit::<u64, _>(&testjobs(), "spin", ());
     let queued = server.submit::<i64, _>(&testjobs(), "add_one", (1i64,));
-    // Give the worker a moment to start the spinning job; correctness does not depend on it.
-    std::thread::sleep(Duration::from_millis(100));
+    // Once the worker has started the spinning job.
+    let deadline = std::time::Instant::now() + wasp_tests::TIMEOUT;
+    while server.stats().running == 0 {
+        assert!(std::time::Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     drop(server);
     assert!(matches!(wait(&running), Err(JobError::Cancelled(_))));
     assert!(matches!(wait(&queued), Err(JobError::Cancelled(_))));

@@ -147,15 +147,17 @@ mod tests {
         holdings.job_read(0);
         let answer = done(0, 1000, 0);
         holdings.answered(0, &answer);
+        let mut over = Box::pin(holdings.within(500));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            over.as_mut().poll(&mut cx).is_pending(),
+            "1000 bytes held is over a 500-byte budget"
+        );
+        drop(over);
         let waiter = tokio::spawn({
             let holdings = holdings.clone();
             async move { holdings.within(500).await }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(
-            !waiter.is_finished(),
-            "1000 bytes held is over a 500-byte budget"
-        );
         holdings.written(&answer);
         tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
             .await
