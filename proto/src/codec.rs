@@ -10,7 +10,7 @@
 //! length is checked before its body is buffered, so a hostile peer cannot make the other
 //! side hold more than one maximum-size frame.
 
-use super::message::{ToClient, ToNode};
+use super::message::ToNode;
 use bytes::{Buf, BufMut, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -354,61 +354,71 @@ fn read_be(rest: &mut &[u8], width: usize) -> Option<u64> {
     Some(int.iter().fold(0, |acc, &byte| acc << 8 | u64::from(byte)))
 }
 
-/// Feeds `data`, as if a hostile peer sent it, to the decoders of each kind of stream
-/// ([`ToNode`] and [`ToClient`] messages, and modules), whole and in several chunkings,
-/// decoding until an error or the end. Used by the fuzz target (`runtime/fuzz`) and by a
-/// property test.
-///
-/// # Panics
-/// Only on a bug in the codec: if the chunkings decode differently, or if a decoded message
-/// does not survive being encoded and decoded again.
-pub fn fuzz_decode(data: &[u8]) {
-    fuzz_stream::<ToNode>(data, MAX_FRAME_LEN);
-    fuzz_stream::<ToClient>(data, MAX_FRAME_LEN);
-    fuzz_stream::<ToNode>(data, MAX_MODULE_FRAME_LEN);
-}
+#[cfg(any(test, feature = "fuzzing"))]
+pub use fuzzing::fuzz_decode;
 
-fn fuzz_stream<M>(data: &[u8], max: usize)
-where
-    M: Serialize + DeserializeOwned + PartialEq + Debug,
-{
-    let (messages, end) = decode_stream::<M>(data, max, data.len().max(1));
-    let step = usize::from(data.first().map_or(0, |byte| byte % 16)) + 1;
-    for chunk in [1, step] {
-        let (chunked, chunked_end) = decode_stream::<M>(data, max, chunk);
-        assert_eq!(
-            chunked, messages,
-            "chunks of {chunk} bytes decode differently"
-        );
-        assert_eq!(chunked_end, end, "chunks of {chunk} bytes end differently");
-    }
-    for message in messages {
-        let mut frame = BytesMut::new();
-        let encoded = encode(&message, usize::MAX, &mut frame);
-        assert_eq!(encoded, Ok(()), "a decoded message does not encode");
-        let mut decoder = FrameDecoder::new(usize::MAX);
-        decoder.extend(&frame);
-        assert_eq!(decoder.decode::<M>(), Ok(Some(message)), "no round trip");
-    }
-}
+/// What the fuzz target and the property tests feed the decoders: not part of the API.
+#[cfg(any(test, feature = "fuzzing"))]
+mod fuzzing {
+    use super::*;
+    use crate::message::ToClient;
 
-/// Decodes `data` fed in chunks of `chunk` bytes: the messages, and how the stream ended.
-fn decode_stream<M: DeserializeOwned>(
-    data: &[u8],
-    max: usize,
-    chunk: usize,
-) -> (Vec<M>, Result<(), ProtoError>) {
-    let mut decoder = FrameDecoder::new(max);
-    let mut messages = Vec::new();
-    for piece in data.chunks(chunk) {
-        decoder.extend(piece);
-        loop {
-            match decoder.decode() {
-                Ok(Some(message)) => messages.push(message),
-                Ok(None) => break,
-                Err(err) => return (messages, Err(err)),
-            }
+    /// Feeds `data`, as if a hostile peer sent it, to the decoders of each kind of stream
+    /// ([`ToNode`] and [`ToClient`] messages, and modules), whole and in several chunkings,
+    /// decoding until an error or the end. Used by the fuzz target (`proto/fuzz`, which turns on
+    /// the `fuzzing` feature: this is not part of the protocol's API) and by a property test.
+    ///
+    /// # Panics
+    /// Only on a bug in the codec: if the chunkings decode differently, or if a decoded message
+    /// does not survive being encoded and decoded again.
+    pub fn fuzz_decode(data: &[u8]) {
+        fuzz_stream::<ToNode>(data, MAX_FRAME_LEN);
+        fuzz_stream::<ToClient>(data, MAX_FRAME_LEN);
+        fuzz_stream::<ToNode>(data, MAX_MODULE_FRAME_LEN);
+    }
+
+    fn fuzz_stream<M>(data: &[u8], max: usize)
+    where
+        M: Serialize + DeserializeOwned + PartialEq + Debug,
+    {
+        let (messages, end) = decode_stream::<M>(data, max, data.len().max(1));
+        let step = usize::from(data.first().map_or(0, |byte| byte % 16)) + 1;
+        for chunk in [1, step] {
+            let (chunked, chunked_end) = decode_stream::<M>(data, max, chunk);
+            assert_eq!(
+                chunked, messages,
+                "chunks of {chunk} bytes decode differently"
+            );
+            assert_eq!(chunked_end, end, "chunks of {chunk} bytes end differently");
+        }
+        for message in messages {
+            let mut frame = BytesMut::new();
+            let encoded = encode(&message, usize::MAX, &mut frame);
+            assert_eq!(encoded, Ok(()), "a decoded message does not encode");
+            let mut decoder = FrameDecoder::new(usize::MAX);
+            decoder.extend(&frame);
+            assert_eq!(decoder.decode::<M>(), Ok(Some(message)), "no round trip");
         }
     }
-    (messages, decoder.finish())
+
+    /// Decodes `data` fed in chunks of `chunk` bytes: the messages, and how the stream ended.
+    fn decode_stream<M: DeserializeOwned>(
+        data: &[u8],
+        max: usize,
+        chunk: usize,
+    ) -> (Vec<M>, Result<(), ProtoError>) {
+        let mut decoder = FrameDecoder::new(max);
+        let mut messages = Vec::new();
+        for piece in data.chunks(chunk) {
+            decoder.extend(piece);
+            loop {
+                match decoder.decode() {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => break,
+                    Err(err) => return (messages, Err(err)),
+                }
+            }
+        }
+        (messages, decoder.finish())
+    }
 }

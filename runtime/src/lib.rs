@@ -90,8 +90,6 @@ mod submit;
 mod waiting;
 mod wire;
 
-/// The wire protocol between clients and nodes (the `wasp-proto` crate).
-pub use wasp_proto as proto;
 pub(crate) use wasp_proto::secret;
 
 pub use builder::{ServerBuilder, default_workers};
