@@ -153,7 +153,10 @@ fn dropping_the_server_cancels_queued_and_running_jobs() {
     // Once the worker has started the spinning job.
     let deadline = std::time::Instant::now() + wasp_tests::TIMEOUT;
     while server.stats().running == 0 {
-        assert!(std::time::Instant::now() < deadline, "the job never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     drop(server);

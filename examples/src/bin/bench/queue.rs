@@ -54,7 +54,10 @@ fn unbounded(module: &Module, jobs: usize) -> anyhow::Result<f64> {
         .map(|x| server.submit::<i64, _>(module, "add_one", (x,)))
         .collect();
     let after = resident("VmRSS")?;
-    anyhow::ensure!(server.stats().queued == jobs, "every job waits in the queue");
+    anyhow::ensure!(
+        server.stats().queued == jobs,
+        "every job waits in the queue"
+    );
     server.set_workers(2)?;
     for (x, job) in handles.iter().enumerate().step_by(jobs / 10) {
         anyhow::ensure!(job.wait()? == x as i64 + 1, "wrong result for {x}");
@@ -92,7 +95,10 @@ fn bounded(module: &Module, jobs: usize) -> anyhow::Result<(u64, f64)> {
     let peak = peak.max(resident("VmRSS")?);
     let expected = (jobs as u64) * (jobs as u64 + 1) / 2;
     anyhow::ensure!(sum.load(Ordering::Relaxed) == expected, "a result was lost");
-    Ok((peak.saturating_sub(before), jobs as f64 / elapsed.as_secs_f64()))
+    Ok((
+        peak.saturating_sub(before),
+        jobs as f64 / elapsed.as_secs_f64(),
+    ))
 }
 
 /// A `/proc/self/status` field (`VmRSS`, `VmHWM`), in bytes.
