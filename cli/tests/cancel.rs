@@ -195,3 +195,30 @@ fn a_nodes_maxima_do_not_refuse_a_clients_defaults() {
     let stderr = String::from_utf8_lossy(&greedy.stderr);
     assert!(stderr.contains("refuses a memory limit"), "{stderr}");
 }
+
+/// Jobs cancelled one by one while they wait in the client's queue are never sent: the
+/// node's only worker runs the next job at once, not the cancelled ones.
+#[test]
+fn jobs_cancelled_while_queued_are_not_sent_to_the_node() {
+    let secret = new_secret();
+    let node = patient_node(&secret, &[]);
+    let server = client(Auth::Secret(&secret), &[&node]);
+    connect(&server, 1);
+    let jobs: Vec<_> = (0..20)
+        .map(|_| server.submit::<u64, _>(&testjobs(), "busy_ms", (LONG_MS,)))
+        .collect();
+    wait_until_sent(&server);
+    for job in &jobs {
+        assert!(job.cancel());
+    }
+    let next = server.submit::<i64, _>(&testjobs(), "add_one", (1i64,));
+    assert_eq!(
+        result(&next),
+        Ok(2),
+        "a cancelled job held the node's worker"
+    );
+    wait_until("the cancelled jobs leave the queue", TIMEOUT, || {
+        let stats = server.stats();
+        stats.queued == 0 && stats.running == 0
+    });
+}

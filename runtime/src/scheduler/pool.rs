@@ -178,14 +178,29 @@ impl Shared {
         clippy::vec_box,
         reason = "tasks stay boxed from submission to completion"
     )]
-    pub(crate) fn take_remote(&self, limit: impl FnOnce(Pending) -> usize) -> Vec<Box<Task>> {
-        self.update_queue(|queue| {
-            let max = limit(Pending {
-                tasks: queue.pending(),
-                local_workers: queue.target(),
+    pub(crate) fn take_remote(&self, limit: impl Fn(Pending) -> usize) -> Vec<Box<Task>> {
+        loop {
+            let taken = self.update_queue(|queue| {
+                let max = limit(Pending {
+                    tasks: queue.pending(),
+                    local_workers: queue.target(),
+                });
+                queue.take(max)
             });
-            queue.take(max)
-        })
+            if taken.is_empty() {
+                return taken;
+            }
+            // Jobs cancelled while queued are not sent: they leave the books here, and the
+            // node gets the next ones instead.
+            let (answered, tasks): (Vec<_>, Vec<_>) =
+                taken.into_iter().partition(|task| task.is_answered());
+            for task in answered {
+                self.finish(task, cancelled("cancelled before it ran"));
+            }
+            if !tasks.is_empty() {
+                return tasks;
+            }
+        }
     }
 
     /// Puts back a task a node did not finish, at the head of the queue (whatever its
