@@ -95,6 +95,14 @@ impl<T> Job<T> {
     pub fn is_finished(&self) -> bool {
         self.slot.is_released()
     }
+
+    /// Calls `callback` when the job finishes (or at once, if it has), without decoding
+    /// its result: for bindings that read the result later, on another thread. The same
+    /// rules as for [`on_complete`](Self::on_complete) apply: it must be quick.
+    pub fn on_finish(&self, callback: impl FnOnce() + Send + 'static) -> &Self {
+        self.slot.on_complete(Box::new(move |_| callback()));
+        self
+    }
 }
 
 impl<T: DeserializeOwned> Job<T> {
