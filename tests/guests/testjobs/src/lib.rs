@@ -174,3 +174,27 @@ pub fn sleep_secs(secs: u64) -> u64 {
     std::thread::sleep(std::time::Duration::from_secs(secs));
     secs
 }
+
+/// Returns its argument, whatever MessagePack value it is: what crosses, crosses back.
+#[wasp_guest::job]
+pub fn echo(value: rmpv::Value) -> rmpv::Value {
+    value
+}
+
+/// Prints to both streams, then fails: a failure carries what the job printed.
+#[wasp_guest::job]
+pub fn print_then_fail(text: String) -> Result<u32, String> {
+    println!("out: {text}");
+    eprintln!("err: {text}");
+    Err(format!("failed after printing {text}"))
+}
+
+/// Busy-waits for `ms` milliseconds, or fails at once if `ms` is negative.
+#[wasp_guest::job]
+pub fn busy_or_fail(ms: i64) -> Result<i64, String> {
+    if ms < 0 {
+        return Err(format!("asked to fail ({ms})"));
+    }
+    busy_ms(ms as u64);
+    Ok(ms)
+}

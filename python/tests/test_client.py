@@ -1,0 +1,201 @@
+"""The modern API: real ``concurrent.futures`` futures (``as_completed``, ``wait``,
+callbacks, ``asyncio``), bounded maps, groups, resizing, statistics as data, and the GIL
+released while jobs run."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+
+import pytest
+from conftest import TIMEOUT
+
+import wasp
+
+
+def test_submit_returns_a_future(client, sum_primes):
+    future = client.submit(sum_primes.sum_primes, 100)
+    assert isinstance(future, concurrent.futures.Future)
+    assert future.result(TIMEOUT) == 1060
+    assert future.done() and not future.cancelled()
+
+
+def test_as_completed_and_wait_work_on_wasp_futures(client, sum_primes):
+    inputs = [10, 100, 1000, 10_000]
+    futures = {client.submit(sum_primes.sum_primes, n): n for n in inputs}
+    results = {}
+    for future in concurrent.futures.as_completed(futures, timeout=TIMEOUT):
+        results[futures[future]] = future.result()
+    assert results == {10: 17, 100: 1060, 1000: 76127, 10_000: 5736396}
+    more = [client.submit(sum_primes.sum_primes, n) for n in inputs]
+    done, pending = concurrent.futures.wait(more, timeout=TIMEOUT)
+    assert len(done) == 4 and not pending
+
+
+def test_wasp_futures_can_be_awaited(client, sum_primes):
+    async def main():
+        futures = [asyncio.wrap_future(client.submit(sum_primes.sum_primes, n)) for n in (10, 100)]
+        return await asyncio.wait_for(asyncio.gather(*futures), TIMEOUT)
+
+    assert asyncio.run(main()) == [17, 1060]
+
+
+def test_done_callbacks_run_once_on_the_dispatcher_thread(client, sum_primes):
+    seen = []
+    finished = threading.Event()
+
+    def record(future):
+        seen.append((threading.current_thread().name, future.result()))
+        if len(seen) == 10:
+            finished.set()
+
+    for n in range(10):
+        client.submit(sum_primes.sum_primes, n * 10).add_done_callback(record)
+    assert finished.wait(TIMEOUT)
+    time.sleep(0)  # let any duplicate show
+    assert len(seen) == 10
+    threads = {name for name, _ in seen}
+    assert threads <= {"wasp-dispatcher", threading.current_thread().name}, threads
+
+
+def test_a_raising_callback_is_reported_and_harms_nothing(client, sum_primes, capfd):
+    finished = threading.Event()
+
+    def boom(_future):
+        raise RuntimeError("the callback's own bug")
+
+    first = client.submit(sum_primes.sum_primes, 100)
+    first.add_done_callback(boom)
+    second = client.submit(sum_primes.sum_primes, 10)
+    second.add_done_callback(lambda _f: finished.set())
+    assert first.result(TIMEOUT) == 1060
+    assert finished.wait(TIMEOUT), "the dispatcher goes on after a raising callback"
+    # concurrent.futures reports a raising done-callback through its logger; a raising pp
+    # callback is wasp's to report (see test_pp): both keep the result.
+    assert second.result(TIMEOUT) == 17
+
+
+def test_a_raising_pp_callback_is_reported_on_stderr(sum_primes, cache_dir, capfd):
+    server = wasp.Server(1, cache_dir=cache_dir)
+    try:
+
+        def boom(result):
+            raise ValueError(f"callback saw {result}")
+
+        job = server.submit(sum_primes.sum_primes, (100,), callback=boom)
+        assert job() == 1060
+        server.wait()
+        later = server.submit(sum_primes.sum_primes, (10,))
+        assert later() == 17
+        deadline = time.monotonic() + TIMEOUT
+        while "callback saw 1060" not in capfd.readouterr().err:
+            assert time.monotonic() < deadline, "the callback's error was not reported"
+            time.sleep(0.01)
+        assert server._core.dispatcher.errors == 1
+    finally:
+        server.destroy()
+
+
+def test_cancel_a_future(client, testjobs):
+    long = client.submit(testjobs.busy_ms, 600_000)
+    assert long.cancel()
+    assert long.cancelled()
+    with pytest.raises(concurrent.futures.CancelledError):
+        long.result(TIMEOUT)
+    # The workers are free.
+    assert client.submit(testjobs.add_one, 1).result(TIMEOUT) == 2
+
+
+def test_groups_are_waited_for_and_cancelled(client, testjobs):
+    fast = [client.submit(testjobs.add_one, x, group="fast") for x in range(5)]
+    slow = [client.submit(testjobs.busy_ms, 600_000, group="slow") for _ in range(4)]
+    summary = client.wait("fast", timeout=TIMEOUT)
+    assert (summary.submitted, summary.finished, summary.pending) == (5, 5, 0)
+    assert [f.result(TIMEOUT) for f in fast] == [1, 2, 3, 4, 5]
+    assert client.cancel("slow") == 4
+    for future in slow:
+        with pytest.raises(wasp.JobCancelled):
+            future.result(TIMEOUT)
+    assert client.wait("slow", timeout=TIMEOUT).pending == 0
+
+
+def test_map_keeps_input_order_or_yields_as_they_finish(client, testjobs):
+    inputs = [(12 - i) * 5 for i in range(12)]
+    assert list(client.map(testjobs.busy_ms, inputs)) == inputs
+    unordered = list(client.map(testjobs.busy_ms, inputs, ordered=False))
+    assert sorted(unordered) == sorted(inputs)
+    # Several iterables are zipped, as the built-in map does.
+    assert list(client.map(testjobs.repeat, ["a", "b"], [2, 3])) == ["aa", "bbb"]
+
+
+def test_map_keeps_a_bounded_window(client, testjobs):
+    seen_ahead = []
+
+    def progress(done, total):
+        stats = client.stats()
+        seen_ahead.append(stats.submitted - stats.finished)
+
+    results = list(client.map(testjobs.add_one, range(2_000), window=10, progress=progress))
+    assert results == [x + 1 for x in range(2_000)]
+    assert max(seen_ahead) <= 10
+
+
+def test_map_raises_the_first_error_and_cancels_the_rest(client, testjobs):
+    values = iter(client.map(testjobs.busy_or_fail, [1, -1, *([600_000] * 50)]))
+    assert next(values) == 1
+    with pytest.raises(wasp.JobFailed, match="asked to fail"):
+        next(values)
+    # The long jobs still in flight were cancelled: nothing is pending.
+    assert client.wait(timeout=TIMEOUT).pending == 0
+
+
+def test_a_full_queue(testjobs, cache_dir):
+    with wasp.Client(workers=0, max_queued=2, cache_dir=cache_dir) as client:
+        client.submit(testjobs.add_one, 1)
+        client.submit(testjobs.add_one, 2)
+        with pytest.raises(wasp.QueueFull):
+            client.submit(testjobs.add_one, 3, block=False)
+        client.workers = 1
+        assert client.submit(testjobs.add_one, 3).result(TIMEOUT) == 4
+
+
+def test_workers_can_be_changed_at_run_time(client, testjobs):
+    assert client.workers == 2
+    client.workers = 1
+    assert client.workers == 1
+    assert client.submit(testjobs.add_one, 1).result(TIMEOUT) == 2
+    client.workers = 3
+    assert list(client.map(testjobs.add_one, range(30))) == list(range(1, 31))
+
+
+def test_statistics_are_data(client, sum_primes):
+    list(client.map(sum_primes.sum_primes, [10, 100]))
+    client.wait(timeout=TIMEOUT)
+    stats = client.stats()
+    assert isinstance(stats, wasp.Stats)
+    assert (stats.submitted, stats.finished, stats.failed) == (2, 2, 0)
+    assert sum(worker.jobs for worker in stats.workers) == 2
+    assert stats.nodes == []
+    assert "Job execution statistics" in str(stats)
+
+
+def test_other_threads_run_while_a_job_is_waited_for(client, testjobs):
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        assert client.submit(testjobs.busy_ms, 300).result(TIMEOUT) == 300
+    finally:
+        stop.set()
+        thread.join()
+    # The other thread kept running while this one waited (the GIL was released).
+    assert len(ticks) > 20, len(ticks)

@@ -1,0 +1,103 @@
+"""wasp: Parallel Python's job server rebuilt on WebAssembly.
+
+Jobs are functions of WebAssembly modules (built with the wasp-guest SDK); each call runs
+in a fresh sandbox (no files, network or environment; bounded time, memory, output and
+fuel) on a local worker or a remote ``wasp node``.
+
+Two APIs over one engine:
+
+- Parallel Python's (:class:`Server`): ``import wasp as pp`` and pp programs run, with
+  ``func`` a job of a module.
+- A modern one (:class:`Client`): ``concurrent.futures`` futures, bounded maps, groups,
+  statistics as data.
+
+::
+
+    import wasp
+
+    module = wasp.Module("sum_primes_guest.wasm")
+    with wasp.Client(workers=2) as client:
+        print(client.submit(module.sum_primes, 100).result())       # 1060
+        print(list(client.map(module.sum_primes, [10, 100])))        # [17, 1060]
+
+Values cross as MessagePack: ``None``, ``bool``, ``int`` (64-bit: from -2**63 to
+2**64 - 1), ``float``, ``str``, ``bytes``, ``list``/``tuple`` and ``dict``; anything else
+is a ``TypeError`` naming it. A job's result is untrusted data, decoded into those types
+and nothing else: never unpickled, never evaluated.
+
+A server must not be used in a child made by ``os.fork()`` (its threads are not there): it
+raises ``RuntimeError`` there; make a new one in the child.
+"""
+
+from ._client import Client, WaspFuture
+from ._errors import (
+    BadArguments,
+    BadResult,
+    JobAbiError,
+    JobCancelled,
+    JobError,
+    JobExited,
+    JobFailed,
+    JobForbidden,
+    JobFuelExhausted,
+    JobInternalError,
+    JobMemoryLimit,
+    JobModuleError,
+    JobOutputLimit,
+    JobPanicked,
+    JobRefused,
+    JobTimeout,
+    JobTrapped,
+    LimitRefused,
+    ModuleRefused,
+    NodeLost,
+    QueueFull,
+    ResultTooLarge,
+    UnknownFunction,
+    WaspError,
+)
+from ._module import JobRef, Module
+from ._pp import DEFAULT_PORT, Job, Server, Statistics
+from ._stats import CacheStats, GroupSummary, NodeStats, Stats, WorkerStats
+from ._wasp import __version__
+
+__all__ = [
+    "DEFAULT_PORT",
+    "BadArguments",
+    "BadResult",
+    "CacheStats",
+    "Client",
+    "GroupSummary",
+    "Job",
+    "JobAbiError",
+    "JobCancelled",
+    "JobError",
+    "JobExited",
+    "JobFailed",
+    "JobForbidden",
+    "JobFuelExhausted",
+    "JobInternalError",
+    "JobMemoryLimit",
+    "JobModuleError",
+    "JobOutputLimit",
+    "JobPanicked",
+    "JobRef",
+    "JobRefused",
+    "JobTimeout",
+    "JobTrapped",
+    "LimitRefused",
+    "Module",
+    "ModuleRefused",
+    "NodeLost",
+    "NodeStats",
+    "QueueFull",
+    "ResultTooLarge",
+    "Server",
+    "Statistics",
+    "Stats",
+    "UnknownFunction",
+    "WaspError",
+    "WaspFuture",
+    "WorkerStats",
+    "__version__",
+]

@@ -1,0 +1,193 @@
+"""What both APIs (pp's ``Server`` and ``Client``) stand on: a native server, its
+dispatcher thread, outcomes read into values or exceptions, fork and exit safety."""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import sys
+import threading
+import traceback
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from . import _wasp
+from ._errors import JobError, job_error
+from ._module import JobRef
+
+#: How long a server with no local worker waits, when made, for its first node.
+NODE_WAIT = 10.0
+
+FORKED_MESSAGE = (
+    "this wasp server was made before os.fork(): its threads do not exist in the child "
+    "process; make a new one in the child (or use the 'spawn' start method)"
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended: its value, or the exception to raise, and what it printed."""
+
+    value: Any
+    error: Optional[JobError]
+    stdout: bytes
+    stderr: bytes
+    duration: float
+    worker: str
+    fuel_used: Optional[int]
+
+    def unwrap(self) -> Any:
+        """The value, or raise the job's exception."""
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def read_outcome(job: _wasp.NativeJob) -> Outcome:
+    """The outcome of a finished native job, decoded once."""
+    ok, payload, stdout, stderr, duration, worker, fuel_used = job.outcome()
+    if ok:
+        return Outcome(payload, None, stdout, stderr, duration, worker, fuel_used)
+    error = job_error(payload, stdout, stderr, worker)
+    return Outcome(None, error, stdout, stderr, duration, worker, fuel_used)
+
+
+class Dispatcher:
+    """The one thread that runs callbacks and completes futures, with the GIL.
+
+    Jobs finish on wasp's worker and network threads, which never wait for Python: they
+    push a token, and this thread runs the handler registered for it. A handler that raises
+    is reported on stderr (and counted), never lost, and never stops the others. The thread
+    runs while handlers are pending (and a second after), so an idle server holds none.
+    """
+
+    _IDLE = 1.0
+
+    def __init__(self, native: _wasp.NativeServer) -> None:
+        self._native = native
+        self._handlers: dict[int, Callable[[], None]] = {}
+        self._tokens = itertools.count()
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._stopping = False
+        self.errors = 0
+
+    def watch(self, job: _wasp.NativeJob, handler: Callable[[], None]) -> None:
+        """Runs ``handler`` on the dispatcher thread once ``job`` finishes."""
+        token = next(self._tokens)
+        with self._lock:
+            self._handlers[token] = handler
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="wasp-dispatcher", daemon=True
+                )
+                self._thread.start()
+        self._native.watch(job, token)
+
+    def _run(self) -> None:
+        idle = 0.0
+        while True:
+            tokens = self._native.next_completions(0.1)
+            for token in tokens:
+                with self._lock:
+                    handler = self._handlers.pop(token, None)
+                if handler is not None:
+                    self._call(handler)
+            with self._lock:
+                if self._handlers:
+                    idle = 0.0
+                    continue
+                idle = 0.0 if tokens else idle + 0.1
+                if self._stopping or idle >= self._IDLE:
+                    self._thread = None
+                    return
+
+    def _call(self, handler: Callable[[], None]) -> None:
+        try:
+            handler()
+        except BaseException:
+            self.errors += 1
+            print(
+                "wasp: a job's callback raised (the job's result is unaffected):",
+                file=sys.stderr,
+            )
+            traceback.print_exc()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Lets the thread end once the handlers pending now have run."""
+        with self._lock:
+            self._stopping = True
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+
+class Core:
+    """A native server with its dispatcher: what ``Server`` and ``Client`` share."""
+
+    def __init__(self, **settings: Any) -> None:
+        self._pid = os.getpid()
+        self.native = _wasp.NativeServer(**settings)
+        self.dispatcher = Dispatcher(self.native)
+        self.groups: set[str] = set()
+        _live.add(self)
+
+    def require_a_node(self, peers: list[str], workers: Optional[int]) -> None:
+        """With no local worker, nothing runs without a node: waits (up to
+        ``NODE_WAIT`` seconds) for one of the listed ``peers``, and raises
+        ``ConnectionError`` saying why each is missing (a wrong secret, unreachable), so
+        that a misconfiguration is an error now rather than jobs that wait for ever."""
+        if workers != 0 or not any(peer != "*" for peer in peers):
+            return
+        try:
+            self.native.wait_for_nodes(1, NODE_WAIT)
+        except BaseException:
+            self.close()
+            raise
+
+    def check(self) -> None:
+        """Raises if the server was closed, or was made before a fork."""
+        if os.getpid() != self._pid:
+            raise RuntimeError(FORKED_MESSAGE)
+        if self.native.closed():
+            raise RuntimeError("the wasp server was closed (destroyed)")
+
+    def submit(
+        self,
+        job: JobRef,
+        args: tuple[Any, ...],
+        *,
+        group: Optional[str] = None,
+        block: bool = True,
+        **limits: Any,
+    ) -> Optional[_wasp.NativeJob]:
+        """Submits ``job(*args)``; with ``block=False``, ``None`` if the queue is full."""
+        self.check()
+        if not isinstance(job, JobRef):
+            raise TypeError(
+                f"a job is a function of a wasp module (wasp.Module(path).name), not {job!r}"
+            )
+        if group is not None:
+            self.groups.add(group)
+        return self.native.submit(
+            job.module._native, job.name, args, group=group, block=block, **limits
+        )
+
+    def close(self) -> None:
+        """Stops the server (once): queued jobs are cancelled, running ones stopped."""
+        if os.getpid() != self._pid or self.native.closed():
+            return
+        self.dispatcher.stop()
+        self.native.close()
+
+
+_live: weakref.WeakSet[Core] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Servers left open are closed at exit, in order, before the interpreter goes."""
+    for core in list(_live):
+        core.close()

@@ -1,0 +1,97 @@
+"""Statistics as data: what a server, its workers and its nodes have done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """One local worker."""
+
+    name: str
+    jobs: int
+    failed: int
+    busy: float
+    active: bool
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    """One remote node (a row per address)."""
+
+    address: str
+    name: Optional[str]
+    id: Optional[str]
+    arch: Optional[str]
+    workers: int
+    connected: bool
+    connections: int
+    jobs: int
+    failed: int
+    busy: float
+    retries: int
+    module_transfers: int
+    last_error: Optional[str]
+    refused: bool
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """How compiled code was obtained."""
+
+    compiled: int
+    loaded_from_disk: int
+    reused: int
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """What a job group has done."""
+
+    submitted: int
+    finished: int
+    failed: int
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted and not finished."""
+        return self.submitted - self.finished
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A server's statistics (``Client.stats()``); ``str(stats)`` is pp's table."""
+
+    elapsed: float
+    target_workers: int
+    queued: int
+    running: int
+    submitted: int
+    finished: int
+    failed: int
+    workers: list[WorkerStats]
+    nodes: list[NodeStats]
+    cache: CacheStats
+    table: str
+
+    def __str__(self) -> str:
+        return self.table
+
+    @classmethod
+    def from_native(cls, data: dict[str, Any], table: str) -> Stats:
+        """From the native server's dict and table."""
+        return cls(
+            elapsed=data["elapsed"],
+            target_workers=data["target_workers"],
+            queued=data["queued"],
+            running=data["running"],
+            submitted=data["submitted"],
+            finished=data["finished"],
+            failed=data["failed"],
+            workers=[WorkerStats(**row) for row in data["workers"]],
+            nodes=[NodeStats(**row) for row in data["nodes"]],
+            cache=CacheStats(**data["cache"]),
+            table=table,
+        )
