@@ -169,7 +169,7 @@ impl NativeServer {
     /// `block`, waits for room in a bounded queue (Ctrl-C raises `KeyboardInterrupt`);
     /// without, returns `None` if the queue is full.
     #[pyo3(signature = (
-        module, function, args, *, group=None, timeout=None, max_memory=None,
+        module, function, args, group=None, timeout=None, max_memory=None,
         max_output=None, fuel=None, block=true
     ))]
     #[expect(

@@ -7,18 +7,43 @@ import concurrent.futures
 import os
 import queue
 import sys
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import _base
 from typing import Any, Callable, Optional, Union
 
 from . import _wasp
-from ._core import Core, read_outcome
-from ._errors import QueueFull
+from ._core import Core, Dispatcher, read_outcome
+from ._errors import QueueFull, job_error
 from ._module import JobRef
 from ._stats import GroupSummary, Stats
 
 PathLike = Union[str, os.PathLike]
+
+
+class _Waiters(list):
+    """A future's list of waiters (``concurrent.futures.wait`` and ``as_completed`` add
+    theirs): the first waiter added makes the future's job report its end."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: WaspFuture) -> None:
+        self.future = weakref.ref(future)
+
+    def append(self, waiter: Any) -> None:
+        future = self.future()
+        if future is not None:
+            future._watch()
+        super().append(waiter)
+
+
+#: Guards the making of futures' condition variables against their settling.
+_LAZY = threading.Lock()
+
+_DONE = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
 
 
 class WaspFuture(concurrent.futures.Future):
@@ -28,42 +53,116 @@ class WaspFuture(concurrent.futures.Future):
     ``asyncio.wrap_future`` work with it. ``result()`` waits for the job itself (with the GIL
     released), so a single job's round trip costs no thread hop; Ctrl-C there raises
     ``KeyboardInterrupt`` and cancels the job. ``cancel()`` cancels the job, where it is
-    queued or running, on nodes too.
-    Done-callbacks run on wasp's one dispatcher thread.
+    queued or running, on nodes too. Done-callbacks run on wasp's one dispatcher thread.
+
+    A future is cheap until something waits on it besides ``result()``: only then (a
+    done-callback, ``wait``, ``as_completed``) is its job's end reported to the dispatcher,
+    and its condition variable and lists made (``concurrent.futures`` reads them, as
+    ``_condition``, ``_waiters`` and ``_done_callbacks``, and finds them made on first use).
+    A million futures are then a million objects for the garbage collector to walk, not
+    seven million.
     """
 
-    def __init__(self, job: _wasp.NativeJob) -> None:
-        super().__init__()
+    def __init__(self, job: _wasp.NativeJob, dispatcher: Dispatcher) -> None:
+        # Not Future.__init__: what it makes is made on first use (see the class).
+        self._state = _base.PENDING
+        self._result: Any = None
+        self._exception: Optional[BaseException] = None
         self._job = job
+        self._dispatcher = dispatcher
+        self._watched = False
+        self._cond: Optional[threading.Condition] = None
+        self._waiter_list: Optional[_Waiters] = None
+        self._callback_list: Optional[list] = None
+
+    @property
+    def _condition(self) -> threading.Condition:
+        if self._cond is None:
+            with _LAZY:
+                if self._cond is None:
+                    self._cond = threading.Condition()
+        return self._cond
+
+    @property
+    def _waiters(self) -> _Waiters:
+        if self._waiter_list is None:
+            with _LAZY:
+                if self._waiter_list is None:
+                    self._waiter_list = _Waiters(self)
+        return self._waiter_list
+
+    @property
+    def _done_callbacks(self) -> list:
+        if self._callback_list is None:
+            with _LAZY:
+                if self._callback_list is None:
+                    self._callback_list = []
+        return self._callback_list
 
     @property
     def job_id(self) -> int:
         """The job's id within its server."""
         return self._job.id
 
+    def _watch(self) -> None:
+        """Has the dispatcher settle the future when its job ends (once)."""
+        if not self._watched:
+            self._watched = True
+            self._dispatcher.watch(self._job, self._settle)
+
     def _settle(self) -> None:
         """Moves the finished job's outcome into the future, unless it is already done."""
-        if self.done():
-            return
-        outcome = read_outcome(self._job)
+        ok, payload, stdout, stderr, _, worker, _ = self._job.outcome()
+        if ok:
+            result, error = payload, None
+        else:
+            result, error = None, job_error(payload, stdout, stderr, worker)
+        with _LAZY:
+            if self._cond is None:
+                # Nobody waits on the condition, nor has a callback: nothing to notify.
+                if self._state == _base.PENDING:
+                    self._result, self._exception = result, error
+                    self._state = _base.FINISHED
+                return
         try:
-            if outcome.error is not None:
-                self.set_exception(outcome.error)
+            if error is None:
+                self.set_result(result)
             else:
-                self.set_result(outcome.value)
+                self.set_exception(error)
         except concurrent.futures.InvalidStateError:
             pass  # settled meanwhile by another thread, or cancelled
 
+    def done(self) -> bool:
+        if self._state == _base.PENDING and self._job.done():
+            self._settle()
+        return self._state in _DONE
+
+    def running(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return self._state in (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
+
+    def add_done_callback(self, fn: Callable[[concurrent.futures.Future], object]) -> None:
+        self._watch()
+        super().add_done_callback(fn)
+
     def result(self, timeout: Optional[float] = None) -> Any:
         self._wait(timeout)
+        if self._state == _base.FINISHED:
+            if self._exception is not None:
+                raise self._exception
+            return self._result
         return super().result(timeout=0)
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         self._wait(timeout)
+        if self._state == _base.FINISHED:
+            return self._exception
         return super().exception(timeout=0)
 
     def _wait(self, timeout: Optional[float]) -> None:
-        if self.done():
+        if self._state != _base.PENDING:
             return
         try:
             finished = self._job.wait(timeout)
@@ -180,21 +279,10 @@ class Client:
         ``QueueFull``. Arguments that cannot cross (see the README's values) raise
         ``TypeError`` naming them.
         """
-        native = self._core.submit(
-            job,
-            args,
-            group=group,
-            block=block,
-            timeout=timeout,
-            max_memory=max_memory,
-            max_output=max_output,
-            fuel=fuel,
-        )
+        native = self._core.submit(job, args, group, timeout, max_memory, max_output, fuel, block)
         if native is None:
             raise QueueFull("the queue is full (max_queued): nothing was submitted")
-        future = WaspFuture(native)
-        self._core.dispatcher.watch(native, future._settle)
-        return future
+        return WaspFuture(native, self._core.dispatcher)
 
     def map(
         self,

@@ -124,11 +124,25 @@ class Dispatcher:
             thread.join(timeout)
 
 
+#: How many times this process is a fork()ed child of the one that imported wasp: a
+#: server made in another generation has no threads here.
+_generation = 0
+
+
+def _forked() -> None:
+    global _generation
+    _generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 class Core:
     """A native server with its dispatcher: what ``Server`` and ``Client`` share."""
 
     def __init__(self, **settings: Any) -> None:
-        self._pid = os.getpid()
+        self._generation = _generation
         self.native = _wasp.NativeServer(**settings)
         self.dispatcher = Dispatcher(self.native)
         self.groups: set[str] = set()
@@ -148,36 +162,47 @@ class Core:
             raise
 
     def check(self) -> None:
-        """Raises if the server was closed, or was made before a fork."""
-        if os.getpid() != self._pid:
+        """Raises if the server was made before a fork (the native server raises if it was
+        closed)."""
+        if self._generation != _generation:
             raise RuntimeError(FORKED_MESSAGE)
-        if self.native.closed():
-            raise RuntimeError("the wasp server was closed (destroyed)")
 
     def submit(
         self,
         job: JobRef,
         args: tuple[Any, ...],
-        *,
         group: Optional[str] = None,
+        timeout: Optional[float] = None,
+        max_memory: Optional[int] = None,
+        max_output: Optional[int] = None,
+        fuel: Optional[int] = None,
         block: bool = True,
-        **limits: Any,
     ) -> Optional[_wasp.NativeJob]:
         """Submits ``job(*args)``; with ``block=False``, ``None`` if the queue is full."""
-        self.check()
-        if not isinstance(job, JobRef):
+        if self._generation != _generation:
+            raise RuntimeError(FORKED_MESSAGE)
+        if type(job) is not JobRef:
             raise TypeError(
                 f"a job is a function of a wasp module (wasp.Module(path).name), not {job!r}"
             )
         if group is not None:
             self.groups.add(group)
+        # Positional: the native call is on every job's path.
         return self.native.submit(
-            job.module._native, job.name, args, group=group, block=block, **limits
+            job.module._native,
+            job.name,
+            args,
+            group,
+            timeout,
+            max_memory,
+            max_output,
+            fuel,
+            block,
         )
 
     def close(self) -> None:
         """Stops the server (once): queued jobs are cancelled, running ones stopped."""
-        if os.getpid() != self._pid or self.native.closed():
+        if self._generation != _generation or self.native.closed():
             return
         self.dispatcher.stop()
         self.native.close()

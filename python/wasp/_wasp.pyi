@@ -48,7 +48,6 @@ class NativeServer:
         module: NativeModule,
         function: str,
         args: Union[tuple[Any, ...], list[Any]],
-        *,
         group: Optional[str] = None,
         timeout: Optional[float] = None,
         max_memory: Optional[int] = None,
