@@ -10,7 +10,6 @@ import sys
 import threading
 import traceback
 import weakref
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from . import _wasp
@@ -20,23 +19,38 @@ from ._module import JobRef
 #: How long a server with no local worker waits, when made, for its first node.
 NODE_WAIT = 10.0
 
+#: The name of the thread that runs callbacks.
+DISPATCHER = "wasp-dispatcher"
+
 FORKED_MESSAGE = (
     "this wasp server was made before os.fork(): its threads do not exist in the child "
     "process; make a new one in the child (or use the 'spawn' start method)"
 )
 
 
-@dataclass(frozen=True)
 class Outcome:
     """How a job ended: its value, or the exception to raise, and what it printed."""
 
-    value: Any
-    error: Optional[JobError]
-    stdout: bytes
-    stderr: bytes
-    duration: float
-    worker: str
-    fuel_used: Optional[int]
+    # A plain class with slots: one is made per job, and a frozen dataclass costs more.
+    __slots__ = ("duration", "error", "fuel_used", "stderr", "stdout", "value", "worker")
+
+    def __init__(
+        self,
+        value: Any,
+        error: Optional[JobError],
+        stdout: bytes,
+        stderr: bytes,
+        duration: float,
+        worker: str,
+        fuel_used: Optional[int],
+    ) -> None:
+        self.value = value
+        self.error = error
+        self.stdout = stdout
+        self.stderr = stderr
+        self.duration = duration
+        self.worker = worker
+        self.fuel_used = fuel_used
 
     def unwrap(self) -> Any:
         """The value, or raise the job's exception."""
@@ -80,9 +94,7 @@ class Dispatcher:
         with self._lock:
             self._handlers[token] = handler
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="wasp-dispatcher", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name=DISPATCHER, daemon=True)
                 self._thread.start()
         self._native.watch(job, token)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 from . import _wasp
-from ._core import Core, Outcome, read_outcome
+from ._core import DISPATCHER, Core, Outcome, read_outcome
 from ._module import JobRef
 
 #: The port of a ``ppservers`` entry that gives none (``wasp node --listen 0.0.0.0:7878``).
@@ -52,6 +52,19 @@ class Statistics:
 class Job:
     """A submitted job (pp's ``_Task``): call it for its result."""
 
+    # One per job: slots keep it small and quick to make.
+    __slots__ = (
+        "__weakref__",
+        "_called_back",
+        "_native",
+        "_outcome",
+        "_printed",
+        "callback",
+        "callbackargs",
+        "group",
+        "tid",
+    )
+
     def __init__(
         self,
         native: _wasp.NativeJob,
@@ -66,10 +79,9 @@ class Job:
         self.callbackargs = callbackargs
         self._outcome: Optional[Outcome] = None
         self._printed = False
-        # Set once the callback has run: as in pp, the job is done only after it.
-        self._called_back = threading.Event()
-        if callback is None:
-            self._called_back.set()
+        # Set once the callback has run: as in pp, the job is done only after it. Made
+        # only for a job with a callback.
+        self._called_back = None if callback is None else threading.Event()
 
     @property
     def finished(self) -> bool:
@@ -81,8 +93,9 @@ class Job:
         cancels it and raises ``KeyboardInterrupt``)."""
         try:
             self._native.wait()
-            if threading.current_thread().name != "wasp-dispatcher":
-                while not self._called_back.wait(0.05):
+            called_back = self._called_back
+            if called_back is not None and threading.current_thread().name != DISPATCHER:
+                while not called_back.wait(0.05):
                     pass
         except KeyboardInterrupt:
             self._native.cancel()
@@ -103,7 +116,7 @@ class Job:
         """The job's result, waiting for it. What the job printed is printed here, once,
         as pp does. A job that failed raises its ``JobError`` (with its output attached).
         ``raw_result`` is accepted for pp's sake and has no effect."""
-        outcome = self._read()
+        outcome = self._outcome or self._read()
         if not self._printed:
             self._printed = True
             if outcome.stdout:
@@ -113,10 +126,10 @@ class Job:
         return outcome.unwrap()
 
     def _run_callback(self) -> None:
+        assert self.callback is not None and self._called_back is not None
         try:
             outcome = self._read()
             result = outcome.value if outcome.error is None else None
-            assert self.callback is not None
             self.callback(*self.callbackargs, result)
         finally:
             self._called_back.set()
@@ -173,7 +186,7 @@ class Server:
         )
         self._core.require_a_node(peers, workers)
         # Jobs whose callbacks have not run yet, by group.
-        self._called_back: dict[str, set[Job]] = {}
+        self._awaiting_callbacks: dict[str, set[Job]] = {}
 
     def submit(
         self,
@@ -206,7 +219,7 @@ class Server:
         assert native is not None
         job = Job(native, group, callback, callbackargs)
         if callback is not None:
-            self._called_back.setdefault(group, set()).add(job)
+            self._awaiting_callbacks.setdefault(group, set()).add(job)
             self._core.dispatcher.watch(native, lambda: self._call_back(job))
         return job
 
@@ -214,7 +227,7 @@ class Server:
         try:
             job._run_callback()
         finally:
-            self._called_back[job.group].discard(job)
+            self._awaiting_callbacks[job.group].discard(job)
 
     def wait(self, group: Optional[str] = None) -> None:
         """Waits for every job of ``group`` (of every group, for ``None``). Ctrl-C cancels
@@ -223,9 +236,9 @@ class Server:
         try:
             self._core.native.wait_group(group, None)
             # As in pp, a job's callback has run when the job counts as done.
-            groups = [group] if group is not None else list(self._called_back)
+            groups = [group] if group is not None else list(self._awaiting_callbacks)
             for name in groups:
-                for job in list(self._called_back.get(name, ())):
+                for job in list(self._awaiting_callbacks.get(name, ())):
                     job.wait()
         except KeyboardInterrupt:
             groups = [group] if group is not None else [*self._core.groups, "default"]
