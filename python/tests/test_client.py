@@ -108,6 +108,29 @@ def test_cancel_a_future(client, testjobs):
     assert client.submit(testjobs.add_one, 1).result(TIMEOUT) == 2
 
 
+def test_a_finished_future_is_not_cancelled_and_reads_as_done(client, testjobs):
+    future = client.submit(testjobs.add_one, 1)
+    client.wait(timeout=TIMEOUT)  # the job has ended; its future has not been read
+    assert not future.cancel()
+    assert future.done() and not future.cancelled()
+    assert future.exception() is None and future.result() == 2
+    assert "finished" in repr(future)
+    # Waiting and callbacks on a future that is already settled.
+    assert concurrent.futures.wait([future], timeout=TIMEOUT).done == {future}
+    seen = []
+    future.add_done_callback(seen.append)
+    assert seen == [future]
+
+
+def test_waiting_on_futures_whose_jobs_ended_unseen(client, testjobs):
+    futures = [client.submit(testjobs.add_one, x) for x in range(50)]
+    client.wait(timeout=TIMEOUT)  # every job has ended; no future has been read
+    done, pending = concurrent.futures.wait(futures, timeout=TIMEOUT)
+    assert (len(done), pending) == (50, set())
+    finished = list(concurrent.futures.as_completed(futures, timeout=TIMEOUT))
+    assert sorted(f.result() for f in finished) == list(range(1, 51))
+
+
 def test_groups_are_waited_for_and_cancelled(client, testjobs):
     fast = [client.submit(testjobs.add_one, x, group="fast") for x in range(5)]
     slow = [client.submit(testjobs.busy_ms, 600_000, group="slow") for _ in range(4)]

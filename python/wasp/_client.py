@@ -174,6 +174,8 @@ class WaspFuture(concurrent.futures.Future):
             self._settle()
 
     def cancel(self) -> bool:
+        if self.done():
+            return self.cancelled()  # a finished job's result stands
         self._job.cancel()
         return super().cancel()
 
