@@ -172,10 +172,18 @@ def run_python(
     )
 
 
+#: Put before a child's code: Ctrl-C raises ``KeyboardInterrupt`` in it, as in a terminal.
+#: A shell without job control (CI's, or ``cmd &``) starts its background commands with
+#: SIGINT ignored; children inherit that, and Python leaves an ignored SIGINT ignored.
+CTRL_C_AS_IN_A_TERMINAL = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+)
+
+
 def start_python(code: str, *args: str) -> subprocess.Popen:
     """Starts Python ``code`` in a child process, its stdout and stderr piped."""
     return subprocess.Popen(
-        [sys.executable, "-u", "-c", code, *args],
+        [sys.executable, "-u", "-c", CTRL_C_AS_IN_A_TERMINAL + code, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
