@@ -928,27 +928,40 @@ async fn a_draining_node_hands_queued_jobs_back_at_once() {
     jobs.push(probe);
     client.send(&jobs).await;
     assert!(matches!(client.next().await, ToClient::Done(done) if done.job == 10));
+    // Give the worker time to take job 0 (on a loaded machine it may not have yet; then
+    // all five go back, which is just as right).
+    tokio::time::sleep(Duration::from_millis(200)).await;
     node.trigger_shutdown();
     let mut returned = Vec::new();
     let finished = loop {
-        match client.next().await {
-            ToClient::Draining => {}
-            ToClient::Returned { jobs } => returned.extend(jobs),
-            ToClient::Done(done) => break done,
-            other => panic!("unexpected {other:?}"),
+        let message = within("the draining node's next message", client.recv.next())
+            .await
+            .unwrap();
+        match message {
+            Some(ToClient::Draining) => {}
+            Some(ToClient::Returned { jobs }) => returned.extend(jobs),
+            Some(ToClient::Done(done)) => break Some(done),
+            Some(other) => panic!("unexpected {other:?}"),
+            None => break None,
         }
     };
     returned.sort_unstable();
-    assert_eq!(
-        returned.len(),
-        4,
-        "the queued jobs came back before any result"
-    );
-    assert!(!returned.contains(&finished.job));
-    assert!(
-        finished.result.is_ok(),
-        "the running job finished: {finished:?}"
-    );
+    match finished {
+        Some(finished) => {
+            assert_eq!(
+                returned,
+                (0..5)
+                    .filter(|job| *job != finished.job)
+                    .collect::<Vec<_>>(),
+                "the queued jobs came back before any result"
+            );
+            assert!(
+                finished.result.is_ok(),
+                "the running job finished: {finished:?}"
+            );
+        }
+        None => assert_eq!(returned, (0..5).collect::<Vec<_>>(), "every job came back"),
+    }
     client.close();
     node.stopped().await;
 }

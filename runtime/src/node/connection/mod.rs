@@ -155,15 +155,23 @@ impl Client {
     /// Carries out what the state asked for: sends its messages, submits its jobs.
     fn act(&self) {
         loop {
-            // The lock is not held while submitting: a job that fails at once answers
-            // through its callback, which takes the lock.
-            let Some(action) = self.state().poll_action() else {
-                return;
+            // Messages are sent under the state's lock, so that they leave in the order the
+            // state queued them (job callbacks send from other threads). The lock is not
+            // held while submitting: a job that fails at once answers through its callback,
+            // which takes the lock.
+            let action = {
+                let mut state = self.state();
+                while let Some((message, args)) = state.poll_send() {
+                    self.answer(args, message);
+                }
+                state.poll_action()
             };
             match action {
-                Action::Send(message, args) => self.answer(args, message),
-                Action::Submit(module, job, asked) => self.submit(&module, job, asked),
-                Action::Stop(slot) => {
+                None => return,
+                // Not after the loop above; sent all the same.
+                Some(Action::Send(message, args)) => self.answer(args, message),
+                Some(Action::Submit(module, job, asked)) => self.submit(&module, job, asked),
+                Some(Action::Stop(slot)) => {
                     slot.cancel("cancelled by its client");
                 }
             }
@@ -184,12 +192,13 @@ impl Client {
         let id = job.job;
         let (state, holdings, out) = (self.state.clone(), self.holdings.clone(), self.out.clone());
         let callback = Box::new(move |finished: &Finished| {
-            let answer = state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .finished(id, finished);
-            if let Some((message, args)) = answer {
-                send(&holdings, &out, args, message);
+            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.finished(id, finished) {
+                // Its answer, and the messages queued before it, in order; anything else
+                // queued is the reader's to do, and so are sends queued behind it.
+                while let Some((message, args)) = state.poll_send() {
+                    send(&holdings, &out, args, message);
+                }
             }
         });
         let call = Call {

@@ -228,23 +228,24 @@ impl ConnectionState {
         self.cancel(&ids);
     }
 
-    /// Job `id` ended on the node's server: its answer, unless it was answered already.
-    /// A job stopped without the client asking (the node is shutting down) is handed back
-    /// rather than reported cancelled, so that it runs elsewhere.
-    pub(crate) fn finished(
-        &mut self,
-        id: WireJobId,
-        finished: &Finished,
-    ) -> Option<(ToClient, usize)> {
+    /// Job `id` ended on the node's server: its answer is queued (as an action), unless it
+    /// was answered already; returns whether it was. A job stopped without the client
+    /// asking (the node is shutting down) is handed back rather than reported cancelled, so
+    /// that it runs elsewhere, and the client learns that the node drains first, even if
+    /// the driver has not seen the node's shutdown yet.
+    pub(crate) fn finished(&mut self, id: WireJobId, finished: &Finished) -> bool {
         let Some(Held::Submitted {
             cancelled, args, ..
         }) = self.jobs.remove(&id)
         else {
-            return None;
+            return false;
         };
         let outcome = &finished.outcome;
         let answer = match &outcome.result {
-            Err(JobError::Cancelled(_)) if !cancelled => ToClient::Returned { jobs: vec![id] },
+            Err(JobError::Cancelled(_)) if !cancelled => {
+                self.drain();
+                ToClient::Returned { jobs: vec![id] }
+            }
             result => ToClient::Done(JobDone {
                 job: id,
                 result: result
@@ -257,7 +258,8 @@ impl ConnectionState {
                 fuel_used: outcome.fuel_used,
             }),
         };
-        Some((answer, args))
+        self.actions.push_back(Action::Send(answer, args));
+        true
     }
 
     /// The node is shutting down: the client is told to send nothing more, and the jobs
@@ -291,6 +293,18 @@ impl ConnectionState {
     /// The next thing the driver must do, if any.
     pub(crate) fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// The next message to send, if the next action is one: what a job's callback sends
+    /// under the state's lock (it must not submit or stop jobs, which the reader does).
+    pub(crate) fn poll_send(&mut self) -> Option<(ToClient, usize)> {
+        match self.actions.pop_front()? {
+            Action::Send(message, args) => Some((message, args)),
+            other => {
+                self.actions.push_front(other);
+                None
+            }
+        }
     }
 }
 

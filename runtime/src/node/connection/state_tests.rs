@@ -22,6 +22,19 @@ fn store() -> ModuleStore {
     ModuleStore::new(16, 1 << 20)
 }
 
+/// A connection whose jobs `ids` were submitted (actions taken), and their stored module.
+fn submitted(ids: &[WireJobId]) -> (ConnectionState, Module, ModuleStore) {
+    let (policy, store) = (NodePolicy::default(), store());
+    let module = test_module_with_job("f");
+    store.insert(module.clone());
+    let mut state = ConnectionState::default();
+    for &id in ids {
+        state.run(job(id, &module), 1, &policy, &store).unwrap();
+    }
+    drain(&mut state);
+    (state, module, store)
+}
+
 /// Takes the actions: the messages sent, and the jobs submitted (with their limits); jobs
 /// to stop are stopped.
 fn drain(state: &mut ConnectionState) -> (Vec<ToClient>, Vec<(WireJobId, Asked)>) {
@@ -173,7 +186,8 @@ fn cancelled_jobs_are_answered_once_as_cancelled() {
     drain(&mut state);
     assert!(slot.cancel_flag().is_cancelled(), "stopped where it runs");
     let finished = slot.wait_until(None).unwrap();
-    let (answer, args) = state.finished(1, &finished).expect("answered once");
+    assert!(state.finished(1, &finished), "answered once");
+    let (answer, args) = state.poll_send().expect("its answer");
     assert!(matches!(
         answer,
         ToClient::Done(JobDone {
@@ -182,18 +196,14 @@ fn cancelled_jobs_are_answered_once_as_cancelled() {
         })
     ));
     assert_eq!(args, 10);
-    assert!(state.finished(1, &finished).is_none());
+    assert!(!state.finished(1, &finished));
+    assert!(state.poll_send().is_none());
     assert_eq!(state.jobs(), 0);
 }
 
 #[test]
 fn a_cancel_before_the_slot_is_attached_still_stops_the_job() {
-    let (policy, store) = (NodePolicy::default(), store());
-    let module = test_module_with_job("f");
-    store.insert(module.clone());
-    let mut state = ConnectionState::default();
-    state.run(job(0, &module), 1, &policy, &store).unwrap();
-    drain(&mut state);
+    let (mut state, ..) = submitted(&[0]);
     state.cancel(&[0]);
     let slot = slot(0);
     state.attach(0, slot.clone());
@@ -226,9 +236,11 @@ fn a_draining_node_hands_back_what_it_will_not_run() {
     assert_eq!(sent, [ToClient::Returned { jobs: vec![3] }]);
     assert!(submitted.is_empty());
     let given_up = Finished::failed(JobError::Cancelled("the server shut down".into()));
-    let (answer, _) = state.finished(0, &given_up).unwrap();
-    assert_eq!(answer, ToClient::Returned { jobs: vec![0] });
-    let (answer, _) = state.finished(1, &done_with(Ok(vec![1]))).unwrap();
+    assert!(state.finished(0, &given_up));
+    let (sent, _) = drain(&mut state);
+    assert_eq!(sent, [ToClient::Returned { jobs: vec![0] }]);
+    assert!(state.finished(1, &done_with(Ok(vec![1]))));
+    let (answer, _) = state.poll_send().unwrap();
     assert!(matches!(
         answer,
         ToClient::Done(JobDone {
@@ -244,6 +256,43 @@ fn a_draining_node_hands_back_what_it_will_not_run() {
             .is_ok()
     );
     assert_eq!(state.jobs(), 0);
+}
+
+/// The fault: a job given up by a shutting-down server was handed back before the client
+/// was told that the node drains, when the job's callback ran before the driver saw the
+/// shutdown. The hand-back now says so first, and the driver's own drain says it once.
+#[test]
+fn a_job_handed_back_before_the_drain_is_seen_comes_after_the_notice() {
+    let (mut state, ..) = submitted(&[0, 1]);
+    let given_up = Finished::failed(JobError::Cancelled("the server shut down".into()));
+    assert!(state.finished(0, &given_up));
+    let sent: Vec<_> = std::iter::from_fn(|| state.poll_send()).collect();
+    assert_eq!(
+        sent.iter().map(|(message, _)| message).collect::<Vec<_>>(),
+        [&ToClient::Draining, &ToClient::Returned { jobs: vec![0] }]
+    );
+    state.drain();
+    assert!(state.finished(1, &given_up));
+    let (sent, _) = drain(&mut state);
+    assert_eq!(sent, [ToClient::Returned { jobs: vec![1] }]);
+}
+
+/// A job's callback sends only the messages at the front: jobs queued for the reader to
+/// submit stay with it, and so does an answer behind them (the reader sends it next).
+#[test]
+fn a_callback_leaves_the_readers_actions_to_the_reader() {
+    let (mut state, module, store) = submitted(&[0]);
+    state.attach(0, slot(0));
+    let policy = NodePolicy::default();
+    state.run(job(1, &module), 1, &policy, &store).unwrap();
+    assert!(state.finished(0, &done_with(Ok(vec![1]))));
+    assert!(state.poll_send().is_none(), "a submit is first");
+    let (sent, submitted) = drain(&mut state);
+    assert_eq!(submitted.len(), 1);
+    assert!(matches!(
+        &sent[..],
+        [ToClient::Done(JobDone { job: 0, .. })]
+    ));
 }
 
 #[test]
