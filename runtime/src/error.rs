@@ -18,9 +18,6 @@ pub enum ModuleError {
     /// The bytes do not start with the WebAssembly magic number.
     #[error("not a WebAssembly module (the bytes do not start with \\0asm)")]
     NotWasm,
-    /// The bytes are a WebAssembly component, which wasp does not run.
-    #[error("this is a WebAssembly component; wasp runs core modules built for wasm32-wasip1")]
-    Component,
     /// The module failed WebAssembly validation.
     #[error("invalid WebAssembly module: {0}")]
     Invalid(String),
@@ -46,6 +43,14 @@ pub enum ModuleError {
         module: String,
         /// The import's field name.
         name: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// The component imports an interface the sandbox does not provide.
+    #[error("component imports `{interface}`, which the sandbox does not allow: {why}")]
+    ForbiddenInterface {
+        /// The imported interface, with its version (`wasi:sockets/tcp@0.2.9`).
+        interface: String,
         /// Why it is refused.
         why: &'static str,
     },

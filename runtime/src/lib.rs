@@ -98,7 +98,7 @@ pub use cache::{CacheStats, DEFAULT_MAX_PREPARED_MODULES};
 pub use error::{ClusterError, ConfigError, JobError, ModuleError, QueueFull, TrapKind};
 pub use job::{Job, JobId, JobOutput};
 pub use map::MapResults;
-pub use module::{Module, ModuleHash};
+pub use module::{Module, ModuleHash, ModuleKind, WIT};
 pub use node::{DEFAULT_DRAIN_TIMEOUT, Node, NodeConfig, NodeError, NodePolicy, WorkersControl};
 pub use options::JobOptions;
 pub use peer::Peer;

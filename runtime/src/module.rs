@@ -1,7 +1,9 @@
 //! [`Module`]: a validated wasp guest module and its content hash.
 
+mod component;
 mod validate;
 
+pub(crate) use component::COMPONENT_FEATURES;
 pub(crate) use validate::{FEATURES, MAX_TABLES};
 
 use crate::error::ModuleError;
@@ -58,13 +60,30 @@ impl fmt::Debug for ModuleHash {
     }
 }
 
+/// What kind of WebAssembly a [`Module`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ModuleKind {
+    /// A core module built with the wasp-guest SDK for `wasm32-wasip1` (the ABI is
+    /// `wasp_guest::abi`).
+    Core,
+    /// A component of the WebAssembly component model, whose exported functions are jobs
+    /// (the contract is [`WIT`]): wasp's Python runner is one.
+    Component,
+}
+
+/// The WIT that wasp's components follow: the shape of a job function, the WASI interfaces
+/// a component may import, and the world of wasp's Python runner.
+pub const WIT: &str = include_str!("../wit/wasp.wit");
+
 /// A wasp guest module: WebAssembly bytes that passed validation, with their hash and the
 /// names of the jobs they export.
 ///
 /// Loading checks everything that can be checked without compiling: that the bytes are a
-/// valid core module, export the wasp ABI (see `wasp_guest::abi`), and import nothing but the
-/// allowed WASI functions. Compilation happens later, once per [`Server`](crate::Server), on a
-/// worker thread.
+/// valid core module exporting the wasp ABI (see `wasp_guest::abi`) and importing nothing
+/// but the allowed WASI functions, or a component exporting jobs and importing nothing but
+/// WASI 0.2 (see [`WIT`]). Compilation happens later, once per [`Server`](crate::Server), on
+/// a worker thread.
 ///
 /// A `Module` is cheap to clone (the bytes are shared).
 #[derive(Clone)]
@@ -75,6 +94,7 @@ pub struct Module {
 struct Inner {
     bytes: Arc<[u8]>,
     hash: ModuleHash,
+    kind: ModuleKind,
     jobs: Vec<String>,
 }
 
@@ -85,12 +105,13 @@ impl Module {
     /// A [`ModuleError`] saying why the bytes are not a usable wasp module.
     pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Result<Self, ModuleError> {
         let bytes: Vec<u8> = bytes.into();
-        let jobs = validate::validate(&bytes)?;
+        let (kind, jobs) = validate::validate(&bytes)?;
         let hash = ModuleHash::of(&bytes);
         Ok(Module {
             inner: Arc::new(Inner {
                 bytes: bytes.into(),
                 hash,
+                kind,
                 jobs,
             }),
         })
@@ -113,6 +134,11 @@ impl Module {
     /// The module's identity: the blake3 hash of its bytes.
     pub fn hash(&self) -> ModuleHash {
         self.inner.hash
+    }
+
+    /// Whether the module is a core module or a component.
+    pub fn kind(&self) -> ModuleKind {
+        self.inner.kind
     }
 
     /// The module's bytes.
@@ -143,6 +169,7 @@ impl fmt::Debug for Module {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Module")
             .field("hash", &self.inner.hash)
+            .field("kind", &self.inner.kind)
             .field("len", &self.inner.bytes.len())
             .field("jobs", &self.inner.jobs)
             .finish()
@@ -156,6 +183,7 @@ pub(crate) fn test_module() -> Module {
         inner: Arc::new(Inner {
             bytes: Arc::from(&b""[..]),
             hash: ModuleHash::of(b""),
+            kind: ModuleKind::Core,
             jobs: vec!["f".into()],
         }),
     }
@@ -169,6 +197,7 @@ pub(crate) fn test_module_with_job(name: &str) -> Module {
         inner: Arc::new(Inner {
             bytes: Arc::from(name.as_bytes()),
             hash: ModuleHash::of(name.as_bytes()),
+            kind: ModuleKind::Core,
             jobs: vec![name.into()],
         }),
     }

@@ -16,3 +16,5 @@ mod cache;
 mod cancel;
 // A bounded queue: backpressure on producers.
 mod backpressure;
+// Components: wasp's Python runner, under the same limits and errors.
+mod components;

@@ -62,7 +62,7 @@ impl DiskCache {
     }
 
     /// Loads the compiled code of `hash`, if a valid file for this engine is cached.
-    pub(crate) fn load(&self, engine: &Engine, hash: ModuleHash) -> Option<wasmtime::Module> {
+    pub(crate) fn load<C: Code>(&self, engine: &Engine, hash: ModuleHash) -> Option<C> {
         let path = self.path_of(hash);
         // Compiled code runs as native code: code others could have written is not loaded.
         if let Some(open) = [&self.dir, &path]
@@ -85,7 +85,7 @@ impl DiskCache {
             let _ = fs::remove_file(&path);
             return None;
         };
-        match deserialize(engine, payload) {
+        match deserialize::<C>(engine, payload) {
             Ok(module) => {
                 touch(&path);
                 debug!(module = %hash, "compile cache: hit");
@@ -100,7 +100,7 @@ impl DiskCache {
     }
 
     /// Stores the compiled code of `hash`; failures are logged and otherwise ignored.
-    pub(crate) fn store(&self, hash: ModuleHash, module: &wasmtime::Module) {
+    pub(crate) fn store(&self, hash: ModuleHash, module: &impl Code) {
         if let Err(err) = self.try_store(hash, module) {
             warn!(dir = %self.dir.display(), %err, "compile cache: could not write");
             return;
@@ -110,9 +110,9 @@ impl DiskCache {
         }
     }
 
-    fn try_store(&self, hash: ModuleHash, module: &wasmtime::Module) -> std::io::Result<()> {
+    fn try_store(&self, hash: ModuleHash, module: &impl Code) -> std::io::Result<()> {
         let payload = module
-            .serialize()
+            .serialize_code()
             .map_err(|err| std::io::Error::other(format!("{err:#}")))?;
         create_private_dir(&self.dir)?;
         let temp = self.dir.join(format!(
@@ -147,17 +147,66 @@ fn checked_payload(bytes: &[u8]) -> Option<&[u8]> {
     (blake3::hash(payload).as_bytes() == checksum).then_some(payload)
 }
 
+/// Compiled code the cache holds: a core module's or a component's.
 #[allow(
     unsafe_code,
     reason = "deserializing compiled code is unsafe by wasmtime's contract"
 )]
-fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<wasmtime::Module> {
-    // SAFETY: `Module::deserialize` requires bytes produced by `Module::serialize` (anything
-    // else could be arbitrary machine code). These bytes come from a file that only this cache
+pub(crate) trait Code: Sized {
+    /// The code as bytes, for [`deserialize_code`](Self::deserialize_code).
+    fn serialize_code(&self) -> wasmtime::Result<Vec<u8>>;
+
+    /// The code back from `bytes`.
+    ///
+    /// # Safety
+    /// `bytes` must have been produced by `serialize_code` of the same type (anything else
+    /// could be arbitrary machine code).
+    unsafe fn deserialize_code(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+}
+
+#[allow(
+    unsafe_code,
+    reason = "deserializing compiled code is unsafe by wasmtime's contract"
+)]
+impl Code for wasmtime::Module {
+    fn serialize_code(&self) -> wasmtime::Result<Vec<u8>> {
+        self.serialize()
+    }
+
+    unsafe fn deserialize_code(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's contract is `Module::deserialize`'s.
+        unsafe { wasmtime::Module::deserialize(engine, bytes) }
+    }
+}
+
+#[allow(
+    unsafe_code,
+    reason = "deserializing compiled code is unsafe by wasmtime's contract"
+)]
+impl Code for wasmtime::component::Component {
+    fn serialize_code(&self) -> wasmtime::Result<Vec<u8>> {
+        self.serialize()
+    }
+
+    unsafe fn deserialize_code(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's contract is `Component::deserialize`'s.
+        unsafe { wasmtime::component::Component::deserialize(engine, bytes) }
+    }
+}
+
+#[allow(
+    unsafe_code,
+    reason = "deserializing compiled code is unsafe by wasmtime's contract"
+)]
+fn deserialize<C: Code>(engine: &Engine, payload: &[u8]) -> wasmtime::Result<C> {
+    // SAFETY: `deserialize_code` requires bytes produced by `serialize_code` (anything else
+    // could be arbitrary machine code). These bytes come from a file that only this cache
     // writes, in a directory created private to the user, and they passed the blake3 checksum
-    // written alongside them, so they are exactly what `serialize` produced. wasmtime itself
-    // rejects (safely) code from another version or configuration.
-    unsafe { wasmtime::Module::deserialize(engine, payload) }
+    // written alongside them, so they are exactly what `serialize_code` produced. A core
+    // module's code and a component's never share a file: the file is named by the hash of
+    // the module's bytes, which are one or the other. wasmtime itself rejects (safely) code
+    // from another version or configuration.
+    unsafe { C::deserialize_code(engine, payload) }
 }
 
 /// `<arch>-<first 16 hex digits of blake3(compatibility hash)>`.

@@ -1,8 +1,9 @@
 //! Checking that bytes are a wasp module, without compiling them.
 
+use super::{ModuleKind, component};
 use crate::error::ModuleError;
 use wasmparser::{
-    Encoding, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
+    ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
 };
 use wasp_guest::abi;
 
@@ -26,14 +27,20 @@ pub(crate) const FEATURES: WasmFeatures = WasmFeatures::WASM2
 /// per instance.
 pub(crate) const MAX_TABLES: u32 = 4;
 
-/// Validates `bytes` as a wasp module and returns the names of its jobs, sorted.
-pub(super) fn validate(bytes: &[u8]) -> Result<Vec<String>, ModuleError> {
+/// Validates `bytes` as a wasp module (a core module, or a component) and returns its kind
+/// and the names of its jobs, sorted.
+pub(super) fn validate(bytes: &[u8]) -> Result<(ModuleKind, Vec<String>), ModuleError> {
     if !bytes.starts_with(WASM_MAGIC) {
         return Err(ModuleError::NotWasm);
     }
-    if is_component(bytes) {
-        return Err(ModuleError::Component);
+    if component::is_component(bytes) {
+        return Ok((ModuleKind::Component, component::validate(bytes)?));
     }
+    Ok((ModuleKind::Core, validate_core(bytes)?))
+}
+
+/// Validates `bytes` as a wasp core module and returns the names of its jobs, sorted.
+fn validate_core(bytes: &[u8]) -> Result<Vec<String>, ModuleError> {
     let types = Validator::new_with_features(FEATURES)
         .validate_all(bytes)
         .map_err(|err| ModuleError::Invalid(err.to_string()))?;
@@ -96,16 +103,6 @@ pub(super) fn validate(bytes: &[u8]) -> Result<Vec<String>, ModuleError> {
     }
     jobs.sort();
     Ok(jobs)
-}
-
-fn is_component(bytes: &[u8]) -> bool {
-    matches!(
-        Parser::new(0).parse_all(bytes).next(),
-        Some(Ok(Payload::Version {
-            encoding: Encoding::Component,
-            ..
-        }))
-    )
 }
 
 /// Every import must be an allowed WASI function or a wasp host function.

@@ -1,12 +1,13 @@
-//! One engine and what runs on it: its linker, its epoch ticker and its part of the disk
+//! One engine and what runs on it: its linkers, its epoch ticker and its part of the disk
 //! cache. A sandbox has one for ordinary jobs and, once a job has a fuel budget, a second
-//! whose code counts fuel.
+//! whose code counts fuel; components get engines of their own (see `Sandbox`).
 
+use super::component::{self, ComponentState};
 use super::host::{self, HostState};
-use super::{Cancel, Compiled, Limits, Origin, RawOutcome, epoch, exports, invoke};
-use crate::cache::disk::DiskCache;
+use super::{Cancel, Code, Compiled, Core, Limits, Origin, RawOutcome, epoch, exports, invoke};
+use crate::cache::disk::{self, DiskCache};
 use crate::error::{ConfigError, JobError};
-use crate::module::Module;
+use crate::module::{Module, ModuleKind};
 use wasmtime::{Engine, Linker};
 
 /// The epoch tick: the granularity of timeouts and cancellation.
@@ -16,21 +17,34 @@ const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
 pub(super) struct Backend {
     engine: Engine,
     linker: Linker<HostState>,
+    /// The linker for components, on an engine with the component model on.
+    components: Option<wasmtime::component::Linker<ComponentState>>,
     disk: Option<DiskCache>,
     ticker: epoch::Ticker,
 }
 
 impl Backend {
-    /// The linker and the ticker of `engine`, which must have epoch interruption on; its
-    /// compiled code is kept in `disk`, in the engine's own directory.
-    pub(super) fn start(engine: Engine, disk: Option<DiskCache>) -> Result<Self, ConfigError> {
-        let linker =
-            host::linker(&engine).map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
+    /// The linkers and the ticker of `engine`, which must have epoch interruption on (and
+    /// the component model, if it runs `components`); its compiled code is kept in `disk`,
+    /// in the engine's own directory.
+    pub(super) fn start(
+        engine: Engine,
+        disk: Option<DiskCache>,
+        components: bool,
+    ) -> Result<Self, ConfigError> {
+        let failed = |err: wasmtime::Error| ConfigError::Engine(format!("{err:#}"));
+        let linker = host::linker(&engine).map_err(failed)?;
+        let components = if components {
+            Some(component::linker(&engine).map_err(failed)?)
+        } else {
+            None
+        };
         let ticker = epoch::Ticker::start(engine.clone(), EPOCH_TICK)?;
         let disk = disk.map(|disk| disk.for_engine(&engine));
         Ok(Backend {
             engine,
             linker,
+            components,
             disk,
             ticker,
         })
@@ -38,29 +52,47 @@ impl Backend {
 
     /// Compiles `module` (or loads its code from the disk cache) and links it.
     pub(super) fn prepare(&self, module: &Module, metered: bool) -> Result<Compiled, JobError> {
-        let (code, origin) = self.compile(module)?;
-        let exports = exports::Exports::resolve(&code)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&code)
-            .map_err(|err| JobError::Module(format!("{err:#}")))?;
+        let module_error = |err: wasmtime::Error| JobError::Module(format!("{err:#}"));
+        let (code, origin) = match module.kind() {
+            ModuleKind::Core => {
+                let (code, origin) =
+                    self.compile(module, |engine, bytes| wasmtime::Module::new(engine, bytes))?;
+                let exports = exports::Exports::resolve(&code)?;
+                let pre = self.linker.instantiate_pre(&code).map_err(module_error)?;
+                (Code::Core(Core { pre, exports }), origin)
+            }
+            ModuleKind::Component => {
+                let linker = self.components.as_ref().ok_or_else(|| {
+                    JobError::Internal("a component sent to an engine for core modules".into())
+                })?;
+                let (code, origin) = self.compile(module, |engine, bytes| {
+                    wasmtime::component::Component::new(engine, bytes)
+                })?;
+                let prepared = component::Prepared::new(linker, &code, module.jobs())?;
+                (Code::Component(prepared), origin)
+            }
+        };
         Ok(Compiled {
-            pre,
-            exports,
+            code,
             origin,
             metered,
         })
     }
 
-    fn compile(&self, module: &Module) -> Result<(wasmtime::Module, Origin), JobError> {
+    /// The module's code: from the disk cache, or compiled by `new` (and then cached).
+    fn compile<C: disk::Code>(
+        &self,
+        module: &Module,
+        new: impl FnOnce(&Engine, &[u8]) -> wasmtime::Result<C>,
+    ) -> Result<(C, Origin), JobError> {
         if let Some(code) = self
             .disk
             .as_ref()
-            .and_then(|disk| disk.load(&self.engine, module.hash()))
+            .and_then(|disk| disk.load::<C>(&self.engine, module.hash()))
         {
             return Ok((code, Origin::DiskCache));
         }
-        let code = wasmtime::Module::new(&self.engine, module.bytes())
+        let code = new(&self.engine, module.bytes())
             .map_err(|err| JobError::Module(format!("{err:#}")))?;
         if let Some(disk) = &self.disk {
             disk.store(module.hash(), &code);
@@ -78,6 +110,11 @@ impl Backend {
         cancel: &Cancel,
     ) -> RawOutcome {
         let _running = self.ticker.job_running();
-        invoke::run(&self.engine, compiled, function, args, limits, cancel)
+        match &compiled.code {
+            Code::Core(core) => invoke::run(&self.engine, core, function, args, limits, cancel),
+            Code::Component(prepared) => {
+                component::run(&self.engine, prepared, function, args, limits, cancel)
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Running one job in a fresh instance, and turning however it ended into a result.
 
-use super::Compiled;
+use super::Core;
 use super::capture::Capture;
 use super::host::HostState;
 use super::limits::Limits;
@@ -67,46 +67,111 @@ enum Interrupted {
 
 pub(super) fn run(
     engine: &Engine,
-    compiled: &Compiled,
+    compiled: &Core,
     function: &str,
     args: &[u8],
     limits: &Limits,
     cancel: &Cancel,
 ) -> RawOutcome {
     let started = Instant::now();
-    let max_output = usize::try_from(limits.max_output).unwrap_or(usize::MAX);
-    let (stdout, stderr) = (Capture::new(max_output), Capture::new(max_output));
+    let (stdout, stderr) = captures(limits);
     let mut store = Store::new(engine, HostState::new(limits, &stdout, &stderr));
     store.limiter(|state| &mut state.limiter);
-    arm_deadline(&mut store, started, limits.timeout, cancel.clone());
-    // wasmtime stops a job once its fuel is down to zero; with one unit more, a budget is
-    // what a job may use, and a job that used N units runs again with a budget of N.
-    let fuel = limits.fuel.map(|budget| budget.saturating_add(1));
-    let result = match fuel.map(|fuel| store.set_fuel(fuel)) {
-        // Only an engine that does not count fuel refuses it: the caller picks the engine
-        // by the limits, so this is wasp's bug, not the job's.
-        Some(Err(err)) => Err(JobError::Internal(format!(
-            "cannot give the job fuel: {err}"
-        ))),
-        _ => call(&mut store, compiled, function, args)
-            .map_err(|err| classify(err, &store, limits, &stdout, &stderr)),
+    let job = Job {
+        started,
+        limits,
+        cancel,
+        stdout,
+        stderr,
     };
-    let fuel_used = fuel.zip(limits.fuel).map(|(given, budget)| {
-        let used = given.saturating_sub(store.get_fuel().unwrap_or(0));
-        used.min(budget)
-    });
-    RawOutcome {
-        result: result.and_then(|buf| decode_status(&buf)),
-        stdout: stdout.take(),
-        stderr: stderr.take(),
-        duration: started.elapsed(),
-        fuel_used,
+    job.run(store, |store| {
+        call(store, compiled, function, args).map(|buf| decode_status(&buf))
+    })
+}
+
+/// A job's stdout and stderr captures, bounded by its output limit.
+pub(super) fn captures(limits: &Limits) -> (Capture, Capture) {
+    let max_output = usize::try_from(limits.max_output).unwrap_or(usize::MAX);
+    (Capture::new(max_output), Capture::new(max_output))
+}
+
+/// What a job's store knows about how the job ended, beyond the error it returned.
+pub(super) trait JobState: 'static {
+    /// Whether the job tried to grow its memory past the limit.
+    fn memory_exceeded(&self) -> bool;
+    /// What the job tried that the sandbox forbids, if it did.
+    fn forbidden(&self) -> Option<&'static str>;
+    /// The panic message the guest reported, if it panicked.
+    fn panic(&self) -> Option<&str>;
+}
+
+impl JobState for HostState {
+    fn memory_exceeded(&self) -> bool {
+        self.limiter.memory_exceeded
+    }
+
+    fn forbidden(&self) -> Option<&'static str> {
+        self.forbidden
+    }
+
+    fn panic(&self) -> Option<&str> {
+        self.panic.as_deref()
+    }
+}
+
+/// One job about to run in a fresh store, whatever kind of module it is.
+pub(super) struct Job<'a> {
+    pub(super) started: Instant,
+    pub(super) limits: &'a Limits,
+    pub(super) cancel: &'a Cancel,
+    pub(super) stdout: Capture,
+    pub(super) stderr: Capture,
+}
+
+impl Job<'_> {
+    /// Arms the job's deadline and fuel, runs `call` in `store`, and says how it ended.
+    pub(super) fn run<T: JobState>(
+        self,
+        mut store: Store<T>,
+        call: impl FnOnce(&mut Store<T>) -> Result<Result<Vec<u8>, JobError>, CallError>,
+    ) -> RawOutcome {
+        let limits = self.limits;
+        arm_deadline(
+            &mut store,
+            self.started,
+            limits.timeout,
+            self.cancel.clone(),
+        );
+        // wasmtime stops a job once its fuel is down to zero; with one unit more, a budget
+        // is what a job may use, and a job that used N units runs again with a budget of N.
+        let fuel = limits.fuel.map(|budget| budget.saturating_add(1));
+        let result = match fuel.map(|fuel| store.set_fuel(fuel)) {
+            // Only an engine that does not count fuel refuses it: the caller picks the
+            // engine by the limits, so this is wasp's bug, not the job's.
+            Some(Err(err)) => Err(JobError::Internal(format!(
+                "cannot give the job fuel: {err}"
+            ))),
+            _ => call(&mut store)
+                .map_err(|err| classify(err, store.data(), limits, &self.stdout, &self.stderr))
+                .and_then(|result| result),
+        };
+        let fuel_used = fuel.zip(limits.fuel).map(|(given, budget)| {
+            let used = given.saturating_sub(store.get_fuel().unwrap_or(0));
+            used.min(budget)
+        });
+        RawOutcome {
+            result,
+            stdout: self.stdout.take(),
+            stderr: self.stderr.take(),
+            duration: self.started.elapsed(),
+            fuel_used,
+        }
     }
 }
 
 /// Checks the timeout and the cancel flag at every epoch tick.
-fn arm_deadline(
-    store: &mut Store<HostState>,
+fn arm_deadline<T>(
+    store: &mut Store<T>,
     started: Instant,
     timeout: Option<Duration>,
     cancel: Cancel,
@@ -125,7 +190,7 @@ fn arm_deadline(
 }
 
 /// Errors of the call itself, before classification.
-enum CallError {
+pub(super) enum CallError {
     /// wasmtime reported an error or trap.
     Wasm(wasmtime::Error),
     /// The guest broke the ABI.
@@ -141,7 +206,7 @@ impl From<wasmtime::Error> for CallError {
 /// Instantiates, passes the arguments, calls the job and copies its result buffer out.
 fn call(
     store: &mut Store<HostState>,
-    compiled: &Compiled,
+    compiled: &Core,
     function: &str,
     args: &[u8],
 ) -> Result<Vec<u8>, CallError> {
@@ -218,7 +283,7 @@ fn decode_status(buf: &[u8]) -> Result<Vec<u8>, JobError> {
 /// trap is only the symptom.
 fn classify(
     err: CallError,
-    store: &Store<HostState>,
+    state: &impl JobState,
     limits: &Limits,
     stdout: &Capture,
     stderr: &Capture,
@@ -227,8 +292,7 @@ fn classify(
         CallError::Abi(message) => return JobError::Abi(message),
         CallError::Wasm(err) => err,
     };
-    let state = store.data();
-    if state.limiter.memory_exceeded {
+    if state.memory_exceeded() {
         return JobError::MemoryLimit {
             limit: limits.max_memory,
         };
@@ -250,11 +314,11 @@ fn classify(
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return JobError::Exited(exit.0);
     }
-    if let Some(what) = state.forbidden {
+    if let Some(what) = state.forbidden() {
         return JobError::Forbidden(what.to_string());
     }
-    if let Some(message) = &state.panic {
-        return JobError::Panic(message.clone());
+    if let Some(message) = state.panic() {
+        return JobError::Panic(message.to_string());
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => {

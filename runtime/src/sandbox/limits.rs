@@ -100,18 +100,58 @@ impl Asked {
 
 /// Enforces [`Limits`] on one store and remembers whether a limit was hit, so that the trap
 /// that follows can be reported as what it is.
+///
+/// The memory limit bounds the sum of the store's memories: one for a core module, one per
+/// core module a component links.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     max_memory: u64,
     max_table_elements: u64,
+    /// The bytes of all the store's memories.
+    memory: u64,
+    /// How many instances, memories and tables the store may have.
+    counts: Counts,
     pub(crate) memory_exceeded: bool,
 }
 
+/// How many instances, memories and tables a store may have.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    instances: usize,
+    memories: usize,
+    tables: usize,
+}
+
+/// What a component may link: CPython as componentize-py builds it has a dozen core
+/// instances, a few memories and tables.
+const COMPONENT_COUNTS: Counts = Counts {
+    instances: 64,
+    memories: 16,
+    tables: 64,
+};
+
 impl Limiter {
+    /// The limiter of a core module's store.
     pub(crate) fn new(limits: &Limits) -> Self {
+        let counts = Counts {
+            instances: 1,
+            memories: 1,
+            tables: crate::module::MAX_TABLES as usize,
+        };
+        Self::with_counts(limits, counts)
+    }
+
+    /// The limiter of a component's store.
+    pub(crate) fn for_component(limits: &Limits) -> Self {
+        Self::with_counts(limits, COMPONENT_COUNTS)
+    }
+
+    fn with_counts(limits: &Limits, counts: Counts) -> Self {
         Limiter {
             max_memory: limits.max_memory,
             max_table_elements: limits.max_table_elements,
+            memory: 0,
+            counts,
             memory_exceeded: false,
         }
     }
@@ -120,14 +160,19 @@ impl Limiter {
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.max_memory {
+        let total = self
+            .memory
+            .saturating_sub(current as u64)
+            .saturating_add(desired as u64);
+        if total > self.max_memory {
             self.memory_exceeded = true;
             return Ok(false);
         }
+        self.memory = total;
         Ok(true)
     }
 
@@ -141,15 +186,15 @@ impl ResourceLimiter for Limiter {
     }
 
     fn instances(&self) -> usize {
-        1
+        self.counts.instances
     }
 
     fn memories(&self) -> usize {
-        1
+        self.counts.memories
     }
 
     fn tables(&self) -> usize {
-        crate::module::MAX_TABLES as usize
+        self.counts.tables
     }
 }
 
@@ -165,6 +210,20 @@ mod tests {
         });
         assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
         assert!(!limiter.memory_exceeded);
+        assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
+        assert!(limiter.memory_exceeded);
+    }
+
+    /// A component's memories share the limit: each may grow only into what the others
+    /// leave.
+    #[test]
+    fn a_components_memories_share_the_cap() {
+        let mut limiter = Limiter::for_component(&Limits {
+            max_memory: 3 << 20,
+            ..Limits::default()
+        });
+        assert!(limiter.memory_growing(0, 2 << 20, None).unwrap());
+        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
         assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
         assert!(limiter.memory_exceeded);
     }

@@ -6,11 +6,13 @@
 //! * `host`: the store's state and the linker (WASI preview 1 plus wasp's `panic`).
 //! * `invoke`: running one job in a fresh store and classifying how it ended.
 //! * `epoch`: the ticker thread behind timeouts and cancellation.
-//! * `backend`: one engine with its linker, ticker and disk cache directory; jobs with a
+//! * `backend`: one engine with its linkers, ticker and disk cache directory; jobs with a
 //!   fuel budget get an engine of their own.
+//! * `component`: components (`runtime/wit/wasp.wit`): WASI 0.2, their store and their jobs.
 
 mod backend;
 mod capture;
+mod component;
 mod epoch;
 mod exports;
 mod host;
@@ -23,7 +25,7 @@ pub use limits::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEME
 
 use crate::cache::disk::DiskCache;
 use crate::error::{ConfigError, JobError};
-use crate::module::{self, Module};
+use crate::module::{self, Module, ModuleKind};
 use backend::Backend;
 use host::HostState;
 use std::sync::OnceLock;
@@ -46,12 +48,23 @@ const KEEP_RESIDENT: usize = 2 << 20;
 /// A module compiled for one of the sandbox's engines and linked against its imports, ready
 /// to be instantiated any number of times.
 pub(crate) struct Compiled {
-    pre: InstancePre<HostState>,
-    exports: exports::Exports,
+    code: Code,
     /// Where the compiled code came from.
     pub(crate) origin: Origin,
     /// Whether the code counts fuel: it runs only jobs with a fuel budget.
     metered: bool,
+}
+
+/// The linked code of a core module or of a component.
+enum Code {
+    Core(Core),
+    Component(component::Prepared),
+}
+
+/// A core module's linked code and its ABI exports.
+struct Core {
+    pre: InstancePre<HostState>,
+    exports: exports::Exports,
 }
 
 /// Where a [`Compiled`] module's code came from.
@@ -70,6 +83,10 @@ pub(crate) enum Origin {
 pub(crate) struct Sandbox {
     plain: Backend,
     metered: OnceLock<Result<Backend, ConfigError>>,
+    /// The engines for components, without and with fuel, built at their first job: the
+    /// component model, and instances allocated on demand (a component links several core
+    /// modules, which the pool's slots are not sized for).
+    components: [OnceLock<Result<Backend, ConfigError>>; 2],
     /// The disk cache's root, for the metered engine (each engine has its own directory).
     disk: Option<DiskCache>,
     /// How many instances the plain engine's pool holds at once: the most workers that can
@@ -110,8 +127,9 @@ impl Sandbox {
         disk: Option<DiskCache>,
     ) -> Result<Self, ConfigError> {
         Ok(Sandbox {
-            plain: Backend::start(engine, disk.clone())?,
+            plain: Backend::start(engine, disk.clone(), false)?,
             metered: OnceLock::new(),
+            components: Default::default(),
             disk,
             slots,
         })
@@ -132,21 +150,46 @@ impl Sandbox {
             let engine =
                 Engine::new(&config).map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
             debug!("sandbox: engine for jobs with a fuel budget built");
-            Backend::start(engine, self.disk.clone())
+            Backend::start(engine, self.disk.clone(), false)
         });
         built
             .as_ref()
             .map_err(|err| JobError::Internal(format!("no engine for jobs with fuel: {err}")))
     }
 
+    /// The engine for components, with code that counts fuel if `metered`, built at the
+    /// first component job that needs it.
+    fn components(&self, metered: bool) -> Result<&Backend, JobError> {
+        let built = self.components[usize::from(metered)].get_or_init(|| {
+            let mut config = engine_config(InstanceAllocationStrategy::OnDemand);
+            config
+                .wasm_component_model(true)
+                .wasm_features(module::COMPONENT_FEATURES, true)
+                .consume_fuel(metered);
+            let engine =
+                Engine::new(&config).map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
+            debug!(metered, "sandbox: engine for components built");
+            Backend::start(engine, self.disk.clone(), true)
+        });
+        built
+            .as_ref()
+            .map_err(|err| JobError::Internal(format!("no engine for components: {err}")))
+    }
+
+    /// The engine `module`'s code is compiled for, with code that counts fuel if `metered`.
+    fn backend(&self, kind: ModuleKind, metered: bool) -> Result<&Backend, JobError> {
+        match (kind, metered) {
+            (ModuleKind::Core, false) => Ok(&self.plain),
+            (ModuleKind::Core, true) => self.metered(),
+            (ModuleKind::Component, metered) => self.components(metered),
+        }
+    }
+
     /// Compiles `module` (or loads its code from the disk cache) and links it, for jobs with
     /// a fuel budget if `metered`.
     pub(crate) fn prepare(&self, module: &Module, metered: bool) -> Result<Compiled, JobError> {
-        if metered {
-            self.metered()?.prepare(module, true)
-        } else {
-            self.plain.prepare(module, false)
-        }
+        self.backend(module.kind(), metered)?
+            .prepare(module, metered)
     }
 
     /// Runs job `function` of `compiled` in a fresh instance. `compiled` must have been
@@ -159,13 +202,13 @@ impl Sandbox {
         limits: &Limits,
         cancel: &Cancel,
     ) -> RawOutcome {
-        let backend = if compiled.metered {
-            match self.metered() {
-                Ok(backend) => backend,
-                Err(err) => return RawOutcome::failed(err),
-            }
-        } else {
-            &self.plain
+        let kind = match compiled.code {
+            Code::Core(_) => ModuleKind::Core,
+            Code::Component(_) => ModuleKind::Component,
+        };
+        let backend = match self.backend(kind, compiled.metered) {
+            Ok(backend) => backend,
+            Err(err) => return RawOutcome::failed(err),
         };
         if compiled.metered != limits.fuel.is_some() {
             return RawOutcome::failed(JobError::Internal(

@@ -1,0 +1,215 @@
+//! Components as job modules, through wasp's Python runner (`WASP_PYTHON_RUNNER`, which
+//! `scripts/test` builds): loaded, compiled once (then from the disk cache), and run under
+//! every limit with typed errors, in an empty WASI 0.2 sandbox.
+
+use serde::Serialize;
+use std::sync::OnceLock;
+use std::time::Duration;
+use wasp::{JobError, JobOptions, Module, ModuleError, ModuleKind, Server};
+use wasp_tests::{wait, wait_output};
+
+/// The variable naming the runner's `.wasm`.
+const RUNNER: &str = "WASP_PYTHON_RUNNER";
+
+/// The Python runner, or `None` (and why) when `WASP_PYTHON_RUNNER` is not set. Under
+/// `CI=true` the tests must run: an unset variable fails them.
+fn runner() -> Option<Module> {
+    static RUNNER_MODULE: OnceLock<Option<Module>> = OnceLock::new();
+    RUNNER_MODULE
+        .get_or_init(|| match std::env::var(RUNNER) {
+            Ok(path) if !path.trim().is_empty() => {
+                Some(Module::from_file(path.trim()).expect("the Python runner loads"))
+            }
+            _ => {
+                let why = format!(
+                    "{RUNNER} is not set (scripts/test builds the runner and sets it; \
+                     `python -m wasp.runner` prints the path of a built one)"
+                );
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "the component tests must run in CI: {why}"
+                );
+                eprintln!("skipped: {why}");
+                None
+            }
+        })
+        .clone()
+}
+
+/// One server for these tests, with its own disk cache: the runner compiles once (it
+/// takes seconds), and every test shares it.
+fn server() -> &'static Server {
+    static SERVER: OnceLock<(Server, tempfile::TempDir)> = OnceLock::new();
+    &SERVER.get_or_init(|| wasp_tests::server(2)).0
+}
+
+/// A Python call: `function(*args)` of `source`, with `modules` imported.
+#[derive(Serialize)]
+struct Call<'a, A: Serialize>(&'a str, &'a str, A, &'a [&'a str]);
+
+/// No arguments: an empty array (`()` would be nil).
+const NO_ARGS: [u8; 0] = [];
+
+fn python<R, A>(source: &str, function: &str, args: A, options: JobOptions) -> wasp::Job<R>
+where
+    R: serde::de::DeserializeOwned,
+    A: Serialize,
+{
+    let runner = runner().expect("checked by the caller");
+    let call = Call(source, function, args, &[]);
+    server().submit_with::<R, _>(&runner, "python", call, &options)
+}
+
+#[test]
+fn the_runner_is_a_component_with_one_job() {
+    let Some(runner) = runner() else { return };
+    assert_eq!(runner.kind(), ModuleKind::Component);
+    assert_eq!(runner.jobs(), ["python"]);
+}
+
+#[test]
+fn a_python_function_runs_and_prints() {
+    if runner().is_none() {
+        return;
+    }
+    let source = "def sum_primes(n):\n    print('summing', n)\n    return sum(p for p in range(2, n) if all(p % d for d in range(2, int(p ** 0.5) + 1)))\n";
+    let job = python::<u64, _>(source, "sum_primes", (100,), JobOptions::new());
+    let output = wait_output(&job);
+    assert_eq!(output.result, Ok(1060));
+    assert_eq!(output.stdout, b"summing 100\n");
+}
+
+#[test]
+fn an_exception_fails_the_job_with_its_traceback() {
+    if runner().is_none() {
+        return;
+    }
+    let source = "def f(x):\n    return 1 / x\n";
+    let job = python::<f64, _>(source, "f", (0,), JobOptions::new());
+    match wait(&job) {
+        Err(JobError::Failed(traceback)) => {
+            assert!(traceback.contains("ZeroDivisionError"), "{traceback}");
+            assert!(traceback.contains("return 1 / x"), "{traceback}");
+        }
+        other => panic!("expected a failed job, got {other:?}"),
+    }
+}
+
+/// The sandbox is empty: no files, environment or network; waiting and looping for ever
+/// end in typed errors; the server keeps serving.
+#[test]
+fn hostile_python_is_contained() {
+    if runner().is_none() {
+        return;
+    }
+    let reads = |code: &str| format!("def f():\n    {code}\n");
+    for (code, expected) in [
+        ("return open('/etc/passwd').read()", "Error"),
+        ("import socket; return socket.socket()", "Error"),
+    ] {
+        let job = python::<String, _>(&reads(code), "f", NO_ARGS, JobOptions::new());
+        match wait(&job) {
+            Err(JobError::Failed(text)) => assert!(text.contains(expected), "{code}: {text}"),
+            other => panic!("{code}: expected a failed job, got {other:?}"),
+        }
+    }
+    let environ = python::<usize, _>(
+        &reads("import os; return len(os.environ)"),
+        "f",
+        NO_ARGS,
+        JobOptions::new(),
+    );
+    assert_eq!(wait(&environ), Ok(0));
+    let spin = python::<(), _>(
+        &reads("while True: pass"),
+        "f",
+        NO_ARGS,
+        JobOptions::new().timeout(Duration::from_millis(300)),
+    );
+    assert!(matches!(wait(&spin), Err(JobError::Timeout(_))));
+    let sleep = python::<(), _>(
+        &reads("import time; time.sleep(30)"),
+        "f",
+        NO_ARGS,
+        JobOptions::new(),
+    );
+    assert!(
+        matches!(wait(&sleep), Err(JobError::Forbidden(_))),
+        "{:?}",
+        wait(&sleep)
+    );
+    let bomb = python::<(), _>(
+        &reads("return bytearray(1 << 30)"),
+        "f",
+        NO_ARGS,
+        JobOptions::new().max_memory(64 << 20),
+    );
+    match wait(&bomb) {
+        Err(JobError::MemoryLimit { .. }) => {}
+        Err(JobError::Failed(text)) if text.contains("MemoryError") => {}
+        other => panic!("a memory bomb: {other:?}"),
+    }
+    let exit = python::<(), _>(
+        &reads("import sys; sys.exit(3)"),
+        "f",
+        NO_ARGS,
+        JobOptions::new(),
+    );
+    assert!(matches!(wait(&exit), Err(JobError::Failed(text)) if text.contains("SystemExit")));
+    let after = python::<i64, _>(
+        "def f(x):\n    return x + 1\n",
+        "f",
+        (41,),
+        JobOptions::new(),
+    );
+    assert_eq!(wait(&after), Ok(42));
+}
+
+#[test]
+fn a_component_is_compiled_once_then_loaded_from_disk() {
+    let Some(runner) = runner() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |server: &Server| {
+        let call = Call("def f():\n    return 7\n", "f", NO_ARGS, &[]);
+        let job = server.submit::<u32, _>(&runner, "python", call);
+        assert_eq!(wait(&job), Ok(7));
+        server.stats().cache
+    };
+    let first = wasp_tests::builder(&dir).workers(1).build().unwrap();
+    let cache = run(&first);
+    assert_eq!((cache.compiled, cache.loaded_from_disk), (1, 0));
+    drop(first);
+    let second = wasp_tests::builder(&dir).workers(1).build().unwrap();
+    let cache = run(&second);
+    assert_eq!((cache.compiled, cache.loaded_from_disk), (0, 1));
+}
+
+/// Imports beyond WASI 0.2 and exports of another shape are refused at load, by name.
+#[test]
+fn components_that_break_the_contract_are_refused() {
+    let importing = wat::parse_str(
+        r#"(component
+            (import "evil:host/exec@1.0.0" (instance))
+        )"#,
+    )
+    .unwrap();
+    let err = Module::from_bytes(importing).unwrap_err();
+    assert!(
+        matches!(&err, ModuleError::ForbiddenInterface { interface, .. } if interface == "evil:host/exec@1.0.0"),
+        "{err}"
+    );
+    let wrong_shape = wat::parse_str(
+        r#"(component
+            (core module $m (func (export "f") (result i32) i32.const 1))
+            (core instance $i (instantiate $m))
+            (func $f (result u32) (canon lift (core func $i "f")))
+            (export "f" (func $f))
+        )"#,
+    )
+    .unwrap();
+    let err = Module::from_bytes(wrong_shape).unwrap_err();
+    assert!(
+        matches!(&err, ModuleError::BadExportType { export, .. } if export == "f"),
+        "{err}"
+    );
+}
