@@ -88,5 +88,6 @@ fn _wasp(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<job::NativeJob>()?;
     module.add_function(wrap_pyfunction!(_rust_api_baseline, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("WIT", wasp::WIT)?;
     Ok(())
 }

@@ -60,6 +60,22 @@ def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.fixture(scope="session")
+def runner_path() -> Path:
+    """wasp's Python runner, built once (``python -m wasp.runner``; ``WASP_PYTHON_RUNNER``
+    if set), and named to the child processes and nodes the tests start."""
+    path = wasp.runner.path()
+    os.environ[wasp.runner.RUNNER_VARIABLE] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory, runner_path: Path) -> Path:
+    """A compiled-code cache shared by the tests of Python jobs (servers and nodes): the
+    runner compiles in seconds, once per session rather than per test."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
 @pytest.fixture
 def client(cache_dir: Path) -> Iterator[wasp.Client]:
     with wasp.Client(workers=2, cache_dir=cache_dir) as client:
@@ -80,7 +96,14 @@ def secret_file(tmp_path: Path) -> Path:
 class Node:
     """A ``wasp node`` process on 127.0.0.1, with its own identity, cache and log."""
 
-    def __init__(self, directory: Path, secret_file: Path, workers: int, extra: list[str]):
+    def __init__(
+        self,
+        directory: Path,
+        secret_file: Path,
+        workers: int,
+        extra: list[str],
+        cache_dir: Optional[Path] = None,
+    ):
         self.directory = directory
         self.log = directory / "node.log"
         command = [
@@ -95,7 +118,7 @@ class Node:
             "--identity-dir",
             str(directory / "identity"),
             "--cache-dir",
-            str(directory / "cache"),
+            str(cache_dir or directory / "cache"),
             "--client-timeout",
             "2s",
             *extra,
@@ -142,14 +165,20 @@ def _read_line(process: subprocess.Popen, timeout: float) -> str:
 
 @pytest.fixture
 def nodes(tmp_path: Path, secret_file: Path) -> Iterator[callable]:
-    """Starts nodes: ``nodes(count, workers=1, extra=[])``; all are killed at the end."""
+    """Starts nodes: ``nodes(count, workers=1, extra=[], cache_dir=None)`` (each its own
+    cache unless given one); all are killed at the end."""
     started: list[Node] = []
 
-    def start(count: int = 1, workers: int = 1, extra: Optional[list[str]] = None) -> list[Node]:
+    def start(
+        count: int = 1,
+        workers: int = 1,
+        extra: Optional[list[str]] = None,
+        cache_dir: Optional[Path] = None,
+    ) -> list[Node]:
         fresh = []
         for _ in range(count):
             directory = Path(tempfile.mkdtemp(dir=tmp_path, prefix="node-"))
-            node = Node(directory, secret_file, workers, extra or [])
+            node = Node(directory, secret_file, workers, extra or [], cache_dir)
             started.append(node)
             fresh.append(node)
         return fresh

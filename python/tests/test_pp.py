@@ -75,8 +75,10 @@ def test_submit_checks_its_arguments_as_pp_does(sum_primes, cache_dir):
             server.submit(sum_primes.sum_primes, [100])
         with pytest.raises(TypeError, match="modules argument must contain strings"):
             server.submit(sum_primes.sum_primes, (100,), (), (1,))
-        with pytest.raises(TypeError, match="job of a wasp module"):
+        with pytest.raises(TypeError, match="built-in and C functions"):
             server.submit(len, (100,))
+        with pytest.raises(TypeError, match="a Python function or a function of a wasp"):
+            server.submit(100, (100,))
         with pytest.raises(TypeError, match="ppservers argument must be a tuple"):
             wasp.Server(1, ppservers="node:7878")
     finally:

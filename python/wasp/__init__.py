@@ -29,6 +29,7 @@ A server must not be used in a child made by ``os.fork()`` (its threads are not 
 raises ``RuntimeError`` there; make a new one in the child.
 """
 
+from . import runner
 from ._client import Client, WaspFuture
 from ._errors import (
     BadArguments,
@@ -100,4 +101,5 @@ __all__ = [
     "WaspFuture",
     "WorkerStats",
     "__version__",
+    "runner",
 ]

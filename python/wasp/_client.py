@@ -265,7 +265,7 @@ class Client:
 
     def submit(
         self,
-        job: JobRef,
+        job: Union[JobRef, Callable[..., Any]],
         *args: Any,
         timeout: Optional[float] = None,
         max_memory: Optional[int] = None,
@@ -274,7 +274,8 @@ class Client:
         group: Optional[str] = None,
         block: bool = True,
     ) -> WaspFuture:
-        """Submits ``job(*args)`` and returns its future.
+        """Submits ``job(*args)`` and returns its future. ``job`` is a job of a module, or
+        a Python function (run in wasp's Python runner; see :mod:`wasp.runner`).
 
         The limits override the client's for this job. With a bounded queue, waits for
         room (Ctrl-C raises ``KeyboardInterrupt``), or with ``block=False`` raises
@@ -288,7 +289,7 @@ class Client:
 
     def map(
         self,
-        job: JobRef,
+        job: Union[JobRef, Callable[..., Any]],
         *iterables: Iterable[Any],
         ordered: bool = True,
         window: Optional[int] = None,

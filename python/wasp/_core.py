@@ -12,9 +12,9 @@ import traceback
 import weakref
 from typing import Any, Callable, Optional
 
-from . import _wasp
+from . import _functions, _wasp, runner
 from ._errors import JobError, job_error
-from ._module import JobRef
+from ._module import JobRef, Module
 
 #: How long a server with no local worker waits, when made, for its first node.
 NODE_WAIT = 10.0
@@ -189,28 +189,37 @@ class Core:
         max_output: Optional[int] = None,
         fuel: Optional[int] = None,
         block: bool = True,
+        depfuncs: tuple[Any, ...] = (),
+        modules: tuple[str, ...] = (),
     ) -> Optional[_wasp.NativeJob]:
-        """Submits ``job(*args)``; with ``block=False``, ``None`` if the queue is full."""
+        """Submits ``job(*args)``; with ``block=False``, ``None`` if the queue is full.
+
+        ``job`` is a job of a module, or a Python function (run by wasp's Python runner,
+        with ``depfuncs`` and ``modules`` as in pp)."""
         if self._generation != _generation:
             raise RuntimeError(FORKED_MESSAGE)
         if type(job) is not JobRef:
-            raise TypeError(
-                f"a job is a function of a wasp module (wasp.Module(path).name), not {job!r}"
-            )
+            job, args = python_job(job, args, depfuncs, modules)
         if group is not None:
             self.groups.add(group)
         # Positional: the native call is on every job's path.
-        return self.native.submit(
-            job.module._native,
-            job.name,
-            args,
-            group,
-            timeout,
-            max_memory,
-            max_output,
-            fuel,
-            block,
-        )
+        try:
+            return self.native.submit(
+                job.module._native,
+                job.name,
+                args,
+                group,
+                timeout,
+                max_memory,
+                max_output,
+                fuel,
+                block,
+            )
+        except TypeError as error:
+            if job.module is not _runner_module:
+                raise
+            # The function's arguments are the runner's third: name them as the caller did.
+            raise TypeError(str(error).replace("args[2]", "args", 1)) from None
 
     def close(self) -> None:
         """Stops the server (once): queued jobs are cancelled, running ones stopped."""
@@ -218,6 +227,26 @@ class Core:
             return
         self.dispatcher.stop()
         self.native.close()
+
+
+#: The Python runner's module, once a Python function was submitted.
+_runner_module: Optional[Module] = None
+
+
+def python_job(
+    func: Any, args: tuple[Any, ...], depfuncs: tuple[Any, ...], modules: tuple[str, ...]
+) -> tuple[JobRef, tuple[Any, ...]]:
+    """The runner's job and arguments for the Python function ``func(*args)``."""
+    global _runner_module
+    if not callable(func):
+        raise TypeError(
+            "a job is a Python function or a function of a wasp module "
+            f"(wasp.Module(path).name), not {func!r}"
+        )
+    call = _functions.call_of(func, args, depfuncs, modules)
+    if _runner_module is None:
+        _runner_module = runner.module()
+    return JobRef(_runner_module, "python"), call
 
 
 _live: weakref.WeakSet[Core] = weakref.WeakSet()

@@ -11,9 +11,14 @@
 
 What differs from pp, and why:
 
-- ``func`` is a job of a WebAssembly module (``wasp.Module(path).name``); ``depfuncs`` and
-  ``modules`` are checked as pp checks them and otherwise unused (the module holds its
-  code).
+- ``func`` is a plain Python function, as in pp, which runs in wasp's Python runner: in a
+  WebAssembly sandbox, with the standard modules of :data:`wasp.runner.MODULES` and no
+  files, network or environment. Its source travels with its ``depfuncs`` and ``modules``,
+  as in pp, and the global constants it reads; what cannot travel (a lambda, a closure, a C
+  function, a global that is not a constant) fails at ``submit`` saying why. ``func`` may
+  also be a job of a WebAssembly module (``wasp.Module(path).name``); its ``depfuncs`` and
+  ``modules`` are then checked and unused (the module holds its code).
+- Results cross as MessagePack: tuples come back as lists.
 - A job that fails raises its :class:`~wasp.JobError` from ``job()`` (pp printed a
   traceback and returned ``None``); its callback then gets ``None``, as pp's did.
 - ``ppservers`` entries without a port get wasp's (7878); any entry with ``*`` turns on
@@ -190,7 +195,7 @@ class Server:
 
     def submit(
         self,
-        func: JobRef,
+        func: Union[JobRef, Callable[..., Any]],
         args: tuple[Any, ...] = (),
         depfuncs: tuple[Any, ...] = (),
         modules: tuple[str, ...] = (),
@@ -210,12 +215,7 @@ class Server:
             raise TypeError("modules argument must contain strings")
         if globals is not None and not isinstance(globals, dict):
             raise TypeError("globals argument must be a dictionary")
-        if not isinstance(func, JobRef):
-            raise TypeError(
-                "func must be a job of a wasp module (wasp.Module(path).name); plain Python "
-                f"functions are not supported yet, got {func!r}"
-            )
-        native = self._core.submit(func, args, group=group)
+        native = self._core.submit(func, args, group=group, depfuncs=depfuncs, modules=modules)
         assert native is not None
         job = Job(native, group, callback, callbackargs)
         if callback is not None:

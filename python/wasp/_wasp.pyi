@@ -4,6 +4,8 @@ import os
 from typing import Any, Optional, Union
 
 __version__: str
+#: The WIT of wasp's components (the world of the Python runner among them).
+WIT: str
 
 class NativeModule:
     def __init__(self, source: Union[str, os.PathLike[str], bytes]) -> None: ...

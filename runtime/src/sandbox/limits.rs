@@ -116,18 +116,18 @@ pub(crate) struct Limiter {
 
 /// How many instances, memories and tables a store may have.
 #[derive(Debug, Clone, Copy)]
-struct Counts {
-    instances: usize,
-    memories: usize,
-    tables: usize,
+pub(crate) struct Counts {
+    pub(crate) instances: u32,
+    pub(crate) memories: u32,
+    pub(crate) tables: u32,
 }
 
 /// What a component may link: CPython as componentize-py builds it has a dozen core
 /// instances, a few memories and tables.
-const COMPONENT_COUNTS: Counts = Counts {
-    instances: 64,
-    memories: 16,
-    tables: 64,
+pub(crate) const COMPONENT_LIMITS: Counts = Counts {
+    instances: 32,
+    memories: 4,
+    tables: 32,
 };
 
 impl Limiter {
@@ -136,14 +136,14 @@ impl Limiter {
         let counts = Counts {
             instances: 1,
             memories: 1,
-            tables: crate::module::MAX_TABLES as usize,
+            tables: crate::module::MAX_TABLES,
         };
         Self::with_counts(limits, counts)
     }
 
     /// The limiter of a component's store.
     pub(crate) fn for_component(limits: &Limits) -> Self {
-        Self::with_counts(limits, COMPONENT_COUNTS)
+        Self::with_counts(limits, COMPONENT_LIMITS)
     }
 
     fn with_counts(limits: &Limits, counts: Counts) -> Self {
@@ -186,15 +186,15 @@ impl ResourceLimiter for Limiter {
     }
 
     fn instances(&self) -> usize {
-        self.counts.instances
+        self.counts.instances as usize
     }
 
     fn memories(&self) -> usize {
-        self.counts.memories
+        self.counts.memories as usize
     }
 
     fn tables(&self) -> usize {
-        self.counts.tables
+        self.counts.tables as usize
     }
 }
 

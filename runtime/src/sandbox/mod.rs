@@ -21,6 +21,7 @@ mod limits;
 
 pub(crate) use invoke::{Cancel, RawOutcome};
 pub(crate) use limits::Asked;
+use limits::COMPONENT_LIMITS;
 pub use limits::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits};
 
 use crate::cache::disk::DiskCache;
@@ -44,6 +45,9 @@ pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
 
 /// Bytes of each pool slot kept resident between jobs and reset in place.
 const KEEP_RESIDENT: usize = 2 << 20;
+
+/// The same for components, whose memories start larger.
+const COMPONENT_KEEP_RESIDENT: usize = 32 << 20;
 
 /// A module compiled for one of the sandbox's engines and linked against its imports, ready
 /// to be instantiated any number of times.
@@ -161,14 +165,22 @@ impl Sandbox {
     /// first component job that needs it.
     fn components(&self, metered: bool) -> Result<&Backend, JobError> {
         let built = self.components[usize::from(metered)].get_or_init(|| {
-            let mut config = engine_config(InstanceAllocationStrategy::OnDemand);
-            config
-                .wasm_component_model(true)
-                .wasm_features(module::COMPONENT_FEATURES, true)
-                .consume_fuel(metered);
-            let engine =
-                Engine::new(&config).map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
-            debug!(metered, "sandbox: engine for components built");
+            let (engine, slots) = largest_pool(self.slots, |slots| {
+                let pool = component_pool_config(slots);
+                let mut config = engine_config(InstanceAllocationStrategy::Pooling(pool));
+                config
+                    .wasm_component_model(true)
+                    .wasm_features(module::COMPONENT_FEATURES, true)
+                    .consume_fuel(metered)
+                    // Copy-on-write images make each page a job writes a fault, and each
+                    // fault a TLB shootdown across the cores the other workers run on:
+                    // two workers ran CPython slower than one. Copying the image into a
+                    // resident slot scales (2.1x on 2 workers).
+                    .memory_init_cow(false);
+                Engine::new(&config)
+            })
+            .map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
+            debug!(metered, slots, "sandbox: engine for components built");
             Backend::start(engine, self.disk.clone(), true)
         });
         built
@@ -280,6 +292,28 @@ fn pool_config(slots: u32, pagemap: Enabled) -> PoolingAllocationConfig {
         // Reuse the slots a module used last (they hold its memory image) before cold ones,
         // which also bounds the resident memory to what concurrent jobs need.
         .max_unused_warm_slots(0);
+    pool
+}
+
+/// The pooling allocator for `slots` component instances at once, each linking up to
+/// [`COMPONENT_LIMITS`]'s core instances, memories and tables.
+fn component_pool_config(slots: u32) -> PoolingAllocationConfig {
+    let limits = COMPONENT_LIMITS;
+    let mut pool = pool_config(slots, Enabled::Auto);
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * limits.instances)
+        .total_memories(slots * limits.memories)
+        .total_tables(slots * limits.tables)
+        .max_core_instances_per_component(limits.instances)
+        .max_memories_per_component(limits.memories)
+        .max_tables_per_component(limits.tables)
+        .max_memories_per_module(limits.memories)
+        .max_tables_per_module(limits.tables)
+        // A component's memory starts larger (CPython's is 14 MiB): keep all of it
+        // resident and reset only its dirty pages, rather than decommit it and take page
+        // faults (and TLB shootdowns across cores) on each job.
+        .linear_memory_keep_resident(COMPONENT_KEEP_RESIDENT)
+        .table_keep_resident(COMPONENT_KEEP_RESIDENT);
     pool
 }
 

@@ -65,9 +65,20 @@ def _pack(value):
         ) from None
 
 
+def _job_traceback(error):
+    """The traceback of ``error`` from the job's first frame on (the runner's own frames
+    say nothing to the job's author), or all of it if the job's code never ran."""
+    frames = error.__traceback__
+    while frames is not None and frames.tb_frame.f_code.co_filename != SOURCE_NAME:
+        frames = frames.tb_next
+    if frames is None:
+        frames = error.__traceback__
+    return "".join(traceback.format_exception(type(error), error, frames))
+
+
 class WitWorld(wit_world.WitWorld):
     def python(self, args: bytes) -> bytes:
         try:
             return _pack(_run(args))
-        except BaseException:  # noqa: BLE001 - everything the job raises goes back as text
-            raise Err(traceback.format_exc()) from None
+        except BaseException as error:  # whatever the job raises goes back, as text
+            raise Err(_job_traceback(error)) from None

@@ -1,0 +1,273 @@
+"""Python functions as jobs, in wasp's Python runner: pp's own example in Python, locally and
+on two nodes; what travels with a function and what is refused at submit; hostile jobs end
+in typed errors while the server keeps serving."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from math import sqrt
+from pathlib import Path
+
+import pytest
+from conftest import TIMEOUT
+from test_pp import PP_SUMS
+
+import wasp
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "sum_primes.py"
+
+SCALE = 3
+OFFSETS = (1, 2.5, "x")
+
+
+def isprime(n):
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, int(math.sqrt(n)) + 1))
+
+
+def sum_primes(n):
+    print("summing below", n)
+    return sum(x for x in range(2, n) if isprime(x))
+
+
+def scaled(x):
+    return x * SCALE, OFFSETS
+
+
+def root(x):
+    return sqrt(x)
+
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def norm(self):
+        return math.hypot(self.x, self.y)
+
+
+def norm_of(x, y):
+    return Point(x, y).norm()
+
+
+def divide(x):
+    return 1 / x
+
+
+def run_example(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 2,
+        env={**env, "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def check_pp_numbers(output: str) -> None:
+    for n, total in PP_SUMS.items():
+        assert f"Sum of primes below {n} is {total}\n" in output, output
+    assert "Job execution statistics:" in output
+
+
+@pytest.fixture
+def client(shared_cache: Path):
+    with wasp.Client(workers=2, cache_dir=shared_cache) as client:
+        yield client
+
+
+def test_pps_example_in_python_prints_pps_numbers_locally(runner_path, shared_cache):
+    env = {"WASP_PYTHON_RUNNER": str(runner_path), "XDG_CACHE_HOME": str(shared_cache.parent)}
+    output = run_example("2", env=env)
+    assert "Starting pp with 2 workers\n" in output, output
+    check_pp_numbers(output)
+
+
+def test_pps_example_in_python_prints_pps_numbers_on_two_nodes(
+    runner_path, shared_cache, nodes, secret_file
+):
+    first, second = nodes(2, cache_dir=shared_cache)
+    env = {
+        "WASP_PYTHON_RUNNER": str(runner_path),
+        "XDG_CACHE_HOME": str(shared_cache.parent),
+        "PPSERVERS": f"{first.address},{second.address}",
+        "SECRET_FILE": str(secret_file),
+    }
+    output = run_example("0", env=env)
+    assert "Starting pp with 0 workers\n" in output, output
+    check_pp_numbers(output)
+    rows = [line for line in output.splitlines() if "(x86_64" in line or "(aarch64" in line]
+    assert len(rows) == 2, output
+
+
+def test_helpers_modules_constants_and_classes_travel(client):
+    assert client.submit(sum_primes, 100).result(TIMEOUT) == 1060
+    # A tuple comes back as a list: values cross as MessagePack.
+    assert client.submit(scaled, 2).result(TIMEOUT) == [6, [1, 2.5, "x"]]
+    assert client.submit(root, 16.0).result(TIMEOUT) == 4.0
+    assert client.submit(norm_of, 3, 4).result(TIMEOUT) == 5.0
+    assert list(client.map(sum_primes, [10, 100])) == [17, 1060]
+
+
+def test_constants_are_read_at_each_submit(client):
+    global SCALE
+    try:
+        SCALE = 10
+        assert client.submit(scaled, 2).result(TIMEOUT)[0] == 20
+    finally:
+        SCALE = 3
+    assert client.submit(scaled, 2).result(TIMEOUT)[0] == 6
+
+
+def test_an_exception_raises_job_failed_with_the_jobs_traceback(client):
+    with pytest.raises(wasp.JobFailed) as failed:
+        client.submit(divide, 0).result(TIMEOUT)
+    text = str(failed.value)
+    assert "ZeroDivisionError: division by zero" in text
+    assert "return 1 / x" in text
+    assert "wasp_runner" not in text, "the runner's own frames are left out"
+
+
+def test_print_is_captured(shared_cache, capsys):
+    server = wasp.Server(1, cache_dir=shared_cache)
+    try:
+        assert server.submit(sum_primes, (100,))() == 1060
+        assert "summing below 100" in capsys.readouterr().out
+    finally:
+        server.destroy()
+
+
+GLOBAL_LIST = [1, 2]
+
+
+def reads_a_list():
+    return GLOBAL_LIST
+
+
+def closure_maker():
+    seen = 3
+
+    def inner():
+        return seen
+
+    return inner
+
+
+def imports_numpy():
+    import numpy  # noqa: F401
+
+    return 1
+
+
+@pytest.mark.parametrize(
+    ("func", "error", "message"),
+    [
+        (lambda x: x, TypeError, "is a lambda"),
+        (closure_maker(), TypeError, r"is a closure: it reads variables .* \(seen\)"),
+        (len, TypeError, "built-in and C functions"),
+        (reads_a_list, TypeError, "reads the global GLOBAL_LIST \\(a list\\)"),
+        (imports_numpy, ImportError, "imports 'numpy'.*it has: abc, array"),
+    ],
+    ids=["lambda", "closure", "c-function", "global-list", "module-not-in-runner"],
+)
+def test_what_cannot_travel_fails_at_submit_saying_why(client, func, error, message):
+    with pytest.raises(error, match=message):
+        client.submit(func, 1)
+
+
+def test_pps_modules_outside_the_runner_fail_at_submit(shared_cache):
+    server = wasp.Server(1, cache_dir=shared_cache)
+    try:
+        with pytest.raises(ImportError, match=r"modules names 'subprocess'.*it has:"):
+            server.submit(sum_primes, (10,), (isprime,), ("subprocess",))
+        with pytest.raises(TypeError, match=r"args\[0\] is a set"):
+            server.submit(sum_primes, ({1},))
+    finally:
+        server.destroy()
+
+
+def spin():
+    while True:
+        pass
+
+
+def memory_bomb():
+    chunks = []
+    while True:
+        chunks.append(bytearray(1 << 20))
+
+
+def recurse(n):
+    return recurse(n + 1) + 1
+
+
+def flood():
+    while True:
+        print("x" * 1000)
+
+
+def read_passwd():
+    return open("/etc/passwd").read()
+
+
+def environment():
+    import os
+
+    return dict(os.environ)
+
+
+def open_socket():
+    # Past the check at submit (which refuses `import socket`): the sandbox's own answer.
+    return str(__import__("socket").socket())
+
+
+def import_ctypes():
+    return str(__import__("ctypes"))
+
+
+def exit_3():
+    import sys
+
+    sys.exit(3)
+
+
+def sleep_long():
+    import time
+
+    time.sleep(60)
+
+
+@pytest.mark.parametrize(
+    ("func", "limits", "expected", "text"),
+    [
+        (spin, {"timeout": 1.0}, wasp.JobTimeout, None),
+        # Python raises MemoryError when the sandbox refuses to grow its memory.
+        (memory_bomb, {"max_memory": 64 << 20}, wasp.JobFailed, "MemoryError"),
+        (recurse, {}, wasp.JobFailed, "RecursionError"),
+        (flood, {}, wasp.JobOutputLimit, None),
+        (read_passwd, {}, wasp.JobFailed, "No such file or directory"),
+        (open_socket, {}, wasp.JobFailed, "ModuleNotFoundError"),
+        (import_ctypes, {}, wasp.JobFailed, "No module named"),
+        (exit_3, {}, wasp.JobFailed, "SystemExit: 3"),
+        (sleep_long, {}, wasp.JobForbidden, None),
+    ],
+    ids=lambda value: getattr(value, "__name__", None),
+)
+def test_hostile_python_ends_in_its_typed_error_and_the_server_serves_on(
+    client, func, limits, expected, text
+):
+    args = (0,) if func is recurse else ()
+    with pytest.raises(expected) as ended:
+        client.submit(func, *args, **limits).result(TIMEOUT)
+    if text is not None:
+        assert text in str(ended.value)
+    assert client.submit(sum_primes, 100).result(TIMEOUT) == 1060
+
+
+def test_the_sandbox_has_no_environment(client):
+    assert client.submit(environment).result(TIMEOUT) == {}
