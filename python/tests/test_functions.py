@@ -271,3 +271,22 @@ def test_hostile_python_ends_in_its_typed_error_and_the_server_serves_on(
 
 def test_the_sandbox_has_no_environment(client):
     assert client.submit(environment).result(TIMEOUT) == {}
+
+
+def test_a_restarted_node_loads_the_runner_from_its_disk_cache(
+    nodes, secret_file, tmp_path, runner_path
+):
+    cache = tmp_path / "node-cache"
+
+    def run_on(node) -> str:
+        with wasp.Client(workers=0, peers=[node.address], secret_file=secret_file) as client:
+            assert client.submit(sum_primes, 100).result(TIMEOUT) == 1060
+        node.kill()
+        return node.log.read_text()
+
+    (first,) = nodes(1, cache_dir=cache)
+    assert "module compiled" in run_on(first)
+    (second,) = nodes(1, cache_dir=cache)
+    log = run_on(second)
+    assert "module loaded from the disk cache" in log, log
+    assert "module compiled" not in log, log

@@ -8,6 +8,8 @@ use crate::sandbox::{Compiled, Origin, Sandbox};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+use tracing::info;
 
 type Slot = Arc<OnceLock<Result<Arc<Compiled>, JobError>>>;
 
@@ -96,12 +98,22 @@ impl ModuleCache {
         let mut prepared_here = false;
         let result = slot.get_or_init(|| {
             prepared_here = true;
+            let started = Instant::now();
+            let kind = module.kind();
+            // A component (CPython) takes seconds to compile: say so, then what it took.
+            info!(module = %module.hash(), ?kind, metered, "preparing a module");
             let compiled = sandbox.prepare(module, metered)?;
-            let counter = match compiled.origin {
-                Origin::Compiled => &self.compiled,
-                Origin::DiskCache => &self.from_disk,
+            let (counter, how) = match compiled.origin {
+                Origin::Compiled => (&self.compiled, "compiled"),
+                Origin::DiskCache => (&self.from_disk, "loaded from the disk cache"),
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            info!(
+                module = %module.hash(),
+                ?kind,
+                took_ms = started.elapsed().as_millis() as u64,
+                "module {how}"
+            );
             Ok(Arc::new(compiled))
         });
         if !prepared_here {
