@@ -265,7 +265,72 @@ fn a_batch_runs_across_an_x86_64_and_an_aarch64_node() {
     eprintln!("{} cached as {native_key} and {aarch64_key}", module.hash());
 
     same_results_on_the_aarch64_node_alone(&secret, &aarch64);
+    same_python_results_on_both_nodes(&secret, &native, &aarch64);
     print_memory_reset(&aarch64);
+}
+
+/// A Python function: sums of primes, float arithmetic and text.
+const PYTHON_JOB: &str = "\
+import math
+
+def f(n):
+    primes = [p for p in range(2, n) if all(p % d for d in range(2, math.isqrt(p) + 1))]
+    return sum(primes), math.fsum(1 / p for p in primes), ' '.join(map(str, primes[-3:]))
+";
+
+/// wasp's Python runner (`WASP_PYTHON_RUNNER`, which scripts/test builds), or `None` and
+/// why; under `CI=true` it must be there.
+fn python_runner() -> Option<Module> {
+    match std::env::var("WASP_PYTHON_RUNNER") {
+        Ok(path) if !path.trim().is_empty() => {
+            Some(Module::from_file(path.trim()).expect("the Python runner loads"))
+        }
+        _ => {
+            let why = "WASP_PYTHON_RUNNER is not set (scripts/test builds the runner and sets it)";
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "the mixed-cluster Python test must run in CI: {why}"
+            );
+            eprintln!("skipped the Python part: {why}");
+            None
+        }
+    }
+}
+
+/// The same Python function on each node alone, and locally: the same results, bit for
+/// bit (each node compiles the runner, CPython, for itself).
+fn same_python_results_on_both_nodes(
+    secret: &ClusterSecret,
+    native: &NodeProcess,
+    aarch64: &NodeProcess,
+) {
+    let Some(runner) = python_runner() else {
+        return;
+    };
+    let no_modules: [&str; 0] = [];
+    let run = |server: &Server| -> Vec<(u64, f64, String)> {
+        let jobs: Vec<Job<(u64, f64, String)>> = [100u64, 5_000]
+            .iter()
+            .map(|&n| server.submit(&runner, "python", (PYTHON_JOB, "f", (n,), no_modules)))
+            .collect();
+        results(&outputs(&jobs, Instant::now() + BATCH_TIMEOUT))
+    };
+    let started = Instant::now();
+    let expected = run(&local());
+    assert_eq!(expected[0].0, 1060);
+    for (node, arch) in [(native, "x86_64"), (aarch64, "aarch64")] {
+        let found = run(&client(secret, &[node]));
+        let bits = |rows: &[(u64, f64, String)]| -> Vec<(u64, u64, String)> {
+            rows.iter()
+                .map(|(sum, float, text)| (*sum, float.to_bits(), text.clone()))
+                .collect()
+        };
+        assert_eq!(bits(&found), bits(&expected), "the {arch} node");
+    }
+    eprintln!(
+        "the Python job gave the same results locally and on both nodes ({:.1?})",
+        started.elapsed()
+    );
 }
 
 /// Floats, strings, errors and statics (a fresh instance per job: the pool's memory reset,

@@ -7,9 +7,13 @@ from PyPI, and the package built in release). Prints a Markdown table.
 1. Trivial jobs (``add_one``) on 2 workers: jobs per second, all submitted at once, and a
    single job's submit-to-result round trip; wasp through the Python API (pp's ``Server``
    and ``Client`` futures) and through the Rust API (the baseline), and pp, ppft,
-   ``multiprocessing.Pool`` and ``ProcessPoolExecutor`` running the same function in Python.
-2. pp's seed program (8 sums of primes near 100,000): wasp with the Rust guest against pp
-   running it in pure Python, on 1 and 2 workers.
+   ``multiprocessing.Pool`` and ``ProcessPoolExecutor`` running the same function in Python;
+   and wasp running that Python function in its sandbox (the Python runner).
+2. pp's seed program (8 sums of primes near 100,000), on 1 and 2 workers: wasp with the Rust
+   guest, wasp with the Python function in its sandbox, and pp and ppft running the Python
+   function natively.
+3. The first Python job: on a fresh server and node (the runner compiled; shipped, to the
+   node) and on a new server and a restarted node (their disk caches).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import concurrent.futures
 import math
 import multiprocessing
 import statistics
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -88,6 +94,17 @@ def bench_trivial(trivial: wasp.Module, jobs: int, trips: int) -> list[tuple[str
                 *rate_and_round_trip(lambda x: client.submit(job, x).result, jobs, trips),
             )
         )
+    with wasp.Client(workers=2) as client:
+        rows.append(
+            (
+                "wasp, Python function (Python runner), Client",
+                *rate_and_round_trip(
+                    lambda x: client.submit(add_one, x).result,
+                    max(jobs // 50, 500),
+                    min(trips, 200),
+                ),
+            )
+        )
     for name, module in (("pp 1.7.0", "pp"), ("ppft 1.7.8", "ppft")):
         try:
             pp = __import__(module)
@@ -127,40 +144,102 @@ def bench_trivial(trivial: wasp.Module, jobs: int, trips: int) -> list[tuple[str
     return rows
 
 
+def time_set(submit: Callable[[int], Callable[[], int]], repeats: int) -> float:
+    """The median time of pp's sum_primes set (8 jobs), all submitted then waited for."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jobs = [submit(n) for n in INPUTS]
+        results = [job() for job in jobs]
+        assert results[0] == 454396537
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def bench_sum_primes(guest: wasp.Module, repeats: int) -> list[tuple[str, float]]:
     rows = []
     for workers in (1, 2):
         server = wasp.Server(workers)
+        server.submit(sum_primes, (100,), (isprime,), ("math",))()  # the runner, compiled
         [job() for job in [server.submit(guest.sum_primes, (n,)) for n in INPUTS]]
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            jobs = [server.submit(guest.sum_primes, (n,)) for n in INPUTS]
-            results = [job() for job in jobs]
-            assert results[0] == 454396537
-            times.append(time.perf_counter() - start)
+        rust = time_set(lambda n, s=server: s.submit(guest.sum_primes, (n,)), repeats)
+        rows.append((f"wasp (Rust guest), {workers} worker(s)", rust))
+        python = time_set(
+            lambda n, s=server: s.submit(sum_primes, (n,), (isprime,), ("math",)),
+            max(repeats // 3, 1),
+        )
+        rows.append((f"wasp (Python function, in the sandbox), {workers} worker(s)", python))
         server.destroy()
-        rows.append((f"wasp (Rust guest), {workers} worker(s)", statistics.median(times)))
-        try:
-            import pp
-        except ImportError:
-            continue
-        server = pp.Server(workers, ppservers=())
-        times = []
-        for _ in range(max(repeats // 3, 1)):
+        for name, module in (("pp 1.7.0", "pp"), ("ppft 1.7.8", "ppft")):
+            try:
+                pp = __import__(module)
+            except ImportError:
+                continue
+            server = pp.Server(workers, ppservers=())
+            native = time_set(
+                lambda n, s=server: s.submit(sum_primes, (n,), (isprime,), ("math",)),
+                max(repeats // 3, 1),
+            )
+            server.destroy()
+            rows.append((f"{name} (native CPython), {workers} worker(s)", native))
+    return rows
+
+
+def first_python_job(wasp_bin: Path) -> list[tuple[str, float]]:
+    """The first Python job: on a fresh server (the runner compiled) and on a new one with
+    the disk cache; on a fresh node (the runner shipped and compiled) and on the node
+    restarted (its disk cache)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        cache = Path(work) / "local-cache"
+        for label in ("fresh local server (compiles the runner)", "new local server (disk cache)"):
             start = time.perf_counter()
-            jobs = [server.submit(sum_primes, (n,), (isprime,), ("math",)) for n in INPUTS]
-            results = [job() for job in jobs]
-            assert results[0] == 454396537
-            times.append(time.perf_counter() - start)
-        server.destroy()
-        rows.append((f"pp 1.7.0 (pure Python), {workers} worker(s)", statistics.median(times)))
+            with wasp.Client(workers=1, cache_dir=cache) as client:
+                assert client.submit(add_one, 1).result() == 2
+            rows.append((label, time.perf_counter() - start))
+        key = Path(work) / "cluster.key"
+        key.write_text("a7" * 32 + "\n")
+        key.chmod(0o600)
+        node_cache = Path(work) / "node-cache"
+        for label in (
+            "fresh node (runner shipped and compiled)",
+            "restarted node (disk cache)",
+        ):
+            node = subprocess.Popen(
+                [
+                    str(wasp_bin),
+                    "node",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--secret-file",
+                    str(key),
+                    "--workers",
+                    "1",
+                    "--identity-dir",
+                    str(Path(work) / "identity"),
+                    "--cache-dir",
+                    str(node_cache),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            try:
+                address = node.stdout.readline().split()[-1]
+                with wasp.Client(workers=0, peers=[address], secret_file=key) as client:
+                    start = time.perf_counter()
+                    assert client.submit(add_one, 1).result() == 2
+                    rows.append((label, time.perf_counter() - start))
+            finally:
+                node.kill()
+                node.wait()
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--guests", type=Path, required=True, help="the built guest modules")
+    parser.add_argument("--wasp", type=Path, required=True, help="the wasp binary (nodes)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     jobs, trips, repeats = (20_000, 1_000, 3) if args.quick else (100_000, 5_000, 9)
@@ -186,6 +265,11 @@ def main() -> None:
     print("|---|---|")
     for name, seconds in bench_sum_primes(guest, repeats):
         print(f"| {name} | {seconds * 1e3:.1f} ms |")
+    print()
+    print("| the first Python job | time |")
+    print("|---|---|")
+    for name, seconds in first_python_job(args.wasp):
+        print(f"| {name} | {seconds:.2f} s |")
 
 
 if __name__ == "__main__":
