@@ -3,8 +3,8 @@
 
 use crate::EXIT_JOB_FAILED;
 use crate::interrupt::{EXIT_INTERRUPTED, Interrupted, cancel_on_interrupt};
-use crate::json::{encode_args, parse_input_line};
-use crate::options::{JobTarget, PoolArgs};
+use crate::json::parse_input_line;
+use crate::options::{JobTarget, Loaded, PoolArgs};
 use crate::run::forward_job_output;
 use anyhow::Context as _;
 use clap::Args;
@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wasp::{Job, JobOptions, Module, Server};
+use wasp::{Job, JobOptions, Server};
 
 /// Jobs kept in flight per worker: enough to keep every worker busy.
 const IN_FLIGHT_PER_WORKER: usize = 16;
@@ -45,8 +45,8 @@ struct Pending {
 
 impl MapCommand {
     pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
-        let module = self.target.load()?;
-        let lines = self.read_input()?;
+        let target = self.target.load()?;
+        let lines = self.read_input(&target)?;
         let mut builder = Server::builder();
         if let Some(workers) = self.workers {
             builder = builder.workers(workers);
@@ -54,7 +54,7 @@ impl MapCommand {
         let server = self.pool.build(builder)?;
         let progress = progress_bar(lines.len());
         let failed = cancel_on_interrupt(&server, GROUP, |interrupted| {
-            self.run_all(&server, &module, lines, &progress, interrupted)
+            self.run_all(&server, &target, lines, &progress, interrupted)
         })?;
         progress.finish_and_clear();
         self.pool.print_stats(&server);
@@ -70,7 +70,7 @@ impl MapCommand {
     }
 
     /// Reads and checks every line before running anything: bad input loses no work.
-    fn read_input(&self) -> anyhow::Result<Vec<(usize, Vec<u8>)>> {
+    fn read_input(&self, target: &Loaded) -> anyhow::Result<Vec<(usize, Vec<u8>)>> {
         let reader: Box<dyn BufRead> = if self.input.as_os_str() == "-" {
             Box::new(std::io::stdin().lock())
         } else {
@@ -87,7 +87,7 @@ impl MapCommand {
             }
             let args = parse_input_line(&line)
                 .with_context(|| format!("line {number} of {}", self.input.display()))?;
-            inputs.push((number, encode_args(&args)?));
+            inputs.push((number, target.encode(args)?));
         }
         Ok(inputs)
     }
@@ -99,7 +99,7 @@ impl MapCommand {
     fn run_all(
         &self,
         server: &Server,
-        module: &Module,
+        target: &Loaded,
         lines: Vec<(usize, Vec<u8>)>,
         progress: &ProgressBar,
         interrupted: &Interrupted,
@@ -115,7 +115,7 @@ impl MapCommand {
                 let Some((line, args)) = inputs.next() else {
                     break;
                 };
-                let job = server.submit_raw(module, &self.target.function, args, &options);
+                let job = server.submit_raw(&target.module, &target.job, args, &options);
                 in_flight.push_back(Pending { line, job });
             }
             let Some(pending) = in_flight.pop_front() else {

@@ -6,19 +6,105 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wasp::{Module, Peer, Server, ServerBuilder};
 
-/// What to run: a module and one of its jobs.
+/// What to run: a module and one of its jobs, or a Python file and one of its functions.
 #[derive(Debug, Args)]
 pub(crate) struct JobTarget {
-    /// The module: a .wasm file built with the wasp-guest SDK.
+    /// The module: a .wasm file built with the wasp-guest SDK, or a .py file whose functions
+    /// run in wasp's Python runner.
     module: PathBuf,
-    /// The job to call.
+    /// The job to call (for a .py file: a function defined at its top level).
     pub(crate) function: String,
 }
 
+/// A loaded [`JobTarget`]: the module to run and how to call it.
+pub(crate) struct Loaded {
+    /// The module: the .wasm file's, or wasp's Python runner for a .py file.
+    pub(crate) module: Module,
+    /// The module's job to call.
+    pub(crate) job: String,
+    /// For a .py file: its source and the function to call, which the runner is given.
+    python: Option<(String, String)>,
+}
+
 impl JobTarget {
-    /// Loads and validates the module.
-    pub(crate) fn load(&self) -> anyhow::Result<Module> {
-        Ok(Module::from_file(&self.module)?)
+    /// Loads and validates the module (for a .py file, the Python runner and the file).
+    pub(crate) fn load(&self) -> anyhow::Result<Loaded> {
+        if self.module.extension().is_some_and(|ext| ext == "py") {
+            return self.load_python();
+        }
+        Ok(Loaded {
+            module: Module::from_file(&self.module)?,
+            job: self.function.clone(),
+            python: None,
+        })
+    }
+
+    fn load_python(&self) -> anyhow::Result<Loaded> {
+        let source = std::fs::read_to_string(&self.module)
+            .with_context(|| format!("could not read {}", self.module.display()))?;
+        let defined = format!("def {}(", self.function);
+        if !source.lines().any(|line| line.starts_with(&defined)) {
+            anyhow::bail!(
+                "{} defines no function `{}` at its top level",
+                self.module.display(),
+                self.function
+            );
+        }
+        let runner = python_runner()?;
+        let module = Module::from_file(&runner)
+            .with_context(|| format!("wasp's Python runner ({})", runner.display()))?;
+        Ok(Loaded {
+            module,
+            job: PYTHON_JOB.to_string(),
+            python: Some((source, self.function.clone())),
+        })
+    }
+}
+
+/// The Python runner's job (see `runtime/wit/wasp.wit`).
+const PYTHON_JOB: &str = "python";
+
+/// The Python runner's `.wasm`: `WASP_PYTHON_RUNNER`, else what `python3 -m wasp.runner`
+/// prints (the Python package builds the runner once per machine).
+fn python_runner() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("WASP_PYTHON_RUNNER").filter(|path| !path.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+    let missing = || {
+        format!(
+            "a Python job needs wasp's Python runner: install the wasp Python package \
+             (pip install ./python) so that `{} -m wasp.runner` finds it, or set \
+             WASP_PYTHON_RUNNER to a built runner",
+            python.to_string_lossy()
+        )
+    };
+    let output = std::process::Command::new(&python)
+        .args(["-m", "wasp.runner"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(missing)?;
+    if !output.status.success() {
+        anyhow::bail!("{}", missing());
+    }
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
+}
+
+impl Loaded {
+    /// The job's arguments as the module takes them: MessagePack of `args`, or, for a
+    /// Python function, of the runner's call `[source, function, args, modules]`.
+    pub(crate) fn encode(&self, args: Vec<serde_json::Value>) -> anyhow::Result<Vec<u8>> {
+        match &self.python {
+            None => crate::json::encode_args(&args),
+            Some((source, function)) => crate::json::encode_args(&[
+                source.as_str().into(),
+                function.as_str().into(),
+                serde_json::Value::Array(args),
+                serde_json::Value::Array(Vec::new()),
+            ]),
+        }
     }
 }
 

@@ -1,8 +1,9 @@
-//! `wasp run MODULE FUNCTION [ARG...]`: one job, its result as JSON on stdout.
+//! `wasp run MODULE FUNCTION [ARG...]`: one job, its result as JSON on stdout. MODULE may
+//! be a .py file: FUNCTION then runs in wasp's Python runner.
 
 use crate::EXIT_JOB_FAILED;
 use crate::interrupt::{EXIT_INTERRUPTED, cancel_on_interrupt};
-use crate::json::{encode_args, parse_cli_args};
+use crate::json::parse_cli_args;
 use crate::options::{JobTarget, PoolArgs};
 use anyhow::Context as _;
 use clap::Args;
@@ -30,12 +31,12 @@ pub(crate) struct RunCommand {
 
 impl RunCommand {
     pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
-        let module = self.target.load()?;
-        let args = encode_args(&parse_cli_args(&self.args)?)?;
+        let target = self.target.load()?;
+        let args = target.encode(parse_cli_args(&self.args)?)?;
         let server = self.pool.build(Server::builder().workers(self.workers))?;
         let options = JobOptions::new().group(GROUP);
         let (output, interrupted) = cancel_on_interrupt(&server, GROUP, |interrupted| {
-            let job = server.submit_raw::<Value>(&module, &self.target.function, args, &options);
+            let job = server.submit_raw::<Value>(&target.module, &target.job, args, &options);
             (job.wait_output(), interrupted.is_set())
         });
         if interrupted {

@@ -327,3 +327,49 @@ fn new_makes_a_guest_crate_that_builds_and_runs() {
         stderr(&bad)
     );
 }
+
+/// `wasp run job.py FUNCTION ARGS`: a Python file's function, in wasp's Python runner
+/// (`WASP_PYTHON_RUNNER`, which scripts/test builds; under `CI=true` it must be set), and
+/// `wasp map` over it.
+#[test]
+fn run_and_map_take_a_python_file() {
+    if std::env::var_os("WASP_PYTHON_RUNNER").is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "WASP_PYTHON_RUNNER is not set: the Python CLI test must run in CI"
+        );
+        eprintln!("skipped: WASP_PYTHON_RUNNER is not set (scripts/test sets it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.py");
+    std::fs::write(
+        &job,
+        "import math\n\ndef isprime(n):\n    return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))\n\n\
+         def sum_primes(n):\n    print('summing', n)\n    return sum(x for x in range(2, n) if isprime(x))\n",
+    )
+    .unwrap();
+    let job = job.to_str().unwrap();
+    let cache = dir.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let out = wasp(&["run", job, "sum_primes", "100", "--cache-dir", cache]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1060\n");
+    assert!(stderr(&out).contains("summing 100"), "{}", stderr(&out));
+
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "[10]\n[100]\n").unwrap();
+    let input = input.to_str().unwrap();
+    let out = wasp(&["map", job, "sum_primes", "-i", input, "--cache-dir", cache]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "17\n1060\n");
+
+    expect_failure(
+        &["run", job, "no_such", "1"],
+        2,
+        "defines no function `no_such`",
+    );
+    let out = wasp(&["run", job, "sum_primes", "\"x\"", "--cache-dir", cache]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("TypeError"), "{}", stderr(&out));
+}
