@@ -257,7 +257,8 @@ def main() -> None:
             per_job = (1 / rate - 1 / rust_rate) * 1e6
             note = f" ({per_job:+.1f} us per job vs Rust"
             if pp_rate:
-                note += f", {rate / pp_rate:.0f}x pp"
+                ratio = rate / pp_rate
+                note += f", {ratio:.0f}x pp" if ratio >= 10 else f", {ratio:.2f}x pp"
             note += ")"
         print(f"| {name} | {rate:,.0f}{note} | {trip * 1e6:.1f} us |")
     print()

@@ -1,13 +1,13 @@
 """wasp: Parallel Python's job server rebuilt on WebAssembly.
 
-Jobs are functions of WebAssembly modules (built with the wasp-guest SDK); each call runs
-in a fresh sandbox (no files, network or environment; bounded time, memory, output and
-fuel) on a local worker or a remote ``wasp node``.
+Jobs are plain Python functions (run by wasp's Python runner, CPython compiled to
+WebAssembly; see :mod:`wasp.runner`) or functions of WebAssembly modules (built with the
+wasp-guest SDK); each call runs in a fresh sandbox (no files, network or environment;
+bounded time, memory, output and fuel) on a local worker or a remote ``wasp node``.
 
 Two APIs over one engine:
 
-- Parallel Python's (:class:`Server`): ``import wasp as pp`` and pp programs run, with
-  ``func`` a job of a module.
+- Parallel Python's (:class:`Server`): ``import wasp as pp`` and pp programs run.
 - A modern one (:class:`Client`): ``concurrent.futures`` futures, bounded maps, groups,
   statistics as data.
 
