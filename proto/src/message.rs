@@ -100,6 +100,20 @@ pub enum ToClient {
         /// The new count.
         workers: u32,
     },
+    /// The node started preparing (compiling, or loading from its disk cache) a module the
+    /// client's jobs use: they wait meanwhile (seconds, for a large module).
+    Preparing {
+        /// The blake3 hash of the module.
+        #[serde(with = "serde_bytes")]
+        hash: WireHash,
+    },
+    /// The node ended preparing a module (its jobs run, or fail if it could not be
+    /// compiled).
+    Prepared {
+        /// The blake3 hash of the module.
+        #[serde(with = "serde_bytes")]
+        hash: WireHash,
+    },
 }
 
 /// Who a node is, from [`ToClient::Welcome`].

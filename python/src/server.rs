@@ -342,6 +342,7 @@ fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict
         row.set_item("busy", node.busy.as_secs_f64())?;
         row.set_item("retries", node.retries)?;
         row.set_item("module_transfers", node.module_transfers)?;
+        row.set_item("preparing", node.preparing)?;
         row.set_item("last_error", &node.last_error)?;
         row.set_item("refused", node.refused)?;
         nodes.append(row)?;

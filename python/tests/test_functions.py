@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import time
 from math import sqrt
 from pathlib import Path
 
@@ -290,3 +291,27 @@ def test_a_restarted_node_loads_the_runner_from_its_disk_cache(
     log = run_on(second)
     assert "module loaded from the disk cache" in log, log
     assert "module compiled" not in log, log
+
+
+def test_a_node_compiling_the_runner_shows_as_preparing(
+    nodes, secret_file, tmp_path, runner_path
+):
+    (node,) = nodes(1, cache_dir=tmp_path / "fresh-cache")
+
+    def preparing(client) -> int:
+        return sum(row.preparing for row in client.stats().nodes)
+
+    with wasp.Client(workers=0, peers=[node.address], secret_file=secret_file) as client:
+        future = client.submit(sum_primes, 100)
+        shown = ""
+        deadline = time.monotonic() + TIMEOUT
+        while not future.done() and time.monotonic() < deadline:
+            if preparing(client):
+                shown = str(client.stats())
+                break
+            time.sleep(0.005)
+        assert future.result(TIMEOUT) == 1060
+        assert "preparing 1 module(s)" in shown, "the node's compilation was never shown"
+        while preparing(client) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert preparing(client) == 0

@@ -33,6 +33,9 @@ class NodeStats:
     busy: float
     retries: int
     module_transfers: int
+    #: Modules the node is preparing (compiling) for this client's jobs now: they wait
+    #: meanwhile (seconds, for the Python runner), and the node is busy, not hung.
+    preparing: int
     last_error: Optional[str]
     refused: bool
 

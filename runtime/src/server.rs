@@ -278,6 +278,12 @@ impl Server {
         pool::set_workers(self.shared(), workers)
     }
 
+    /// Calls `observer` when this server starts and ends preparing (compiling or loading) a
+    /// module; set once.
+    pub(crate) fn observe_preparations(&self, observer: crate::cache::Observer) {
+        self.shared().modules.observe(observer);
+    }
+
     /// The default limits of this server's jobs.
     pub fn limits(&self) -> crate::Limits {
         self.submitter.asked.resolve()

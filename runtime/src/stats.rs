@@ -62,6 +62,10 @@ pub struct NodeStats {
     pub retries: u64,
     /// Modules sent to it.
     pub module_transfers: u64,
+    /// Modules it is preparing (compiling, or loading from its disk cache) for this
+    /// client's jobs now: they wait meanwhile, seconds for a large module (wasp's Python
+    /// runner), and the node is busy, not hung.
+    pub preparing: u32,
     /// The last error connecting to it or talking to it, if any.
     pub last_error: Option<String>,
     /// Whether the node refused this client at its last attempt (a wrong secret, another
@@ -187,6 +191,9 @@ impl fmt::Display for Stats {
             )?;
             if let Some(id) = &node.id {
                 write!(f, ", id {}", &id[..id.len().min(16)])?;
+            }
+            if node.preparing > 0 {
+                write!(f, ", preparing {} module(s)", node.preparing)?;
             }
             if let Some(error) = node.last_error.as_ref().filter(|_| !node.connected) {
                 write!(f, ", last error: {error}")?;

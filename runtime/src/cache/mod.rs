@@ -13,6 +13,18 @@ use tracing::info;
 
 type Slot = Arc<OnceLock<Result<Arc<Compiled>, JobError>>>;
 
+/// What a [`ModuleCache`] tells its observer: a module's preparation started, or ended
+/// (whether it succeeded or not). A node forwards these to its clients, whose jobs of the
+/// module wait meanwhile (seconds, for CPython), so that they can tell compiling from hung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Preparation {
+    Started,
+    Ended,
+}
+
+/// Called with each module preparation's start and end, on the worker thread preparing it.
+pub(crate) type Observer = Box<dyn Fn(ModuleHash, Preparation) + Send + Sync>;
+
 /// How many modules a server keeps prepared in memory by default, each kind of code
 /// counted apart; past it, the least recently used is dropped (its next job loads it from
 /// the disk cache, in milliseconds).
@@ -28,6 +40,7 @@ pub(crate) struct ModuleCache {
     compiled: AtomicU64,
     from_disk: AtomicU64,
     reused: AtomicU64,
+    observer: OnceLock<Observer>,
 }
 
 /// The prepared modules, each with when it was last used (a counter, not a clock).
@@ -80,6 +93,18 @@ impl ModuleCache {
             compiled: AtomicU64::new(0),
             from_disk: AtomicU64::new(0),
             reused: AtomicU64::new(0),
+            observer: OnceLock::new(),
+        }
+    }
+
+    /// Sets the observer of preparations (once; later calls are ignored).
+    pub(crate) fn observe(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
+    }
+
+    fn tell(&self, hash: ModuleHash, what: Preparation) {
+        if let Some(observer) = self.observer.get() {
+            observer(hash, what);
         }
     }
 
@@ -102,7 +127,10 @@ impl ModuleCache {
             let kind = module.kind();
             // A component (CPython) takes seconds to compile: say so, then what it took.
             info!(module = %module.hash(), ?kind, metered, "preparing a module");
-            let compiled = sandbox.prepare(module, metered)?;
+            self.tell(module.hash(), Preparation::Started);
+            let compiled = sandbox.prepare(module, metered);
+            self.tell(module.hash(), Preparation::Ended);
+            let compiled = compiled?;
             let (counter, how) = match compiled.origin {
                 Origin::Compiled => (&self.compiled, "compiled"),
                 Origin::DiskCache => (&self.from_disk, "loaded from the disk cache"),

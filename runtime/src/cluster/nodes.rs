@@ -200,6 +200,7 @@ impl NodeTable {
         let mut table = self.lock();
         if let Some(node) = table.rows.get_mut(&row) {
             node.connected = false;
+            node.preparing = 0;
             if error.is_some() {
                 node.last_error = error;
             }
@@ -223,6 +224,9 @@ impl NodeTable {
         node.busy += delta.busy;
         node.retries += delta.retries;
         node.module_transfers += delta.module_transfers;
+        if let Some(preparing) = delta.preparing {
+            node.preparing = preparing;
+        }
         if let Some(workers) = delta.workers {
             node.workers = workers;
             self.publish_workers(&table);

@@ -13,6 +13,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+use crate::cache::Preparation;
 use crate::error::ConfigError;
 use crate::net::{self, IdentityLock, NetError, NodeIdentity, TransportSettings};
 use crate::secret::ClusterSecret;
@@ -24,14 +25,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use store::ModuleStore;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 use wasp_proto::CloseCode;
-use wasp_proto::message::NodeInfo;
+use wasp_proto::message::{NodeInfo, WireHash};
 
 /// How long running jobs may take to finish once a node is asked to shut down, by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many preparation events a slow connection may fall behind by: it then misses some,
+/// which only its client's statistics notice (a module shown preparing until its
+/// connection's next event about it).
+const PREPARATION_EVENTS: usize = 256;
 
 /// How a node is set up. `secret: None` is an insecure node, allowed on loopback only.
 #[derive(Debug, Clone)]
@@ -172,6 +178,9 @@ impl WorkersControl {
 #[derive(Debug)]
 struct NodeContext {
     server: Arc<Server>,
+    /// The modules the server is preparing (compiling, or loading from disk): each
+    /// connection tells its client of those its jobs use.
+    preparations: broadcast::Sender<(WireHash, Preparation)>,
     modules: ModuleStore,
     policy: NodePolicy,
     secret: Option<ClusterSecret>,
@@ -215,6 +224,12 @@ impl Node {
             builder = builder.cache_dir(dir);
         }
         let server = builder.build()?;
+        let (preparations, _) = broadcast::channel(PREPARATION_EVENTS);
+        let sender = preparations.clone();
+        server.observe_preparations(Box::new(move |hash, what| {
+            // None listening (no client) is fine.
+            let _ = sender.send((*hash.as_bytes(), what));
+        }));
         let transport = TransportSettings {
             heartbeat: config.client_timeout / 4,
             idle_timeout: config.client_timeout,
@@ -244,6 +259,7 @@ impl Node {
             announce_interval: config.announce_interval,
             context: Arc::new(NodeContext {
                 server: Arc::new(server),
+                preparations,
                 modules: ModuleStore::new(
                     config.policy.max_modules,
                     config.policy.max_module_bytes,

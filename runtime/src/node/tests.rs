@@ -342,10 +342,21 @@ impl RawClient {
 
     /// The node's next message; the node must not end its stream.
     async fn next(&mut self) -> ToClient {
-        within("the node's next message", self.recv.next::<ToClient>())
+        self.next_or_end("the node's next message")
             .await
-            .unwrap()
             .expect("the node ended its stream")
+    }
+
+    /// The node's next message, or `None` when it ends its stream. What the node says of
+    /// preparing modules (statistics for the client, told as it happens) is skipped: the
+    /// test of it reads `recv` itself.
+    async fn next_or_end(&mut self, what: &str) -> Option<ToClient> {
+        loop {
+            match within(what, self.recv.next::<ToClient>()).await.unwrap() {
+                Some(ToClient::Preparing { .. } | ToClient::Prepared { .. }) => {}
+                other => return other,
+            }
+        }
     }
 
     /// The node's next message, which must be a request for `module`.
@@ -808,15 +819,13 @@ async fn a_client_that_finishes_its_stream_still_gets_every_result() {
     client.send(&sum_primes_jobs(hash, 1..21, 100_000)).await;
     client.send.finish().unwrap();
     let mut done = Vec::new();
-    loop {
-        match within("a result", client.recv.next::<ToClient>()).await {
-            Ok(Some(ToClient::Done(result))) => {
+    while let Some(message) = client.next_or_end("a result").await {
+        match message {
+            ToClient::Done(result) => {
                 assert!(result.result.is_ok(), "{result:?}");
                 done.push(result.job);
             }
-            Ok(Some(other)) => panic!("unexpected {other:?}"),
-            Ok(None) => break,
-            Err(error) => panic!("after {} results: {error}", done.len()),
+            other => panic!("after {} results: unexpected {other:?}", done.len()),
         }
     }
     done.sort_unstable();
@@ -865,9 +874,7 @@ async fn shutting_down_finishes_or_hands_back_every_job() {
     let late = 100;
     let mut draining = false;
     loop {
-        let message = within("the draining node's next message", client.recv.next())
-            .await
-            .unwrap_or_else(|error| panic!("after {} answers: {error}", answered.len()));
+        let message = client.next_or_end("the draining node's next message").await;
         match message {
             Some(ToClient::Draining) => {
                 assert!(!draining, "told twice that the node drains");
@@ -934,9 +941,7 @@ async fn a_draining_node_hands_queued_jobs_back_at_once() {
     node.trigger_shutdown();
     let mut returned = Vec::new();
     let finished = loop {
-        let message = within("the draining node's next message", client.recv.next())
-            .await
-            .unwrap();
+        let message = client.next_or_end("the draining node's next message").await;
         match message {
             Some(ToClient::Draining) => {}
             Some(ToClient::Returned { jobs }) => returned.extend(jobs),

@@ -64,6 +64,8 @@ pub(crate) struct Delta {
     pub(crate) module_transfers: u64,
     /// The node's new worker count, if it changed.
     pub(crate) workers: Option<u32>,
+    /// How many of this session's modules the node is preparing now, if that changed.
+    pub(crate) preparing: Option<u32>,
 }
 
 /// A job sent to the node and not answered by it yet.
@@ -85,6 +87,8 @@ pub(crate) struct SessionState {
     modules: HashMap<WireHash, Module>,
     /// Modules on their way to the node: asked again meanwhile, they are not sent twice.
     shipping: HashSet<WireHash>,
+    /// Modules the node is preparing (compiling) for this session's jobs.
+    preparing: HashSet<WireHash>,
     next_id: WireJobId,
     /// The node said it is shutting down: send it nothing more.
     draining: bool,
@@ -110,6 +114,7 @@ impl SessionState {
             in_flight: HashMap::new(),
             modules: HashMap::new(),
             shipping: HashSet::new(),
+            preparing: HashSet::new(),
             next_id: 0,
             draining: false,
             max_retries,
@@ -254,6 +259,19 @@ impl SessionState {
             ToClient::Workers { workers } => {
                 self.window.set_workers(workers);
                 self.delta.workers = Some(workers);
+                Ok(())
+            }
+            ToClient::Preparing { hash } => {
+                // Only this session's modules: a node cannot grow the set.
+                if self.modules.contains_key(&hash) && self.preparing.insert(hash) {
+                    self.delta.preparing = Some(self.preparing.len() as u32);
+                }
+                Ok(())
+            }
+            ToClient::Prepared { hash } => {
+                if self.preparing.remove(&hash) {
+                    self.delta.preparing = Some(self.preparing.len() as u32);
+                }
                 Ok(())
             }
             ToClient::Welcome(_) => Err(Violation("a second welcome".into())),

@@ -315,3 +315,23 @@ fn a_module_too_large_for_the_node_fails_its_job_at_once() {
     assert!(matches!(result_of(&slot), Err(JobError::ModuleRefused(_))));
     assert_eq!(state.in_flight(), 0);
 }
+
+/// A node preparing this session's module is shown as preparing it until it says it is
+/// done; a module of no job of the session is not counted (a node cannot grow the set).
+#[test]
+fn a_module_being_prepared_shows_in_the_delta_until_it_is_ready() {
+    let mut state = session(1, 3);
+    let (_, frames) = send(&mut state, &[0]);
+    let ToNode::Run(run) = &frames[0] else {
+        panic!("a run frame")
+    };
+    let hash = run.module;
+    state.take_delta();
+    state.handle(ToClient::Preparing { hash }).unwrap();
+    state.handle(ToClient::Preparing { hash: [7; 32] }).unwrap();
+    assert_eq!(state.take_delta().preparing, Some(1));
+    state.handle(ToClient::Prepared { hash: [7; 32] }).unwrap();
+    assert_eq!(state.take_delta().preparing, None, "nothing changed");
+    state.handle(ToClient::Prepared { hash }).unwrap();
+    assert_eq!(state.take_delta().preparing, Some(0));
+}

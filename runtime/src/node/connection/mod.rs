@@ -9,6 +9,7 @@ mod state;
 
 use super::holdings::Holdings;
 use super::{NodeContext, Phase};
+use crate::cache::Preparation;
 use crate::module::{Module, ModuleHash};
 use crate::net::{self, FramedRecv};
 use crate::scheduler::lanes::Owner;
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 use wasp_proto::CloseCode;
 use wasp_proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
@@ -67,7 +68,13 @@ pub(super) async fn serve(
     client.answer(0, ToClient::Welcome(welcome));
     let uploads = tokio::spawn(receive_modules(client.clone()));
     let recv = FramedRecv::new(recv, MAX_FRAME_LEN);
-    let ended = read_jobs(&client, recv, &mut phase, &mut workers).await;
+    let mut preparations = client.node.preparations.subscribe();
+    let events = Events {
+        phase: &mut phase,
+        workers: &mut workers,
+        preparations: &mut preparations,
+    };
+    let ended = read_jobs(&client, recv, events).await;
     uploads.abort();
     match ended {
         Ok(()) => debug!(%remote, "client finished"),
@@ -279,12 +286,23 @@ fn send(
 
 /// Reads job frames until the client finishes its stream, or the node closes. Returns why
 /// the client must be disconnected, if it broke the protocol.
+/// What a connection hears of its node while it reads its client's jobs.
+struct Events<'a> {
+    phase: &'a mut watch::Receiver<Phase>,
+    workers: &'a mut watch::Receiver<u32>,
+    preparations: &'a mut broadcast::Receiver<(WireHash, Preparation)>,
+}
+
 async fn read_jobs(
     client: &Client,
     mut recv: FramedRecv,
-    phase: &mut watch::Receiver<Phase>,
-    workers: &mut watch::Receiver<u32>,
+    events: Events<'_>,
 ) -> Result<(), String> {
+    let Events {
+        phase,
+        workers,
+        preparations,
+    } = events;
     loop {
         if *phase.borrow() != Phase::Serving {
             // Said once (the state knows); jobs waiting for their module go back now.
@@ -328,6 +346,11 @@ async fn read_jobs(
             Ok(()) = workers.changed() => {
                 let count = *workers.borrow_and_update();
                 client.answer(0, ToClient::Workers { workers: count });
+            }
+            // Lagging behind only loses statistics: the next event is as good.
+            Ok((module, what)) = preparations.recv() => {
+                client.state().preparation(module, what);
+                client.act();
             }
         }
     }

@@ -9,6 +9,7 @@
 
 use super::super::policy::NodePolicy;
 use super::super::store::ModuleStore;
+use crate::cache::Preparation;
 use crate::error::JobError;
 use crate::module::{Module, ModuleHash};
 use crate::sandbox::Asked;
@@ -54,8 +55,14 @@ pub(crate) struct ConnectionState {
     parked: HashMap<WireHash, Vec<WireJobId>>,
     /// The node is shutting down: jobs that arrive go back at once.
     draining: bool,
+    /// The modules of the client's latest jobs, most recent last (at most
+    /// [`RECENT_MODULES`]): their preparations are told to the client.
+    recent_modules: VecDeque<WireHash>,
     actions: VecDeque<Action>,
 }
+
+/// How many of a client's modules it is told the preparation of.
+const RECENT_MODULES: usize = 64;
 
 impl ConnectionState {
     /// How many jobs the client has on the node.
@@ -96,6 +103,7 @@ impl ConnectionState {
             self.actions.push_back(Action::Send(back, args));
             return Ok(());
         }
+        self.used(job.module);
         let hash = ModuleHash::from_bytes(job.module);
         let asked = wire::limits_from_wire(job.limits);
         let admitted = policy
@@ -288,6 +296,32 @@ impl ConnectionState {
         }
         let back = ToClient::Returned { jobs: parked };
         self.actions.push_back(Action::Send(back, args));
+    }
+
+    /// Notes that a job of the client uses `module` (most jobs use the module of the one
+    /// before: that case costs one comparison).
+    fn used(&mut self, module: WireHash) {
+        if self.recent_modules.back() == Some(&module) {
+            return;
+        }
+        self.recent_modules.retain(|recent| *recent != module);
+        if self.recent_modules.len() == RECENT_MODULES {
+            self.recent_modules.pop_front();
+        }
+        self.recent_modules.push_back(module);
+    }
+
+    /// The node's server started or ended preparing `module`: the client is told if its
+    /// jobs use it (they wait meanwhile: seconds, for a large module).
+    pub(crate) fn preparation(&mut self, module: WireHash, what: Preparation) {
+        if !self.recent_modules.contains(&module) {
+            return;
+        }
+        let message = match what {
+            Preparation::Started => ToClient::Preparing { hash: module },
+            Preparation::Ended => ToClient::Prepared { hash: module },
+        };
+        self.actions.push_back(Action::Send(message, 0));
     }
 
     /// The next thing the driver must do, if any.

@@ -311,3 +311,18 @@ fn a_module_that_does_not_load_fails_its_jobs() {
     ));
     assert!(state.module_arrived([9; 32], Err("x".into())).is_err());
 }
+
+/// The client is told of the preparation of the modules its jobs use, and only those.
+#[test]
+fn the_preparation_of_a_clients_module_is_told_to_it() {
+    let (mut state, module, _) = submitted(&[0]);
+    let hash = *module.hash().as_bytes();
+    state.preparation([9; 32], Preparation::Started);
+    state.preparation(hash, Preparation::Started);
+    state.preparation(hash, Preparation::Ended);
+    let (sent, _) = drain(&mut state);
+    assert_eq!(
+        sent,
+        [ToClient::Preparing { hash }, ToClient::Prepared { hash }]
+    );
+}
