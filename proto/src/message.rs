@@ -71,6 +71,9 @@ pub struct WireLimits {
     pub max_table_elements: Option<u64>,
     /// Fuel budget, in fuel units.
     pub fuel: Option<u64>,
+    /// The job may run in an instance kept from an earlier job of the same module and the
+    /// same client (a component's warm interpreter), rather than a fresh one.
+    pub reuse_instance: Option<bool>,
 }
 
 /// Sent by a node to a client.

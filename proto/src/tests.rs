@@ -39,14 +39,18 @@ fn run_job() -> impl Strategy<Value = RunJob> {
         any::<Option<u64>>(),
         any::<Option<u64>>(),
         any::<Option<u64>>(),
+        any::<Option<bool>>(),
     )
         .prop_map(
-            |(timeout_ms, max_memory, max_output, max_table_elements, fuel)| WireLimits {
-                timeout_ms,
-                max_memory,
-                max_output,
-                max_table_elements,
-                fuel,
+            |(timeout_ms, max_memory, max_output, max_table_elements, fuel, reuse_instance)| {
+                WireLimits {
+                    timeout_ms,
+                    max_memory,
+                    max_output,
+                    max_table_elements,
+                    fuel,
+                    reuse_instance,
+                }
             },
         );
     (any::<u64>(), any::<[u8; 32]>(), text(), bytes(64), limits).prop_map(

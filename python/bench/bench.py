@@ -105,6 +105,13 @@ def bench_trivial(trivial: wasp.Module, jobs: int, trips: int) -> list[tuple[str
                 ),
             )
         )
+    with wasp.Client(workers=2, reuse_instances=True) as client:
+        rows.append(
+            (
+                "wasp, Python function, reuse_instances=True",
+                *rate_and_round_trip(lambda x: client.submit(add_one, x).result, jobs // 5, trips),
+            )
+        )
     for name, module in (("pp 1.7.0", "pp"), ("ppft 1.7.8", "ppft")):
         try:
             pp = __import__(module)

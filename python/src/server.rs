@@ -167,10 +167,11 @@ impl NativeServer {
 
     /// Submits job `function` of `module` with `args` (a tuple or list of values). With
     /// `block`, waits for room in a bounded queue (Ctrl-C raises `KeyboardInterrupt`);
-    /// without, returns `None` if the queue is full.
+    /// without, returns `None` if the queue is full. With `reuse`, a component's job may
+    /// run in an instance kept from an earlier job (`JobOptions::reuse_instance`).
     #[pyo3(signature = (
         module, function, args, group=None, timeout=None, max_memory=None,
-        max_output=None, fuel=None, block=true
+        max_output=None, fuel=None, block=true, reuse=false
     ))]
     #[expect(
         clippy::too_many_arguments,
@@ -188,10 +189,12 @@ impl NativeServer {
         max_output: Option<u64>,
         fuel: Option<u64>,
         block: bool,
+        reuse: bool,
     ) -> PyResult<Option<NativeJob>> {
         let server = self.server()?;
         let args = encode_args(args)?;
-        let options = job_options(group, timeout, max_memory, max_output, fuel);
+        let options =
+            job_options(group, timeout, max_memory, max_output, fuel).reuse_instance(reuse);
         // Room first, a slice at a time, so that Ctrl-C is heard while the queue is full.
         while !server.wait_for_room(std::time::Duration::ZERO) {
             if !block {

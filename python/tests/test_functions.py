@@ -293,9 +293,7 @@ def test_a_restarted_node_loads_the_runner_from_its_disk_cache(
     assert "module compiled" not in log, log
 
 
-def test_a_node_compiling_the_runner_shows_as_preparing(
-    nodes, secret_file, tmp_path, runner_path
-):
+def test_a_node_compiling_the_runner_shows_as_preparing(nodes, secret_file, tmp_path, runner_path):
     (node,) = nodes(1, cache_dir=tmp_path / "fresh-cache")
 
     def preparing(client) -> int:
@@ -315,3 +313,33 @@ def test_a_node_compiling_the_runner_shows_as_preparing(
         while preparing(client) and time.monotonic() < deadline:
             time.sleep(0.005)
         assert preparing(client) == 0
+
+
+calls = 0
+
+
+def count():
+    global calls
+    calls += 1
+    return calls
+
+
+def test_reused_interpreters_keep_state_per_client_and_fresh_ones_do_not(
+    nodes, secret_file, shared_cache
+):
+    with wasp.Client(workers=1, cache_dir=shared_cache) as fresh:
+        assert [fresh.submit(count).result(TIMEOUT) for _ in range(3)] == [1, 1, 1]
+    with wasp.Client(workers=1, cache_dir=shared_cache, reuse_instances=True) as warm:
+        assert [warm.submit(count).result(TIMEOUT) for _ in range(3)] == [1, 2, 3]
+    # On a node of one worker, two clients: each its own interpreter, never the other's.
+    (node,) = nodes(1, cache_dir=shared_cache)
+
+    def client():
+        return wasp.Client(
+            workers=0, peers=[node.address], secret_file=secret_file, reuse_instances=True
+        )
+
+    with client() as first, client() as second:
+        assert [first.submit(count).result(TIMEOUT) for _ in range(2)] == [1, 2]
+        assert second.submit(count).result(TIMEOUT) == 1
+        assert first.submit(count).result(TIMEOUT) == 1, "the second client's was not kept"

@@ -153,8 +153,10 @@ if hasattr(os, "register_at_fork"):
 class Core:
     """A native server with its dispatcher: what ``Server`` and ``Client`` share."""
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, reuse_instances: bool = False, **settings: Any) -> None:
         self._generation = _generation
+        #: Whether jobs may run in an instance kept from an earlier job (see ``Client``).
+        self.reuse_instances = bool(reuse_instances)
         self.native = _wasp.NativeServer(**settings)
         self.dispatcher = Dispatcher(self.native)
         self.groups: set[str] = set()
@@ -214,6 +216,7 @@ class Core:
                 max_output,
                 fuel,
                 block,
+                self.reuse_instances,
             )
         except TypeError as error:
             if job.module is not _runner_module:

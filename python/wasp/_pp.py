@@ -149,8 +149,9 @@ class Server:
     remote nodes (``ppservers``, each a ``wasp node``).
 
     Keyword-only settings beyond pp's: ``secret_file``, ``insecure``, ``cache_dir``,
-    ``timeout``, ``max_memory``, ``fuel``, ``max_queued``, ``node_timeout`` (see
-    :class:`wasp.Client`). A server left without ``destroy()`` is shut down at exit.
+    ``timeout``, ``max_memory``, ``fuel``, ``max_queued``, ``node_timeout``,
+    ``reuse_instances`` (see :class:`wasp.Client`). A server left without ``destroy()`` is
+    shut down at exit.
     """
 
     def __init__(
@@ -170,6 +171,7 @@ class Server:
         fuel: Optional[int] = None,
         max_queued: Optional[int] = None,
         node_timeout: Optional[float] = None,
+        reuse_instances: bool = False,
     ) -> None:
         if not isinstance(ppservers, (tuple, list)):
             raise TypeError("ppservers argument must be a tuple")
@@ -177,6 +179,7 @@ class Server:
         workers = _ncpus(ncpus)
         peers = [_peer(entry) for entry in ppservers]
         self._core = Core(
+            reuse_instances=reuse_instances,
             workers=workers,
             peers=peers,
             secret=secret,

@@ -51,6 +51,17 @@ impl JobOptions {
         self
     }
 
+    /// Lets the job run in an instance kept from an earlier job of the same component (and,
+    /// on a node, of the same client), rather than a fresh one: for trusted code, whose
+    /// jobs then share the instance's state (a Python runner's interpreter: its modules,
+    /// globals and the functions it ran). It saves the instantiation, most of a short
+    /// job's cost. An instance that trapped, ran out of time, memory or fuel, or was
+    /// cancelled is not kept. Core modules always run in a fresh instance. Default: off.
+    pub fn reuse_instance(mut self, reuse: bool) -> Self {
+        self.asked.reuse = reuse;
+        self
+    }
+
     /// The job's group.
     pub(crate) fn group_name(&self) -> &str {
         self.group.as_deref().unwrap_or(DEFAULT_GROUP)

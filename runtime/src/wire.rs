@@ -136,6 +136,7 @@ pub(crate) fn limits_to_wire(asked: &Asked) -> WireLimits {
         max_output: asked.max_output,
         max_table_elements: asked.max_table_elements,
         fuel: asked.fuel,
+        reuse_instance: asked.reuse.then_some(true),
     }
 }
 
@@ -147,6 +148,7 @@ pub(crate) fn limits_from_wire(limits: WireLimits) -> Asked {
         max_output: limits.max_output,
         max_table_elements: limits.max_table_elements,
         fuel: limits.fuel,
+        reuse: limits.reuse_instance.unwrap_or(false),
     }
 }
 

@@ -213,3 +213,42 @@ fn components_that_break_the_contract_are_refused() {
         "{err}"
     );
 }
+
+/// A Python function counting its calls in a global of its namespace.
+const COUNTER: &str =
+    "calls = 0\n\ndef count():\n    global calls\n    calls += 1\n    return calls\n";
+
+/// With reuse, jobs of one owner run in the instance kept from the last (its state shows:
+/// the count goes on); without, each runs in a fresh one. An instance stopped by a limit
+/// is not kept.
+#[test]
+fn reused_instances_keep_their_state_and_fresh_ones_do_not() {
+    let Some(runner) = runner() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = wasp_tests::builder(&dir).workers(1).build().unwrap();
+    let count = |options: JobOptions| -> u32 {
+        let call = Call(COUNTER, "count", NO_ARGS, &[]);
+        let job = server.submit_with::<u32, _>(&runner, "python", call, &options);
+        wait(&job).expect("count runs")
+    };
+    let reuse = || JobOptions::new().reuse_instance(true);
+    assert_eq!(count(JobOptions::new()), 1);
+    assert_eq!(count(JobOptions::new()), 1, "a fresh instance per job");
+    assert_eq!([count(reuse()), count(reuse()), count(reuse())], [1, 2, 3]);
+    let spin = Call(
+        "def spin():\n    while True:\n        pass\n",
+        "spin",
+        NO_ARGS,
+        &[],
+    );
+    let options = reuse().timeout(Duration::from_millis(200));
+    let timed_out = server.submit_with::<(), _>(&runner, "python", spin, &options);
+    assert!(matches!(wait(&timed_out), Err(JobError::Timeout(_))));
+    assert_eq!(
+        count(reuse()),
+        1,
+        "the instance that timed out was not kept"
+    );
+    assert_eq!(count(reuse()), 2);
+    assert_eq!(count(JobOptions::new()), 1, "a job without reuse is fresh");
+}

@@ -113,6 +113,7 @@ fn run_job(job: u64) -> ToNode {
             max_output: Some(1 << 10),
             max_table_elements: Some(100),
             fuel: None,
+            reuse_instance: None,
         },
     })
 }

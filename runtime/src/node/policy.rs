@@ -238,6 +238,7 @@ mod tests {
             max_output: Some(1024),
             max_table_elements: Some(10),
             fuel: Some(1_000),
+            reuse: false,
         };
         assert!(policy.admit_limits(small).is_ok());
         let cases = [

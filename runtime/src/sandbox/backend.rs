@@ -68,7 +68,7 @@ impl Backend {
                 let (code, origin) = self.compile(module, |engine, bytes| {
                     wasmtime::component::Component::new(engine, bytes)
                 })?;
-                let prepared = component::Prepared::new(linker, &code, module.jobs())?;
+                let prepared = component::Prepared::new(linker, &code, module)?;
                 (Code::Component(prepared), origin)
             }
         };
@@ -100,7 +100,9 @@ impl Backend {
         Ok((code, Origin::Compiled))
     }
 
-    /// Runs job `function` of `compiled` (prepared by this backend) in a fresh instance.
+    /// Runs job `function` of `compiled` (prepared by this backend) in a fresh instance,
+    /// or, for a component with `warm` (its owner) set, in one kept from the owner's last
+    /// job of it on this thread.
     pub(super) fn run(
         &self,
         compiled: &Compiled,
@@ -108,12 +110,24 @@ impl Backend {
         args: &[u8],
         limits: &Limits,
         cancel: &Cancel,
+        warm: Option<u64>,
     ) -> RawOutcome {
         let _running = self.ticker.job_running();
         match &compiled.code {
             Code::Core(core) => invoke::run(&self.engine, core, function, args, limits, cancel),
             Code::Component(prepared) => {
-                component::run(&self.engine, prepared, function, args, limits, cancel)
+                let call = component::Call {
+                    function,
+                    args,
+                    limits,
+                    cancel,
+                    warm: warm.map(|owner| component::WarmKey {
+                        module: prepared.hash(),
+                        metered: compiled.metered,
+                        owner,
+                    }),
+                };
+                component::run(&self.engine, prepared, call)
             }
         }
     }

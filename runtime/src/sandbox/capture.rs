@@ -57,6 +57,14 @@ impl Capture {
         std::mem::take(&mut self.lock().data)
     }
 
+    /// Empties the capture for the next job of a kept instance, with that job's limit.
+    pub(crate) fn reset(&self, limit: usize) {
+        let mut buf = self.lock();
+        buf.data.clear();
+        buf.limit = limit;
+        buf.overflowed = false;
+    }
+
     /// Appends what fits; returns false if anything had to be dropped.
     fn append(&self, bytes: &[u8]) -> bool {
         let mut buf = self.lock();

@@ -6,9 +6,13 @@ use super::invoke::{CallError, Job, JobState, captures};
 use super::limits::{Limiter, Limits};
 use super::{Cancel, RawOutcome};
 use crate::error::JobError;
+use crate::module::{Module, ModuleHash};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Instant;
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, ResourceTable};
+use wasmtime::component::{
+    Component, ComponentExportIndex, Instance, InstancePre, Linker, ResourceTable,
+};
 use wasmtime::{Engine, Store, StoreContextMut};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -43,6 +47,14 @@ impl ComponentState {
             limiter: Limiter::for_component(limits),
             forbidden: None,
         }
+    }
+}
+
+impl ComponentState {
+    /// Readies a kept instance's state for its next job, under that job's limits.
+    fn prepare_next(&mut self, limits: &Limits) {
+        self.limiter.renew(limits);
+        self.forbidden = None;
     }
 }
 
@@ -93,19 +105,21 @@ pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<ComponentState>
 pub(crate) struct Prepared {
     pre: InstancePre<ComponentState>,
     jobs: HashMap<String, ComponentExportIndex>,
+    hash: ModuleHash,
 }
 
 impl Prepared {
-    /// Links `component`, whose jobs (checked when its module was loaded) are `jobs`.
+    /// Links `component`, the code of `module` (whose jobs were checked when it loaded).
     pub(super) fn new(
         linker: &Linker<ComponentState>,
         component: &Component,
-        jobs: &[String],
+        module: &Module,
     ) -> Result<Self, JobError> {
         let pre = linker
             .instantiate_pre(component)
             .map_err(|err| JobError::Module(format!("{err:#}")))?;
-        let jobs = jobs
+        let jobs = module
+            .jobs()
             .iter()
             .map(|job| {
                 let index = component
@@ -114,40 +128,153 @@ impl Prepared {
                 Ok((job.clone(), index))
             })
             .collect::<Result<_, JobError>>()?;
-        Ok(Prepared { pre, jobs })
+        Ok(Prepared {
+            pre,
+            jobs,
+            hash: module.hash(),
+        })
+    }
+
+    /// The hash of the component's module.
+    pub(super) fn hash(&self) -> ModuleHash {
+        self.hash
     }
 }
 
 /// The Rust type of a job function (`func(list<u8>) -> result<list<u8>, string>`).
 type JobFunc = wasmtime::component::TypedFunc<(Vec<u8>,), (Result<Vec<u8>, String>,)>;
 
-/// Runs job `function` of `prepared` in a fresh instance.
-pub(super) fn run(
-    engine: &Engine,
-    prepared: &Prepared,
-    function: &str,
-    args: &[u8],
-    limits: &Limits,
-    cancel: &Cancel,
-) -> RawOutcome {
-    let started = Instant::now();
-    let (stdout, stderr) = captures(limits);
-    let mut store = Store::new(engine, ComponentState::new(limits, &stdout, &stderr));
-    store.limiter(|state| &mut state.limiter);
-    let job = Job {
-        started,
-        limits,
-        cancel,
-        stdout,
-        stderr,
-    };
-    job.run(store, |store| call(store, prepared, function, args))
+/// One job of a component: what to call, with what, under which limits.
+pub(super) struct Call<'a> {
+    pub(super) function: &'a str,
+    pub(super) args: &'a [u8],
+    pub(super) limits: &'a Limits,
+    pub(super) cancel: &'a Cancel,
+    /// Set: the job may run in the instance kept for this key (and leaves it kept).
+    pub(super) warm: Option<WarmKey>,
 }
 
-/// Instantiates the component and calls the job: its MessagePack result, or the error text
-/// it returned (a failed job), or how the call itself failed.
-fn call(
+/// What a kept instance may be reused for: the same module, on the same engine (with or
+/// without fuel), for the same owner (a node's jobs of one client never see another's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct WarmKey {
+    pub(super) module: ModuleHash,
+    pub(super) metered: bool,
+    pub(super) owner: u64,
+}
+
+/// An instance kept between jobs, with its store and its output captures.
+struct Warm {
+    key: WarmKey,
+    store: Store<ComponentState>,
+    instance: Instance,
+    stdout: Capture,
+    stderr: Capture,
+}
+
+thread_local! {
+    /// The instance this worker thread kept from its last job that asked for reuse: one
+    /// per worker, so that kept instances cost at most a worker's worth of memory each.
+    static KEPT: RefCell<Option<Warm>> = const { RefCell::new(None) };
+}
+
+/// Runs one job of `prepared`: in a fresh instance, or, for a job that asks for reuse, in
+/// the instance kept on this thread for its key (made and kept if there is none).
+pub(super) fn run(engine: &Engine, prepared: &Prepared, call: Call<'_>) -> RawOutcome {
+    let started = Instant::now();
+    let Some(key) = call.warm else {
+        // The kept instance holds a pool slot this job may need (the pool has a slot per
+        // worker it allows): it goes.
+        KEPT.with(|kept| kept.borrow_mut().take());
+        let (stdout, stderr) = captures(call.limits);
+        let mut store = new_store(engine, call.limits, &stdout, &stderr);
+        let job = Job {
+            started,
+            limits: call.limits,
+            cancel: call.cancel,
+            stdout,
+            stderr,
+        };
+        return job.run(&mut store, |store| {
+            let instance = prepared.pre.instantiate(&mut *store)?;
+            invoke(store, &instance, prepared, call.function, call.args)
+        });
+    };
+    let kept = KEPT.with(|kept| kept.borrow_mut().take());
+    let mut warm = match kept {
+        Some(warm) if warm.key == key => Some(warm),
+        // Another module or owner: dropped, and a fresh instance made below.
+        _ => None,
+    };
+    let (stdout, stderr) = match &mut warm {
+        Some(warm) => {
+            let max_output = usize::try_from(call.limits.max_output).unwrap_or(usize::MAX);
+            warm.stdout.reset(max_output);
+            warm.stderr.reset(max_output);
+            warm.store.data_mut().prepare_next(call.limits);
+            (warm.stdout.clone(), warm.stderr.clone())
+        }
+        None => captures(call.limits),
+    };
+    let mut store = match warm.take() {
+        Some(warm) => Ok((warm.store, warm.instance)),
+        None => Err(new_store(engine, call.limits, &stdout, &stderr)),
+    };
+    let job = Job {
+        started,
+        limits: call.limits,
+        cancel: call.cancel,
+        stdout: stdout.clone(),
+        stderr: stderr.clone(),
+    };
+    let mut made = None;
+    let outcome = match &mut store {
+        Ok((store, instance)) => job.run(store, |store| {
+            invoke(store, instance, prepared, call.function, call.args)
+        }),
+        Err(store) => job.run(store, |store| {
+            let instance = prepared.pre.instantiate(&mut *store)?;
+            made = Some(instance);
+            invoke(store, &instance, prepared, call.function, call.args)
+        }),
+    };
+    let (store, instance) = match store {
+        Ok(kept) => (kept.0, Some(kept.1)),
+        Err(store) => (store, made),
+    };
+    // Only an instance whose job returned (a result, or its own error) is sound to reuse:
+    // one stopped in the middle (a trap, a limit, a timeout, a cancel) may be anything.
+    let sound = matches!(&outcome.result, Ok(_) | Err(JobError::Failed(_)));
+    if let (true, Some(instance)) = (sound, instance) {
+        let warm = Warm {
+            key,
+            store,
+            instance,
+            stdout,
+            stderr,
+        };
+        KEPT.with(|kept| *kept.borrow_mut() = Some(warm));
+    }
+    outcome
+}
+
+/// A fresh store for one job, its output going to `stdout` and `stderr`.
+fn new_store(
+    engine: &Engine,
+    limits: &Limits,
+    stdout: &Capture,
+    stderr: &Capture,
+) -> Store<ComponentState> {
+    let mut store = Store::new(engine, ComponentState::new(limits, stdout, stderr));
+    store.limiter(|state| &mut state.limiter);
+    store
+}
+
+/// Calls the job in `instance`: its MessagePack result, or the error text it returned (a
+/// failed job), or how the call itself failed.
+fn invoke(
     store: &mut Store<ComponentState>,
+    instance: &Instance,
     prepared: &Prepared,
     function: &str,
     args: &[u8],
@@ -156,7 +283,6 @@ fn call(
         .jobs
         .get(function)
         .ok_or_else(|| CallError::Abi(format!("no job `{function}`")))?;
-    let instance = prepared.pre.instantiate(&mut *store)?;
     let job: JobFunc = instance
         .get_typed_func(&mut *store, index)
         .map_err(|err| CallError::Abi(format!("job `{function}`: {err:#}")))?;

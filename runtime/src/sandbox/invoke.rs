@@ -84,7 +84,7 @@ pub(super) fn run(
         stdout,
         stderr,
     };
-    job.run(store, |store| {
+    job.run(&mut store, |store| {
         call(store, compiled, function, args).map(|buf| decode_status(&buf))
     })
 }
@@ -132,16 +132,11 @@ impl Job<'_> {
     /// Arms the job's deadline and fuel, runs `call` in `store`, and says how it ended.
     pub(super) fn run<T: JobState>(
         self,
-        mut store: Store<T>,
+        store: &mut Store<T>,
         call: impl FnOnce(&mut Store<T>) -> Result<Result<Vec<u8>, JobError>, CallError>,
     ) -> RawOutcome {
         let limits = self.limits;
-        arm_deadline(
-            &mut store,
-            self.started,
-            limits.timeout,
-            self.cancel.clone(),
-        );
+        arm_deadline(store, self.started, limits.timeout, self.cancel.clone());
         // wasmtime stops a job once its fuel is down to zero; with one unit more, a budget
         // is what a job may use, and a job that used N units runs again with a budget of N.
         let fuel = limits.fuel.map(|budget| budget.saturating_add(1));
@@ -151,7 +146,7 @@ impl Job<'_> {
             Some(Err(err)) => Err(JobError::Internal(format!(
                 "cannot give the job fuel: {err}"
             ))),
-            _ => call(&mut store)
+            _ => call(store)
                 .map_err(|err| classify(err, store.data(), limits, &self.stdout, &self.stderr))
                 .and_then(|result| result),
         };

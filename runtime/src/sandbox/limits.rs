@@ -58,6 +58,10 @@ pub(crate) struct Asked {
     pub(crate) max_output: Option<u64>,
     pub(crate) max_table_elements: Option<u64>,
     pub(crate) fuel: Option<u64>,
+    /// Whether the job may run in an instance kept from an earlier job of the same module
+    /// and the same owner, rather than a fresh one (components only: see
+    /// [`JobOptions::reuse_instance`](crate::JobOptions::reuse_instance)).
+    pub(crate) reuse: bool,
 }
 
 impl Asked {
@@ -69,6 +73,7 @@ impl Asked {
             max_output: Some(limits.max_output),
             max_table_elements: Some(limits.max_table_elements),
             fuel: limits.fuel,
+            reuse: false,
         }
     }
 
@@ -80,6 +85,7 @@ impl Asked {
             max_output: self.max_output.or(fallback.max_output),
             max_table_elements: self.max_table_elements.or(fallback.max_table_elements),
             fuel: self.fuel.or(fallback.fuel),
+            reuse: self.reuse || fallback.reuse,
         }
     }
 
@@ -144,6 +150,14 @@ impl Limiter {
     /// The limiter of a component's store.
     pub(crate) fn for_component(limits: &Limits) -> Self {
         Self::with_counts(limits, COMPONENT_LIMITS)
+    }
+
+    /// The limits of the next job of a kept instance: the memory its earlier jobs grew
+    /// stays, and counts.
+    pub(crate) fn renew(&mut self, limits: &Limits) {
+        self.max_memory = limits.max_memory;
+        self.max_table_elements = limits.max_table_elements;
+        self.memory_exceeded = false;
     }
 
     fn with_counts(limits: &Limits, counts: Counts) -> Self {

@@ -204,8 +204,10 @@ impl Sandbox {
             .prepare(module, metered)
     }
 
-    /// Runs job `function` of `compiled` in a fresh instance. `compiled` must have been
-    /// prepared for these limits: metered if and only if they give fuel.
+    /// Runs job `function` of `compiled` in a fresh instance, or, for a component with
+    /// `warm` set (the owner of the job), in the instance this thread kept from the owner's
+    /// last job of it. `compiled` must have been prepared for these limits: metered if and
+    /// only if they give fuel.
     pub(crate) fn run(
         &self,
         compiled: &Compiled,
@@ -213,6 +215,7 @@ impl Sandbox {
         args: &[u8],
         limits: &Limits,
         cancel: &Cancel,
+        warm: Option<u64>,
     ) -> RawOutcome {
         let kind = match compiled.code {
             Code::Core(_) => ModuleKind::Core,
@@ -227,7 +230,7 @@ impl Sandbox {
                 "the job's code was compiled for another fuel setting".into(),
             ));
         }
-        backend.run(compiled, function, args, limits, cancel)
+        backend.run(compiled, function, args, limits, cancel, warm)
     }
 }
 
@@ -365,6 +368,7 @@ mod tests {
             &args,
             &Limits::default(),
             &Cancel::default(),
+            None,
         );
         outcome
             .result

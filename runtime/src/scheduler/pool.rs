@@ -397,6 +397,7 @@ fn execute(shared: &Shared, task: &Task) -> RawOutcome {
             &task.args,
             &limits,
             task.slot().cancel_flag(),
+            task.asked.reuse.then_some(task.owner.0),
         ),
         Err(err) => RawOutcome::failed(err),
     }

@@ -44,15 +44,34 @@ def _bind_module(namespace, name):
     namespace[top] = sys.modules[top]
 
 
+#: The namespaces of the sources this instance ran, most recent last: an instance kept
+#: between jobs (``reuse_instances``) calls a function again without executing its source
+#: again. A fresh instance starts with none.
+_namespaces = {}
+
+#: The most sources an instance keeps the namespaces of.
+MAX_NAMESPACES = 16
+
+
+def _namespace(source, modules):
+    key = (source, tuple(modules))
+    namespace = _namespaces.pop(key, None)
+    if namespace is None:
+        namespace = {"__name__": "__wasp_job__", "__builtins__": __builtins__}
+        for name in modules:
+            _bind_module(namespace, name)
+        exec(compile(source, SOURCE_NAME, "exec"), namespace)
+        while len(_namespaces) >= MAX_NAMESPACES:
+            _namespaces.pop(next(iter(_namespaces)))
+    _namespaces[key] = namespace
+    return namespace
+
+
 def _run(payload):
     source, function, args, modules = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-    namespace = {"__name__": "__wasp_job__", "__builtins__": __builtins__}
-    for name in modules:
-        _bind_module(namespace, name)
     # Tracebacks show the job's own lines.
     linecache.cache[SOURCE_NAME] = (len(source), None, source.splitlines(True), SOURCE_NAME)
-    exec(compile(source, SOURCE_NAME, "exec"), namespace)
-    return namespace[function](*args)
+    return _namespace(source, modules)[function](*args)
 
 
 def _pack(value):

@@ -116,7 +116,10 @@ impl ConnectionState {
                 return Ok(());
             }
         };
-        let asked = Asked::all(&limits);
+        let asked = Asked {
+            reuse: asked.reuse,
+            ..Asked::all(&limits)
+        };
         match store.get(&hash) {
             Some(module) => self.submit(module, job, asked),
             None => {
