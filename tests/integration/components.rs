@@ -250,5 +250,12 @@ fn reused_instances_keep_their_state_and_fresh_ones_do_not() {
         "the instance that timed out was not kept"
     );
     assert_eq!(count(reuse()), 2);
+    // A job that filled its memory (Python's MemoryError, caught) leaves it full: dropped.
+    let fill = "def fill():\n    try:\n        return len(bytearray(1 << 30))\n    except MemoryError:\n        return -1\n";
+    let options = reuse().max_memory(64 << 20);
+    let call = Call(fill, "fill", NO_ARGS, &[]);
+    let filled = server.submit_with::<i64, _>(&runner, "python", call, &options);
+    assert_eq!(wait(&filled), Ok(-1));
+    assert_eq!(count(reuse()), 1, "an instance refused memory was not kept");
     assert_eq!(count(JobOptions::new()), 1, "a job without reuse is fresh");
 }

@@ -243,8 +243,11 @@ pub(super) fn run(engine: &Engine, prepared: &Prepared, call: Call<'_>) -> RawOu
         Err(store) => (store, made),
     };
     // Only an instance whose job returned (a result, or its own error) is sound to reuse:
-    // one stopped in the middle (a trap, a limit, a timeout, a cancel) may be anything.
-    let sound = matches!(&outcome.result, Ok(_) | Err(JobError::Failed(_)));
+    // one stopped in the middle (a trap, a limit, a timeout, a cancel) may be anything. One
+    // refused memory (Python raised MemoryError, and the job failed or caught it) is full:
+    // every later job would fail too.
+    let sound = matches!(&outcome.result, Ok(_) | Err(JobError::Failed(_)))
+        && !store.data().limiter.memory_exceeded;
     if let (true, Some(instance)) = (sound, instance) {
         let warm = Warm {
             key,
