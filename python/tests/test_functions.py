@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TIMEOUT
-from test_pp import PP_SUMS
+from test_pp import check_pp_numbers
 
 import wasp
 
@@ -68,12 +68,6 @@ def run_example(*args: str, env: dict[str, str]) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def check_pp_numbers(output: str) -> None:
-    for n, total in PP_SUMS.items():
-        assert f"Sum of primes below {n} is {total}\n" in output, output
-    assert "Job execution statistics:" in output
 
 
 @pytest.fixture

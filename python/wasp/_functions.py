@@ -135,9 +135,7 @@ def make_plan(
 
 def _check_function(func: Any) -> None:
     """Raises ``TypeError`` if ``func`` is not a function whose source can travel."""
-    if isinstance(func, (types.BuiltinFunctionType, types.MethodWrapperType)) or (
-        callable(func) and not isinstance(func, (types.FunctionType, types.MethodType))
-    ):
+    if callable(func) and not isinstance(func, (types.FunctionType, types.MethodType)):
         raise TypeError(
             f"{func!r} is not a Python function: built-in and C functions, and other "
             "callables, cannot be shipped to the sandbox (wrap the call in a def)"

@@ -182,43 +182,24 @@ thread_local! {
 /// the instance kept on this thread for its key (made and kept if there is none).
 pub(super) fn run(engine: &Engine, prepared: &Prepared, call: Call<'_>) -> RawOutcome {
     let started = Instant::now();
-    let Some(key) = call.warm else {
-        // The kept instance holds a pool slot this job may need (the pool has a slot per
-        // worker it allows): it goes.
-        KEPT.with(|kept| kept.borrow_mut().take());
-        let (stdout, stderr) = captures(call.limits);
-        let mut store = new_store(engine, call.limits, &stdout, &stderr);
-        let job = Job {
-            started,
-            limits: call.limits,
-            cancel: call.cancel,
-            stdout,
-            stderr,
-        };
-        return job.run(&mut store, |store| {
-            let instance = prepared.pre.instantiate(&mut *store)?;
-            invoke(store, &instance, prepared, call.function, call.args)
-        });
-    };
-    let kept = KEPT.with(|kept| kept.borrow_mut().take());
-    let mut warm = match kept {
-        Some(warm) if warm.key == key => Some(warm),
-        // Another module or owner: dropped, and a fresh instance made below.
-        _ => None,
-    };
-    let (stdout, stderr) = match &mut warm {
-        Some(warm) => {
+    // Any other kept instance goes: it holds a pool slot this job may need (the pool has a
+    // slot per worker it allows).
+    let kept = KEPT
+        .with(|kept| kept.borrow_mut().take())
+        .filter(|warm| Some(warm.key) == call.warm);
+    let (mut store, mut instance, stdout, stderr) = match kept {
+        Some(mut warm) => {
             let max_output = usize::try_from(call.limits.max_output).unwrap_or(usize::MAX);
             warm.stdout.reset(max_output);
             warm.stderr.reset(max_output);
             warm.store.data_mut().prepare_next(call.limits);
-            (warm.stdout.clone(), warm.stderr.clone())
+            (warm.store, Some(warm.instance), warm.stdout, warm.stderr)
         }
-        None => captures(call.limits),
-    };
-    let mut store = match warm.take() {
-        Some(warm) => Ok((warm.store, warm.instance)),
-        None => Err(new_store(engine, call.limits, &stdout, &stderr)),
+        None => {
+            let (stdout, stderr) = captures(call.limits);
+            let store = new_store(engine, call.limits, &stdout, &stderr);
+            (store, None, stdout, stderr)
+        }
     };
     let job = Job {
         started,
@@ -227,28 +208,20 @@ pub(super) fn run(engine: &Engine, prepared: &Prepared, call: Call<'_>) -> RawOu
         stdout: stdout.clone(),
         stderr: stderr.clone(),
     };
-    let mut made = None;
-    let outcome = match &mut store {
-        Ok((store, instance)) => job.run(store, |store| {
-            invoke(store, instance, prepared, call.function, call.args)
-        }),
-        Err(store) => job.run(store, |store| {
-            let instance = prepared.pre.instantiate(&mut *store)?;
-            made = Some(instance);
-            invoke(store, &instance, prepared, call.function, call.args)
-        }),
-    };
-    let (store, instance) = match store {
-        Ok(kept) => (kept.0, Some(kept.1)),
-        Err(store) => (store, made),
-    };
+    let outcome = job.run(&mut store, |store| {
+        let running = match instance {
+            Some(running) => running,
+            None => *instance.insert(prepared.pre.instantiate(&mut *store)?),
+        };
+        invoke(store, &running, prepared, call.function, call.args)
+    });
     // Only an instance whose job returned (a result, or its own error) is sound to reuse:
     // one stopped in the middle (a trap, a limit, a timeout, a cancel) may be anything. One
     // refused memory (Python raised MemoryError, and the job failed or caught it) is full:
     // every later job would fail too.
     let sound = matches!(&outcome.result, Ok(_) | Err(JobError::Failed(_)))
         && !store.data().limiter.memory_exceeded;
-    if let (true, Some(instance)) = (sound, instance) {
+    if let (Some(key), Some(instance), true) = (call.warm, instance, sound) {
         let warm = Warm {
             key,
             store,
