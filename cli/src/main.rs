@@ -7,6 +7,7 @@ mod build;
 mod interrupt;
 mod json;
 mod map;
+mod monitor;
 mod new;
 mod node;
 mod options;

@@ -14,7 +14,8 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wasp::{Job, JobOptions, Server};
+use std::time::{Duration, Instant};
+use wasp::{Job, JobOptions, Server, Stats};
 
 /// Jobs kept in flight per worker: enough to keep every worker busy.
 const IN_FLIGHT_PER_WORKER: usize = 16;
@@ -110,6 +111,7 @@ impl MapCommand {
         let mut in_flight = VecDeque::new();
         let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
         let mut failed = 0;
+        let mut per_node = PerNode::default();
         loop {
             while in_flight.len() < window && !interrupted.is_set() {
                 let Some((line, args)) = inputs.next() else {
@@ -142,6 +144,7 @@ impl MapCommand {
             }
             stdout.write_all(b"\n")?;
             progress.inc(1);
+            per_node.update(server, progress);
         }
         stdout.flush()?;
         if interrupted.is_set() {
@@ -151,6 +154,44 @@ impl MapCommand {
     }
 }
 
+/// The jobs done per worker and node, shown under the bar (at most every 250 ms: reading
+/// the statistics takes locks the workers also take).
+#[derive(Default)]
+struct PerNode {
+    shown: Option<Instant>,
+}
+
+impl PerNode {
+    fn update(&mut self, server: &Server, progress: &ProgressBar) {
+        if progress.is_hidden() || self.shown.is_some_and(|at| at.elapsed() < PER_NODE_EVERY) {
+            return;
+        }
+        self.shown = Some(Instant::now());
+        progress.set_message(per_node_line(&server.stats()));
+    }
+}
+
+const PER_NODE_EVERY: Duration = Duration::from_millis(250);
+
+/// `local 120 · 10.0.0.2:7878 98 (4/4 busy)`: jobs done here and on each node.
+fn per_node_line(stats: &Stats) -> String {
+    let local: u64 = stats.workers.iter().map(|worker| worker.jobs).sum();
+    let local = (stats.target_workers > 0).then(|| format!("local {local}"));
+    let nodes = stats.nodes.iter().map(|node| {
+        let state = if node.connected {
+            format!("{}/{} busy", node.in_flight.min(node.workers), node.workers)
+        } else {
+            "disconnected".to_string()
+        };
+        format!("{} {} ({state})", node.address, node.jobs)
+    });
+    local
+        .into_iter()
+        .chain(nodes)
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 /// A progress bar on stderr, drawn only when stderr is a terminal.
 fn progress_bar(total: usize) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -158,8 +199,30 @@ fn progress_bar(total: usize) -> ProgressBar {
     }
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} jobs  {per_sec}  eta {eta}")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} jobs  {per_sec}  eta {eta}\n{wide_msg}")
             .expect("the template is valid"),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_per_node_line_names_each_node_with_its_jobs() {
+        let mut stats = Stats::default();
+        stats.target_workers = 1;
+        let mut node = wasp::NodeStats::default();
+        node.address = "10.0.0.2:7878".into();
+        node.jobs = 98;
+        node.workers = 4;
+        node.in_flight = 9;
+        node.connected = true;
+        stats.nodes.push(node);
+        assert_eq!(
+            per_node_line(&stats),
+            "local 0 · 10.0.0.2:7878 98 (4/4 busy)"
+        );
+    }
 }

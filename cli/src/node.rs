@@ -1,5 +1,6 @@
 //! `wasp node`: serve jobs to clients over the network (Parallel Python's `ppserver`).
 
+use crate::monitor::MonitorArgs;
 use crate::options::parse_duration;
 use crate::policy::PolicyArgs;
 use anyhow::Context as _;
@@ -61,6 +62,8 @@ pub(crate) struct NodeCommand {
     client_timeout: Duration,
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(flatten)]
+    monitor: MonitorArgs,
 }
 
 impl NodeCommand {
@@ -69,7 +72,9 @@ impl NodeCommand {
             Some(path) => Some(ClusterSecret::from_file(path)?),
             None => None,
         };
+        let monitor = self.monitor.config(secret.as_ref())?;
         let mut config = NodeConfig::new(self.listen, secret);
+        config.monitor = monitor;
         if let Some(workers) = self.workers {
             config.workers = workers;
         }
@@ -108,6 +113,9 @@ impl NodeCommand {
             // One line on stdout, for scripts and tests that asked for port 0.
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "wasp node {} listening on {address}", node.id())?;
+            if let Some(monitor) = node.monitor_address() {
+                writeln!(stdout, "wasp node monitor on http://{monitor}/")?;
+            }
             stdout.flush()?;
             drop(stdout);
             if let Some(path) = self.config.clone() {

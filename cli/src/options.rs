@@ -1,5 +1,6 @@
 //! Options shared by the commands that run jobs, and the server they configure.
 
+use crate::monitor::MonitorArgs;
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
@@ -117,6 +118,8 @@ pub(crate) struct PoolArgs {
     cache: CacheArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    monitor: MonitorArgs,
     /// Print the statistics table on stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -125,10 +128,15 @@ pub(crate) struct PoolArgs {
 impl PoolArgs {
     /// Builds the server, turning a configuration error into a readable message.
     pub(crate) fn build(&self, builder: ServerBuilder) -> anyhow::Result<Server> {
-        let builder = self
+        let mut builder = self
             .cluster
             .apply(self.cache.apply(self.limits.apply(builder)))?;
+        let secret = self.cluster.secret()?;
+        if let Some(monitor) = self.monitor.config(secret.as_ref())? {
+            builder = builder.monitor(monitor);
+        }
         let server = builder.build().context("could not start the worker pool")?;
+        crate::monitor::announce(server.monitor_address());
         if self.cluster.any() && server.workers() == 0 {
             // Remote only: without a node nothing would ever run, so say why now.
             server
@@ -184,6 +192,15 @@ impl ClusterArgs {
     /// Whether any node is to be used: listed or discovered.
     fn any(&self) -> bool {
         !self.peers.is_empty() || self.discover || self.discovery_address.is_some()
+    }
+
+    /// The cluster secret, if a file was given.
+    fn secret(&self) -> anyhow::Result<Option<wasp::ClusterSecret>> {
+        let secret = self
+            .secret_file
+            .as_ref()
+            .map(wasp::ClusterSecret::from_file);
+        Ok(secret.transpose()?)
     }
 
     fn apply(&self, mut builder: ServerBuilder) -> anyhow::Result<ServerBuilder> {

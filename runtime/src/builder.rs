@@ -4,6 +4,7 @@ use crate::cache::DEFAULT_MAX_PREPARED_MODULES;
 use crate::cache::disk::{DEFAULT_MAX_CACHE_BYTES, DiskCache};
 use crate::cluster::{self, ClusterConfig, DEFAULT_MAX_RETRIES};
 use crate::error::ConfigError;
+use crate::monitor::MonitorConfig;
 use crate::net::TransportSettings;
 use crate::peer::Peer;
 use crate::sandbox::{Asked, Limits, MAX_CONCURRENT_INSTANCES, Sandbox};
@@ -51,6 +52,7 @@ pub struct ServerBuilder {
     insecure: bool,
     transport: TransportSettings,
     max_retries: u32,
+    monitor: Option<MonitorConfig>,
 }
 
 impl Default for ServerBuilder {
@@ -68,6 +70,7 @@ impl Default for ServerBuilder {
             discovery: None,
             discovery_interface: Ipv4Addr::UNSPECIFIED,
             secret: None,
+            monitor: None,
             insecure: false,
             transport: TransportSettings::default(),
             max_retries: DEFAULT_MAX_RETRIES,
@@ -128,6 +131,13 @@ impl ServerBuilder {
     /// README). Default: no bound.
     pub fn max_queued(mut self, jobs: usize) -> Self {
         self.max_queued = Some(jobs);
+        self
+    }
+
+    /// Serves the server's metrics (Prometheus), health probes, JSON status and live
+    /// dashboard over HTTP, as `config` says (see [`MonitorConfig`]). Default: none.
+    pub fn monitor(mut self, config: MonitorConfig) -> Self {
+        self.monitor = Some(config);
         self
     }
 
@@ -285,7 +295,13 @@ impl ServerBuilder {
         check_workers(self.workers, sandbox.slots())?;
         let max_queued = self.max_queued.unwrap_or(usize::MAX);
         let shared = Shared::new(sandbox, max_queued, self.max_prepared_modules);
-        Server::start(shared, self.asked, self.workers, cluster)
+        Server::start(
+            shared,
+            self.asked,
+            self.workers,
+            cluster,
+            self.monitor.as_ref(),
+        )
     }
 
     fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {

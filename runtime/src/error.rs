@@ -217,6 +217,65 @@ pub enum JobError {
     Internal(String),
 }
 
+impl JobError {
+    /// Every [`kind`](JobError::kind), in declaration order: the `outcome` label values of
+    /// the `wasp_jobs_finished_total` metric (besides `ok`), a bounded set.
+    pub const KINDS: [&'static str; 20] = [
+        "unknown_function",
+        "bad_arguments",
+        "failed",
+        "panicked",
+        "trapped",
+        "timeout",
+        "memory_limit",
+        "output_limit",
+        "forbidden",
+        "result_too_large",
+        "fuel_exhausted",
+        "exited",
+        "abi",
+        "bad_result",
+        "module",
+        "cancelled",
+        "node_lost",
+        "limit_refused",
+        "module_refused",
+        "internal",
+    ];
+
+    /// A short name for how the job ended (`timeout`, `panicked`, ...), one of
+    /// [`JobError::KINDS`]: for metrics and logs, where the message is too varied.
+    pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    /// This error's index in [`JobError::KINDS`].
+    pub(crate) fn kind_index(&self) -> usize {
+        match self {
+            JobError::UnknownFunction { .. } => 0,
+            JobError::BadArguments(_) => 1,
+            JobError::Failed(_) => 2,
+            JobError::Panic(_) => 3,
+            JobError::Trap { .. } => 4,
+            JobError::Timeout(_) => 5,
+            JobError::MemoryLimit { .. } => 6,
+            JobError::OutputLimit { .. } => 7,
+            JobError::Forbidden(_) => 8,
+            JobError::ResultTooLarge { .. } => 9,
+            JobError::FuelExhausted { .. } => 10,
+            JobError::Exited(_) => 11,
+            JobError::Abi(_) => 12,
+            JobError::BadResult(_) => 13,
+            JobError::Module(_) => 14,
+            JobError::Cancelled(_) => 15,
+            JobError::NodeLost { .. } => 16,
+            JobError::LimitRefused { .. } => 17,
+            JobError::ModuleRefused(_) => 18,
+            JobError::Internal(_) => 19,
+        }
+    }
+}
+
 fn humanize(duration: Duration) -> String {
     format!("{duration:?}")
 }
@@ -239,6 +298,10 @@ pub enum ConfigError {
     /// A worker thread could not be started.
     #[error("could not start a worker thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// The monitor ([`ServerBuilder::monitor`](crate::ServerBuilder::monitor)) could not
+    /// start.
+    #[error(transparent)]
+    Monitor(#[from] crate::monitor::MonitorError),
 }
 
 /// Why a job could not be submitted without waiting: the queue is at its bound

@@ -77,7 +77,9 @@ pub mod discovery;
 mod error;
 mod job;
 mod map;
+mod metrics;
 mod module;
+mod monitor;
 mod net;
 mod node;
 mod options;
@@ -98,7 +100,9 @@ pub use cache::{CacheStats, DEFAULT_MAX_PREPARED_MODULES};
 pub use error::{ClusterError, ConfigError, JobError, ModuleError, QueueFull, TrapKind};
 pub use job::{Job, JobId, JobOutput};
 pub use map::MapResults;
+pub use metrics::{FailedJob, Sample};
 pub use module::{Module, ModuleHash, ModuleKind, WIT};
+pub use monitor::{MIN_TOKEN_LEN, MonitorConfig, MonitorError};
 pub use node::{DEFAULT_DRAIN_TIMEOUT, Node, NodeConfig, NodeError, NodePolicy, WorkersControl};
 pub use options::JobOptions;
 pub use peer::Peer;
@@ -106,7 +110,7 @@ pub use sandbox::{
     DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits,
     MAX_CONCURRENT_INSTANCES,
 };
-pub use scheduler::groups::{DEFAULT_GROUP, GroupSummary, MAX_FINISHED_GROUPS};
+pub use scheduler::groups::{DEFAULT_GROUP, GroupProgress, GroupSummary, MAX_FINISHED_GROUPS};
 pub use server::Server;
 pub use stats::{NodeStats, Stats, WorkerStats};
 pub use wasp_proto::secret::{ClusterSecret, MIN_PASSPHRASE_LEN, Proof, Role, SecretError};

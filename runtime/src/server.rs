@@ -5,16 +5,20 @@ use crate::cluster::{Cluster, ClusterConfig};
 use crate::error::{ClusterError, ConfigError, JobError, QueueFull};
 use crate::job::Job;
 use crate::map::MapResults;
+use crate::metrics::FailedJob;
 use crate::module::Module;
+use crate::monitor::view::ServerView;
+use crate::monitor::{Monitor, MonitorConfig, Sources};
 use crate::options::JobOptions;
 use crate::sandbox::Asked;
-use crate::scheduler::groups::GroupSummary;
+use crate::scheduler::groups::{GroupProgress, GroupSummary};
 use crate::scheduler::pool::{self, Room, Shared};
 use crate::stats::Stats;
 use crate::submit::{Call, Submitter};
 use crate::waiting::deadline;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +31,8 @@ use std::time::Duration;
 pub struct Server {
     submitter: Submitter,
     cluster: Option<Cluster>,
+    /// The HTTP monitor, if asked for ([`ServerBuilder::monitor`]).
+    monitor: Option<Monitor>,
 }
 
 impl std::fmt::Debug for Server {
@@ -58,16 +64,33 @@ impl Server {
         asked: Asked,
         workers: usize,
         cluster: Option<ClusterConfig>,
+        monitor: Option<&MonitorConfig>,
     ) -> Result<Self, ConfigError> {
         // The cluster first: if it cannot start, no worker thread is left behind.
         let cluster = cluster
             .map(|config| Cluster::start(&shared, config))
             .transpose()?;
+        let view = ServerView {
+            shared: shared.clone(),
+            nodes: cluster.as_ref().map(|cluster| cluster.nodes.clone()),
+        };
+        let monitor = monitor
+            .map(|config| Monitor::start(config, Sources { view, node: None }))
+            .transpose()?;
         pool::set_workers(&shared, workers)?;
         Ok(Server {
             submitter: Submitter::new(shared, asked),
             cluster,
+            monitor,
         })
+    }
+
+    /// What the monitor reads of this server.
+    pub(crate) fn view(&self) -> ServerView {
+        ServerView {
+            shared: self.shared().clone(),
+            nodes: self.cluster.as_ref().map(|cluster| cluster.nodes.clone()),
+        }
     }
 
     fn shared(&self) -> &Arc<Shared> {
@@ -293,32 +316,33 @@ impl Server {
     /// waiters are released: call [`wait_all`](Self::wait_all) (or
     /// [`wait_group`](Self::wait_group)) first for totals that include every job waited for.
     pub fn stats(&self) -> Stats {
-        let shared = self.shared();
-        let (target_workers, queued, running) = {
-            let queue = shared.queue();
-            (queue.target(), queue.pending(), queue.running())
-        };
-        let totals = shared.books.groups.summary(None);
-        Stats {
-            elapsed: shared.started.elapsed(),
-            workers: shared.worker_stats(),
-            target_workers,
-            queued,
-            running,
-            submitted: totals.submitted,
-            finished: totals.finished,
-            failed: totals.failed,
-            cache: shared.modules.stats(),
-            nodes: self
-                .cluster
-                .as_ref()
-                .map(|cluster| cluster.nodes.snapshot())
-                .unwrap_or_default(),
-            discovery: self
-                .cluster
-                .as_ref()
-                .and_then(|cluster| cluster.nodes.discovery()),
-        }
+        self.view().stats()
+    }
+
+    /// The progress of `group` (done, failed, running, queued, rate, ETA), or `None` if
+    /// it has no counters (never used, or forgotten: see [`MAX_FINISHED_GROUPS`]).
+    ///
+    /// [`MAX_FINISHED_GROUPS`]: crate::MAX_FINISHED_GROUPS
+    pub fn progress(&self, group: &str) -> Option<GroupProgress> {
+        self.view().progress(group)
+    }
+
+    /// The progress of up to `limit` groups: those with jobs pending (the most recent
+    /// first), then those that finished most recently.
+    pub fn groups_progress(&self, limit: usize) -> Vec<GroupProgress> {
+        self.view().groups(limit)
+    }
+
+    /// The most recent failed jobs (at most 20; cancelled jobs are not listed), newest
+    /// first, with their error and the end of their output.
+    pub fn recent_failures(&self) -> Vec<FailedJob> {
+        self.view().failures()
+    }
+
+    /// The address the monitor listens on, if the server has one
+    /// ([`ServerBuilder::monitor`]; with the port chosen, if 0 was asked).
+    pub fn monitor_address(&self) -> Option<SocketAddr> {
+        self.monitor.as_ref().map(Monitor::address)
     }
 
     /// Blocks until at least `count` of the server's nodes are connected, or `timeout` has
@@ -380,6 +404,7 @@ fn encode<A: Serialize>(args: &A) -> Result<Vec<u8>, JobError> {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.monitor = None;
         // Closing the queue first makes the sessions' hand-back cancel what they hold.
         pool::shutdown(self.shared());
         if let Some(cluster) = &mut self.cluster {

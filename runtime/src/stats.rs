@@ -2,7 +2,7 @@
 
 use crate::cache::CacheStats;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A snapshot of a server's activity, from [`Server::stats`](crate::Server::stats).
 #[derive(Debug, Clone, Default)]
@@ -68,6 +68,13 @@ pub struct NodeStats {
     pub preparing: u32,
     /// The last error connecting to it or talking to it, if any.
     pub last_error: Option<String>,
+    /// Jobs sent to it and not answered yet (updated every second while connected).
+    pub in_flight: u32,
+    /// The connection's smoothed round-trip time, while connected.
+    pub round_trip: Option<Duration>,
+    /// When the client last heard from the node (a message, or a QUIC keep-alive; updated
+    /// every second while connected).
+    pub last_heard: Option<Instant>,
     /// Whether the node refused this client at its last attempt (a wrong secret, another
     /// protocol version): it is retried, rarely, as only reconfiguring a side can help.
     pub refused: bool,

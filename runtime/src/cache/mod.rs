@@ -8,7 +8,7 @@ use crate::sandbox::{Compiled, Origin, Sandbox};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::info;
 
 type Slot = Arc<OnceLock<Result<Arc<Compiled>, JobError>>>;
@@ -40,6 +40,11 @@ pub(crate) struct ModuleCache {
     compiled: AtomicU64,
     from_disk: AtomicU64,
     reused: AtomicU64,
+    /// Modules being prepared now.
+    preparing: AtomicU64,
+    /// Time spent preparing modules, in nanoseconds, by origin: compiling, loading.
+    compile_nanos: AtomicU64,
+    load_nanos: AtomicU64,
     observer: OnceLock<Observer>,
 }
 
@@ -82,6 +87,12 @@ pub struct CacheStats {
     pub loaded_from_disk: u64,
     /// Jobs that reused a module already prepared in this process.
     pub reused: u64,
+    /// Modules being prepared (compiled, or loaded from the disk cache) now.
+    pub preparing: u64,
+    /// Total time spent compiling modules.
+    pub compile_time: Duration,
+    /// Total time spent loading compiled code from the disk cache.
+    pub load_time: Duration,
 }
 
 impl ModuleCache {
@@ -93,6 +104,9 @@ impl ModuleCache {
             compiled: AtomicU64::new(0),
             from_disk: AtomicU64::new(0),
             reused: AtomicU64::new(0),
+            preparing: AtomicU64::new(0),
+            compile_nanos: AtomicU64::new(0),
+            load_nanos: AtomicU64::new(0),
             observer: OnceLock::new(),
         }
     }
@@ -128,14 +142,22 @@ impl ModuleCache {
             // A component (CPython) takes seconds to compile: say so, then what it took.
             info!(module = %module.hash(), ?kind, metered, "preparing a module");
             self.tell(module.hash(), Preparation::Started);
+            self.preparing.fetch_add(1, Ordering::Relaxed);
             let compiled = sandbox.prepare(module, metered);
+            self.preparing.fetch_sub(1, Ordering::Relaxed);
             self.tell(module.hash(), Preparation::Ended);
             let compiled = compiled?;
-            let (counter, how) = match compiled.origin {
-                Origin::Compiled => (&self.compiled, "compiled"),
-                Origin::DiskCache => (&self.from_disk, "loaded from the disk cache"),
+            let (counter, nanos, how) = match compiled.origin {
+                Origin::Compiled => (&self.compiled, &self.compile_nanos, "compiled"),
+                Origin::DiskCache => (
+                    &self.from_disk,
+                    &self.load_nanos,
+                    "loaded from the disk cache",
+                ),
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            nanos.fetch_add(took, Ordering::Relaxed);
             info!(
                 module = %module.hash(),
                 ?kind,
@@ -164,6 +186,9 @@ impl ModuleCache {
             compiled: self.compiled.load(Ordering::Relaxed),
             loaded_from_disk: self.from_disk.load(Ordering::Relaxed),
             reused: self.reused.load(Ordering::Relaxed),
+            preparing: self.preparing.load(Ordering::Relaxed),
+            compile_time: Duration::from_nanos(self.compile_nanos.load(Ordering::Relaxed)),
+            load_time: Duration::from_nanos(self.load_nanos.load(Ordering::Relaxed)),
         }
     }
 }

@@ -24,7 +24,7 @@ mod discover;
 #[cfg(test)]
 mod hostile_node;
 mod names;
-mod nodes;
+pub(crate) mod nodes;
 mod peer;
 mod registry;
 mod session;

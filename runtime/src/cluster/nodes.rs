@@ -15,7 +15,7 @@ use crate::waiting;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasp_proto::message::NodeInfo;
 
 /// A row of the node table.
@@ -201,6 +201,8 @@ impl NodeTable {
         if let Some(node) = table.rows.get_mut(&row) {
             node.connected = false;
             node.preparing = 0;
+            node.in_flight = 0;
+            node.round_trip = None;
             if error.is_some() {
                 node.last_error = error;
             }
@@ -208,6 +210,16 @@ impl NodeTable {
         self.publish_workers(&table);
         drop(table);
         self.changed.notify_all();
+    }
+
+    /// Records the state of node `row`'s link: jobs in flight, round trip, when it was
+    /// last heard from.
+    pub(crate) fn link(&self, row: RowId, in_flight: usize, round_trip: Duration, heard: Instant) {
+        if let Some(node) = self.lock().rows.get_mut(&row) {
+            node.in_flight = u32::try_from(in_flight).unwrap_or(u32::MAX);
+            node.round_trip = Some(round_trip);
+            node.last_heard = Some(heard);
+        }
     }
 
     /// Adds what a session saw to node `row`.

@@ -7,6 +7,7 @@
 //! [`Server`], never on the async runtime.
 
 mod connection;
+mod counters;
 mod holdings;
 mod policy;
 mod store;
@@ -15,9 +16,12 @@ mod tests;
 
 use crate::cache::Preparation;
 use crate::error::ConfigError;
+use crate::monitor::status::NodeStatus;
+use crate::monitor::{Monitor, MonitorConfig, MonitorError, Sources};
 use crate::net::{self, IdentityLock, NetError, NodeIdentity, TransportSettings};
 use crate::secret::ClusterSecret;
 use crate::server::Server;
+use counters::{NodeCounters, Refused};
 pub use policy::NodePolicy;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -71,6 +75,8 @@ pub struct NodeConfig {
     pub announce_interval: Duration,
     /// What clients and their jobs may ask of the node.
     pub policy: NodePolicy,
+    /// The HTTP monitor (metrics, probes, status, dashboard), if wanted. Default: none.
+    pub monitor: Option<MonitorConfig>,
 }
 
 impl NodeConfig {
@@ -88,6 +94,7 @@ impl NodeConfig {
             announce_interface: Ipv4Addr::UNSPECIFIED,
             announce_interval: crate::discovery::DEFAULT_ANNOUNCE_INTERVAL,
             policy: NodePolicy::default(),
+            monitor: None,
         }
     }
 }
@@ -130,6 +137,9 @@ pub enum NodeError {
     /// The certificate, the TLS configuration or the socket failed.
     #[error("{0}")]
     Net(String),
+    /// The monitor could not start.
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
 }
 
 impl From<ConfigError> for NodeError {
@@ -159,6 +169,8 @@ pub struct Node {
     announce_interval: Duration,
     context: Arc<NodeContext>,
     drain_timeout: Duration,
+    /// The HTTP monitor, serving until the node has drained.
+    monitor: Option<Monitor>,
     /// Held while the node runs: no other node uses its identity.
     _identity_lock: Option<IdentityLock>,
 }
@@ -185,6 +197,23 @@ struct NodeContext {
     policy: NodePolicy,
     secret: Option<ClusterSecret>,
     info: NodeInfo,
+    /// Clients, refusals, hand-backs, draining: for the monitor.
+    counters: NodeCounters,
+}
+
+impl NodeContext {
+    /// The node's part of the monitor's status.
+    fn status(&self) -> NodeStatus {
+        let (stored, bytes) = self.modules.size();
+        let mut status = NodeStatus {
+            modules_stored: stored as u64,
+            module_store_bytes: bytes,
+            modules_received: self.modules.received(),
+            ..NodeStatus::default()
+        };
+        self.counters.fill(&mut status);
+        status
+    }
 }
 
 /// The phases of a node's life, as its connections see them.
@@ -252,23 +281,35 @@ impl Node {
             version: env!("CARGO_PKG_VERSION").to_string(),
             max_module_size: config.policy.max_module_size,
         };
+        let context = Arc::new(NodeContext {
+            server: Arc::new(server),
+            preparations,
+            modules: ModuleStore::new(config.policy.max_modules, config.policy.max_module_bytes),
+            policy: config.policy,
+            secret: config.secret,
+            info,
+            counters: NodeCounters::default(),
+        });
+        let monitor = config
+            .monitor
+            .as_ref()
+            .map(|monitor| {
+                let status = context.clone();
+                let sources = Sources {
+                    view: context.server.view(),
+                    node: Some(Arc::new(move || status.status())),
+                };
+                Monitor::start(monitor, sources)
+            })
+            .transpose()?;
         Ok(Node {
             endpoint,
-            workers: watch::channel(info.workers).0,
+            workers: watch::channel(context.info.workers).0,
             announcers,
             announce_interval: config.announce_interval,
-            context: Arc::new(NodeContext {
-                server: Arc::new(server),
-                preparations,
-                modules: ModuleStore::new(
-                    config.policy.max_modules,
-                    config.policy.max_module_bytes,
-                ),
-                policy: config.policy,
-                secret: config.secret,
-                info,
-            }),
+            context,
             drain_timeout: config.drain_timeout,
+            monitor,
             _identity_lock: identity_lock,
         })
     }
@@ -285,6 +326,12 @@ impl Node {
     /// SIGHUP). Connected clients are told, and their scheduling follows.
     pub fn workers_control(&self) -> WorkersControl {
         WorkersControl(self.workers.clone())
+    }
+
+    /// The address the node's monitor listens on, if it has one (with the port chosen, if
+    /// 0 was asked).
+    pub fn monitor_address(&self) -> Option<SocketAddr> {
+        self.monitor.as_ref().map(Monitor::address)
     }
 
     /// The node's stable identity: the blake3 fingerprint of its certificate.
@@ -320,6 +367,7 @@ impl Node {
                     Some(incoming) if connections.len() >= self.context.policy.max_clients => {
                         // Refused before any cryptography: a flood costs the node little.
                         debug!(remote = %incoming.remote_address(), max = self.context.policy.max_clients, "refused a connection: too many clients");
+                        self.context.counters.refused(Refused::TooManyClients);
                         incoming.refuse();
                     }
                     Some(incoming) => {
@@ -413,10 +461,13 @@ impl Node {
 
     async fn drain(self, phase: watch::Sender<Phase>, mut connections: JoinSet<()>) {
         info!("shutting down: draining jobs");
+        self.context.counters.set_draining();
         // No new clients from now on: refused at once, so that they try elsewhere.
         let endpoint = self.endpoint.clone();
+        let context = self.context.clone();
         let refuser = tokio::spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
+                context.counters.refused(Refused::Draining);
                 incoming.refuse();
             }
         });

@@ -8,6 +8,7 @@
 
 use super::groups::Groups;
 use crate::job::JobId;
+use crate::metrics::failures::FailureLog;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,8 +18,10 @@ pub(crate) type Group = Arc<str>;
 /// The server-wide accounting of jobs.
 #[derive(Default)]
 pub(crate) struct Books {
-    /// Per-group counters.
+    /// Per-group counters, and how jobs ended.
     pub(crate) groups: Groups,
+    /// The most recent failed jobs.
+    pub(crate) failures: FailureLog,
     /// Tasks dropped without being finished: the queue still counts them as running until
     /// it takes these out (see [`Books::take_orphans`]).
     orphans: Mutex<Vec<JobId>>,

@@ -9,7 +9,7 @@
 use crate::waiting;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The group a job belongs to when none is given (as in pp).
 pub const DEFAULT_GROUP: &str = "default";
@@ -37,6 +37,101 @@ impl GroupSummary {
     }
 }
 
+/// How far a group has got, from [`Server::progress`](crate::Server::progress): its
+/// counts, the jobs running and queued, its rate so far and when it should be done.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct GroupProgress {
+    /// The group's name.
+    pub name: String,
+    /// Jobs submitted in the group.
+    pub submitted: u64,
+    /// Jobs finished, successfully or not.
+    pub finished: u64,
+    /// Jobs finished with an error (cancelled ones included).
+    pub failed: u64,
+    /// Jobs held by a worker or a node now.
+    pub running: u64,
+    /// Jobs waiting for a worker or a node.
+    pub queued: u64,
+    /// Time from the group's first submission to its last finished job (to now, while
+    /// jobs are pending).
+    #[serde(rename = "elapsed_seconds", serialize_with = "seconds")]
+    pub elapsed: Duration,
+    /// Jobs finished per second over `elapsed`.
+    #[serde(rename = "rate_per_second")]
+    pub rate: f64,
+    /// When the pending jobs should be done at that rate; `None` before the first job
+    /// finishes, zero when all are done.
+    #[serde(rename = "eta_seconds", serialize_with = "optional_seconds")]
+    pub eta: Option<Duration>,
+}
+
+impl GroupProgress {
+    /// Whether every job submitted in the group has finished.
+    pub fn is_done(&self) -> bool {
+        self.finished == self.submitted
+    }
+
+    /// The part of the group finished, from 0 to 1 (1 for an empty group).
+    pub fn fraction(&self) -> f64 {
+        if self.submitted == 0 {
+            1.0
+        } else {
+            self.finished as f64 / self.submitted as f64
+        }
+    }
+
+    fn new(name: &str, entry: &Entry, running: u64) -> Self {
+        let summary = entry.summary;
+        let end = if summary.pending() == 0 {
+            entry.last_finished
+        } else {
+            Instant::now()
+        };
+        let elapsed = end.saturating_duration_since(entry.first_submitted);
+        let rate = if elapsed.is_zero() {
+            0.0
+        } else {
+            summary.finished as f64 / elapsed.as_secs_f64()
+        };
+        let eta = match summary.pending() {
+            0 => Some(Duration::ZERO),
+            pending if rate > 0.0 => Duration::try_from_secs_f64(pending as f64 / rate).ok(),
+            _ => None,
+        };
+        GroupProgress {
+            name: name.to_string(),
+            submitted: summary.submitted,
+            finished: summary.finished,
+            failed: summary.failed,
+            running: running.min(summary.pending()),
+            queued: summary.pending().saturating_sub(running),
+            elapsed,
+            rate,
+            eta,
+        }
+    }
+}
+
+fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
+
+fn optional_seconds<S: serde::Serializer>(
+    duration: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => serializer.serialize_f64(duration.as_secs_f64()),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// How jobs ended, counted over all groups: index 0 is success, `1 + k` is the error of
+/// kind `k` in [`JobError::KINDS`](crate::JobError::KINDS).
+pub(crate) type Outcomes = [u64; 1 + crate::JobError::KINDS.len()];
+
 /// Counts for every group, plus the total over all groups.
 #[derive(Default)]
 pub(crate) struct Groups {
@@ -44,21 +139,49 @@ pub(crate) struct Groups {
     changed: Condvar,
 }
 
-#[derive(Default)]
 struct State {
     groups: HashMap<Box<str>, Entry>,
     /// Groups that had nothing pending when listed, oldest first; each listed once.
     finished: VecDeque<Box<str>>,
     total: GroupSummary,
+    /// How jobs ended, over all groups.
+    outcomes: Outcomes,
     /// Threads blocked in `wait`, so that finishing a job notifies only when needed.
     waiters: usize,
 }
 
 /// A group's counters, and whether it is listed among the finished groups.
-#[derive(Default)]
 struct Entry {
     summary: GroupSummary,
     listed: bool,
+    /// When its first job was submitted.
+    first_submitted: Instant,
+    /// When its last job finished.
+    last_finished: Instant,
+}
+
+impl Entry {
+    fn new() -> Self {
+        let now = Instant::now();
+        Entry {
+            summary: GroupSummary::default(),
+            listed: false,
+            first_submitted: now,
+            last_finished: now,
+        }
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            groups: HashMap::new(),
+            finished: VecDeque::new(),
+            total: GroupSummary::default(),
+            outcomes: [0; 1 + crate::JobError::KINDS.len()],
+            waiters: 0,
+        }
+    }
 }
 
 impl Groups {
@@ -71,7 +194,7 @@ impl Groups {
         match state.groups.get_mut(group) {
             Some(entry) => entry.summary.submitted += 1,
             None => {
-                let mut entry = Entry::default();
+                let mut entry = Entry::new();
                 entry.summary.submitted = 1;
                 state.groups.insert(group.into(), entry);
             }
@@ -79,10 +202,17 @@ impl Groups {
         state.total.submitted += 1;
     }
 
-    pub(crate) fn finished(&self, group: &str, failed: bool) {
+    /// Counts a finished job of `group`: `error` is the index of its error's kind in
+    /// [`JobError::KINDS`](crate::JobError::KINDS), `None` if it succeeded.
+    pub(crate) fn finished(&self, group: &str, error: Option<usize>) {
+        let failed = error.is_some();
         let waiters = {
             let mut state = self.lock();
             let state = &mut *state;
+            state.outcomes[error.map_or(0, |kind| kind + 1)] += 1;
+            if let Some(entry) = state.groups.get_mut(group) {
+                entry.last_finished = Instant::now();
+            }
             for summary in [
                 state.groups.get_mut(group).map(|entry| &mut entry.summary),
                 Some(&mut state.total),
@@ -105,6 +235,46 @@ impl Groups {
     pub(crate) fn summary(&self, group: Option<&str>) -> GroupSummary {
         let state = self.lock();
         summary_of(&state, group)
+    }
+
+    /// How jobs ended so far, over all groups.
+    pub(crate) fn outcomes(&self) -> Outcomes {
+        self.lock().outcomes
+    }
+
+    /// The progress of `group`, with `running` of its jobs held by workers or nodes;
+    /// `None` if it has no counters (never used, or forgotten).
+    pub(crate) fn progress(&self, group: &str, running: u64) -> Option<GroupProgress> {
+        let state = self.lock();
+        let entry = state.groups.get(group)?;
+        Some(GroupProgress::new(group, entry, running))
+    }
+
+    /// The names of up to `limit` groups: those with jobs pending first, then those that
+    /// finished most recently; the default group only if it was used.
+    pub(crate) fn recent(&self, limit: usize) -> Vec<String> {
+        let state = self.lock();
+        let mut active: Vec<(&Box<str>, &Entry)> = state
+            .groups
+            .iter()
+            .filter(|(_, entry)| entry.summary.pending() > 0)
+            .collect();
+        active.sort_by_key(|(_, entry)| std::cmp::Reverse(entry.first_submitted));
+        let finished = state.finished.iter().rev().filter_map(|name| {
+            let entry = state.groups.get(name)?;
+            (entry.summary.pending() == 0).then_some((name, entry))
+        });
+        let default = state
+            .groups
+            .get_key_value(DEFAULT_GROUP)
+            .filter(|(_, entry)| entry.summary.pending() == 0);
+        active
+            .into_iter()
+            .chain(default)
+            .chain(finished)
+            .take(limit)
+            .map(|(name, _)| name.to_string())
+            .collect()
     }
 
     /// How many groups have counters now.
@@ -182,7 +352,7 @@ mod tests {
         let groups = Groups::default();
         groups.submitted("a");
         groups.submitted("b");
-        groups.finished("a", true);
+        groups.finished("a", Some(2));
         assert_eq!(
             groups.wait(Some("a"), None),
             GroupSummary {
@@ -218,8 +388,8 @@ mod tests {
             let name = format!("batch-{batch}");
             groups.submitted(&name);
             groups.submitted(&name);
-            groups.finished(&name, false);
-            groups.finished(&name, batch % 2 == 0);
+            groups.finished(&name, None);
+            groups.finished(&name, (batch % 2 == 0).then_some(2));
         }
         assert!(groups.len() <= MAX_FINISHED_GROUPS + 1, "{}", groups.len());
         assert_eq!(groups.summary(Some("long")).pending(), 1, "pending kept");

@@ -2,11 +2,12 @@
 //! sandbox. Wasm never runs on an async runtime.
 
 use super::books::Books;
-use super::queue::{Queue, Step};
+use super::queue::{Queue, Requeue, Step};
 use super::slot::Finished;
 use super::task::Task;
 use crate::cache::ModuleCache;
 use crate::error::{ConfigError, JobError};
+use crate::metrics::failures::{self, FailedJob};
 use crate::sandbox::{RawOutcome, Sandbox};
 use crate::stats::WorkerStats;
 use crate::waiting;
@@ -14,8 +15,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Instant;
-use tracing::{debug, error};
+use std::time::{Instant, SystemTime};
+use tracing::{debug, error, info};
 
 /// Everything the server's handle and its workers share.
 pub(crate) struct Shared {
@@ -205,8 +206,8 @@ impl Shared {
 
     /// Puts back a task a node did not finish, at the head of the queue (whatever its
     /// bound). If the server is shutting down, the task is answered as cancelled instead.
-    pub(crate) fn requeue(&self, task: Box<Task>) {
-        let pushed = self.update_queue(|queue| queue.requeue(task));
+    pub(crate) fn requeue(&self, task: Box<Task>, why: Requeue) {
+        let pushed = self.update_queue(|queue| queue.requeue(task, why));
         self.wake(pushed, "the server shut down");
     }
 
@@ -217,8 +218,19 @@ impl Shared {
         reason = "tasks stay boxed from submission to completion"
     )]
     pub(crate) fn finish(&self, task: Box<Task>, finished: Finished) {
-        self.update_queue(|queue| queue.stop(task.id()));
-        task.answer(finished);
+        let ran = !finished.worker.is_empty();
+        self.update_queue(|queue| {
+            queue.stop(task.id());
+            if ran {
+                queue.record_run(finished.outcome.duration);
+            }
+        });
+        let failure = failure_of(&task, &finished);
+        if task.answer(finished) {
+            if let Some(failure) = failure {
+                self.books.failures.push(failure);
+            }
+        }
     }
 
     /// Cancels every job of `group` that has not finished: queued ones leave the queue,
@@ -249,6 +261,29 @@ impl Shared {
     pub(crate) fn worker_stats(&self) -> Vec<WorkerStats> {
         self.workers().clone()
     }
+}
+
+/// What the dashboard shows of a job that failed (cancelled jobs are not failures there),
+/// logged as it is recorded.
+fn failure_of(task: &Task, finished: &Finished) -> Option<FailedJob> {
+    let error = finished.outcome.result.as_ref().err()?;
+    if matches!(error, JobError::Cancelled(_)) {
+        return None;
+    }
+    let module = task.module.hash().to_string();
+    info!(job = %task.id(), function = %task.function, %module, node = %finished.worker, %error, "job failed");
+    Some(FailedJob {
+        job: task.id().0,
+        group: task.slot().group().to_string(),
+        function: task.function.to_string(),
+        module,
+        node: finished.worker.clone(),
+        kind: error.kind(),
+        error: error.to_string(),
+        stdout_tail: failures::tail(&finished.outcome.stdout),
+        stderr_tail: failures::tail(&finished.outcome.stderr),
+        at: SystemTime::now(),
+    })
 }
 
 /// The outcome of a job that was cancelled before it could run.

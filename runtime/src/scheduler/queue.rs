@@ -8,8 +8,10 @@ use super::lanes::{Lanes, Owner};
 use super::slot::JobSlot;
 use super::task::Task;
 use crate::job::JobId;
+use crate::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What a worker should do next.
 pub(crate) enum Step {
@@ -25,6 +27,38 @@ pub(crate) enum Step {
 struct Running {
     slot: Arc<JobSlot>,
     owner: Owner,
+    /// Run by a local worker (not sent to a node).
+    local: bool,
+}
+
+/// What the queue counts for the metrics, under the lock it holds anyway.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QueueCounts {
+    /// Tasks started by a local worker.
+    pub(crate) started_local: u64,
+    /// Tasks sent to nodes.
+    pub(crate) started_remote: u64,
+    /// Tasks running on a local worker now.
+    pub(crate) running_local: usize,
+    /// Tasks put back in the queue after their node was lost.
+    pub(crate) retried: u64,
+    /// Tasks put back in the queue because their node handed them back (it was draining).
+    pub(crate) handed_back: u64,
+    /// Time from queued to started (by a worker, or sent to a node).
+    pub(crate) wait: Histogram,
+    /// Time a job ran, where it ran (on a worker here, or as its node reported).
+    pub(crate) duration: Histogram,
+}
+
+/// Why a task goes back to the head of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Requeue {
+    /// Its node was lost while it held the task.
+    Lost,
+    /// Its node handed it back (draining, or it could not take it).
+    HandedBack,
+    /// The client stopped the session holding it (counted neither way).
+    Withdrawn,
 }
 
 /// Pending tasks, running tasks, and how many workers there are and should be.
@@ -44,6 +78,7 @@ pub(crate) struct Queue {
     /// How many submitters are asleep waiting for room in the queue.
     blocked: usize,
     closed: bool,
+    counts: QueueCounts,
 }
 
 impl Queue {
@@ -58,7 +93,7 @@ impl Queue {
     }
 
     /// The next pending task, fairly between owners, now counted as running.
-    fn start_next(&mut self) -> Option<Box<Task>> {
+    fn start_next(&mut self, local: bool) -> Option<Box<Task>> {
         let busy = &self.busy;
         let task = self
             .pending
@@ -66,7 +101,16 @@ impl Queue {
         let running = Running {
             slot: task.slot().clone(),
             owner: task.owner,
+            local,
         };
+        let counts = &mut self.counts;
+        counts.wait.observe(task.queued_at.elapsed());
+        if local {
+            counts.started_local += 1;
+            counts.running_local += 1;
+        } else {
+            counts.started_remote += 1;
+        }
         self.running.insert(task.id(), running);
         *self.busy.entry(task.owner).or_default() += 1;
         Some(task)
@@ -74,9 +118,10 @@ impl Queue {
 
     /// Counts task `id` as no longer running (nothing if it was not).
     pub(crate) fn stop(&mut self, id: JobId) {
-        let Some(Running { owner, .. }) = self.running.remove(&id) else {
+        let Some(Running { owner, local, .. }) = self.running.remove(&id) else {
             return;
         };
+        self.counts.running_local -= usize::from(local);
         if let Some(count) = self.busy.get_mut(&owner) {
             *count -= 1;
             if *count == 0 {
@@ -114,7 +159,7 @@ impl Queue {
             self.live -= 1;
             return Step::Retire;
         }
-        match self.start_next() {
+        match self.start_next(true) {
             Some(task) => Step::Run(task),
             None => Step::Wait,
         }
@@ -130,17 +175,25 @@ impl Queue {
         if self.closed {
             return Vec::new();
         }
-        std::iter::from_fn(|| self.start_next()).take(max).collect()
+        std::iter::from_fn(|| self.start_next(false))
+            .take(max)
+            .collect()
     }
 
     /// Puts a task that a lost or draining node did not finish back at the head of the
     /// queue, so it runs next. Hands it back if the queue is closed. Returns whether a
     /// worker is asleep and must be woken.
-    pub(crate) fn requeue(&mut self, task: Box<Task>) -> Result<bool, Box<Task>> {
+    pub(crate) fn requeue(&mut self, mut task: Box<Task>, why: Requeue) -> Result<bool, Box<Task>> {
         if self.closed {
             return Err(task);
         }
         self.stop(task.id());
+        match why {
+            Requeue::Lost => self.counts.retried += 1,
+            Requeue::HandedBack => self.counts.handed_back += 1,
+            Requeue::Withdrawn => {}
+        }
+        task.queued_at = Instant::now();
         self.pending.push_front(task);
         Ok(self.idle > 0)
     }
@@ -177,6 +230,24 @@ impl Queue {
     /// Tasks held by a worker or a node.
     pub(crate) fn running(&self) -> usize {
         self.running.len()
+    }
+
+    /// Records how long a job ran.
+    pub(crate) fn record_run(&mut self, duration: Duration) {
+        self.counts.duration.observe(duration);
+    }
+
+    /// What the queue counted, for the metrics.
+    pub(crate) fn counts(&self) -> &QueueCounts {
+        &self.counts
+    }
+
+    /// How many tasks of `group` are held by a worker or a node now.
+    pub(crate) fn running_in(&self, group: &str) -> u64 {
+        self.running
+            .values()
+            .filter(|running| &**running.slot.group() == group)
+            .count() as u64
     }
 
     /// Takes out the pending tasks of `group` (for the caller to answer as cancelled) and
@@ -304,7 +375,7 @@ pub(crate) mod tests {
         );
         assert_eq!((queue.pending(), queue.running()), (1, 3));
         let lost = batch.into_iter().nth(1).expect("three tasks");
-        assert!(queue.requeue(lost).is_ok());
+        assert!(queue.requeue(lost, Requeue::Lost).is_ok());
         assert_eq!((queue.pending(), queue.running()), (2, 2));
         assert_eq!(
             queue.take(10).iter().map(|t| t.id().0).collect::<Vec<_>>(),
@@ -312,7 +383,7 @@ pub(crate) mod tests {
         );
         assert!(queue.take(1).is_empty());
         queue.close();
-        assert!(queue.requeue(task(9)).is_err());
+        assert!(queue.requeue(task(9), Requeue::Lost).is_err());
     }
 
     #[test]

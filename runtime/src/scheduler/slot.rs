@@ -132,8 +132,10 @@ impl JobSlot {
             self.released.notify_all();
         }
         wakers.into_iter().for_each(Waker::wake);
-        let failed = finished.outcome.result.is_err();
-        self.books.groups.finished(&self.group, failed);
+        let error = finished.outcome.result.as_ref().err();
+        self.books
+            .groups
+            .finished(&self.group, error.map(JobError::kind_index));
         true
     }
 

@@ -14,6 +14,7 @@ use crate::job::JobId;
 use crate::module::Module;
 use crate::sandbox::Asked;
 use std::sync::Arc;
+use std::time::Instant;
 use tracing::error;
 
 /// A job waiting for, or held by, a worker or a node.
@@ -32,6 +33,8 @@ pub(crate) struct Task {
     /// How many times nodes handed it back since its last counted attempt: free, up to a
     /// point.
     pub(crate) handed_back: u32,
+    /// When the task was (last) queued: its wait is measured from here.
+    pub(crate) queued_at: Instant,
     completer: Completer,
 }
 
@@ -53,6 +56,7 @@ impl Task {
             owner,
             attempts: 0,
             handed_back: 0,
+            queued_at: Instant::now(),
             completer: Completer {
                 slot,
                 answered: false,
@@ -77,15 +81,15 @@ impl Task {
     /// Answers the job with `finished` (ignored if it was answered already). Only
     /// [`Shared::finish`](super::pool::Shared::finish) calls this, after taking the task out
     /// of the queue's books.
-    pub(super) fn answer(mut self, finished: Finished) {
+    pub(super) fn answer(mut self, finished: Finished) -> bool {
         self.completer.answered = true;
-        self.completer.slot.finish(finished);
+        self.completer.slot.finish(finished)
     }
 
     /// Answers the job without a queue, for tests of code that holds tasks.
     #[cfg(test)]
     pub(crate) fn answer_for_test(self, finished: Finished) {
-        self.answer(finished);
+        let _ = self.answer(finished);
     }
 }
 

@@ -10,7 +10,7 @@ use crate::net::{self, FrameError, FramedRecv, HandshakeError, NetError};
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 use wasp_proto::CloseCode;
@@ -149,6 +149,7 @@ impl Session {
             buffer: BytesMut::new(),
             cancels_seen: ctx.shared.books.cancellations(),
             shipped,
+            link: Link::new(),
         };
         let end = driver.drive(&mut inbox, shipments, stop).await;
         reader.abort();
@@ -193,6 +194,28 @@ struct Driver<'a> {
     cancels_seen: u64,
     /// Where module transfers report their end.
     shipped: mpsc::UnboundedSender<(WireHash, bool)>,
+    /// What the node table is told of the link, every second.
+    link: Link,
+}
+
+/// The link's liveness, as the node table shows it.
+struct Link {
+    ticks: tokio::time::Interval,
+    /// Datagrams received when last looked at: more means the node was heard from.
+    datagrams: u64,
+    heard: Instant,
+}
+
+impl Link {
+    fn new() -> Self {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Link {
+            ticks,
+            datagrams: 0,
+            heard: Instant::now(),
+        }
+    }
 }
 
 impl Driver<'_> {
@@ -251,6 +274,7 @@ impl Driver<'_> {
                 }
                 // Cancellations wake this too: a full window must still pass them on.
                 () = &mut queued => {}
+                _ = self.link.ticks.tick() => self.report_link(),
             }
             self.apply();
         }
@@ -276,6 +300,20 @@ impl Driver<'_> {
         taken
     }
 
+    /// Tells the node table how the link is: jobs in flight, round trip, last heard.
+    fn report_link(&mut self) {
+        let datagrams = self.connection.stats().udp_rx.datagrams;
+        if datagrams != self.link.datagrams {
+            self.link.datagrams = datagrams;
+            self.link.heard = Instant::now();
+        }
+        let rtt = self.connection.rtt();
+        let in_flight = self.state.in_flight();
+        self.ctx
+            .nodes
+            .link(self.row, in_flight, rtt, self.link.heard);
+    }
+
     /// Passes on the cancellations made since the last look, if any.
     fn send_cancels(&mut self) {
         let cancellations = self.ctx.shared.books.cancellations();
@@ -295,7 +333,7 @@ impl Driver<'_> {
                 // Callbacks run here, on the network thread: they must be quick (see
                 // `Job::on_complete`).
                 Action::Finish(task, finished) => self.ctx.shared.finish(task, finished),
-                Action::Requeue(task) => self.ctx.shared.requeue(task),
+                Action::Requeue(task, why) => self.ctx.shared.requeue(task, why),
                 Action::Ship(hash, module) => self.ship(hash, module),
             }
         }

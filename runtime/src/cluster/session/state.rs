@@ -11,6 +11,7 @@ use super::super::window::{self, Window};
 use crate::error::JobError;
 use crate::module::Module;
 use crate::sandbox::RawOutcome;
+use crate::scheduler::queue::Requeue;
 use crate::scheduler::slot::Finished;
 use crate::scheduler::task::Task;
 use crate::wire;
@@ -29,8 +30,9 @@ pub(crate) const FREE_HAND_BACKS: u32 = 8;
 pub(crate) enum Action {
     /// Answer this job (through `Shared::finish`).
     Finish(Box<Task>, Finished),
-    /// Put this job back at the head of the queue (through `Shared::requeue`).
-    Requeue(Box<Task>),
+    /// Put this job back at the head of the queue (through `Shared::requeue`), for this
+    /// reason.
+    Requeue(Box<Task>, Requeue),
     /// Send this module to the node on a stream of its own, then call
     /// [`SessionState::module_sent`].
     Ship(WireHash, Module),
@@ -152,7 +154,6 @@ impl SessionState {
     }
 
     /// How many jobs the node holds for this client.
-    #[cfg(test)]
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
@@ -350,7 +351,11 @@ impl SessionState {
             }
         };
         if !counted {
-            self.actions.push_back(Action::Requeue(task));
+            let why = match how {
+                Ending::Stopped => Requeue::Withdrawn,
+                Ending::Lost | Ending::Drained => Requeue::HandedBack,
+            };
+            self.actions.push_back(Action::Requeue(task, why));
             return;
         }
         task.handed_back = 0;
@@ -365,7 +370,7 @@ impl SessionState {
             return;
         }
         self.delta.retries += 1;
-        self.actions.push_back(Action::Requeue(task));
+        self.actions.push_back(Action::Requeue(task, Requeue::Lost));
     }
 
     /// The next thing the driver must do, if any.

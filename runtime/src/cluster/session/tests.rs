@@ -70,7 +70,7 @@ fn act(state: &mut SessionState) -> (Vec<Box<Task>>, Vec<WireHash>) {
     while let Some(action) = state.poll_action() {
         match action {
             Action::Finish(task, finished) => task.answer_for_test(finished),
-            Action::Requeue(task) => requeued.push(task),
+            Action::Requeue(task, _) => requeued.push(task),
             Action::Ship(hash, _) => shipped.push(hash),
         }
     }

@@ -7,11 +7,12 @@
 
 mod state;
 
+use super::counters::Refused;
 use super::holdings::Holdings;
 use super::{NodeContext, Phase};
 use crate::cache::Preparation;
 use crate::module::{Module, ModuleHash};
-use crate::net::{self, FramedRecv};
+use crate::net::{self, FramedRecv, HandshakeError};
 use crate::scheduler::lanes::Owner;
 use crate::scheduler::slot::Finished;
 use crate::submit::Call;
@@ -25,6 +26,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 use wasp_proto::CloseCode;
 use wasp_proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
+use wasp_proto::handshake::Refusal;
 use wasp_proto::message::{ToClient, ToNode, WireHash};
 
 /// How long a client has to complete the QUIC and wasp handshakes.
@@ -51,6 +53,8 @@ pub(super) async fn serve(
         return;
     };
     info!(%remote, "client authenticated");
+    let counters = node.clone();
+    let _connected = counters.counters.client();
     let (out, outbox) = mpsc::unbounded_channel();
     let holdings = Arc::new(Holdings::default());
     let writer = tokio::spawn(write_messages(send, outbox, holdings.clone()));
@@ -123,6 +127,7 @@ async fn accept(
         Ok(Ok((send, recv))) => Some((connection, send, recv)),
         Ok(Err(error)) => {
             warn!(%remote, %error, "refused a client");
+            node.counters.refused(refusal_reason(&error));
             if connection.close_reason().is_none() {
                 close(&connection, CloseCode::Protocol, &error.to_string());
             }
@@ -130,9 +135,19 @@ async fn accept(
         }
         Err(_) => {
             warn!(%remote, "refused a client: no handshake within {HANDSHAKE_TIMEOUT:?}");
+            node.counters.refused(Refused::Timeout);
             close(&connection, CloseCode::Protocol, "no handshake in time");
             None
         }
+    }
+}
+
+/// Why a handshake failed, as the node's metrics count it.
+fn refusal_reason(error: &HandshakeError) -> Refused {
+    match error {
+        HandshakeError::Refused(Refusal::BadProof | Refusal::ProofRequired) => Refused::WrongSecret,
+        HandshakeError::Refused(Refusal::Version { .. }) => Refused::Version,
+        _ => Refused::Handshake,
     }
 }
 
@@ -187,6 +202,9 @@ impl Client {
 
     /// Sends a message answering jobs whose arguments (`args` bytes) are freed.
     fn answer(&self, args: usize, message: ToClient) {
+        if let ToClient::Returned { jobs } = &message {
+            self.node.counters.handed_back(jobs.len());
+        }
         send(&self.holdings, &self.out, args, message);
     }
 

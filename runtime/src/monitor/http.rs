@@ -1,0 +1,288 @@
+//! The monitor's HTTP/1.1 server (hyper), on a current-thread tokio runtime of its own:
+//! routing, the bearer token, and the throughput sampler.
+
+use super::Sources;
+use super::prometheus::{self, Format};
+use super::status::Status;
+use crate::metrics::Sample;
+use crate::metrics::history::History;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::registry::Registry;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, oneshot};
+use tracing::warn;
+
+/// The dashboard, embedded: no CDN, nothing fetched from elsewhere.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// At most this many connections are served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 64;
+
+/// A client has this long to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The cookie a browser keeps the token in, after `?token=`.
+const COOKIE: &str = "wasp_token";
+
+/// What every request reads.
+pub(super) struct Served {
+    sources: Arc<Sources>,
+    registry: Registry,
+    history: Mutex<History>,
+    /// The token's hash: compared in constant time (blake3's `Hash` equality is).
+    token: Option<blake3::Hash>,
+}
+
+impl Served {
+    pub(super) fn new(sources: Sources, token: Option<&str>) -> Self {
+        let sources = Arc::new(sources);
+        Served {
+            registry: prometheus::registry(sources.clone()),
+            sources,
+            history: Mutex::new(History::default()),
+            token: token.map(|token| blake3::hash(token.as_bytes())),
+        }
+    }
+
+    fn sample(&self) {
+        let stats = self.sources.view.stats();
+        let sample = Sample::now(
+            stats.finished,
+            stats.failed,
+            stats.queued as u64,
+            stats.running as u64,
+        );
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sample);
+    }
+
+    fn status(&self) -> Status {
+        let history = self
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .samples();
+        let node = self.sources.node.as_ref().map(|status| status());
+        Status::new(&self.sources.view, history, node)
+    }
+}
+
+/// Serves until `stop` fires (or its sender is dropped).
+pub(super) fn run(listener: std::net::TcpListener, served: Served, stop: oneshot::Receiver<()>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            warn!(%error, "the monitor could not start its runtime");
+            return;
+        }
+    };
+    runtime.block_on(serve(listener, Arc::new(served), stop));
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    served: Arc<Served>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            warn!(%error, "the monitor could not listen");
+            return;
+        }
+    };
+    let sampler = tokio::spawn(sample_every_second(served.clone()));
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            _ = &mut stop => break,
+            permit = permits.clone().acquire_owned() => permit,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                warn!(%error, "the monitor could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let served = served.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let served = served.clone();
+                async move { Ok::<_, Infallible>(respond(&served, &request)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            drop(permit);
+        });
+    }
+    sampler.abort();
+}
+
+async fn sample_every_second(served: Arc<Served>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        served.sample();
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// Answers one request.
+fn respond<B>(served: &Served, request: &Request<B>) -> Reply {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        reply
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return reply;
+    }
+    let path = request.uri().path();
+    match path {
+        "/livez" | "/healthz" => return text(StatusCode::OK, "ok\n"),
+        "/readyz" if served.sources.ready() => return text(StatusCode::OK, "ready\n"),
+        "/readyz" => return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        _ => {}
+    }
+    match authorize(served, request) {
+        Access::Granted => {}
+        Access::Denied => return unauthorized(),
+        Access::FromQuery => return keep_token_and_redirect(request),
+    }
+    match path {
+        "/metrics" => {
+            let accept = request.headers().get(header::ACCEPT);
+            let format = Format::from_accept(accept.and_then(|value| value.to_str().ok()));
+            let text = prometheus::encode(&served.registry, format);
+            reply(StatusCode::OK, format.content_type(), text)
+        }
+        "/api/v1/status" => match serde_json::to_string(&served.status()) {
+            Ok(json) => reply(StatusCode::OK, "application/json", json),
+            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+        },
+        "/" | "/index.html" => reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /, /metrics, /api/v1/status, /livez or /readyz\n",
+        ),
+    }
+}
+
+/// How a request stands with the token.
+#[derive(Debug, PartialEq, Eq)]
+enum Access {
+    Granted,
+    Denied,
+    /// The right token, in the query string: keep it in a cookie, then drop it from the URL.
+    FromQuery,
+}
+
+fn authorize<B>(served: &Served, request: &Request<B>) -> Access {
+    let Some(expected) = served.token else {
+        return Access::Granted;
+    };
+    let matches = |token: &str| blake3::hash(token.as_bytes()) == expected;
+    let headers = request.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .any(matches);
+    if bearer.is_some_and(matches) || cookie {
+        return Access::Granted;
+    }
+    let from_query = query_token(request.uri().query()).is_some_and(matches);
+    if from_query {
+        Access::FromQuery
+    } else {
+        Access::Denied
+    }
+}
+
+fn query_token(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+}
+
+fn keep_token_and_redirect<B>(request: &Request<B>) -> Reply {
+    let token = query_token(request.uri().query()).unwrap_or_default();
+    let mut reply = text(StatusCode::SEE_OTHER, "authorized\n");
+    let headers = reply.headers_mut();
+    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    if let Ok(location) = HeaderValue::from_str(request.uri().path()) {
+        headers.insert(header::LOCATION, location);
+    }
+    reply
+}
+
+fn unauthorized() -> Reply {
+    let mut reply = text(
+        StatusCode::UNAUTHORIZED,
+        "this monitor needs its bearer token: `Authorization: Bearer <token>`, or ?token=<token> in a browser\n",
+    );
+    reply
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    reply
+}
+
+fn text(status: StatusCode, body: &str) -> Reply {
+    reply(status, "text/plain; charset=utf-8", body.to_string())
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut reply = Response::new(Full::new(body.into()));
+    *reply.status_mut() = status;
+    let headers = reply.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_read_from_the_query_string() {
+        assert_eq!(query_token(Some("a=1&token=abc&b=2")), Some("abc"));
+        assert_eq!(query_token(Some("a=1")), None);
+        assert_eq!(query_token(None), None);
+    }
+}
