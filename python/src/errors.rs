@@ -112,7 +112,10 @@ fn os_error(kind: std::io::ErrorKind, message: String) -> PyErr {
 /// A setting out of range (`ValueError`), or a server that cannot start (`OSError`).
 pub(crate) fn config_error(error: wasp::ConfigError) -> PyErr {
     match error {
-        wasp::ConfigError::Thread(_) => PyOSError::new_err(error.to_string()),
+        wasp::ConfigError::Thread(_)
+        | wasp::ConfigError::Monitor(
+            wasp::MonitorError::Bind { .. } | wasp::MonitorError::Thread(_),
+        ) => PyOSError::new_err(error.to_string()),
         error => PyValueError::new_err(error.to_string()),
     }
 }

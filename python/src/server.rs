@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use wasp::{ClusterSecret, JobOptions, Peer, Server, Stats};
+use wasp::{ClusterSecret, GroupProgress, JobOptions, MonitorConfig, Peer, Server, Stats};
 
 /// How a server's secret was given.
 #[derive(FromPyObject)]
@@ -74,7 +74,8 @@ impl NativeServer {
     #[pyo3(signature = (
         *, workers=None, peers=Vec::new(), secret=None, secret_file=None, insecure=false,
         cache_dir=None, no_cache=false, node_timeout=None, max_retries=None, max_queued=None,
-        timeout=None, max_memory=None, max_output=None, fuel=None
+        timeout=None, max_memory=None, max_output=None, fuel=None, metrics=None,
+        metrics_token=None
     ))]
     #[expect(
         clippy::too_many_arguments,
@@ -96,8 +97,13 @@ impl NativeServer {
         max_memory: Option<u64>,
         max_output: Option<u64>,
         fuel: Option<u64>,
+        metrics: Option<String>,
+        metrics_token: Option<String>,
     ) -> PyResult<Self> {
         let mut builder = Server::builder();
+        if let Some(monitor) = monitor_config(metrics, metrics_token)? {
+            builder = builder.monitor(monitor);
+        }
         if let Some(workers) = workers {
             builder = builder.workers(workers);
         }
@@ -283,6 +289,31 @@ impl NativeServer {
             .map_err(|error| PyConnectionError::new_err(error.to_string()))
     }
 
+    /// The address (`host:port`) of the server's monitor, if it has one.
+    fn monitor_address(&self) -> PyResult<Option<String>> {
+        Ok(self
+            .server()?
+            .monitor_address()
+            .map(|address| address.to_string()))
+    }
+
+    /// The progress of `group` as a dict, or `None` if it has no counters.
+    fn progress<'py>(&self, py: Python<'py>, group: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let progress = self.server()?.progress(group);
+        progress
+            .map(|progress| progress_dict(py, &progress))
+            .transpose()
+    }
+
+    /// The progress of up to `limit` groups (pending ones first), as dicts.
+    fn groups_progress<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for progress in self.server()?.groups_progress(limit) {
+            list.append(progress_dict(py, &progress)?)?;
+        }
+        Ok(list)
+    }
+
     /// The statistics, as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         stats_dict(py, &self.server()?.stats())
@@ -308,6 +339,44 @@ impl NativeServer {
             .unwrap_or_else(|p| p.into_inner())
             .is_none()
     }
+}
+
+/// The monitor asked for: loopback without a token, anywhere with one.
+fn monitor_config(
+    metrics: Option<String>,
+    token: Option<String>,
+) -> PyResult<Option<MonitorConfig>> {
+    let Some(address) = metrics else {
+        if token.is_some() {
+            return Err(PyValueError::new_err(
+                "metrics_token needs metrics (an address)",
+            ));
+        }
+        return Ok(None);
+    };
+    let listen = address.parse().map_err(|_| {
+        PyValueError::new_err(format!(
+            "metrics is an address and port, like \"127.0.0.1:9464\", not {address:?}"
+        ))
+    })?;
+    Ok(Some(match token {
+        Some(token) => MonitorConfig::public(listen, token),
+        None => MonitorConfig::new(listen),
+    }))
+}
+
+fn progress_dict<'py>(py: Python<'py>, progress: &GroupProgress) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("name", &progress.name)?;
+    dict.set_item("submitted", progress.submitted)?;
+    dict.set_item("finished", progress.finished)?;
+    dict.set_item("failed", progress.failed)?;
+    dict.set_item("running", progress.running)?;
+    dict.set_item("queued", progress.queued)?;
+    dict.set_item("elapsed_seconds", progress.elapsed.as_secs_f64())?;
+    dict.set_item("rate_per_second", progress.rate)?;
+    dict.set_item("eta_seconds", progress.eta.map(|eta| eta.as_secs_f64()))?;
+    Ok(dict)
 }
 
 fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict>> {

@@ -59,7 +59,7 @@ from ._errors import (
 )
 from ._module import JobRef, Module
 from ._pp import DEFAULT_PORT, Job, Server, Statistics
-from ._stats import CacheStats, GroupSummary, NodeStats, Stats, WorkerStats
+from ._stats import CacheStats, GroupSummary, NodeStats, Progress, Stats, WorkerStats
 from ._wasp import __version__
 
 __all__ = [
@@ -91,6 +91,7 @@ __all__ = [
     "ModuleRefused",
     "NodeLost",
     "NodeStats",
+    "Progress",
     "QueueFull",
     "ResultTooLarge",
     "Server",

@@ -19,7 +19,7 @@ from . import _wasp
 from ._core import Core, Dispatcher, read_outcome
 from ._errors import QueueFull, job_error
 from ._module import JobRef
-from ._stats import GroupSummary, Stats
+from ._stats import GroupSummary, Progress, Stats
 
 PathLike = Union[str, os.PathLike]
 
@@ -213,6 +213,10 @@ class Client:
       but the jobs share that interpreter's state (globals, imported modules, caches), as
       pp's workers do. An interpreter whose job timed out, trapped or hit a limit is not
       kept. Default: a fresh sandbox per job.
+    - ``metrics``: serve Prometheus metrics, health probes, a JSON status and a live
+      dashboard over HTTP on this address (``"127.0.0.1:9464"``; port 0 picks one, see
+      ``metrics_address``). Loopback only, unless ``metrics_token`` is given: then
+      everything but the probes needs ``Authorization: Bearer <token>``.
 
     With ``workers=0`` and listed peers, waits (up to 10 s) for one of them, and raises
     ``ConnectionError`` saying why each is missing (a wrong secret, unreachable). Raises
@@ -237,6 +241,8 @@ class Client:
         node_timeout: Optional[float] = None,
         max_retries: Optional[int] = None,
         reuse_instances: bool = False,
+        metrics: Optional[str] = None,
+        metrics_token: Optional[str] = None,
     ) -> None:
         if isinstance(peers, str):
             raise TypeError('peers is a list of "host:port" strings, not one string')
@@ -257,6 +263,8 @@ class Client:
             max_memory=max_memory,
             max_output=max_output,
             fuel=fuel,
+            metrics=metrics,
+            metrics_token=metrics_token,
         )
         self._core.require_a_node(peers, workers)
 
@@ -420,6 +428,21 @@ class Client:
         each missing node is missing (e.g. a wrong secret)."""
         self._core.check()
         return self._core.native.wait_for_nodes(count, timeout)
+
+    @property
+    def metrics_address(self) -> Optional[str]:
+        """Where the monitor listens (``"host:port"``), if ``metrics`` was given."""
+        return self._core.native.monitor_address()
+
+    def progress(self, group: str = "default") -> Optional[Progress]:
+        """How far ``group`` has got (done, failed, running, queued, rate, ETA), or
+        ``None`` if it has no jobs (or was forgotten, long after it finished)."""
+        native = self._core.native.progress(group)
+        return None if native is None else Progress.from_native(native)
+
+    def groups_progress(self, limit: int = 20) -> list[Progress]:
+        """The progress of up to ``limit`` groups: those with jobs pending first."""
+        return [Progress.from_native(native) for native in self._core.native.groups_progress(limit)]
 
     def stats(self) -> Stats:
         """The statistics, as data (``str()`` of it is pp's table)."""

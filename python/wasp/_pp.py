@@ -39,6 +39,7 @@ from typing import Any, Callable, Optional, Union
 from . import _wasp
 from ._core import DISPATCHER, Core, Outcome, read_outcome
 from ._module import JobRef
+from ._stats import Progress
 
 #: The port of a ``ppservers`` entry that gives none (``wasp node --listen 0.0.0.0:7878``).
 DEFAULT_PORT = 7878
@@ -172,6 +173,8 @@ class Server:
         max_queued: Optional[int] = None,
         node_timeout: Optional[float] = None,
         reuse_instances: bool = False,
+        metrics: Optional[str] = None,
+        metrics_token: Optional[str] = None,
     ) -> None:
         if not isinstance(ppservers, (tuple, list)):
             raise TypeError("ppservers argument must be a tuple")
@@ -191,6 +194,8 @@ class Server:
             fuel=fuel,
             max_queued=max_queued,
             node_timeout=node_timeout,
+            metrics=metrics,
+            metrics_token=metrics_token,
         )
         self._core.require_a_node(peers, workers)
         # Jobs whose callbacks have not run yet, by group.
@@ -283,6 +288,17 @@ class Server:
                 ncpus=node["workers"], time=node["busy"], njobs=node["jobs"]
             )
         return result
+
+    @property
+    def metrics_address(self) -> Optional[str]:
+        """Where the monitor listens (``"host:port"``), if ``metrics`` was given."""
+        return self._core.native.monitor_address()
+
+    def get_progress(self, group: str = "default") -> Optional[Progress]:
+        """How far ``group`` has got (done, failed, running, queued, rate, ETA), or
+        ``None`` if it has no jobs."""
+        native = self._core.native.progress(group)
+        return None if native is None else Progress.from_native(native)
 
     def print_stats(self) -> None:
         """Prints the statistics table, laid out as pp's."""

@@ -98,3 +98,37 @@ class Stats:
             cache=CacheStats(**data["cache"]),
             table=table,
         )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a job group has got: counts, its rate so far and when it should be done."""
+
+    name: str
+    submitted: int
+    finished: int
+    failed: int
+    running: int
+    queued: int
+    #: Seconds from the group's first submission to its last finished job (to now while
+    #: jobs are pending).
+    elapsed_seconds: float
+    #: Jobs finished per second over ``elapsed_seconds``.
+    rate_per_second: float
+    #: Seconds until the pending jobs should be done at that rate; ``None`` before the
+    #: first job finishes.
+    eta_seconds: Optional[float]
+
+    @property
+    def done(self) -> bool:
+        """Whether every job submitted in the group has finished."""
+        return self.finished == self.submitted
+
+    @property
+    def fraction(self) -> float:
+        """The part of the group finished, from 0 to 1 (1 for an empty group)."""
+        return 1.0 if self.submitted == 0 else self.finished / self.submitted
+
+    @classmethod
+    def from_native(cls, native: dict[str, Any]) -> Progress:
+        return cls(**native)

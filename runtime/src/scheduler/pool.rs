@@ -213,10 +213,6 @@ impl Shared {
 
     /// Answers a task: it leaves the queue's books, then its job completes (callbacks,
     /// waiters, then its group). The one way a task ends.
-    #[expect(
-        clippy::boxed_local,
-        reason = "tasks stay boxed from submission to completion"
-    )]
     pub(crate) fn finish(&self, task: Box<Task>, finished: Finished) {
         let ran = !finished.worker.is_empty();
         self.update_queue(|queue| {
@@ -226,10 +222,10 @@ impl Shared {
             }
         });
         let failure = failure_of(&task, &finished);
-        if task.answer(finished) {
-            if let Some(failure) = failure {
-                self.books.failures.push(failure);
-            }
+        if task.answer(finished)
+            && let Some(failure) = failure
+        {
+            self.books.failures.push(failure);
         }
     }
 
