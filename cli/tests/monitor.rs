@@ -33,7 +33,8 @@ fn get(address: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, Strin
         .iter()
         .map(|(name, value)| format!("{name}: {value}\r\n"))
         .collect();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: wasp\r\nConnection: close\r\n{extra}\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{extra}\r\n");
     stream
         .write_all(request.as_bytes())
         .expect("the request goes");

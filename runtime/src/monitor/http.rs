@@ -159,6 +159,14 @@ fn respond<B>(served: &Served, request: &Request<B>) -> Reply {
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return reply;
     }
+    if served.token.is_none() && !local_host(request) {
+        // A loopback monitor without a token trusts whoever reaches it: a web page whose
+        // name was made to resolve to 127.0.0.1 (DNS rebinding) must not be served.
+        return text(
+            StatusCode::FORBIDDEN,
+            "a loopback monitor answers to local host names only\n",
+        );
+    }
     let path = request.uri().path();
     match path {
         "/livez" | "/healthz" => return text(StatusCode::OK, "ok\n"),
@@ -188,6 +196,23 @@ fn respond<B>(served: &Served, request: &Request<B>) -> Reply {
             "not found: try /, /metrics, /api/v1/status, /livez or /readyz\n",
         ),
     }
+}
+
+/// Whether the request names this machine as its host: `localhost` or an IP address (what
+/// a probe, a scraper or a browser on this machine sends), not a domain name.
+fn local_host<B>(request: &Request<B>) -> bool {
+    let Some(host) = request.headers().get(header::HOST) else {
+        return true; // HTTP/1.0: no name to check, and no browser sends that
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// How a request stands with the token.
@@ -278,6 +303,27 @@ fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_local_names_reach_a_loopback_monitor() {
+        let with_host = |host: &str| {
+            Request::builder()
+                .header(header::HOST, host)
+                .body(())
+                .expect("a request")
+        };
+        for host in [
+            "127.0.0.1:9464",
+            "localhost:9464",
+            "[::1]:9464",
+            "LOCALHOST",
+        ] {
+            assert!(local_host(&with_host(host)), "{host}");
+        }
+        for host in ["evil.example:9464", "127.0.0.1.nip.io", "attacker"] {
+            assert!(!local_host(&with_host(host)), "{host}");
+        }
+    }
 
     #[test]
     fn the_token_is_read_from_the_query_string() {
