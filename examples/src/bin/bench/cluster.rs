@@ -8,13 +8,15 @@ use crate::{Row, median, ms};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use wasp::{ClusterSecret, Module, Node, NodeConfig, Server};
+use wasp::{ClusterSecret, Module, MonitorConfig, Node, NodeConfig, Server};
 
 const INPUTS: [u64; 8] = crate::sum_primes::INPUTS;
 
 /// A node running on a thread of this process, stopped on drop.
-struct BenchNode {
-    address: SocketAddr,
+pub(crate) struct BenchNode {
+    pub(crate) address: SocketAddr,
+    /// Its monitor's address, if it has one.
+    pub(crate) monitor: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     dir: PathBuf,
@@ -22,11 +24,22 @@ struct BenchNode {
 
 impl BenchNode {
     fn start(name: &str, secret: &ClusterSecret, workers: usize) -> anyhow::Result<Self> {
+        Self::start_with(name, secret, workers, None)
+    }
+
+    /// A node with `monitor`, if any.
+    pub(crate) fn start_with(
+        name: &str,
+        secret: &ClusterSecret,
+        workers: usize,
+        monitor: Option<MonitorConfig>,
+    ) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("wasp-bench-{}-{name}", std::process::id()));
         let mut config = NodeConfig::new("127.0.0.1:0".parse()?, Some(secret.clone()));
         config.workers = workers;
         config.identity_dir = Some(dir.join("identity"));
         config.cache_dir = Some(dir.join("cache"));
+        config.monitor = monitor;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, address) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -42,18 +55,22 @@ impl BenchNode {
                         return;
                     }
                 };
-                let _ = ready.send(node.local_addr().map_err(|e| e.to_string()));
+                let addresses = node
+                    .local_addr()
+                    .map(|address| (address, node.monitor_address()));
+                let _ = ready.send(addresses.map_err(|e| e.to_string()));
                 node.run(async {
                     let _ = stopped.await;
                 })
                 .await;
             });
         });
-        let address = address
+        let (address, monitor) = address
             .recv_timeout(Duration::from_secs(30))?
             .map_err(anyhow::Error::msg)?;
         Ok(BenchNode {
             address,
+            monitor,
             stop: Some(stop),
             thread: Some(thread),
             dir,
@@ -75,12 +92,24 @@ impl Drop for BenchNode {
 
 /// A client with no local workers, connected to `nodes`.
 fn client(secret: &ClusterSecret, nodes: &[&BenchNode]) -> anyhow::Result<Server> {
-    let server = Server::builder()
+    client_with(secret, nodes, None)
+}
+
+/// A client with no local workers and `monitor`, if any, connected to `nodes`.
+pub(crate) fn client_with(
+    secret: &ClusterSecret,
+    nodes: &[&BenchNode],
+    monitor: Option<MonitorConfig>,
+) -> anyhow::Result<Server> {
+    let mut builder = Server::builder()
         .workers(0)
         .no_disk_cache()
         .secret(secret.clone())
-        .peers(nodes.iter().map(|node| wasp::Peer::Addr(node.address)))
-        .build()?;
+        .peers(nodes.iter().map(|node| wasp::Peer::Addr(node.address)));
+    if let Some(monitor) = monitor {
+        builder = builder.monitor(monitor);
+    }
+    let server = builder.build()?;
     server.wait_for_nodes(nodes.len(), Duration::from_secs(30))?;
     Ok(server)
 }

@@ -1,7 +1,8 @@
 //! wasp's benchmarks: speed ratios measured in one run on this machine.
 //!
 //! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
-//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel|queue` for one of them).
+//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel|queue|metrics` for
+//! one of them).
 //! Prints a Markdown table; the README records one.
 //!
 //! 1. `sum_primes`: pp's 8 inputs, natively in one thread, and on wasp with 1 and 2 workers.
@@ -15,10 +16,13 @@
 //!    jobs' throughput with and without them, and the node's peak memory.
 //! 6. Fuel: the sum_primes set on one worker with a fuel budget against without.
 //! 7. Queue: the memory a queued job costs, and a million jobs through a bounded queue.
+//! 8. Metrics: trivial jobs with the monitor on and scraped every second against without,
+//!    locally and through one node.
 
 mod cluster;
 mod fuel;
 mod hostile;
+mod metrics;
 mod overhead;
 mod queue;
 mod startup;
@@ -81,6 +85,14 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("queue") {
         rows.extend(queue::run(if quick { 200_000 } else { 1_000_000 })?);
+    }
+    if wanted("metrics") {
+        let (local_jobs, node_jobs, rounds) = if quick {
+            (50_000, 25_000, 3)
+        } else {
+            (250_000, 125_000, 5)
+        };
+        rows.extend(metrics::run(local_jobs, node_jobs, rounds)?);
     }
     println!();
     println!("| measure | result | target |");

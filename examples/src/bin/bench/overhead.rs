@@ -63,14 +63,7 @@ pub(crate) fn measure(server: &Server, jobs: usize) -> anyhow::Result<Overhead> 
     server
         .submit::<i64, _>(&module, "add_one", (0i64,))
         .wait()?;
-    let start = Instant::now();
-    let handles: Vec<_> = (0..jobs as i64)
-        .map(|x| server.submit::<i64, _>(&module, "add_one", (x,)))
-        .collect();
-    for (x, job) in handles.iter().enumerate() {
-        anyhow::ensure!(job.wait()? == x as i64 + 1, "wrong result for {x}");
-    }
-    let elapsed = start.elapsed();
+    let elapsed = batch(server, &module, jobs)?;
     let mut trips = Vec::with_capacity(ROUND_TRIPS);
     for x in 0..ROUND_TRIPS as i64 {
         let start = Instant::now();
@@ -83,4 +76,17 @@ pub(crate) fn measure(server: &Server, jobs: usize) -> anyhow::Result<Overhead> 
         mean: trips.iter().sum::<Duration>() / ROUND_TRIPS as u32,
         median: median(trips),
     })
+}
+
+/// The time of `jobs` trivial jobs (`module` is [`wasp_examples::TRIVIAL`]) submitted at
+/// once and waited for, results checked.
+pub(crate) fn batch(server: &Server, module: &Module, jobs: usize) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..jobs as i64)
+        .map(|x| server.submit::<i64, _>(module, "add_one", (x,)))
+        .collect();
+    for (x, job) in handles.iter().enumerate() {
+        anyhow::ensure!(job.wait()? == x as i64 + 1, "wrong result for {x}");
+    }
+    Ok(start.elapsed())
 }
