@@ -62,6 +62,13 @@ pub(crate) struct NodeCommand {
     client_timeout: Duration,
     #[command(flatten)]
     policy: PolicyArgs,
+    /// Write the node's address in this directory while it serves (a file named after
+    /// its id, removed when it drains), for clients given `--peer dir:DIR`: on storage
+    /// shared with them, this is how nodes started by a batch system (Slurm) are found.
+    /// A node listening on 0.0.0.0 writes the address of the interface it reaches others
+    /// by.
+    #[arg(long, value_name = "DIR")]
+    rendezvous: Option<PathBuf>,
     #[command(flatten)]
     monitor: MonitorArgs,
 }
@@ -75,6 +82,7 @@ impl NodeCommand {
         let monitor = self.monitor.config(secret.as_ref())?;
         let mut config = NodeConfig::new(self.listen, secret);
         config.monitor = monitor;
+        config.rendezvous = self.rendezvous.clone();
         if let Some(workers) = self.workers {
             config.workers = workers;
         }

@@ -84,6 +84,7 @@ mod net;
 mod node;
 mod options;
 mod peer;
+pub mod rendezvous;
 mod sandbox;
 mod scheduler;
 mod server;

@@ -3,6 +3,7 @@
 use crate::error::ConfigError;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 /// A source of nodes for a client ([`ServerBuilder::peers`](crate::ServerBuilder::peers)).
@@ -37,13 +38,24 @@ pub enum Peer {
     /// address, by default
     /// [`DEFAULT_DISCOVERY_ADDRESS`](crate::discovery::DEFAULT_DISCOVERY_ADDRESS).
     Discover,
+    /// Every node whose address is written in this rendezvous directory (on storage the
+    /// nodes share with the client: `wasp node --rendezvous DIR`, as a Slurm launcher
+    /// starts them), read again every
+    /// [`resolve_interval`](crate::ServerBuilder::resolve_interval). Parsed from
+    /// `dir:/path/to/dir`. See [`rendezvous`](crate::rendezvous).
+    Dir(PathBuf),
 }
 
+/// How a rendezvous directory is written as a peer: `dir:/shared/wasp/nodes`.
+pub(crate) const DIR_PREFIX: &str = "dir:";
+
 impl Peer {
-    /// The `host:port` to resolve, for a name.
+    /// What to resolve again and again: `host:port` for a name, `dir:PATH` for a
+    /// rendezvous directory.
     pub(crate) fn name(&self) -> Option<String> {
         match self {
             Peer::Name { host, port } => Some(format!("{host}:{port}")),
+            Peer::Dir(dir) => Some(format!("{DIR_PREFIX}{}", dir.display())),
             _ => None,
         }
     }
@@ -61,6 +73,12 @@ impl FromStr for Peer {
     fn from_str(peer: &str) -> Result<Self, ConfigError> {
         if peer == "*" {
             return Ok(Peer::Discover);
+        }
+        if let Some(dir) = peer.strip_prefix(DIR_PREFIX) {
+            if dir.is_empty() {
+                return Err(not_a_peer(peer));
+            }
+            return Ok(Peer::Dir(PathBuf::from(dir)));
         }
         if let Ok(address) = peer.parse::<SocketAddr>() {
             return Ok(Peer::Addr(address));
@@ -84,7 +102,7 @@ fn not_a_peer(peer: &str) -> ConfigError {
     ConfigError::Invalid {
         setting: "peers",
         why: format!(
-            "`{peer}` is not host:port (e.g. 192.168.1.20:7878 or node1:7878), nor `*` (discovery)"
+            "`{peer}` is not host:port (e.g. 192.168.1.20:7878 or node1:7878), `*` (discovery), nor dir:PATH (a rendezvous directory)"
         ),
     }
 }
@@ -95,6 +113,7 @@ impl fmt::Display for Peer {
             Peer::Addr(address) => write!(f, "{address}"),
             Peer::Name { host, port } => write!(f, "{host}:{port}"),
             Peer::Discover => f.write_str("*"),
+            Peer::Dir(dir) => write!(f, "{DIR_PREFIX}{}", dir.display()),
         }
     }
 }
@@ -119,6 +138,7 @@ mod tests {
             "node1:99999",
             "[::1:7878",
             "",
+            "dir:",
         ] {
             assert!(bad.parse::<Peer>().is_err(), "{bad}");
         }
@@ -126,7 +146,13 @@ mod tests {
 
     #[test]
     fn peers_print_as_they_are_parsed() {
-        for text in ["10.0.0.5:7878", "[fd00::5]:7878", "workers:7878", "*"] {
+        for text in [
+            "10.0.0.5:7878",
+            "[fd00::5]:7878",
+            "workers:7878",
+            "*",
+            "dir:/shared/n",
+        ] {
             assert_eq!(text.parse::<Peer>().unwrap().to_string(), text);
         }
     }

@@ -98,7 +98,7 @@ impl Cluster {
                     let start = membership.found(*address, Origin::Listed, &nodes);
                     starts.extend(start.map(|start| (*address, start)));
                 }
-                Peer::Name { .. } | Peer::Discover => {
+                Peer::Name { .. } | Peer::Dir(_) | Peer::Discover => {
                     if let Some(name) = peer.name() {
                         nodes.add_placeholder(&name);
                     }

@@ -1,4 +1,5 @@
-//! Peers given by name: resolved again and again, each address a node of its own.
+//! Peers given by name (or by rendezvous directory): resolved again and again, each
+//! address a node of its own.
 //!
 //! A name may stand for many nodes (a Kubernetes headless Service resolves to one address
 //! per ready pod), and the set changes as an orchestrator adds and removes them. So a
@@ -8,10 +9,12 @@
 //! and hands its jobs back), and is let go once it stops answering.
 
 use super::context::Context;
-use super::registry::{Event, Origin};
+use super::registry::Event;
+use crate::peer::DIR_PREFIX;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -50,15 +53,20 @@ impl Resolver {
     pub(crate) async fn resolve(&self, peer: &str) -> io::Result<Vec<SocketAddr>> {
         let resolve = self.0.clone();
         let name = peer.to_owned();
-        let resolved = tokio::task::spawn_blocking(move || resolve(&name))
-            .await
-            .map_err(io::Error::other)??;
+        let resolved = tokio::task::spawn_blocking(move || match name.strip_prefix(DIR_PREFIX) {
+            Some(dir) => crate::rendezvous::addresses(Path::new(dir)),
+            None => resolve(&name),
+        })
+        .await
+        .map_err(io::Error::other)??;
         let addresses = distinct(resolved);
         if addresses.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "the name resolves to no address",
-            ));
+            let why = if peer.starts_with(DIR_PREFIX) {
+                "no node has written its address in the directory yet"
+            } else {
+                "the name resolves to no address"
+            };
+            return Err(io::Error::new(io::ErrorKind::NotFound, why));
         }
         Ok(addresses)
     }
@@ -100,9 +108,7 @@ pub(crate) async fn follow_name(
                 if failing.take().is_some() {
                     info!(%name, "the name resolves again");
                 }
-                for address in addresses {
-                    let _ = events.send(Event::Found(address, Origin::Name(name.clone())));
-                }
+                let _ = events.send(Event::Answer(name.clone(), addresses));
             }
             Err(error) => {
                 let error = format!("cannot resolve {name}: {error}");

@@ -1,7 +1,7 @@
 //! One loop per node address: connect, run a session until it ends, wait, reconnect.
 
 use super::context::Context;
-use super::nodes::RowId;
+use super::registry::Start;
 use super::session::{End, Session};
 use super::window::Backoff;
 use std::net::SocketAddr;
@@ -18,29 +18,38 @@ const RECONNECT_MAX: Duration = Duration::from_secs(2);
 /// helps once someone reconfigures a side, so it need not fill the node's log.
 const RECONNECT_REFUSED: Duration = Duration::from_secs(15);
 
-/// Connects to the node at `address` (row `row`) and keeps reconnecting; for a found node
-/// (discovered, or resolved from a name), only until `give_up_after` attempts in a row have
-/// failed.
+/// Connects to the node at `address` (`start.row`) and keeps reconnecting; for a found node
+/// (discovered, or resolved from a name), only until `start.give_up_after` attempts in a
+/// row have failed, or, once its name no longer lists it, until it is not connected.
 ///
 /// The backoff starts again from its shortest delay only after a session in which the node
 /// answered jobs: a node that accepts and then drains or fails at once, again and again, is
 /// retried ever more slowly, not every 100 ms.
 pub(crate) async fn run_peer(
     ctx: Arc<Context>,
-    row: RowId,
     address: SocketAddr,
-    give_up_after: Option<u32>,
+    start: Start,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Start {
+        row,
+        give_up_after,
+        mut listed,
+    } = start;
     let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_MAX);
     // The error shown already: said once only.
     let mut last_error = ctx.nodes.last_error(row).unwrap_or_default();
     let mut failures = 0;
     while !*stop.borrow() {
+        if !*listed.borrow() {
+            info!(node = %address, "no longer listed under its name: let go");
+            break;
+        }
         let mut delay = backoff.next_delay();
         let connected = tokio::select! {
             connected = Session::connect(&ctx, address) => connected,
             _ = stop.changed() => break,
+            () = unlisted(&mut listed) => continue,
         };
         match connected {
             Ok(session) => {
@@ -95,6 +104,15 @@ pub(crate) async fn run_peer(
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             _ = stop.changed() => break,
+            () = unlisted(&mut listed) => {}
         }
+    }
+}
+
+/// Returns once the address is no longer listed under its name; never, for an address
+/// that stays listed.
+async fn unlisted(listed: &mut watch::Receiver<bool>) {
+    if listed.wait_for(|listed| !listed).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

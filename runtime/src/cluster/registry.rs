@@ -36,22 +36,34 @@ pub(crate) enum Origin {
 pub(crate) enum Event {
     /// A node was found at this address.
     Found(SocketAddr, Origin),
+    /// A name (or rendezvous directory) now stands for these addresses, and no others.
+    Answer(String, Vec<SocketAddr>),
     /// The peer loop of this address ended (it gave up on a found node).
     Ended(SocketAddr),
 }
 
 /// A peer loop to start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Start {
     pub(crate) row: RowId,
     /// How many failed attempts in a row end the loop (`None`: never).
     pub(crate) give_up_after: Option<u32>,
+    /// Whether the address is still in its name's answer: once it is not, the loop ends
+    /// as soon as the node is not connected (at once, if it never was).
+    pub(crate) listed: watch::Receiver<bool>,
+}
+
+/// An address with a peer loop.
+struct Member {
+    origin: Origin,
+    row: RowId,
+    listed: watch::Sender<bool>,
 }
 
 /// The addresses with a peer loop, and their rows.
 #[derive(Default)]
 pub(crate) struct Membership {
-    members: HashMap<SocketAddr, (Origin, RowId)>,
+    members: HashMap<SocketAddr, Member>,
 }
 
 impl Membership {
@@ -62,7 +74,10 @@ impl Membership {
         origin: Origin,
         nodes: &NodeTable,
     ) -> Option<Start> {
-        if self.members.contains_key(&address) {
+        if let Some(member) = self.members.get(&address) {
+            if member.origin == origin {
+                member.listed.send_replace(true);
+            }
             return None;
         }
         let name = match &origin {
@@ -71,15 +86,48 @@ impl Membership {
         };
         let row = nodes.add(address.to_string(), name);
         let give_up_after = (origin != Origin::Listed).then_some(ATTEMPTS);
-        self.members.insert(address, (origin, row));
-        Some(Start { row, give_up_after })
+        let (listed, receiver) = watch::channel(true);
+        self.members.insert(
+            address,
+            Member {
+                origin,
+                row,
+                listed,
+            },
+        );
+        Some(Start {
+            row,
+            give_up_after,
+            listed: receiver,
+        })
+    }
+
+    /// `name` now stands for `addresses`: returns the loops to start for the new ones, and
+    /// marks those it no longer names as unlisted (their loops end once not connected).
+    pub(crate) fn answer(
+        &mut self,
+        name: &str,
+        addresses: &[SocketAddr],
+        nodes: &NodeTable,
+    ) -> Vec<(SocketAddr, Start)> {
+        let origin = Origin::Name(name.to_string());
+        let starts = addresses
+            .iter()
+            .filter_map(|&address| Some((address, self.found(address, origin.clone(), nodes)?)))
+            .collect();
+        for (address, member) in &self.members {
+            if member.origin == origin && !addresses.contains(address) {
+                member.listed.send_replace(false);
+            }
+        }
+        starts
     }
 
     /// The loop of `address` ended: a found node is let go (its row folds into the
     /// departed row); found again, it gets a new loop and row.
     pub(crate) fn ended(&mut self, address: SocketAddr, nodes: &NodeTable) {
-        if let Some((_, row)) = self.members.remove(&address) {
-            nodes.remove(row);
+        if let Some(member) = self.members.remove(&address) {
+            nodes.remove(member.row);
         }
     }
 
@@ -115,6 +163,12 @@ pub(crate) async fn run(
                         spawn_peer(&mut loops, &ctx, address, start, &events, &stop);
                     }
                 }
+                Some(Event::Answer(name, addresses)) => {
+                    for (address, start) in membership.answer(&name, &addresses, &ctx.nodes) {
+                        info!(node = %address, %name, "found a node");
+                        spawn_peer(&mut loops, &ctx, address, start, &events, &stop);
+                    }
+                }
                 Some(Event::Ended(address)) => membership.ended(address, &ctx.nodes),
                 None => break,
             },
@@ -139,13 +193,7 @@ fn spawn_peer(
     events: &mpsc::UnboundedSender<Event>,
     stop: &watch::Receiver<bool>,
 ) {
-    let peer = run_peer(
-        ctx.clone(),
-        start.row,
-        address,
-        start.give_up_after,
-        stop.clone(),
-    );
+    let peer = run_peer(ctx.clone(), address, start, stop.clone());
     let events = events.clone();
     let span = info_span!("node", %address);
     loops.spawn(
@@ -177,13 +225,36 @@ mod tests {
             "listed: never given up"
         );
         // The same node, heard on the LAN: already served.
-        assert_eq!(
-            membership.found(address(1), Origin::Discovered, &nodes),
-            None
+        assert!(
+            membership
+                .found(address(1), Origin::Discovered, &nodes)
+                .is_none()
         );
         let heard = membership.found(address(2), Origin::Discovered, &nodes);
         assert_eq!(heard.map(|s| s.give_up_after), Some(Some(ATTEMPTS)));
         assert_eq!(nodes.len(), 2);
+    }
+
+    /// An address its name no longer gives is marked unlisted (its loop ends once it is
+    /// not connected); given again, listed again. Other origins are not touched.
+    #[test]
+    fn a_name_s_answer_lists_and_unlists_its_addresses() {
+        let nodes = NodeTable::new(Arc::new(AtomicUsize::new(0)));
+        let mut membership = Membership::default();
+        let listed = membership
+            .found(address(9), Origin::Listed, &nodes)
+            .unwrap();
+        let starts = membership.answer("nodes:7878", &[address(1), address(2)], &nodes);
+        assert_eq!(starts.len(), 2);
+        let (first, second) = (&starts[0].1.listed, &starts[1].1.listed);
+        let again = membership.answer("nodes:7878", &[address(2), address(9)], &nodes);
+        assert!(again.is_empty(), "no new loop for known addresses");
+        assert!(!*first.borrow(), "address 1 left the answer");
+        assert!(*second.borrow());
+        assert!(*listed.listed.borrow(), "a listed address stays listed");
+        membership.answer("nodes:7878", &[address(1)], &nodes);
+        assert!(*first.borrow(), "back in the answer");
+        assert!(!*second.borrow());
     }
 
     /// A name whose answer changes at every resolution (pods coming and going), a hundred

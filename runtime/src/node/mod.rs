@@ -19,6 +19,7 @@ use crate::error::ConfigError;
 use crate::monitor::status::NodeStatus;
 use crate::monitor::{Monitor, MonitorConfig, MonitorError, Sources};
 use crate::net::{self, IdentityLock, NetError, NodeIdentity, TransportSettings};
+use crate::rendezvous::{self, Published};
 use crate::secret::ClusterSecret;
 use crate::server::Server;
 use counters::{NodeCounters, Refused};
@@ -77,6 +78,9 @@ pub struct NodeConfig {
     pub policy: NodePolicy,
     /// The HTTP monitor (metrics, probes, status, dashboard), if wanted. Default: none.
     pub monitor: Option<MonitorConfig>,
+    /// A rendezvous directory to write the node's address in while it serves (see
+    /// [`rendezvous`](crate::rendezvous)): clients given `dir:DIR` find it there.
+    pub rendezvous: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -95,6 +99,7 @@ impl NodeConfig {
             announce_interval: crate::discovery::DEFAULT_ANNOUNCE_INTERVAL,
             policy: NodePolicy::default(),
             monitor: None,
+            rendezvous: None,
         }
     }
 }
@@ -140,6 +145,14 @@ pub enum NodeError {
     /// The monitor could not start.
     #[error(transparent)]
     Monitor(#[from] MonitorError),
+    /// The node's address could not be written in its rendezvous directory.
+    #[error("cannot write the node's address in {}: {error}", .dir.display())]
+    Rendezvous {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
 }
 
 impl From<ConfigError> for NodeError {
@@ -171,6 +184,8 @@ pub struct Node {
     drain_timeout: Duration,
     /// The HTTP monitor, serving until the node has drained.
     monitor: Option<Monitor>,
+    /// The node's address in its rendezvous directory, withdrawn when it drains.
+    published: Option<Published>,
     /// Held while the node runs: no other node uses its identity.
     _identity_lock: Option<IdentityLock>,
 }
@@ -302,9 +317,22 @@ impl Node {
                 Monitor::start(monitor, sources)
             })
             .transpose()?;
+        let published = config
+            .rendezvous
+            .as_ref()
+            .map(|dir| {
+                let address = rendezvous::reachable(endpoint.local_addr()?);
+                Published::new(dir, &context.info.id, address)
+            })
+            .transpose()
+            .map_err(|error| NodeError::Rendezvous {
+                dir: config.rendezvous.clone().unwrap_or_default(),
+                error,
+            })?;
         Ok(Node {
             endpoint,
             workers: watch::channel(context.info.workers).0,
+            published,
             announcers,
             announce_interval: config.announce_interval,
             context,
@@ -459,8 +487,12 @@ impl Node {
         }
     }
 
-    async fn drain(self, phase: watch::Sender<Phase>, mut connections: JoinSet<()>) {
+    async fn drain(mut self, phase: watch::Sender<Phase>, mut connections: JoinSet<()>) {
         info!("shutting down: draining jobs");
+        // Clients reading the rendezvous directory must not come to a draining node.
+        if let Some(published) = &mut self.published {
+            published.withdraw();
+        }
         self.context.counters.set_draining();
         // No new clients from now on: refused at once, so that they try elsewhere.
         let endpoint = self.endpoint.clone();
