@@ -1,8 +1,8 @@
 //! wasp's benchmarks: speed ratios measured in one run on this machine.
 //!
 //! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
-//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel|queue|metrics` for
-//! one of them).
+//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel|queue|metrics|scale`
+//! for one of them).
 //! Prints a Markdown table; the README records one.
 //!
 //! 1. `sum_primes`: pp's 8 inputs, natively in one thread, and on wasp with 1 and 2 workers.
@@ -18,6 +18,9 @@
 //! 7. Queue: the memory a queued job costs, and a million jobs through a bounded queue.
 //! 8. Metrics: trivial jobs with the monitor on and scraped every second against without,
 //!    locally and through one node.
+//! 9. Scale: trivial jobs from one client through 1 to 32 `wasp node` processes (1 worker
+//!    each) behind one name: throughput, the client's CPU per job and memory per node,
+//!    against 1 node. Needs the `wasp` binary (`cargo build --release -p wasp-cli`).
 
 mod cluster;
 mod fuel;
@@ -25,6 +28,7 @@ mod hostile;
 mod metrics;
 mod overhead;
 mod queue;
+mod scale;
 mod startup;
 mod sum_primes;
 
@@ -46,6 +50,14 @@ fn main() -> anyhow::Result<()> {
     {
         // Child mode of the start-up benchmark: one first job in a fresh process.
         return startup::first_job_child(dir);
+    }
+    if let Some(jobs) = args
+        .iter()
+        .position(|a| a == scale::CLIENT_FLAG)
+        .and_then(|i| args.get(i + 1))
+    {
+        // Child mode of the scale benchmark: the client.
+        return scale::client_child(jobs);
     }
     if args.iter().any(|a| a == "--hostile-node") {
         // Child mode of the hostile-jobs benchmark: the node.
@@ -93,6 +105,14 @@ fn main() -> anyhow::Result<()> {
             (250_000, 125_000, 5)
         };
         rows.extend(metrics::run(local_jobs, node_jobs, rounds)?);
+    }
+    if wanted("scale") {
+        let (jobs, nodes): (usize, &[usize]) = if quick {
+            (20_000, &[1, 4, 16])
+        } else {
+            (100_000, &[1, 2, 4, 8, 16, 32])
+        };
+        rows.extend(scale::run(jobs, nodes)?);
     }
     println!();
     println!("| measure | result | target |");

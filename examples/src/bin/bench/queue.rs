@@ -102,7 +102,7 @@ fn bounded(module: &Module, jobs: usize) -> anyhow::Result<(u64, f64)> {
 }
 
 /// A `/proc/self/status` field (`VmRSS`, `VmHWM`), in bytes.
-fn resident(field: &str) -> anyhow::Result<u64> {
+pub(crate) fn resident(field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let kib = status
         .lines()
