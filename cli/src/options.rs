@@ -137,7 +137,7 @@ impl PoolArgs {
         }
         let server = builder.build().context("could not start the worker pool")?;
         crate::monitor::announce(server.monitor_address());
-        if self.cluster.any() && server.workers() == 0 {
+        if self.cluster.any_immediate() && server.workers() == 0 {
             // Remote only: without a node nothing would ever run, so say why now.
             server
                 .wait_for_nodes(1, NODE_WAIT)
@@ -189,6 +189,14 @@ struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// Whether nodes are given by address or name, which answer at once: not discovered
+    /// or found in a rendezvous directory, which may take long (a batch system's queue).
+    fn any_immediate(&self) -> bool {
+        self.peers
+            .iter()
+            .any(|peer| matches!(peer, Peer::Addr(_) | Peer::Name { .. }))
+    }
+
     /// Whether any node is to be used: listed or discovered.
     fn any(&self) -> bool {
         !self.peers.is_empty() || self.discover || self.discovery_address.is_some()

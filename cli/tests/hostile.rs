@@ -107,8 +107,10 @@ impl Cluster {
             "the node exited; its log:\n{}",
             self.node.log()
         );
+        // A Rust panic says `thread '…' panicked at <file>`; a job's panic is logged as
+        // `job panicked: <message>`, which is fine.
         let log = self.node.log();
-        assert!(!log.contains("panicked"), "the node panicked:\n{log}");
+        assert!(!log.contains("' panicked at "), "the node panicked:\n{log}");
     }
 
     /// The node's process id, found by its settings file on its command line.

@@ -167,7 +167,9 @@ class Core:
         ``NODE_WAIT`` seconds) for one of the listed ``peers``, and raises
         ``ConnectionError`` saying why each is missing (a wrong secret, unreachable), so
         that a misconfiguration is an error now rather than jobs that wait for ever."""
-        if workers != 0 or not any(peer != "*" for peer in peers):
+        # Discovery and rendezvous directories are open-ended (a batch system may start the
+        # nodes much later): jobs wait in the queue for them.
+        if workers != 0 or not any(peer != "*" and not peer.startswith("dir:") for peer in peers):
             return
         try:
             self.native.wait_for_nodes(1, NODE_WAIT)

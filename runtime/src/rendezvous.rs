@@ -10,10 +10,11 @@
 //! leaves its file: the client tries it with backoff, harmlessly, until the file goes.
 //!
 //! The files hold addresses only: the cluster secret authenticates the nodes, so a file
-//! written by someone else leads at worst to a connection that fails its handshake.
+//! written by someone else leads at worst to a connection that fails its handshake. Only
+//! regular files are read, and only their first 256 bytes.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read as _};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use tracing::{debug, warn};
@@ -34,7 +35,7 @@ pub fn addresses(dir: &Path) -> io::Result<Vec<SocketAddr>> {
     files.sort();
     let mut found = Vec::with_capacity(files.len());
     for file in files {
-        let text = match fs::read_to_string(&file) {
+        let text = match read_small(&file) {
             Ok(text) => text,
             // Removed between the listing and the read: that node left.
             Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
@@ -49,6 +50,19 @@ pub fn addresses(dir: &Path) -> io::Result<Vec<SocketAddr>> {
         }
     }
     Ok(found)
+}
+
+/// The most a node's file is read of: an address is far shorter.
+const MAX_FILE: u64 = 256;
+
+/// The start of a regular file (not a FIFO, which would block the read, nor a device).
+fn read_small(file: &Path) -> io::Result<String> {
+    if !fs::metadata(file)?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    fs::File::open(file)?.take(MAX_FILE).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// A node's address published in a rendezvous directory; dropping it removes the file.
@@ -129,6 +143,8 @@ mod tests {
         let mut second = Published::new(dir.path(), "bbbb", b).expect("published");
         fs::write(dir.path().join("junk.node"), "not an address").unwrap();
         fs::write(dir.path().join("notes.txt"), "10.0.0.3:7878").unwrap();
+        fs::write(dir.path().join("huge.node"), vec![b'1'; 1 << 20]).unwrap();
+        fs::create_dir(dir.path().join("dir.node")).unwrap();
         assert_eq!(addresses(dir.path()).unwrap(), [a, b]);
         second.withdraw();
         assert_eq!(addresses(dir.path()).unwrap(), [a]);
