@@ -61,7 +61,9 @@ fn read_small(file: &Path) -> io::Result<String> {
         return Err(io::Error::other("not a regular file"));
     }
     let mut text = String::new();
-    fs::File::open(file)?.take(MAX_FILE).read_to_string(&mut text)?;
+    fs::File::open(file)?
+        .take(MAX_FILE)
+        .read_to_string(&mut text)?;
     Ok(text)
 }
 
