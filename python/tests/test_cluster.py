@@ -60,3 +60,16 @@ def test_nodes_and_local_workers_share_a_batch(sum_primes, nodes, secret_file):
         assert results == [454396537] * 8
         stats = client.stats()
         assert stats.nodes[0].jobs > 0 and sum(w.jobs for w in stats.workers) > 0, str(stats)
+
+
+def test_a_rendezvous_directory_with_no_node_yet_is_waited_for(tmp_path, secret_file, nodes):
+    """Nodes from a batch system's queue may come much later: a client of an empty
+    rendezvous directory starts, and its jobs run once a node writes its address there."""
+    directory = tmp_path / "rendezvous"
+    directory.mkdir()
+    with wasp.Client(
+        workers=0, peers=[f"dir:{directory}"], secret_file=secret_file, node_timeout=2.0
+    ) as client:
+        assert client.capacity() == 0
+        nodes(1, extra=["--rendezvous", str(directory)])
+        assert client.wait_for_nodes(1, timeout=TIMEOUT) == 1
