@@ -18,6 +18,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use wasp_proto::message::NodeInfo;
 
+/// How the row of the nodes let go ends its address: `12 departed node(s)`.
+pub(crate) const DEPARTED: &str = "departed node(s)";
+
 /// A row of the node table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct RowId(u64);
@@ -268,7 +271,7 @@ impl NodeTable {
         let mut nodes: Vec<_> = table.rows.values().cloned().collect();
         if table.departed_count > 0 {
             nodes.push(NodeStats {
-                address: format!("{} departed node(s)", table.departed_count),
+                address: format!("{} {DEPARTED}", table.departed_count),
                 ..table.departed.clone()
             });
         }

@@ -5,6 +5,7 @@
 use super::Sources;
 use super::status::NodeStatus;
 use super::view::Counters;
+use crate::cluster::nodes::DEPARTED;
 use crate::error::JobError;
 use crate::metrics::histogram::Histogram;
 use prometheus_client::collector::Collector;
@@ -336,7 +337,7 @@ fn nodes(out: &mut Out, counters: &Counters) -> Result<(), fmt::Error> {
     let each = |value: &dyn Fn(&crate::NodeStats) -> u64| {
         nodes
             .iter()
-            .map(move |node| ([("node", node.address.as_str())], value(node)))
+            .map(move |node| ([("node", label(node))], value(node)))
             .collect::<Vec<_>>()
     };
     out.gauges(
@@ -392,6 +393,16 @@ fn nodes(out: &mut Out, counters: &Counters) -> Result<(), fmt::Error> {
         "Connections established to the node",
         each(&|node| node.connections),
     )
+}
+
+/// A node's label: its address, or `departed` for the row of the nodes let go (whose
+/// address counts them, and would make a new series at each departure).
+fn label(node: &crate::NodeStats) -> &str {
+    if node.address.ends_with(DEPARTED) {
+        "departed"
+    } else {
+        &node.address
+    }
 }
 
 fn discovery(out: &mut Out, counters: &Counters) -> Result<(), fmt::Error> {
@@ -473,6 +484,15 @@ mod tests {
              # TYPE wasp_uptime_seconds gauge\n\
              wasp_uptime_seconds 1.5\n"
         );
+    }
+
+    #[test]
+    fn the_departed_row_has_one_label_whatever_its_count() {
+        let mut node = crate::NodeStats::default();
+        node.address = format!("12 {DEPARTED}");
+        assert_eq!(label(&node), "departed");
+        node.address = "10.0.0.2:7878".into();
+        assert_eq!(label(&node), "10.0.0.2:7878");
     }
 
     #[test]
