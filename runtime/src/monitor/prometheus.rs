@@ -488,8 +488,10 @@ mod tests {
 
     #[test]
     fn the_departed_row_has_one_label_whatever_its_count() {
-        let mut node = crate::NodeStats::default();
-        node.address = format!("12 {DEPARTED}");
+        let mut node = crate::NodeStats {
+            address: format!("12 {DEPARTED}"),
+            ..Default::default()
+        };
         assert_eq!(label(&node), "departed");
         node.address = "10.0.0.2:7878".into();
         assert_eq!(label(&node), "10.0.0.2:7878");
