@@ -7,7 +7,6 @@ they fail."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import time
@@ -16,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import unavailable
 
 import wasp
 
@@ -27,9 +27,7 @@ TIMEOUT_MS = 30_000
 @pytest.fixture(scope="module")
 def browser():
     if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required under CI=true (Debian's `chromium` package)")
-        pytest.skip("no chromium: install Debian's `chromium` package")
+        unavailable("no chromium: install Debian's `chromium` package")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -36,7 +36,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from conftest import GUESTS, SECRET, TIMEOUT, WASP, _built, _read_line
+from conftest import (
+    GUESTS,
+    SECRET,
+    TIMEOUT,
+    WASP,
+    _built,
+    _read_line,
+    sum_primes_reference,
+    unavailable,
+)
 
 try:
     import yaml
@@ -54,12 +63,6 @@ KUBERNETES_VERSION = "1.30.0"
 POD_IP = "10.244.0.10"
 #: What the ConfigMap wasp-job holds for the client Job: sum_primes over a few bounds.
 BOUNDS = [100, 1000, 10000, 100000]
-
-
-def _unavailable(why: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{why} (required under CI=true)")
-    pytest.skip(why)
 
 
 def _load(name: str) -> list[dict]:
@@ -122,15 +125,6 @@ def _secret_data() -> dict[str, bytes]:
     return {key: (SECRET + "\n").encode() for key in _one("secret.yaml", "Secret")["stringData"]}
 
 
-def _sum_primes_reference(n: int) -> int:
-    sieve = bytearray([1]) * n
-    sieve[:2] = b"\x00\x00"
-    for i in range(2, int(n**0.5) + 1):
-        if sieve[i]:
-            sieve[i * i :: i] = bytearray(len(sieve[i * i :: i]))
-    return sum(i for i in range(n) if sieve[i])
-
-
 # -- The manifests on paper ------------------------------------------------------------------
 
 
@@ -138,7 +132,7 @@ def test_every_manifest_validates_against_the_kubernetes_schemas():
     try:
         import kubernetes_validate
     except ImportError:
-        _unavailable("kubernetes-validate is missing: pip install -r python/requirements-dev.txt")
+        unavailable("kubernetes-validate is missing: pip install -r python/requirements-dev.txt")
     found = sorted(path.name for path in DEPLOY.glob("*.yaml"))
     assert found == sorted(MANIFESTS), "every manifest is checked here"
     for name in MANIFESTS:
@@ -365,10 +359,10 @@ def _pod_command(
 
 def _tools() -> None:
     if os.geteuid() != 0:
-        _unavailable("the pods are made with namespaces and mounts: root is needed")
+        unavailable("the pods are made with namespaces and mounts: root is needed")
     for tool in ("unshare", "nsenter", "setpriv", "ip", "mount"):
         if shutil.which(tool) is None:
-            _unavailable(f"{tool} is missing (Debian's util-linux, mount, iproute2)")
+            unavailable(f"{tool} is missing (Debian's util-linux, mount, iproute2)")
 
 
 #: Runs in the pod's network namespace: HTTP requests, as JSON lines on stdin; the answers
@@ -557,7 +551,7 @@ def test_the_client_job_runs_its_batch_on_the_node_behind_the_service_name(
             run.kill()
             run.wait(TIMEOUT)
     assert run.returncode == 0, f"wasp map failed:\n{stderr}"
-    assert [int(line) for line in stdout.split()] == [_sum_primes_reference(n) for n in BOUNDS]
+    assert [int(line) for line in stdout.split()] == [sum_primes_reference(n) for n in BOUNDS]
     assert f"{POD_IP}:7878" in stderr, f"--stats names the node found by name:\n{stderr}"
     assert node_pod.status()["jobs"]["finished"] >= len(BOUNDS)
 
