@@ -73,6 +73,14 @@ pub enum WireError {
         /// The node's maximum.
         allowed: String,
     },
+    /// A value the job takes (a data reference in its arguments) is larger than the node
+    /// keeps.
+    DataTooLarge {
+        /// The value's size, in bytes.
+        size: u64,
+        /// The most the node keeps, in bytes.
+        limit: u64,
+    },
     /// The node does not run this module (not on its allow-list, or too large).
     ModuleRefused(String),
     /// The node failed while running the job.

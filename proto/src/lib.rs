@@ -30,7 +30,9 @@ A connection is one QUIC connection. On its first bidirectional stream:
    [`message::ToNode`] and [`message::ToClient`], the node's first being
    [`ToClient::Welcome`](message::ToClient::Welcome).
 
-Module bytes travel on unidirectional streams of their own, one frame each. A refused
+Module bytes travel on unidirectional streams of their own, one frame each; so do values put
+once (data), each a head frame followed by the value's raw bytes. A job's arguments may hold
+references to such values ([`refs`]). A refused
 connection is closed with a [`CloseCode`] and a reason both sides can show. Discoverable
 nodes also send signed [`announce`]ments on the LAN.
 
@@ -40,6 +42,7 @@ nodes also send signed [`announce`]ments on the LAN.
 * [`secret`]: the cluster secret and the proofs bound to a TLS session.
 * [`message`]: what client and node say once authenticated; [`error`]: why a job failed,
   as the wire says it.
+* [`refs`]: data and job references inside a job's arguments (MessagePack extensions).
 * [`codec`]: frames, and a decoder that checks a frame's length before buffering it.
 * [`announce`]: the authenticated announcement of a discoverable node, and replay checks.
 */
@@ -50,13 +53,14 @@ pub mod codec;
 pub mod error;
 pub mod handshake;
 pub mod message;
+pub mod refs;
 pub mod secret;
 #[cfg(test)]
 mod tests;
 
 /// The protocol version this build speaks. Peers with another version are refused with
 /// [`CloseCode::Version`] and an error naming both versions.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN protocol name of wasp connections.
 pub const ALPN: &[u8] = b"wasp";

@@ -29,6 +29,18 @@ pub enum ToNode {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// The head of a value put once (data), on a unidirectional stream of its own in
+    /// answer to [`ToClient::NeedData`]: the frame is followed on the stream by exactly
+    /// `len` bytes, the value's MessagePack encoding, raw, which the node reads as they
+    /// arrive (under QUIC's flow control) into the value's place and hashes as it goes: a
+    /// value is never whole in one message.
+    Data {
+        /// The blake3 hash the node asked for; the node checks it against the bytes.
+        #[serde(with = "serde_bytes")]
+        hash: WireHash,
+        /// How many bytes follow.
+        len: u64,
+    },
     /// Stop these jobs: the client no longer wants their results (its caller cancelled
     /// them, or it is going away). The node stops each one that is queued or running and
     /// still answers it once (with its result, if it finished first, or with
@@ -49,7 +61,8 @@ pub struct RunJob {
     pub module: WireHash,
     /// The job's name (a `#[job]` function).
     pub function: String,
-    /// The MessagePack-encoded argument array.
+    /// The MessagePack-encoded argument array, which may hold data references
+    /// ([`refs`](crate::refs)): the node gives the job each value in its reference's place.
     #[serde(with = "serde_bytes")]
     pub args: Vec<u8>,
     /// The limits the client asks for.
@@ -84,6 +97,13 @@ pub enum ToClient {
     /// The node lacks this module: send it once, on a stream of its own.
     NeedModule {
         /// The blake3 hash of the module.
+        #[serde(with = "serde_bytes")]
+        hash: WireHash,
+    },
+    /// The node lacks this value (a data reference in a job's arguments, see
+    /// [`refs`](crate::refs)): send it once, on a stream of its own ([`ToNode::Data`]).
+    NeedData {
+        /// The blake3 hash of the value.
         #[serde(with = "serde_bytes")]
         hash: WireHash,
     },
@@ -154,4 +174,8 @@ pub struct JobDone {
     pub duration_ns: u64,
     /// The fuel the job used, if it had a budget.
     pub fuel_used: Option<u64>,
+    /// Whether the job's outcome follows from its module, arguments and fuel alone: it
+    /// read no clock and no random numbers, hit no memory, table or output limit, and ran
+    /// in a fresh instance. Only such a result may be kept in a result cache.
+    pub deterministic: bool,
 }

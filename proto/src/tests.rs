@@ -10,7 +10,7 @@ use super::handshake::{
     node_verdict,
 };
 use super::message::{JobDone, NodeInfo, RunJob, ToClient, ToNode, WireLimits};
-use super::{CloseCode, PROTOCOL_VERSION};
+use super::{CloseCode, PROTOCOL_VERSION, refs};
 use crate::error::{WireError, WireTrap};
 use crate::secret::{ClusterSecret, Role};
 use bytes::{BufMut, BytesMut};
@@ -69,6 +69,7 @@ fn to_node() -> impl Strategy<Value = ToNode> {
         run_job().prop_map(ToNode::Run),
         (any::<[u8; 32]>(), bytes(512)).prop_map(|(hash, bytes)| ToNode::Module { hash, bytes }),
         vec(any::<u64>(), 0..8).prop_map(|jobs| ToNode::Cancel { jobs }),
+        (any::<[u8; 32]>(), any::<u64>()).prop_map(|(hash, len)| ToNode::Data { hash, len }),
     ]
 }
 
@@ -99,6 +100,8 @@ fn wire_error() -> impl Strategy<Value = WireError> {
             allowed
         }),
         text().prop_map(WireError::ModuleRefused),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(size, limit)| WireError::DataTooLarge { size, limit }),
         text().prop_map(WireError::Forbidden),
         text().prop_map(WireError::Abi),
         text().prop_map(WireError::Module),
@@ -111,15 +114,16 @@ fn job_done() -> impl Strategy<Value = JobDone> {
         bytes(64).prop_map(|value| Ok(ByteBuf::from(value))),
         wire_error().prop_map(Err),
     ];
-    let sizes = (any::<u64>(), any::<Option<u64>>());
+    let sizes = (any::<u64>(), any::<Option<u64>>(), any::<bool>());
     (any::<u64>(), result, bytes(64), bytes(64), sizes).prop_map(
-        |(job, result, stdout, stderr, (duration_ns, fuel_used))| JobDone {
+        |(job, result, stdout, stderr, (duration_ns, fuel_used, deterministic))| JobDone {
             job,
             result,
             stdout,
             stderr,
             duration_ns,
             fuel_used,
+            deterministic,
         },
     )
 }
@@ -138,6 +142,7 @@ fn to_client() -> impl Strategy<Value = ToClient> {
     prop_oneof![
         info.prop_map(ToClient::Welcome),
         any::<[u8; 32]>().prop_map(|hash| ToClient::NeedModule { hash }),
+        any::<[u8; 32]>().prop_map(|hash| ToClient::NeedData { hash }),
         job_done().prop_map(ToClient::Done),
         vec(any::<u64>(), 0..8).prop_map(|jobs| ToClient::Returned { jobs }),
         Just(ToClient::Draining),
@@ -268,6 +273,33 @@ proptest! {
         encoded.extend_from_slice(&garbage);
         prop_assert_eq!(value_len(&encoded), Some(len));
         prop_assert_eq!(value_len(&encoded[..len - 1]), None);
+    }
+
+    #[test]
+    fn references_are_found_in_any_value_and_nothing_else_is(
+        before in vec(any::<i64>(), 0..8),
+        hash in any::<[u8; 32]>(),
+        len in any::<u64>(),
+        ids in any::<(u64, u64)>(),
+        garbage in bytes(64),
+    ) {
+        // [before..., {"data": <ref>, "jobs": [<ref>]}]
+        let mut args = rmp_serde::to_vec(&before).unwrap();
+        args[0] += 1; // one more element (a fixarray of at most 8): the map below
+        args.extend_from_slice(&[0x82, 0xa4]);
+        args.extend_from_slice(b"data");
+        args.extend_from_slice(&refs::data_ref(&hash, len));
+        args.extend_from_slice(&[0xa4]);
+        args.extend_from_slice(b"jobs");
+        args.push(0x91);
+        args.extend_from_slice(&refs::job_ref(ids.0, ids.1));
+        let found = refs::find(&args).unwrap();
+        prop_assert_eq!(found.len(), 2);
+        prop_assert_eq!(found[0].what, refs::Ref::Data { hash, len });
+        prop_assert_eq!(found[1].what, refs::Ref::Job { server: ids.0, job: ids.1 });
+        prop_assert_eq!(value_len(&args), Some(args.len()));
+        // Whatever the bytes, the walk ends without a panic.
+        let _ = refs::find(&garbage);
     }
 }
 
