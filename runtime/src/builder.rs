@@ -3,16 +3,20 @@
 use crate::cache::DEFAULT_MAX_PREPARED_MODULES;
 use crate::cache::disk::{DEFAULT_MAX_CACHE_BYTES, DiskCache};
 use crate::cluster::{self, ClusterConfig, DEFAULT_MAX_RETRIES};
+use crate::data::{DEFAULT_MAX_DATA_VALUE, Registry};
 use crate::error::ConfigError;
 use crate::monitor::MonitorConfig;
 use crate::net::TransportSettings;
 use crate::peer::Peer;
+use crate::result_cache::{self, DEFAULT_MAX_RESULT_CACHE_BYTES, ResultCache};
 use crate::sandbox::{Asked, Limits, MAX_CONCURRENT_INSTANCES, Sandbox};
 use crate::scheduler::pool::Shared;
 use crate::secret::ClusterSecret;
 use crate::server::Server;
+use crate::submit::Submitter;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The number of workers a server starts with by default: the parallelism available to this
@@ -53,6 +57,10 @@ pub struct ServerBuilder {
     transport: TransportSettings,
     max_retries: u32,
     monitor: Option<MonitorConfig>,
+    max_data_value: u64,
+    cache_results: bool,
+    result_cache_dir: Option<PathBuf>,
+    result_cache_max_bytes: u64,
 }
 
 impl Default for ServerBuilder {
@@ -74,6 +82,10 @@ impl Default for ServerBuilder {
             insecure: false,
             transport: TransportSettings::default(),
             max_retries: DEFAULT_MAX_RETRIES,
+            max_data_value: DEFAULT_MAX_DATA_VALUE,
+            cache_results: false,
+            result_cache_dir: None,
+            result_cache_max_bytes: DEFAULT_MAX_RESULT_CACHE_BYTES,
         }
     }
 }
@@ -269,6 +281,35 @@ impl ServerBuilder {
         self
     }
 
+    /// The largest value [`Server::put`] takes, in bytes (a larger one is refused with
+    /// [`DataError::TooLarge`](crate::DataError::TooLarge)). Default: 1 GiB.
+    pub fn max_data_value(mut self, bytes: u64) -> Self {
+        self.max_data_value = bytes;
+        self
+    }
+
+    /// Uses the result cache for every job, unless its
+    /// [`JobOptions::cache`](crate::JobOptions::cache) says otherwise. Default: off.
+    pub fn cache(mut self, cache: bool) -> Self {
+        self.cache_results = cache;
+        self
+    }
+
+    /// Keeps cached results in `dir` (created if missing, private to the user). Default:
+    /// `results` in the [`cache_dir`](Self::cache_dir) if one is given, else the user's
+    /// cache directory, `wasp/results` inside it.
+    pub fn result_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.result_cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Bounds the result cache; the least recently used results are removed past it.
+    /// Default: 1 GiB.
+    pub fn result_cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.result_cache_max_bytes = bytes;
+        self
+    }
+
     /// Builds the engine and starts the workers.
     ///
     /// # Errors
@@ -284,6 +325,13 @@ impl ServerBuilder {
             });
         }
         let cluster = self.cluster_config()?;
+        let results_dir = self
+            .result_cache_dir
+            .clone()
+            .or_else(|| match &self.cache_dir {
+                CacheDir::At(dir) => Some(dir.join("results")),
+                CacheDir::Default | CacheDir::Disabled => result_cache::default_dir(),
+            });
         let root = match self.cache_dir {
             CacheDir::Default => DiskCache::default_root(),
             CacheDir::At(dir) => Some(dir),
@@ -295,13 +343,18 @@ impl ServerBuilder {
         check_workers(self.workers, sandbox.slots())?;
         let max_queued = self.max_queued.unwrap_or(usize::MAX);
         let shared = Shared::new(sandbox, max_queued, self.max_prepared_modules);
-        Server::start(
+        if let Some(dir) = results_dir {
+            let engine = shared.sandbox.engine_key();
+            let cache = ResultCache::new(dir, self.result_cache_max_bytes, &engine);
+            let _ = shared.books.results.set(Arc::new(cache));
+        }
+        let submitter = Submitter::new(
             shared,
             self.asked,
-            self.workers,
-            cluster,
-            self.monitor.as_ref(),
-        )
+            Registry::new(self.max_data_value),
+            self.cache_results,
+        );
+        Server::start(submitter, self.workers, cluster, self.monitor.as_ref())
     }
 
     fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {

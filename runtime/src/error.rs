@@ -212,6 +212,27 @@ pub enum JobError {
     /// The node refused the job's module (not on its allow-list).
     #[error("the node refuses the module: {0}")]
     ModuleRefused(String),
+    /// A value the job takes by reference ([`DataRef`](crate::DataRef)) is larger than the
+    /// node keeps (`wasp node --max-data-bytes`).
+    #[error("the node keeps values of at most {limit} bytes; the job takes one of {size} bytes")]
+    DataTooLarge {
+        /// The value's size, in bytes.
+        size: u64,
+        /// The most the node keeps, in bytes.
+        limit: u64,
+    },
+    /// A job whose result this job takes failed or was cancelled, so this one did not run.
+    /// `failed` is the job that failed first (itself, or one it took, and so on) and
+    /// `error` its error.
+    #[error("{}", describe_dependency(*dependency, *failed, error))]
+    Dependency {
+        /// The job whose result this job takes.
+        dependency: crate::JobId,
+        /// The job that failed first.
+        failed: crate::JobId,
+        /// Why it failed.
+        error: Box<JobError>,
+    },
     /// The host failed while running the job (a bug in wasp, reported rather than hidden).
     #[error("internal error while running the job: {0}")]
     Internal(String),
@@ -220,7 +241,7 @@ pub enum JobError {
 impl JobError {
     /// Every [`kind`](JobError::kind), in declaration order: the `outcome` label values of
     /// the `wasp_jobs_finished_total` metric (besides `ok`), a bounded set.
-    pub const KINDS: [&'static str; 20] = [
+    pub const KINDS: [&'static str; 22] = [
         "unknown_function",
         "bad_arguments",
         "failed",
@@ -241,6 +262,8 @@ impl JobError {
         "limit_refused",
         "module_refused",
         "internal",
+        "data_too_large",
+        "dependency",
     ];
 
     /// A short name for how the job ended (`timeout`, `panicked`, ...), one of
@@ -272,7 +295,37 @@ impl JobError {
             JobError::LimitRefused { .. } => 17,
             JobError::ModuleRefused(_) => 18,
             JobError::Internal(_) => 19,
+            JobError::DataTooLarge { .. } => 20,
+            JobError::Dependency { .. } => 21,
         }
+    }
+
+    /// The error of a job that takes job `dependency`'s result, which failed with `error`:
+    /// the first failure of a chain is named, not every link.
+    pub(crate) fn dependency(dependency: crate::JobId, error: &JobError) -> JobError {
+        match error {
+            JobError::Dependency { failed, error, .. } => JobError::Dependency {
+                dependency,
+                failed: *failed,
+                error: error.clone(),
+            },
+            error => JobError::Dependency {
+                dependency,
+                failed: dependency,
+                error: Box::new(error.clone()),
+            },
+        }
+    }
+}
+
+fn describe_dependency(dependency: crate::JobId, failed: crate::JobId, error: &JobError) -> String {
+    if dependency == failed {
+        format!("did not run: {dependency}, whose result it takes, failed: {error}")
+    } else {
+        format!(
+            "did not run: {dependency}, whose result it takes, did not run because {failed} \
+             failed: {error}"
+        )
     }
 }
 

@@ -4,6 +4,7 @@ use crate::error::JobError;
 use crate::scheduler::slot::{Finished, JobSlot};
 use crate::waiting;
 use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -96,6 +97,16 @@ impl<T> Job<T> {
         self.slot.is_released()
     }
 
+    /// The 18 bytes that stand for this job's result in another job's raw MessagePack
+    /// arguments ([`Server::submit_raw`](crate::Server::submit_raw)): the extension value
+    /// `0xd8 0x4a`, the server's id and the job's id, both big-endian `u64`. The job that
+    /// takes it waits for this one and receives its result in its place (or fails with
+    /// [`JobError::Dependency`] if this one fails). Only jobs of the same server may take
+    /// it, while a handle of this job lives.
+    pub fn to_msgpack(&self) -> [u8; wasp_proto::refs::JOB_REF_LEN] {
+        self.slot.books().deps.reference(&self.slot)
+    }
+
     /// Calls `callback` when the job finishes (or at once, if it has), without decoding
     /// its result: for bindings that read the result later, on another thread. The same
     /// rules as for [`on_complete`](Self::on_complete) apply: it must be quick.
@@ -166,6 +177,16 @@ fn decode<T: DeserializeOwned>(finished: &Finished) -> JobOutput<T> {
         duration: outcome.duration,
         worker: finished.worker.clone(),
         fuel_used: outcome.fuel_used,
+    }
+}
+
+impl<T> Serialize for Job<T> {
+    /// As the MessagePack extension of [`to_msgpack`](Self::to_msgpack) (with rmp-serde,
+    /// which wasp encodes arguments with): a job passed as an argument of another job of
+    /// the same server makes that one wait for it and take its result.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let reference = self.to_msgpack();
+        crate::data::serialize_ext(serializer, wasp_proto::refs::JOB_REF_EXT, &reference[2..])
     }
 }
 

@@ -43,6 +43,12 @@ server.print_stats();
   and optionally its CPU with a fuel budget that is the same on every machine.
 * **Backpressure**: [`ServerBuilder::max_queued`] bounds the queue; [`Server::submit`] then
   waits for room and [`Server::try_submit_with`] fails with [`QueueFull`].
+* **Data put once** ([`Server::put`] → [`DataRef`]) and **jobs that take other jobs'
+  results** (a [`Job`] passed as an argument): both are ordinary arguments, anywhere in
+  them; the job receives the value (the result) itself. A job that takes others waits for
+  them without its caller waiting.
+* **A result cache** ([`JobOptions::cache`]): a deterministic job's result is kept on the
+  caller's disk and found again before the job is queued.
 
 # Layout
 
@@ -53,7 +59,10 @@ server.print_stats();
 * `scheduler`: tasks and their completion (exactly once, by construction), the queue
   (plain data, fair between a node's clients, bounded if asked), the worker pool (threads)
   and job groups.
-* `submit`: a call made into a task, for [`Server`] and [`Server::map`].
+* `submit`: a call made into a task, for [`Server`] and [`Server::map`]: references in its
+  arguments resolved, the result cache consulted.
+* `data`: values put once, and a job's arguments with the values they take by reference.
+* [`result_cache`]: cached results on the caller's disk.
 * `net`: QUIC (quinn, rustls) under the wire protocol (the `wasp-proto` crate): node
   identity, TLS, handshake drivers.
 * `cluster`: the client side: one session per node address (a sans-IO state machine and its
@@ -73,6 +82,7 @@ jobs over local workers and nodes alike; see the README's "A cluster" and ARCHIT
 mod builder;
 mod cache;
 mod cluster;
+mod data;
 pub mod discovery;
 mod error;
 mod job;
@@ -85,6 +95,7 @@ mod node;
 mod options;
 mod peer;
 pub mod rendezvous;
+pub mod result_cache;
 mod sandbox;
 mod scheduler;
 mod server;
@@ -98,6 +109,7 @@ pub(crate) use wasp_proto::secret;
 pub use builder::{ServerBuilder, default_workers};
 pub use cache::disk::DEFAULT_MAX_CACHE_BYTES;
 pub use cache::{CacheStats, DEFAULT_MAX_PREPARED_MODULES};
+pub use data::{DEFAULT_MAX_DATA_VALUE, DataError, DataRef};
 pub use error::{ClusterError, ConfigError, JobError, ModuleError, QueueFull, TrapKind};
 pub use job::{Job, JobId, JobOutput};
 pub use map::MapResults;
@@ -107,6 +119,7 @@ pub use monitor::{MIN_TOKEN_LEN, MonitorConfig, MonitorError};
 pub use node::{DEFAULT_DRAIN_TIMEOUT, Node, NodeConfig, NodeError, NodePolicy, WorkersControl};
 pub use options::JobOptions;
 pub use peer::Peer;
+pub use result_cache::ResultCacheStats;
 pub use sandbox::{
     DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits,
     MAX_CONCURRENT_INSTANCES,

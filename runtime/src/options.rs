@@ -11,6 +11,7 @@ use std::time::Duration;
 pub struct JobOptions {
     group: Option<String>,
     asked: Asked,
+    cache: Option<bool>,
 }
 
 impl JobOptions {
@@ -60,6 +61,22 @@ impl JobOptions {
     pub fn reuse_instance(mut self, reuse: bool) -> Self {
         self.asked.reuse = reuse;
         self
+    }
+
+    /// Answers the job from the result cache when it has the job's result, and keeps the
+    /// result there when the job runs and its outcome is deterministic (it read no clock
+    /// and no random numbers, and hit no limit); see the README's "A result cache that is
+    /// never wrong". Default: the server's ([`ServerBuilder::cache`]), off unless set.
+    ///
+    /// [`ServerBuilder::cache`]: crate::ServerBuilder::cache
+    pub fn cache(mut self, cache: bool) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Whether the job asks for the result cache, if it says.
+    pub(crate) fn cached(&self) -> Option<bool> {
+        self.cache
     }
 
     /// The job's group.

@@ -2,6 +2,7 @@
 
 use crate::builder::{ServerBuilder, check_workers};
 use crate::cluster::{Cluster, ClusterConfig};
+use crate::data::{DataError, DataRef};
 use crate::error::{ClusterError, ConfigError, JobError, QueueFull};
 use crate::job::Job;
 use crate::map::MapResults;
@@ -60,12 +61,12 @@ impl Server {
 
     /// Starts the cluster (if any) and the workers of a built server.
     pub(crate) fn start(
-        shared: Arc<Shared>,
-        asked: Asked,
+        submitter: Submitter,
         workers: usize,
         cluster: Option<ClusterConfig>,
         monitor: Option<&MonitorConfig>,
     ) -> Result<Self, ConfigError> {
+        let shared = submitter.shared.clone();
         // The cluster first: if it cannot start, no worker thread is left behind.
         let cluster = cluster
             .map(|config| Cluster::start(&shared, config))
@@ -79,7 +80,7 @@ impl Server {
             .transpose()?;
         pool::set_workers(&shared, workers)?;
         Ok(Server {
-            submitter: Submitter::new(shared, asked),
+            submitter,
             cluster,
             monitor,
         })
@@ -133,8 +134,65 @@ impl Server {
             .expect("a submission that may wait always finds room")
     }
 
+    /// Puts `value` on the server once, for any number of jobs to take as an argument: the
+    /// [`DataRef`] stands for it (alone, or inside a tuple, vector, map or struct), and each
+    /// job receives the value itself, as if it had been passed directly. The value is
+    /// encoded now, once; each node that runs a job taking it receives it once.
+    ///
+    /// # Errors
+    /// [`DataError::TooLarge`] past [`ServerBuilder::max_data_value`];
+    /// [`DataError::Encode`] if the value does not encode.
+    pub fn put<T: Serialize + ?Sized>(&self, value: &T) -> Result<DataRef, DataError> {
+        let bytes =
+            rmp_serde::to_vec_named(value).map_err(|err| DataError::Encode(err.to_string()))?;
+        self.put_raw(bytes)
+    }
+
+    /// Like [`put`](Self::put), for a value already encoded: `msgpack` must be exactly one
+    /// MessagePack value, without references in it (as the Python binding, which encodes
+    /// values itself, puts them).
+    ///
+    /// # Errors
+    /// [`DataError::TooLarge`]; [`DataError::NotAValue`] if the bytes are not one value, or
+    /// hold a reference.
+    pub fn put_raw(&self, msgpack: Vec<u8>) -> Result<DataRef, DataError> {
+        self.submitter.data.put(bytes::Bytes::from(msgpack))
+    }
+
+    /// Puts the bytes of the file at `path` as one value (a MessagePack `bin`): a Rust job
+    /// takes it as a `Vec<u8>` or `serde_bytes::ByteBuf`.
+    ///
+    /// # Errors
+    /// [`DataError::Read`] if the file cannot be read; [`DataError::TooLarge`].
+    pub fn put_file(&self, path: impl AsRef<std::path::Path>) -> Result<DataRef, DataError> {
+        let path = path.as_ref();
+        let read = |error| DataError::Read {
+            path: path.to_path_buf(),
+            error,
+        };
+        let mut file = std::fs::File::open(path).map_err(read)?;
+        let len = file.metadata().map_err(read)?.len();
+        let limit = self.submitter.data.max_value();
+        if len > limit {
+            return Err(DataError::TooLarge { size: len, limit });
+        }
+        let len = u32::try_from(len).map_err(|_| DataError::TooLarge { size: len, limit })?;
+        // A `bin 32` header, then the bytes read straight after it: no second copy.
+        let mut bytes = Vec::with_capacity(5 + len as usize);
+        bytes.push(0xc6);
+        bytes.extend_from_slice(&len.to_be_bytes());
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(read)?;
+        if bytes.len() != 5 + len as usize {
+            let changed = std::io::Error::other("the file changed while it was read");
+            return Err(read(changed));
+        }
+        self.put_raw(bytes)
+    }
+
     /// Submits a job whose arguments are already a MessagePack array (as the CLI builds
-    /// them from JSON).
+    /// them from JSON). They may hold references, as MessagePack extension values: a value
+    /// put on this server ([`DataRef::to_msgpack`]) and another job of this server
+    /// ([`Job::to_msgpack`]), whose result the job then waits for and takes in its place.
     pub fn submit_raw<T: DeserializeOwned>(
         &self,
         module: &Module,
@@ -373,16 +431,17 @@ impl Server {
         self.shared().modules.forget(hash);
     }
 
-    /// Submits a node's client's job with its limits decided; its outcome goes, raw, to
-    /// `callback`. Returns the job's slot, to cancel it.
+    /// Submits a node's client's job, its arguments resolved and its limits decided; its
+    /// outcome goes, raw, to `callback`. Returns the job's slot, to cancel it.
     pub(crate) fn submit_owned(
         &self,
-        call: Call<'_>,
-        asked: Asked,
-        owner: crate::scheduler::lanes::Owner,
+        (module, function): (&Module, &str),
+        args: Result<crate::data::Args, JobError>,
+        owned: (Asked, crate::scheduler::lanes::Owner),
         callback: crate::scheduler::slot::Callback,
     ) -> Arc<crate::scheduler::slot::JobSlot> {
-        self.submitter.submit_owned(call, asked, owner, callback)
+        self.submitter
+            .submit_owned(module, function, args, owned, callback)
     }
 
     /// Answers every queued job as cancelled (a draining node hands them back); running
@@ -409,6 +468,10 @@ impl Drop for Server {
         pool::shutdown(self.shared());
         if let Some(cluster) = &mut self.cluster {
             cluster.shutdown();
+        }
+        // Results still on their way to the disk are kept: the next run finds them.
+        if let Some(results) = self.submitter.results() {
+            results.flush();
         }
     }
 }

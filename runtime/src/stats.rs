@@ -26,6 +26,10 @@ pub struct Stats {
     pub failed: u64,
     /// How compiled code was obtained.
     pub cache: CacheStats,
+    /// What the result cache did (all zero unless jobs asked for it).
+    pub results: crate::ResultCacheStats,
+    /// Jobs waiting for the jobs whose results they take.
+    pub held: usize,
     /// Every remote node the server was given or discovered, connected or not.
     pub nodes: Vec<NodeStats>,
     /// What discovery heard, if it is on.
@@ -62,6 +66,13 @@ pub struct NodeStats {
     pub retries: u64,
     /// Modules sent to it.
     pub module_transfers: u64,
+    /// Values put once (data, or large results other jobs take) sent to it.
+    pub data_transfers: u64,
+    /// The bytes of those values.
+    pub data_bytes: u64,
+    /// Everything sent to it, in bytes (QUIC's UDP payloads: jobs, modules, values and
+    /// the protocol's own traffic).
+    pub bytes_sent: u64,
     /// Modules it is preparing (compiling, or loading from its disk cache) for this
     /// client's jobs now: they wait meanwhile, seconds for a large module (wasp's Python
     /// runner), and the node is busy, not hung.
@@ -183,6 +194,14 @@ impl fmt::Display for Stats {
             "modules: {} compiled, {} loaded from the disk cache, {} reuses",
             self.cache.compiled, self.cache.loaded_from_disk, self.cache.reused
         )?;
+        let results = &self.results;
+        if results.hits + results.misses > 0 {
+            write!(
+                f,
+                "\ncache: {} hits, {} stored, {} not cacheable",
+                results.hits, results.stored, results.not_cacheable
+            )?;
+        }
         if let Some(heard) = &self.discovery {
             write!(
                 f,
@@ -196,6 +215,13 @@ impl fmt::Display for Stats {
                 "\nnode {}: {} connections, {} retries, {} module transfers",
                 node.address, node.connections, node.retries, node.module_transfers
             )?;
+            if node.data_transfers > 0 {
+                write!(
+                    f,
+                    ", {} values sent ({} bytes)",
+                    node.data_transfers, node.data_bytes
+                )?;
+            }
             if let Some(id) = &node.id {
                 write!(f, ", id {}", &id[..id.len().min(16)])?;
             }

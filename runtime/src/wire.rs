@@ -45,13 +45,16 @@ pub(crate) fn error_to_wire(error: &JobError) -> WireError {
             allowed,
         },
         JobError::ModuleRefused(why) => WireError::ModuleRefused(why),
-        // Only a client decodes results and loses nodes: a node never says these.
-        error @ (JobError::BadResult(_) | JobError::NodeLost { .. } | JobError::Internal(_)) => {
-            WireError::Internal(match error {
-                JobError::Internal(why) => why,
-                other => other.to_string(),
-            })
-        }
+        JobError::DataTooLarge { size, limit } => WireError::DataTooLarge { size, limit },
+        // Only a client decodes results, loses nodes and holds jobs for others: a node
+        // never says these.
+        error @ (JobError::BadResult(_)
+        | JobError::NodeLost { .. }
+        | JobError::Internal(_)
+        | JobError::Dependency { .. }) => WireError::Internal(match error {
+            JobError::Internal(why) => why,
+            other => other.to_string(),
+        }),
     }
 }
 
@@ -91,6 +94,7 @@ pub(crate) fn error_from_wire(error: WireError) -> JobError {
             allowed,
         },
         WireError::ModuleRefused(why) => JobError::ModuleRefused(why),
+        WireError::DataTooLarge { size, limit } => JobError::DataTooLarge { size, limit },
         WireError::Internal(why) => JobError::Internal(format!("on the node: {why}")),
     }
 }
@@ -175,6 +179,7 @@ mod tests {
                 limit: 9,
             },
             JobError::FuelExhausted { limit: 3 },
+            JobError::DataTooLarge { size: 9, limit: 8 },
             JobError::Exited(-1),
             JobError::Cancelled("by the client".into()),
             JobError::LimitRefused {

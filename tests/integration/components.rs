@@ -259,3 +259,46 @@ fn reused_instances_keep_their_state_and_fresh_ones_do_not() {
     assert_eq!(count(reuse()), 1, "an instance refused memory was not kept");
     assert_eq!(count(JobOptions::new()), 1, "a job without reuse is fresh");
 }
+
+/// A value put once reaches a Python function as its argument: the component's argument
+/// list is written from the segments (the value in its reference's place).
+#[test]
+fn a_value_put_once_reaches_a_python_function() {
+    if runner().is_none() {
+        return;
+    }
+    let table: Vec<u64> = (0..50_000).collect();
+    let table = server().put(&table).unwrap();
+    let source = "def total(values, offset):\n    return sum(values) + offset\n";
+    let jobs: Vec<_> = (0..3u64)
+        .map(|offset| python::<u64, _>(source, "total", (&table, offset), JobOptions::new()))
+        .collect();
+    let sum: u64 = (0..50_000).sum();
+    for (offset, job) in jobs.iter().enumerate() {
+        assert_eq!(wait(job), Ok(sum + offset as u64));
+    }
+}
+
+/// A Python function that reads the clock or random numbers is not cached, on a fresh
+/// instance or a kept one.
+#[test]
+fn python_that_reads_the_clock_or_random_numbers_is_not_cached() {
+    if runner().is_none() {
+        return;
+    }
+    let sources = [
+        "import time\ndef f(x):\n    return int(time.time()) * 0 + x\n",
+        "import random\ndef f(x):\n    return random.random() * 0 + x\n",
+    ];
+    for options in [JobOptions::new(), JobOptions::new().reuse_instance(true)] {
+        for source in sources {
+            let before = server().stats().results;
+            let job = python::<f64, _>(source, "f", (21,), options.clone().cache(true));
+            assert_eq!(wait(&job), Ok(21.0));
+            server().wait_all();
+            let after = server().stats().results;
+            assert_eq!(after.not_cacheable - before.not_cacheable, 1, "{source}");
+            assert_eq!(after.stored, before.stored, "{source}");
+        }
+    }
+}

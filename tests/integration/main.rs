@@ -18,3 +18,9 @@ mod cancel;
 mod backpressure;
 // Components: wasp's Python runner, under the same limits and errors.
 mod components;
+// Data put once, taken by many jobs.
+mod data;
+// Jobs that take other jobs' results.
+mod deps;
+// The result cache.
+mod results;

@@ -114,30 +114,39 @@ impl DiskCache {
         let payload = module
             .serialize_code()
             .map_err(|err| std::io::Error::other(format!("{err:#}")))?;
-        create_private_dir(&self.dir)?;
-        let temp = self.dir.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = (|| {
-            let mut options = fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            // Private whatever the umask: `load` refuses files others may write.
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&temp)?;
-            file.write_all(MAGIC)?;
-            file.write_all(blake3::hash(&payload).as_bytes())?;
-            file.write_all(&payload)?;
-            file.sync_all()?;
-            fs::rename(&temp, self.path_of(hash))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
-        }
-        result
+        let checksum = blake3::hash(&payload);
+        write_private(&self.path_of(hash), &[MAGIC, checksum.as_bytes(), &payload])
     }
+}
+
+/// Writes `parts` into a new file at `path`, private to the user, created with its
+/// directory if missing: written under a temporary name and renamed into place, so that
+/// a reader never sees half a file, and two writers of one path leave one whole file.
+pub(crate) fn write_private(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_private_dir(dir)?;
+    let temp = dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // Private whatever the umask: readers refuse files others may write.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
 }
 
 /// The payload of a cache file, if its magic and checksum are right.
@@ -210,7 +219,7 @@ fn deserialize<C: Code>(engine: &Engine, payload: &[u8]) -> wasmtime::Result<C> 
 }
 
 /// `<arch>-<first 16 hex digits of blake3(compatibility hash)>`.
-fn engine_key(engine: &Engine) -> String {
+pub(crate) fn engine_key(engine: &Engine) -> String {
     let mut hasher = Blake3Hasher(blake3::Hasher::new());
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
     let digest = hasher.0.finalize().to_hex();
@@ -233,7 +242,7 @@ impl Hasher for Blake3Hasher {
 }
 
 /// Whether users other than the owner may write to `path` (a missing path is not).
-fn writable_by_others(path: &Path) -> bool {
+pub(crate) fn writable_by_others(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -255,7 +264,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Marks a file as recently used, for eviction.
-fn touch(path: &Path) {
+pub(crate) fn touch(path: &Path) {
     if let Ok(file) = fs::File::options().write(true).open(path) {
         let _ = file.set_modified(std::time::SystemTime::now());
     }

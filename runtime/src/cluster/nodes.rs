@@ -95,6 +95,9 @@ impl NodeTable {
             departed.busy += gone.busy;
             departed.retries += gone.retries;
             departed.module_transfers += gone.module_transfers;
+            departed.data_transfers += gone.data_transfers;
+            departed.data_bytes += gone.data_bytes;
+            departed.bytes_sent += gone.bytes_sent;
             departed.connections += gone.connections;
             table.departed_count += 1;
         }
@@ -239,6 +242,9 @@ impl NodeTable {
         node.busy += delta.busy;
         node.retries += delta.retries;
         node.module_transfers += delta.module_transfers;
+        node.data_transfers += delta.data_transfers;
+        node.data_bytes += delta.data_bytes;
+        node.bytes_sent += delta.bytes_sent;
         if let Some(preparing) = delta.preparing {
             node.preparing = preparing;
         }

@@ -113,6 +113,7 @@ impl Collector for WaspCollector {
         jobs(&mut out, &counters, node.as_ref())?;
         workers(&mut out, &counters)?;
         modules(&mut out, &counters)?;
+        data(&mut out, &counters)?;
         nodes(&mut out, &counters)?;
         discovery(&mut out, &counters)?;
         if let Some(node) = &node {
@@ -329,6 +330,37 @@ fn modules(out: &mut Out, counters: &Counters) -> Result<(), fmt::Error> {
     )
 }
 
+/// Jobs that wait for others, and the result cache.
+fn data(out: &mut Out, counters: &Counters) -> Result<(), fmt::Error> {
+    let stats = &counters.stats;
+    out.gauge(
+        "jobs_held",
+        "Jobs waiting for the jobs whose results they take",
+        None,
+        stats.held,
+    )?;
+    let results = &stats.results;
+    out.counters(
+        "result_cache_lookups",
+        "Jobs asked to be cached, by whether the cache had their result",
+        [
+            ([("found", "hit")], results.hits),
+            ([("found", "miss")], results.misses),
+        ],
+    )?;
+    out.counter(
+        "result_cache_stored",
+        "Results written to the result cache",
+        results.stored,
+    )?;
+    out.counter(
+        "result_cache_not_cacheable",
+        "Jobs asked to be cached whose outcome could not be (they read a clock or random \
+         numbers, hit a limit, or ran in a kept instance)",
+        results.not_cacheable,
+    )
+}
+
 fn nodes(out: &mut Out, counters: &Counters) -> Result<(), fmt::Error> {
     let nodes = &counters.stats.nodes;
     if nodes.is_empty() {
@@ -387,6 +419,21 @@ fn nodes(out: &mut Out, counters: &Counters) -> Result<(), fmt::Error> {
         "node_module_transfers",
         "Modules sent to the node",
         each(&|node| node.module_transfers),
+    )?;
+    out.counters(
+        "node_data_transfers",
+        "Values put once (or large results other jobs take) sent to the node",
+        each(&|node| node.data_transfers),
+    )?;
+    out.counters(
+        "node_data_sent",
+        "Bytes of the values sent to the node",
+        each(&|node| node.data_bytes),
+    )?;
+    out.counters(
+        "node_sent",
+        "Bytes sent to the node in all (QUIC's UDP payloads)",
+        each(&|node| node.bytes_sent),
     )?;
     out.counters(
         "node_connections",
@@ -452,6 +499,23 @@ fn node_side(out: &mut Out, node: &NodeStatus) -> Result<(), fmt::Error> {
         "modules_received",
         "Modules received from clients",
         node.modules_received,
+    )?;
+    out.gauge(
+        "data_stored",
+        "Values (data put once) in the node's store",
+        None,
+        node.data_stored,
+    )?;
+    out.gauge(
+        "data_store",
+        "Bytes of the values in the node's store",
+        Some(&Unit::Bytes),
+        node.data_store_bytes,
+    )?;
+    out.counter(
+        "data_received",
+        "Values received from clients",
+        node.data_received,
     )?;
     out.gauge(
         "draining",

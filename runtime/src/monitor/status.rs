@@ -25,6 +25,12 @@ pub(crate) struct NodeStatus {
     pub(crate) module_store_bytes: u64,
     /// Modules received from clients so far.
     pub(crate) modules_received: u64,
+    /// Values (data put once) in its store.
+    pub(crate) data_stored: u64,
+    /// Their bytes.
+    pub(crate) data_store_bytes: u64,
+    /// Values received from clients so far.
+    pub(crate) data_received: u64,
     /// Jobs handed back to their clients (queued or still running when it drained).
     pub(crate) jobs_handed_back: u64,
     /// Connections refused, by reason.

@@ -44,6 +44,13 @@ impl ServerView {
             finished: totals.finished,
             failed: totals.failed,
             cache: shared.modules.stats(),
+            results: shared
+                .books
+                .results
+                .get()
+                .map(|results| results.stats())
+                .unwrap_or_default(),
+            held: shared.books.deps.held(),
             nodes: nodes.map(|nodes| nodes.snapshot()).unwrap_or_default(),
             discovery: nodes.and_then(|nodes| nodes.discovery()),
         }

@@ -5,7 +5,7 @@
 
 use bytes::BytesMut;
 use serde::de::DeserializeOwned;
-use wasp_proto::codec::{FrameDecoder, ProtoError};
+use wasp_proto::codec::{FRAME_HEADER_LEN, FrameDecoder, ProtoError};
 
 /// Why frames could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub(crate) enum FrameError {
     #[error("the stream ended without a frame")]
     Empty,
     /// A one-frame stream went on after its frame.
-    #[error("the stream holds more than one frame")]
+    #[error("the stream holds more than one frame, or more than its frame says")]
     Trailing,
 }
 
@@ -86,24 +86,71 @@ pub(crate) async fn write_all(
     Ok(())
 }
 
+/// Reads the frame at the start of `recv`, of at most `max` bytes, and nothing after it:
+/// what follows on the stream (a value's raw bytes) is the caller's.
+///
+/// # Errors
+/// [`FrameError::Empty`] if the stream ends before the frame, [`FrameError::Proto`] for a
+/// frame too large (from its header), cut off or malformed, [`FrameError::Read`] if the
+/// stream fails.
+pub(crate) async fn read_head<M: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+    max: usize,
+) -> Result<M, FrameError> {
+    let mut header = [0; FRAME_HEADER_LEN];
+    let read = |error| match error {
+        quinn::ReadExactError::FinishedEarly(0) => FrameError::Empty,
+        quinn::ReadExactError::FinishedEarly(buffered) => {
+            FrameError::Proto(ProtoError::Truncated { buffered })
+        }
+        quinn::ReadExactError::ReadError(error) => FrameError::Read(error),
+    };
+    recv.read_exact(&mut header).await.map_err(read)?;
+    let len = usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX);
+    if len > max {
+        return Err(ProtoError::TooLarge { len, max }.into());
+    }
+    let mut decoder = FrameDecoder::new(max);
+    decoder.extend(&header);
+    let mut body = vec![0; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|error| match read(error) {
+            FrameError::Empty => FrameError::Proto(ProtoError::Truncated { buffered: 4 }),
+            FrameError::Proto(ProtoError::Truncated { buffered }) => {
+                FrameError::Proto(ProtoError::Truncated {
+                    buffered: buffered + FRAME_HEADER_LEN,
+                })
+            }
+            other => other,
+        })?;
+    decoder.extend(&body);
+    decoder.decode()?.ok_or(FrameError::Empty)
+}
+
+/// Checks that `recv` ends here.
+///
+/// # Errors
+/// [`FrameError::Trailing`] if it goes on, [`FrameError::Read`] if it fails.
+pub(crate) async fn read_end(recv: &mut quinn::RecvStream) -> Result<(), FrameError> {
+    match recv.read_chunk(1, true).await? {
+        None => Ok(()),
+        Some(_) => Err(FrameError::Trailing),
+    }
+}
+
 /// Reads the one frame of a stream that carries exactly one (a module), of at most `max`
 /// bytes; the sender finishes the stream after it.
 ///
 /// # Errors
 /// [`FrameError::Empty`] or [`FrameError::Trailing`] if the stream does not hold exactly one
-/// frame, or any error of [`FramedRecv::next`].
+/// frame, or any error of [`read_head`].
+#[cfg(test)]
 pub(crate) async fn read_one<M: DeserializeOwned>(
-    recv: quinn::RecvStream,
+    mut recv: quinn::RecvStream,
     max: usize,
 ) -> Result<M, FrameError> {
-    let mut frames = FramedRecv::new(recv, max);
-    let message = frames.next::<M>().await?.ok_or(FrameError::Empty)?;
-    // Whatever follows must be nothing: a second frame, or part of one, is an error.
-    if frames.decoder.buffered() > 0 {
-        return Err(FrameError::Trailing);
-    }
-    match frames.recv.read_chunk(usize::MAX, true).await? {
-        None => Ok(message),
-        Some(_) => Err(FrameError::Trailing),
-    }
+    let message = read_head(&mut recv, max).await?;
+    read_end(&mut recv).await?;
+    Ok(message)
 }

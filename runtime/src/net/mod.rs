@@ -21,7 +21,9 @@ mod tests;
 
 pub(crate) use endpoint::{client_endpoint, connect, node_endpoint};
 pub(crate) use error::NetError;
-pub(crate) use framed::{FrameError, FramedRecv, read_one, write_all};
+#[cfg(test)]
+pub(crate) use framed::read_one;
+pub(crate) use framed::{FrameError, FramedRecv, read_end, read_head, write_all};
 pub(crate) use handshake::{HandshakeError, client_handshake, node_handshake};
 pub(crate) use identity::{IdentityLock, NodeIdentity, default_dir_for, fingerprint};
 pub(crate) use tls::peer_fingerprint;

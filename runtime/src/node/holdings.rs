@@ -97,6 +97,7 @@ mod tests {
             stderr: Vec::new(),
             duration_ns: 0,
             fuel_used: None,
+            deterministic: false,
         })
     }
 

@@ -8,6 +8,7 @@
 
 mod connection;
 mod counters;
+mod data;
 mod holdings;
 mod policy;
 mod store;
@@ -209,6 +210,8 @@ struct NodeContext {
     /// connection tells its client of those its jobs use.
     preparations: broadcast::Sender<(WireHash, Preparation)>,
     modules: ModuleStore,
+    /// The values clients sent, shared by all of them.
+    data: data::DataStore,
     policy: NodePolicy,
     secret: Option<ClusterSecret>,
     info: NodeInfo,
@@ -220,10 +223,14 @@ impl NodeContext {
     /// The node's part of the monitor's status.
     fn status(&self) -> NodeStatus {
         let (stored, bytes) = self.modules.size();
+        let (data_stored, data_bytes, data_received) = self.data.size();
         let mut status = NodeStatus {
             modules_stored: stored as u64,
             module_store_bytes: bytes,
             modules_received: self.modules.received(),
+            data_stored: data_stored as u64,
+            data_store_bytes: data_bytes,
+            data_received,
             ..NodeStatus::default()
         };
         self.counters.fill(&mut status);
@@ -300,6 +307,7 @@ impl Node {
             server: Arc::new(server),
             preparations,
             modules: ModuleStore::new(config.policy.max_modules, config.policy.max_module_bytes),
+            data: data::DataStore::new(config.policy.max_data_bytes),
             policy: config.policy,
             secret: config.secret,
             info,

@@ -36,6 +36,8 @@ pub(crate) const DEFAULT_MAX_BYTES_PER_CLIENT: u64 = 256 << 20;
 pub(crate) const DEFAULT_MAX_MODULES: usize = 1024;
 /// How many bytes of modules the node keeps, by default: 1 GiB.
 pub(crate) const DEFAULT_MAX_MODULE_BYTES: u64 = 1 << 30;
+/// How many bytes of values put once (data) the node keeps, by default: 2 GiB.
+pub(crate) const DEFAULT_MAX_DATA_BYTES: u64 = 2 << 30;
 
 /// The node's rules for its clients. See each field for its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +76,10 @@ pub struct NodePolicy {
     pub max_modules: usize,
     /// How many bytes of modules the node keeps. Default: 1 GiB.
     pub max_module_bytes: u64,
+    /// How many bytes of values put once (data, sent by clients for their jobs) the node
+    /// keeps; the least recently used go first, never one a job may still run with. A job
+    /// taking a larger value is refused with `DataTooLarge`. Default: 2 GiB.
+    pub max_data_bytes: u64,
 }
 
 impl Default for NodePolicy {
@@ -91,6 +97,7 @@ impl Default for NodePolicy {
             max_bytes_per_client: DEFAULT_MAX_BYTES_PER_CLIENT,
             max_modules: DEFAULT_MAX_MODULES,
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
+            max_data_bytes: DEFAULT_MAX_DATA_BYTES,
         }
     }
 }

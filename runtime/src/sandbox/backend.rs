@@ -50,6 +50,11 @@ impl Backend {
         })
     }
 
+    /// The engine.
+    pub(super) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Compiles `module` (or loads its code from the disk cache) and links it.
     pub(super) fn prepare(&self, module: &Module, metered: bool) -> Result<Compiled, JobError> {
         let module_error = |err: wasmtime::Error| JobError::Module(format!("{err:#}"));
@@ -107,7 +112,7 @@ impl Backend {
         &self,
         compiled: &Compiled,
         function: &str,
-        args: &[u8],
+        args: &[&[u8]],
         limits: &Limits,
         cancel: &Cancel,
         warm: Option<u64>,

@@ -2,8 +2,10 @@
 //! and running one of their jobs in a fresh instance.
 
 use super::capture::Capture;
+use super::determinism::{self, Recorder, Records};
 use super::invoke::{CallError, Job, JobState, captures};
 use super::limits::{Limiter, Limits};
+use super::segments::Segments;
 use super::{Cancel, RawOutcome};
 use crate::error::JobError;
 use crate::module::{Module, ModuleHash};
@@ -33,20 +35,28 @@ pub(crate) struct ComponentState {
     limiter: Limiter,
     /// What the guest tried that the sandbox forbids, if it did: it was stopped for it.
     forbidden: Option<&'static str>,
+    /// Notes whether the job read a clock or random numbers.
+    recorder: Recorder,
 }
 
 impl ComponentState {
-    fn new(limits: &Limits, stdout: &Capture, stderr: &Capture) -> Self {
-        let ctx = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build();
+    fn new(limits: &Limits, stdout: &Capture, stderr: &Capture, recorder: Recorder) -> Self {
+        let mut ctx = WasiCtxBuilder::new();
+        ctx.stdout(stdout.clone()).stderr(stderr.clone());
+        recorder.install(&mut ctx);
         ComponentState {
-            ctx,
+            ctx: ctx.build(),
             table: ResourceTable::new(),
             limiter: Limiter::for_component(limits),
             forbidden: None,
+            recorder,
         }
+    }
+}
+
+impl Records for ComponentState {
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 }
 
@@ -70,6 +80,10 @@ impl WasiView for ComponentState {
 impl JobState for ComponentState {
     fn memory_exceeded(&self) -> bool {
         self.limiter.memory_exceeded
+    }
+
+    fn limit_hit(&self) -> bool {
+        self.limiter.refused()
     }
 
     fn forbidden(&self) -> Option<&'static str> {
@@ -98,6 +112,7 @@ pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<ComponentState>
             },
         )?;
     }
+    determinism::shadow_insecure_seed(&mut linker.instance(determinism::INSECURE_SEED_INTERFACE)?)?;
     Ok(linker)
 }
 
@@ -141,13 +156,15 @@ impl Prepared {
     }
 }
 
-/// The Rust type of a job function (`func(list<u8>) -> result<list<u8>, string>`).
-type JobFunc = wasmtime::component::TypedFunc<(Vec<u8>,), (Result<Vec<u8>, String>,)>;
+/// The Rust type of a job function (`func(list<u8>) -> result<list<u8>, string>`), its
+/// list made from the arguments' segments.
+type JobFunc<'a> = wasmtime::component::TypedFunc<(Segments<'a>,), (Result<Vec<u8>, String>,)>;
 
 /// One job of a component: what to call, with what, under which limits.
 pub(super) struct Call<'a> {
     pub(super) function: &'a str,
-    pub(super) args: &'a [u8],
+    /// The arguments' segments, written one after the other into the job's list.
+    pub(super) args: &'a [&'a [u8]],
     pub(super) limits: &'a Limits,
     pub(super) cancel: &'a Cancel,
     /// Set: the job may run in the instance kept for this key (and leaves it kept).
@@ -187,6 +204,7 @@ pub(super) fn run(engine: &Engine, prepared: &Prepared, call: Call<'_>) -> RawOu
     let kept = KEPT
         .with(|kept| kept.borrow_mut().take())
         .filter(|warm| Some(warm.key) == call.warm);
+    let fresh = kept.is_none();
     let (mut store, mut instance, stdout, stderr) = match kept {
         Some(mut warm) => {
             let max_output = usize::try_from(call.limits.max_output).unwrap_or(usize::MAX);
@@ -207,6 +225,8 @@ pub(super) fn run(engine: &Engine, prepared: &Prepared, call: Call<'_>) -> RawOu
         cancel: call.cancel,
         stdout: stdout.clone(),
         stderr: stderr.clone(),
+        recorder: store.data().recorder.clone(),
+        fresh,
     };
     let outcome = job.run(&mut store, |store| {
         let running = match instance {
@@ -241,7 +261,8 @@ fn new_store(
     stdout: &Capture,
     stderr: &Capture,
 ) -> Store<ComponentState> {
-    let mut store = Store::new(engine, ComponentState::new(limits, stdout, stderr));
+    let state = ComponentState::new(limits, stdout, stderr, Recorder::default());
+    let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     store
 }
@@ -253,15 +274,15 @@ fn invoke(
     instance: &Instance,
     prepared: &Prepared,
     function: &str,
-    args: &[u8],
+    args: &[&[u8]],
 ) -> Result<Result<Vec<u8>, JobError>, CallError> {
     let index = prepared
         .jobs
         .get(function)
         .ok_or_else(|| CallError::Abi(format!("no job `{function}`")))?;
-    let job: JobFunc = instance
+    let job: JobFunc<'_> = instance
         .get_typed_func(&mut *store, index)
         .map_err(|err| CallError::Abi(format!("job `{function}`: {err:#}")))?;
-    let (result,) = job.call(&mut *store, (args.to_vec(),))?;
+    let (result,) = job.call(&mut *store, (Segments(args),))?;
     Ok(result.map_err(JobError::Failed))
 }

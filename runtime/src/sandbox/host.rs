@@ -1,6 +1,7 @@
 //! What a job's store holds, and the imports the sandbox provides.
 
 use super::capture::Capture;
+use super::determinism::Recorder;
 use super::limits::{Limiter, Limits};
 use wasmtime::{Caller, Engine, Extern, Linker};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -24,11 +25,16 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub(super) fn new(limits: &Limits, stdout: &Capture, stderr: &Capture) -> Self {
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build_p1();
+    pub(super) fn new(
+        limits: &Limits,
+        stdout: &Capture,
+        stderr: &Capture,
+        recorder: &Recorder,
+    ) -> Self {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        recorder.install(&mut wasi);
+        let wasi = wasi.build_p1();
         HostState {
             wasi,
             limiter: Limiter::new(limits),

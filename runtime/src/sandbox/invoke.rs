@@ -2,8 +2,10 @@
 
 use super::Core;
 use super::capture::Capture;
+use super::determinism::Recorder;
 use super::host::HostState;
 use super::limits::Limits;
+use super::segments;
 use crate::error::{JobError, TrapKind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +43,10 @@ pub(crate) struct RawOutcome {
     pub(crate) duration: Duration,
     /// The fuel the job used, if it had a budget ([`Limits::fuel`]).
     pub(crate) fuel_used: Option<u64>,
+    /// Whether the outcome follows from the module, the arguments and the fuel alone: the
+    /// job ran in a fresh instance, read no clock and no random numbers, and hit no memory,
+    /// table or output limit. Only such a result may be cached.
+    pub(crate) deterministic: bool,
 }
 
 impl RawOutcome {
@@ -52,6 +58,7 @@ impl RawOutcome {
             stderr: Vec::new(),
             duration: Duration::ZERO,
             fuel_used: None,
+            deterministic: false,
         }
     }
 }
@@ -69,13 +76,14 @@ pub(super) fn run(
     engine: &Engine,
     compiled: &Core,
     function: &str,
-    args: &[u8],
+    args: &[&[u8]],
     limits: &Limits,
     cancel: &Cancel,
 ) -> RawOutcome {
     let started = Instant::now();
     let (stdout, stderr) = captures(limits);
-    let mut store = Store::new(engine, HostState::new(limits, &stdout, &stderr));
+    let recorder = Recorder::default();
+    let mut store = Store::new(engine, HostState::new(limits, &stdout, &stderr, &recorder));
     store.limiter(|state| &mut state.limiter);
     let job = Job {
         started,
@@ -83,6 +91,8 @@ pub(super) fn run(
         cancel,
         stdout,
         stderr,
+        recorder,
+        fresh: true,
     };
     job.run(&mut store, |store| {
         call(store, compiled, function, args).map(|buf| decode_status(&buf))
@@ -99,6 +109,8 @@ pub(super) fn captures(limits: &Limits) -> (Capture, Capture) {
 pub(super) trait JobState: 'static {
     /// Whether the job tried to grow its memory past the limit.
     fn memory_exceeded(&self) -> bool;
+    /// Whether the job was refused memory or table growth by its limits.
+    fn limit_hit(&self) -> bool;
     /// What the job tried that the sandbox forbids, if it did.
     fn forbidden(&self) -> Option<&'static str>;
     /// The panic message the guest reported, if it panicked.
@@ -108,6 +120,10 @@ pub(super) trait JobState: 'static {
 impl JobState for HostState {
     fn memory_exceeded(&self) -> bool {
         self.limiter.memory_exceeded
+    }
+
+    fn limit_hit(&self) -> bool {
+        self.limiter.refused()
     }
 
     fn forbidden(&self) -> Option<&'static str> {
@@ -126,6 +142,10 @@ pub(super) struct Job<'a> {
     pub(super) cancel: &'a Cancel,
     pub(super) stdout: Capture,
     pub(super) stderr: Capture,
+    /// Notes whether the job read a clock or random numbers.
+    pub(super) recorder: Recorder,
+    /// Whether the job runs in a fresh instance (not one kept from an earlier job).
+    pub(super) fresh: bool,
 }
 
 impl Job<'_> {
@@ -154,12 +174,18 @@ impl Job<'_> {
             let used = given.saturating_sub(store.get_fuel().unwrap_or(0));
             used.min(budget)
         });
+        let deterministic = self.fresh
+            && !self.recorder.read()
+            && !store.data().limit_hit()
+            && !self.stdout.overflowed()
+            && !self.stderr.overflowed();
         RawOutcome {
             result,
             stdout: self.stdout.take(),
             stderr: self.stderr.take(),
             duration: self.started.elapsed(),
             fuel_used,
+            deterministic,
         }
     }
 }
@@ -203,7 +229,7 @@ fn call(
     store: &mut Store<HostState>,
     compiled: &Core,
     function: &str,
-    args: &[u8],
+    args: &[&[u8]],
 ) -> Result<Vec<u8>, CallError> {
     let exports = &compiled.exports;
     let instance = compiled.pre.instantiate(&mut *store)?;
@@ -222,15 +248,16 @@ fn call(
     read_result(store, memory, packed)
 }
 
-/// Allocates the arguments' buffer in the guest and fills it; returns its address and length.
+/// Allocates the arguments' buffer in the guest and fills it from the arguments' segments;
+/// returns its address and length.
 fn write_args(
     store: &mut Store<HostState>,
     alloc: TypedFunc<u32, u32>,
     memory: Memory,
-    args: &[u8],
+    args: &[&[u8]],
 ) -> Result<(u32, u32), CallError> {
-    let len =
-        u32::try_from(args.len()).map_err(|_| CallError::Abi("arguments too large".into()))?;
+    let len = u32::try_from(segments::total(args))
+        .map_err(|_| CallError::Abi("arguments too large".into()))?;
     let ptr = alloc.call(&mut *store, len)?;
     if ptr == 0 && len > 0 {
         return Err(CallError::Abi(format!(
@@ -238,7 +265,7 @@ fn write_args(
             abi::ALLOC
         )));
     }
-    memory.write(&mut *store, ptr as usize, args).map_err(|_| {
+    segments::write(&mut *store, memory, ptr as usize, args).map_err(|_| {
         CallError::Abi(format!("`{}` returned a buffer outside memory", abi::ALLOC))
     })?;
     Ok((ptr, len))

@@ -118,6 +118,8 @@ pub(crate) struct Limiter {
     /// How many instances, memories and tables the store may have.
     counts: Counts,
     pub(crate) memory_exceeded: bool,
+    /// Whether a table was refused growth: the job's outcome then depends on its limit.
+    table_exceeded: bool,
 }
 
 /// How many instances, memories and tables a store may have.
@@ -158,6 +160,12 @@ impl Limiter {
         self.max_memory = limits.max_memory;
         self.max_table_elements = limits.max_table_elements;
         self.memory_exceeded = false;
+        self.table_exceeded = false;
+    }
+
+    /// Whether memory or table growth was refused: the outcome depends on the limits.
+    pub(crate) fn refused(&self) -> bool {
+        self.memory_exceeded || self.table_exceeded
     }
 
     fn with_counts(limits: &Limits, counts: Counts) -> Self {
@@ -167,6 +175,7 @@ impl Limiter {
             memory: 0,
             counts,
             memory_exceeded: false,
+            table_exceeded: false,
         }
     }
 }
@@ -196,7 +205,9 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired as u64 <= self.max_table_elements)
+        let allowed = desired as u64 <= self.max_table_elements;
+        self.table_exceeded |= !allowed;
+        Ok(allowed)
     }
 
     fn instances(&self) -> usize {

@@ -9,15 +9,21 @@
 //! * `backend`: one engine with its linkers, ticker and disk cache directory; jobs with a
 //!   fuel budget get an engine of their own.
 //! * `component`: components (`runtime/wit/wasp.wit`): WASI 0.2, their store and their jobs.
+//! * `segments`: a job's arguments written into its memory from several segments (values
+//!   taken by reference are copied once, into the job).
+//! * `determinism`: whether a job read a clock or random numbers (only a job that did not
+//!   may have its result cached).
 
 mod backend;
 mod capture;
 mod component;
+mod determinism;
 mod epoch;
 mod exports;
 mod host;
 mod invoke;
 mod limits;
+mod segments;
 
 pub(crate) use invoke::{Cancel, RawOutcome};
 pub(crate) use limits::Asked;
@@ -139,6 +145,12 @@ impl Sandbox {
         })
     }
 
+    /// What names this sandbox's engine in caches: wasmtime's version, configuration and
+    /// the CPU features it compiles for (`cache::disk::engine_key`).
+    pub(crate) fn engine_key(&self) -> String {
+        crate::cache::disk::engine_key(self.plain.engine())
+    }
+
     /// How many jobs can run at once: the number of instances the pool holds.
     pub(crate) fn slots(&self) -> u32 {
         self.slots
@@ -212,7 +224,7 @@ impl Sandbox {
         &self,
         compiled: &Compiled,
         function: &str,
-        args: &[u8],
+        args: &[&[u8]],
         limits: &Limits,
         cancel: &Cancel,
         warm: Option<u64>,
@@ -365,7 +377,7 @@ mod tests {
         let outcome = sandbox.run(
             compiled,
             function,
-            &args,
+            &[&args],
             &Limits::default(),
             &Cancel::default(),
             None,

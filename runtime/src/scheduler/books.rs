@@ -6,6 +6,7 @@
 //! cycle forms, and a job can be completed from anywhere (a worker, the network thread, a
 //! `Drop`) without reaching for the queue's lock.
 
+use super::deps::Deps;
 use super::groups::Groups;
 use crate::job::JobId;
 use crate::metrics::failures::FailureLog;
@@ -34,6 +35,10 @@ pub(crate) struct Books {
     pub(crate) remote_work: tokio::sync::Notify,
     /// Whether any node session exists, so that a local-only server skips the notify.
     has_remote: AtomicBool,
+    /// Jobs other jobs take, and the jobs waiting for them (`deps.rs`).
+    pub(crate) deps: Deps,
+    /// The result cache's counters and files, if the server's jobs may use it.
+    pub(crate) results: std::sync::OnceLock<Arc<crate::result_cache::ResultCache>>,
 }
 
 impl Books {

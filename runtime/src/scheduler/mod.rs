@@ -7,8 +7,10 @@
 //! * `queue`: the queue and worker-count policy as plain data (no threads, no locks).
 //! * `pool`: the OS threads that drive it and run jobs in the sandbox; backpressure.
 //! * `groups`: per-group counters behind `wait_group`, bounded.
+//! * `deps`: jobs that take other jobs' results, held until those finish.
 
 pub(crate) mod books;
+pub(crate) mod deps;
 pub(crate) mod groups;
 pub(crate) mod lanes;
 pub(crate) mod pool;

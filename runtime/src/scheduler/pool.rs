@@ -123,6 +123,14 @@ impl Shared {
         self.wake(pushed, "the server shut down before it ran");
     }
 
+    /// Queues a task whatever the queue's bound: a job released by the jobs it took (its
+    /// submitter did not wait for room, and the thread releasing it must not). If the
+    /// server is shutting down, the task is answered as cancelled instead.
+    pub(crate) fn enqueue_now(&self, task: Box<Task>) {
+        let pushed = self.update_queue(|queue| queue.push(task));
+        self.wake(pushed, "the server shut down before it ran");
+    }
+
     /// Waits until the queue has room for a task, as `room` allows; returns whether it has.
     pub(crate) fn wait_for_room(&self, room: Room) -> bool {
         if self.max_queued == usize::MAX {
@@ -242,7 +250,7 @@ impl Shared {
         for slot in running {
             count += usize::from(slot.cancel(why));
         }
-        count
+        count + self.books.deps.cancel_group(group, why)
     }
 
     /// Answers every queued task as cancelled, without closing the queue (a draining node
@@ -425,7 +433,7 @@ fn execute(shared: &Shared, task: &Task) -> RawOutcome {
         Ok(compiled) => shared.sandbox.run(
             &compiled,
             &task.function,
-            &task.args,
+            &task.args.segments(),
             &limits,
             task.slot().cancel_flag(),
             task.asked.reuse.then_some(task.owner.0),

@@ -52,6 +52,9 @@ pub(crate) struct JobSlot {
     /// `SlotState::released`, readable without the lock: waiters spin on it briefly before
     /// they sleep.
     done: AtomicBool,
+    /// Whether the job was passed as an argument (other jobs may take its result): the
+    /// books forget it when its slot goes.
+    referable: AtomicBool,
 }
 
 #[derive(Default)]
@@ -79,6 +82,7 @@ impl JobSlot {
             state: Mutex::new(SlotState::default()),
             released: Condvar::new(),
             done: AtomicBool::new(false),
+            referable: AtomicBool::new(false),
         })
     }
 
@@ -151,6 +155,21 @@ impl JobSlot {
         cancelled
     }
 
+    /// Marks the job as one other jobs may take; returns whether it was not yet.
+    pub(crate) fn make_referable(&self) -> bool {
+        !self.referable.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether other jobs may take this job's result.
+    pub(crate) fn is_referable(&self) -> bool {
+        self.referable.load(Ordering::Acquire)
+    }
+
+    /// The job's outcome, once it has one (its callbacks may still be running).
+    pub(crate) fn outcome(&self) -> Option<Arc<Finished>> {
+        self.lock().finished.clone()
+    }
+
     /// Whether the job has an outcome (its callbacks may still be running).
     pub(crate) fn is_finished(&self) -> bool {
         self.lock().finished.is_some()
@@ -201,6 +220,14 @@ impl JobSlot {
                 }
                 Poll::Pending
             }
+        }
+    }
+}
+
+impl Drop for JobSlot {
+    fn drop(&mut self) {
+        if *self.referable.get_mut() {
+            self.books.deps.forget(self.id.0);
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use super::lanes::Owner;
 use super::slot::{Finished, JobSlot};
+use crate::data::Args;
 use crate::error::JobError;
 use crate::job::JobId;
 use crate::module::Module;
@@ -22,8 +23,8 @@ pub(crate) struct Task {
     pub(crate) module: Module,
     /// The job's name in the module.
     pub(crate) function: Arc<str>,
-    /// The MessagePack-encoded arguments.
-    pub(crate) args: Vec<u8>,
+    /// The MessagePack-encoded arguments, with the values they take by reference.
+    pub(crate) args: Args,
     /// The limits the job asks for.
     pub(crate) asked: Asked,
     /// Who submitted it: owners share the workers fairly.
@@ -44,7 +45,7 @@ impl Task {
         slot: Arc<JobSlot>,
         module: Module,
         function: Arc<str>,
-        args: Vec<u8>,
+        args: Args,
         asked: Asked,
         owner: Owner,
     ) -> Box<Task> {
@@ -128,7 +129,14 @@ pub(crate) fn test_task_of(id: u64, owner: Owner, module: Module) -> Box<Task> {
     let books = Arc::new(super::books::Books::default());
     let slot = JobSlot::new(JobId(id), super::books::Group::from("default"), books);
     let function = Arc::from(module.jobs()[0].as_str());
-    Task::new(slot, module, function, Vec::new(), Asked::default(), owner)
+    Task::new(
+        slot,
+        module,
+        function,
+        Args::default(),
+        Asked::default(),
+        owner,
+    )
 }
 
 #[cfg(test)]

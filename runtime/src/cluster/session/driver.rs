@@ -5,6 +5,7 @@
 use super::state::{Action, Ending, SessionState, Violation};
 use crate::cluster::context::Context;
 use crate::cluster::nodes::RowId;
+use crate::data::Data;
 use crate::module::Module;
 use crate::net::{self, FrameError, FramedRecv, HandshakeError, NetError};
 use bytes::BytesMut;
@@ -15,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::debug;
 use wasp_proto::CloseCode;
 use wasp_proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
-use wasp_proto::message::{NodeInfo, ToClient, WireHash};
+use wasp_proto::message::{NodeInfo, ToClient, ToNode, WireHash};
 
 /// How long connecting, the handshake and the node's welcome may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,9 +42,9 @@ pub(crate) enum SessionError {
     /// The connection failed (closed, reset, or silent past the idle timeout).
     #[error("the connection was lost: {0}")]
     Connection(#[from] quinn::ConnectionError),
-    /// A module the node asked for could not be sent.
-    #[error("a module could not be sent to the node")]
-    ModuleTransfer,
+    /// A module or a value the node asked for could not be sent.
+    #[error("a module or a value could not be sent to the node")]
+    Transfer,
 }
 
 impl SessionError {
@@ -150,6 +151,7 @@ impl Session {
             cancels_seen: ctx.shared.books.cancellations(),
             shipped,
             link: Link::new(),
+            sent_seen: 0,
         };
         let end = driver.drive(&mut inbox, shipments, stop).await;
         reader.abort();
@@ -167,6 +169,7 @@ impl Session {
             End::Lost(_) => Ending::Lost,
         };
         driver.state.end(ending);
+        driver.count_sent();
         driver.apply();
         let (code, reason) = match &end {
             End::Stopped => (CloseCode::Normal, "client shutting down"),
@@ -192,11 +195,23 @@ struct Driver<'a> {
     buffer: BytesMut,
     /// The server's count of cancellations when this session last looked for them.
     cancels_seen: u64,
-    /// Where module transfers report their end.
-    shipped: mpsc::UnboundedSender<(WireHash, bool)>,
+    /// Where transfers report their end.
+    shipped: mpsc::UnboundedSender<Shipped>,
     /// What the node table is told of the link, every second.
     link: Link,
+    /// The bytes QUIC had sent on the connection when last counted.
+    sent_seen: u64,
 }
+
+/// A transfer that ended, and whether it reached the node.
+enum Shipped {
+    Module(WireHash, bool),
+    Data(WireHash, u64, bool),
+}
+
+/// Bytes of a value handed to quinn at a time: it is sent as the node's flow control
+/// lets it, a chunk at a time, shared with the value (not copied).
+const DATA_CHUNK: usize = 1 << 20;
 
 /// The link's liveness, as the node table shows it.
 struct Link {
@@ -222,7 +237,7 @@ impl Driver<'_> {
     async fn drive(
         &mut self,
         inbox: &mut mpsc::UnboundedReceiver<Result<ToClient, SessionError>>,
-        mut shipments: mpsc::UnboundedReceiver<(WireHash, bool)>,
+        mut shipments: mpsc::UnboundedReceiver<Shipped>,
         stop: &mut watch::Receiver<bool>,
     ) -> End {
         let books = self.ctx.shared.books.clone();
@@ -264,12 +279,21 @@ impl Driver<'_> {
                         return self.ended(error);
                     }
                 }
-                Some((hash, sent)) = shipments.recv() => {
-                    self.state.module_sent(hash, sent);
+                Some(shipped) = shipments.recv() => {
+                    let sent = match shipped {
+                        Shipped::Module(hash, sent) => {
+                            self.state.module_sent(hash, sent);
+                            sent
+                        }
+                        Shipped::Data(hash, len, sent) => {
+                            self.state.data_sent(hash, len, sent);
+                            sent
+                        }
+                    };
                     if !sent {
-                        // The node waits for this module: without it the session is of no
-                        // use. Ending it hands its jobs back.
-                        return self.ended(SessionError::ModuleTransfer);
+                        // The node waits for this: without it the session is of no use.
+                        // Ending it hands its jobs back.
+                        return self.ended(SessionError::Transfer);
                     }
                 }
                 // Cancellations wake this too: a full window must still pass them on.
@@ -307,11 +331,19 @@ impl Driver<'_> {
             self.link.datagrams = datagrams;
             self.link.heard = Instant::now();
         }
+        self.count_sent();
         let rtt = self.connection.rtt();
         let in_flight = self.state.in_flight();
         self.ctx
             .nodes
             .link(self.row, in_flight, rtt, self.link.heard);
+    }
+
+    /// Counts what QUIC has sent to the node since the last count.
+    fn count_sent(&mut self) {
+        let sent = self.connection.stats().udp_tx.bytes;
+        self.state.sent_bytes(sent.saturating_sub(self.sent_seen));
+        self.sent_seen = sent;
     }
 
     /// Passes on the cancellations made since the last look, if any.
@@ -335,6 +367,7 @@ impl Driver<'_> {
                 Action::Finish(task, finished) => self.ctx.shared.finish(task, finished),
                 Action::Requeue(task, why) => self.ctx.shared.requeue(task, why),
                 Action::Ship(hash, module) => self.ship(hash, module),
+                Action::ShipData(data) => self.ship_data(data),
             }
         }
     }
@@ -349,7 +382,22 @@ impl Driver<'_> {
             if let Err(error) = &sent {
                 debug!(%error, "module transfer failed");
             }
-            let _ = shipped.send((hash, sent.is_ok()));
+            let _ = shipped.send(Shipped::Module(hash, sent.is_ok()));
+        });
+    }
+
+    /// Sends a value the node asked for, on a stream of its own, without holding up jobs
+    /// and without copying it.
+    fn ship_data(&self, data: Data) {
+        let connection = self.connection.clone();
+        let shipped = self.shipped.clone();
+        tokio::spawn(async move {
+            let sent = send_data(&connection, &data).await;
+            if let Err(error) = &sent {
+                debug!(%error, "value transfer failed");
+            }
+            let len = data.bytes.len() as u64;
+            let _ = shipped.send(Shipped::Data(data.hash, len, sent.is_ok()));
         });
     }
 
@@ -382,6 +430,32 @@ async fn send_module(
     let written = async {
         stream.write_chunk(head.freeze()).await?;
         stream.write_chunk(module.shared_bytes()).await?;
+        Ok::<_, quinn::WriteError>(())
+    };
+    written.await.map_err(FrameError::from)?;
+    let _ = stream.finish();
+    Ok(())
+}
+
+/// Writes `data` on a new unidirectional stream: a head frame, then the value's bytes,
+/// a chunk at a time as flow control allows, each chunk shared with the value.
+async fn send_data(connection: &quinn::Connection, data: &Data) -> Result<(), SessionError> {
+    let head = ToNode::Data {
+        hash: data.hash,
+        len: data.bytes.len() as u64,
+    };
+    let mut frame = BytesMut::new();
+    codec::encode(&head, MAX_FRAME_LEN, &mut frame)
+        .map_err(|error| Violation(error.to_string()))?;
+    let mut stream = connection.open_uni().await?;
+    let written = async {
+        stream.write_chunk(frame.freeze()).await?;
+        let mut at = 0;
+        while at < data.bytes.len() {
+            let end = (at + DATA_CHUNK).min(data.bytes.len());
+            stream.write_chunk(data.bytes.slice(at..end)).await?;
+            at = end;
+        }
         Ok::<_, quinn::WriteError>(())
     };
     written.await.map_err(FrameError::from)?;

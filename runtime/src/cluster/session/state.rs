@@ -8,6 +8,7 @@
 //! actions taken with [`SessionState::poll_action`].
 
 use super::super::window::{self, Window};
+use crate::data::Data;
 use crate::error::JobError;
 use crate::module::Module;
 use crate::sandbox::RawOutcome;
@@ -36,6 +37,9 @@ pub(crate) enum Action {
     /// Send this module to the node on a stream of its own, then call
     /// [`SessionState::module_sent`].
     Ship(WireHash, Module),
+    /// Send this value to the node on a stream of its own, then call
+    /// [`SessionState::data_sent`].
+    ShipData(Data),
 }
 
 /// How a session ended, as far as the jobs it holds are concerned.
@@ -64,6 +68,11 @@ pub(crate) struct Delta {
     pub(crate) busy: Duration,
     pub(crate) retries: u64,
     pub(crate) module_transfers: u64,
+    /// Values put once sent to the node, and their bytes.
+    pub(crate) data_transfers: u64,
+    pub(crate) data_bytes: u64,
+    /// Bytes sent to the node in all (UDP payloads, as QUIC counts them).
+    pub(crate) bytes_sent: u64,
     /// The node's new worker count, if it changed.
     pub(crate) workers: Option<u32>,
     /// How many of this session's modules the node is preparing now, if that changed.
@@ -89,6 +98,8 @@ pub(crate) struct SessionState {
     modules: HashMap<WireHash, Module>,
     /// Modules on their way to the node: asked again meanwhile, they are not sent twice.
     shipping: HashSet<WireHash>,
+    /// Values on their way to the node, likewise.
+    shipping_data: HashSet<WireHash>,
     /// Modules the node is preparing (compiling) for this session's jobs.
     preparing: HashSet<WireHash>,
     next_id: WireJobId,
@@ -116,6 +127,7 @@ impl SessionState {
             in_flight: HashMap::new(),
             modules: HashMap::new(),
             shipping: HashSet::new(),
+            shipping_data: HashSet::new(),
             preparing: HashSet::new(),
             next_id: 0,
             draining: false,
@@ -184,7 +196,7 @@ impl SessionState {
             job: id,
             module: hash,
             function: task.function.to_string(),
-            args: task.args.clone(),
+            args: task.args.wire().to_vec(),
             limits: wire::limits_to_wire(&task.asked),
         });
         if let Err(error) = codec::encode(&run, MAX_FRAME_LEN, out) {
@@ -253,6 +265,21 @@ impl SessionState {
                 }
                 Ok(())
             }
+            ToClient::NeedData { hash } => {
+                // A value only a job still in flight here can give: one the node asked for
+                // a job since cancelled is not needed any more (the node asks again for a
+                // new job that takes it).
+                let data = self.in_flight.values().find_map(|flight| match flight {
+                    Flight::Running(task) => task.args.values().find(|data| data.hash == hash),
+                    Flight::Cancelled => None,
+                });
+                if let Some(data) = data
+                    && self.shipping_data.insert(hash)
+                {
+                    self.actions.push_back(Action::ShipData(data.clone()));
+                }
+                Ok(())
+            }
             ToClient::Draining => {
                 self.draining = true;
                 Ok(())
@@ -309,6 +336,7 @@ impl SessionState {
             stderr: done.stderr,
             duration,
             fuel_used: done.fuel_used,
+            deterministic: done.deterministic,
         };
         let finished = Finished {
             outcome,
@@ -323,6 +351,21 @@ impl SessionState {
     pub(crate) fn module_sent(&mut self, hash: WireHash, sent: bool) {
         self.shipping.remove(&hash);
         self.delta.module_transfers += u64::from(sent);
+    }
+
+    /// A value transfer asked for by [`Action::ShipData`] has ended; `sent` tells whether
+    /// the value reached the node (if not, the driver ends the session).
+    pub(crate) fn data_sent(&mut self, hash: WireHash, len: u64, sent: bool) {
+        self.shipping_data.remove(&hash);
+        if sent {
+            self.delta.data_transfers += 1;
+            self.delta.data_bytes += len;
+        }
+    }
+
+    /// Counts `bytes` more sent to the node.
+    pub(crate) fn sent_bytes(&mut self, bytes: u64) {
+        self.delta.bytes_sent += bytes;
     }
 
     /// The session is over: every job still in flight goes back to the queue, counting an

@@ -56,6 +56,7 @@ fn done(job: WireJobId, value: u8) -> ToClient {
         stderr: Vec::new(),
         duration_ns: 1_000,
         fuel_used: None,
+        deterministic: true,
     })
 }
 
@@ -64,7 +65,8 @@ fn done(job: WireJobId, value: u8) -> ToClient {
     reason = "tasks stay boxed from submission to completion"
 )]
 /// Carries out the session's actions as the driver would, with nothing but the tasks:
-/// returns the tasks requeued, the modules shipped, and answers each finished task.
+/// returns the tasks requeued, the modules and values shipped, and answers each finished
+/// task.
 fn act(state: &mut SessionState) -> (Vec<Box<Task>>, Vec<WireHash>) {
     let (mut requeued, mut shipped) = (Vec::new(), Vec::new());
     while let Some(action) = state.poll_action() {
@@ -72,6 +74,7 @@ fn act(state: &mut SessionState) -> (Vec<Box<Task>>, Vec<WireHash>) {
             Action::Finish(task, finished) => task.answer_for_test(finished),
             Action::Requeue(task, _) => requeued.push(task),
             Action::Ship(hash, _) => shipped.push(hash),
+            Action::ShipData(data) => shipped.push(data.hash),
         }
     }
     (requeued, shipped)
@@ -123,6 +126,7 @@ fn node_errors_arrive_as_job_errors() {
         stderr: Vec::new(),
         duration_ns: 0,
         fuel_used: Some(10),
+        deterministic: false,
     });
     state.handle(failed).unwrap();
     act(&mut state);

@@ -2,10 +2,11 @@
 //!
 //! `state` holds the connection's protocol as plain data; this driver runs three tasks per
 //! connection: this one reads job frames; a writer batches the outgoing messages (results
-//! come from worker threads through a channel); an uploader reads the modules the client
-//! sends on their own streams.
+//! come from worker threads through a channel); an uploader reads the modules and values
+//! the client sends on their own streams (`uploads.rs`).
 
 mod state;
+mod uploads;
 
 use super::counters::Refused;
 use super::holdings::Holdings;
@@ -15,9 +16,8 @@ use crate::module::{Module, ModuleHash};
 use crate::net::{self, FramedRecv, HandshakeError};
 use crate::scheduler::lanes::Owner;
 use crate::scheduler::slot::Finished;
-use crate::submit::Call;
 use bytes::BytesMut;
-use state::{Action, ConnectionState};
+use state::{Action, ConnectionState, Stores, Submission};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 use wasp_proto::CloseCode;
-use wasp_proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
+use wasp_proto::codec::{self, MAX_FRAME_LEN};
 use wasp_proto::handshake::Refusal;
 use wasp_proto::message::{ToClient, ToNode, WireHash};
 
@@ -34,9 +34,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the node waits for a client to read its last results and close.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// Room in a module frame for everything but the module's bytes.
-const MODULE_FRAME_OVERHEAD: usize = 1024;
 
 /// How many bytes of outgoing messages the writer gathers before writing them.
 const WRITE_BATCH: usize = 64 << 10;
@@ -70,7 +67,7 @@ pub(super) async fn serve(
     let mut welcome = client.node.info.clone();
     welcome.workers = *workers.borrow_and_update();
     client.answer(0, ToClient::Welcome(welcome));
-    let uploads = tokio::spawn(receive_modules(client.clone()));
+    let uploads = tokio::spawn(uploads::receive(client.clone()));
     let recv = FramedRecv::new(recv, MAX_FRAME_LEN);
     let mut preparations = client.node.preparations.subscribe();
     let events = Events {
@@ -192,7 +189,7 @@ impl Client {
                 None => return,
                 // Not after the loop above; sent all the same.
                 Some(Action::Send(message, args)) => self.answer(args, message),
-                Some(Action::Submit(module, job, asked)) => self.submit(&module, job, asked),
+                Some(Action::Submit(submission)) => self.submit(*submission),
                 Some(Action::Stop(slot)) => {
                     slot.cancel("cancelled by its client");
                 }
@@ -208,13 +205,16 @@ impl Client {
         send(&self.holdings, &self.out, args, message);
     }
 
-    fn submit(
-        &self,
-        module: &Module,
-        job: wasp_proto::message::RunJob,
-        asked: crate::sandbox::Asked,
-    ) {
-        let id = job.job;
+    /// What the node keeps for all its clients.
+    fn stores(&self) -> Stores<'_> {
+        Stores {
+            modules: &self.node.modules,
+            data: &self.node.data,
+        }
+    }
+
+    fn submit(&self, submission: Submission) {
+        let id = submission.id;
         let (state, holdings, out) = (self.state.clone(), self.holdings.clone(), self.out.clone());
         let callback = Box::new(move |finished: &Finished| {
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -226,15 +226,12 @@ impl Client {
                 }
             }
         });
-        let call = Call {
-            module,
-            function: &job.function,
-            args: Ok(job.args),
-        };
-        let slot = self
-            .node
-            .server
-            .submit_owned(call, asked, self.owner, callback);
+        let slot = self.node.server.submit_owned(
+            (&submission.module, &submission.function),
+            Ok(submission.args),
+            (submission.asked, self.owner),
+            callback,
+        );
         self.state().attach(id, slot);
     }
 
@@ -243,7 +240,7 @@ impl Client {
     fn run(&self, job: wasp_proto::message::RunJob) -> Result<(), String> {
         let node = &self.node;
         let held = self.holdings.jobs();
-        self.state().run(job, held, &node.policy, &node.modules)?;
+        self.state().run(job, held, &node.policy, self.stores())?;
         self.act();
         Ok(())
     }
@@ -269,7 +266,7 @@ impl Client {
         }
         // Stored first, then its waiting jobs taken out, under the state's lock, which
         // `run` holds too: no job falls between them and asks again.
-        self.state().module_arrived(hash, module)?;
+        self.state().module_arrived(hash, module, self.stores())?;
         self.act();
         Ok(())
     }
@@ -349,6 +346,9 @@ async fn read_jobs(
                 Ok(Some(ToNode::Module { .. })) => {
                     return Err("sent a module on the job stream".into());
                 }
+                Ok(Some(ToNode::Data { .. })) => {
+                    return Err("sent a value on the job stream".into());
+                }
                 Ok(None) => return Ok(()),
                 Err(error) if client.connection.close_reason().is_some() => {
                     debug!(remote = %client.remote, %error, "connection closed");
@@ -370,36 +370,6 @@ async fn read_jobs(
                 client.state().preparation(module, what);
                 client.act();
             }
-        }
-    }
-}
-
-/// Accepts the client's module streams, one module each.
-async fn receive_modules(client: Arc<Client>) {
-    let policy = &client.node.policy;
-    let max_frame = usize::try_from(policy.max_module_size)
-        .unwrap_or(usize::MAX)
-        .saturating_add(MODULE_FRAME_OVERHEAD)
-        .min(MAX_MODULE_FRAME_LEN);
-    while let Ok(stream) = client.connection.accept_uni().await {
-        let message = net::read_one::<ToNode>(stream, max_frame).await;
-        let arrived = match message {
-            Ok(ToNode::Module { hash, bytes }) => {
-                // Hashing and validating a large module is CPU work: off the runtime.
-                let receiver = client.clone();
-                tokio::task::spawn_blocking(move || receiver.module_arrived(hash, bytes))
-                    .await
-                    .unwrap_or_else(|error| Err(format!("module check failed: {error}")))
-            }
-            Ok(ToNode::Run(_) | ToNode::Cancel { .. }) => {
-                Err("sent a job message on a module stream".into())
-            }
-            Err(error) => Err(format!("bad module stream: {error}")),
-        };
-        if let Err(why) = arrived {
-            warn!(remote = %client.remote, %why, "closing the connection of a client that broke the protocol");
-            close(&client.connection, CloseCode::Protocol, &why);
-            return;
         }
     }
 }

@@ -3,6 +3,7 @@
 use super::*;
 use crate::job::JobId;
 use crate::module::test_module_with_job;
+use crate::node::data::DataStore;
 use crate::scheduler::books::{Books, Group};
 use std::time::Duration;
 use wasp_proto::error::WireError;
@@ -13,23 +14,48 @@ fn job(id: WireJobId, module: &Module) -> RunJob {
         job: id,
         module: *module.hash().as_bytes(),
         function: module.jobs()[0].clone(),
-        args: vec![0; 10],
+        // A MessagePack array of one 8-byte string: 10 bytes.
+        args: [b"\x91\xa8".as_slice(), b"argument"].concat(),
         limits: WireLimits::default(),
     }
 }
 
-fn store() -> ModuleStore {
-    ModuleStore::new(16, 1 << 20)
+/// A node's stores, for tests.
+struct TestStores {
+    modules: ModuleStore,
+    data: DataStore,
+}
+
+impl TestStores {
+    fn get(&self) -> Stores<'_> {
+        Stores {
+            modules: &self.modules,
+            data: &self.data,
+        }
+    }
+
+    fn insert(&self, module: Module) {
+        self.modules.insert(module);
+    }
+}
+
+fn store() -> TestStores {
+    TestStores {
+        modules: ModuleStore::new(16, 1 << 20),
+        data: DataStore::new(1 << 20),
+    }
 }
 
 /// A connection whose jobs `ids` were submitted (actions taken), and their stored module.
-fn submitted(ids: &[WireJobId]) -> (ConnectionState, Module, ModuleStore) {
+fn submitted(ids: &[WireJobId]) -> (ConnectionState, Module, TestStores) {
     let (policy, store) = (NodePolicy::default(), store());
     let module = test_module_with_job("f");
     store.insert(module.clone());
     let mut state = ConnectionState::default();
     for &id in ids {
-        state.run(job(id, &module), 1, &policy, &store).unwrap();
+        state
+            .run(job(id, &module), 1, &policy, store.get())
+            .unwrap();
     }
     drain(&mut state);
     (state, module, store)
@@ -42,7 +68,7 @@ fn drain(state: &mut ConnectionState) -> (Vec<ToClient>, Vec<(WireJobId, Asked)>
     while let Some(action) = state.poll_action() {
         match action {
             Action::Send(message, _) => sent.push(message),
-            Action::Submit(_, job, asked) => submitted.push((job.job, asked)),
+            Action::Submit(job) => submitted.push((job.id, job.asked)),
             Action::Stop(slot) => {
                 slot.cancel("by the test");
             }
@@ -74,14 +100,16 @@ fn a_module_is_asked_for_once_and_its_jobs_run_when_it_arrives() {
     let (policy, store) = (NodePolicy::default(), store());
     let module = test_module_with_job("f");
     let mut state = ConnectionState::default();
-    state.run(job(0, &module), 1, &policy, &store).unwrap();
-    state.run(job(1, &module), 1, &policy, &store).unwrap();
+    state.run(job(0, &module), 1, &policy, store.get()).unwrap();
+    state.run(job(1, &module), 1, &policy, store.get()).unwrap();
     let (sent, submitted) = drain(&mut state);
     let hash = *module.hash().as_bytes();
     assert_eq!(sent, [ToClient::NeedModule { hash }]);
     assert!(submitted.is_empty());
     assert!(state.awaits(&hash));
-    state.module_arrived(hash, Ok(module.clone())).unwrap();
+    state
+        .module_arrived(hash, Ok(module.clone()), store.get())
+        .unwrap();
     let (sent, submitted) = drain(&mut state);
     assert!(sent.is_empty());
     assert_eq!(
@@ -89,7 +117,7 @@ fn a_module_is_asked_for_once_and_its_jobs_run_when_it_arrives() {
         [0, 1]
     );
     assert!(
-        state.module_arrived(hash, Ok(module)).is_err(),
+        state.module_arrived(hash, Ok(module), store.get()).is_err(),
         "not asked again"
     );
 }
@@ -105,10 +133,10 @@ fn jobs_run_with_the_limits_they_were_admitted_with() {
     let store = store();
     let module = test_module_with_job("f");
     let mut state = ConnectionState::default();
-    state.run(job(0, &module), 1, &policy, &store).unwrap();
+    state.run(job(0, &module), 1, &policy, store.get()).unwrap();
     drain(&mut state);
     state
-        .module_arrived(*module.hash().as_bytes(), Ok(module))
+        .module_arrived(*module.hash().as_bytes(), Ok(module), store.get())
         .unwrap();
     let (_, submitted) = drain(&mut state);
     assert_eq!(submitted[0].1.max_memory, Some(64 << 20));
@@ -127,7 +155,7 @@ fn refused_jobs_are_answered_at_once() {
     let mut state = ConnectionState::default();
     let mut greedy = job(0, &module);
     greedy.limits.max_memory = Some(2 << 20);
-    state.run(greedy, 1, &policy, &store).unwrap();
+    state.run(greedy, 1, &policy, store.get()).unwrap();
     let (sent, submitted) = drain(&mut state);
     assert!(submitted.is_empty());
     assert!(matches!(
@@ -147,10 +175,10 @@ fn a_client_past_its_job_limit_or_reusing_an_id_is_cut_off() {
     let store = store();
     let module = test_module_with_job("f");
     let mut state = ConnectionState::default();
-    state.run(job(0, &module), 1, &policy, &store).unwrap();
-    assert!(state.run(job(0, &module), 2, &policy, &store).is_err());
-    state.run(job(1, &module), 2, &policy, &store).unwrap();
-    assert!(state.run(job(2, &module), 3, &policy, &store).is_err());
+    state.run(job(0, &module), 1, &policy, store.get()).unwrap();
+    assert!(state.run(job(0, &module), 2, &policy, store.get()).is_err());
+    state.run(job(1, &module), 2, &policy, store.get()).unwrap();
+    assert!(state.run(job(2, &module), 3, &policy, store.get()).is_err());
 }
 
 /// The client cancels a job waiting for its module (answered at once) and a submitted one
@@ -161,7 +189,7 @@ fn cancelled_jobs_are_answered_once_as_cancelled() {
     let module = test_module_with_job("f");
     let hash = *module.hash().as_bytes();
     let mut state = ConnectionState::default();
-    state.run(job(0, &module), 1, &policy, &store).unwrap();
+    state.run(job(0, &module), 1, &policy, store.get()).unwrap();
     drain(&mut state);
     state.cancel(&[0, 77]);
     let (sent, _) = drain(&mut state);
@@ -174,10 +202,10 @@ fn cancelled_jobs_are_answered_once_as_cancelled() {
         })]
     ));
     // A new job of the same module does not ask for it again: it is on its way.
-    state.run(job(1, &module), 1, &policy, &store).unwrap();
+    state.run(job(1, &module), 1, &policy, store.get()).unwrap();
     let (sent, _) = drain(&mut state);
     assert!(sent.is_empty(), "{sent:?}");
-    state.module_arrived(hash, Ok(module)).unwrap();
+    state.module_arrived(hash, Ok(module), store.get()).unwrap();
     let (_, submitted) = drain(&mut state);
     assert_eq!(submitted.len(), 1);
     let slot = slot(1);
@@ -221,9 +249,11 @@ fn a_draining_node_hands_back_what_it_will_not_run() {
     store.insert(stored.clone());
     let missing = test_module_with_job("missing");
     let mut state = ConnectionState::default();
-    state.run(job(0, &stored), 1, &policy, &store).unwrap();
-    state.run(job(1, &stored), 1, &policy, &store).unwrap();
-    state.run(job(2, &missing), 1, &policy, &store).unwrap();
+    state.run(job(0, &stored), 1, &policy, store.get()).unwrap();
+    state.run(job(1, &stored), 1, &policy, store.get()).unwrap();
+    state
+        .run(job(2, &missing), 1, &policy, store.get())
+        .unwrap();
     drain(&mut state);
     state.drain();
     let (sent, _) = drain(&mut state);
@@ -231,7 +261,7 @@ fn a_draining_node_hands_back_what_it_will_not_run() {
         sent,
         [ToClient::Draining, ToClient::Returned { jobs: vec![2] }]
     );
-    state.run(job(3, &stored), 1, &policy, &store).unwrap();
+    state.run(job(3, &stored), 1, &policy, store.get()).unwrap();
     let (sent, submitted) = drain(&mut state);
     assert_eq!(sent, [ToClient::Returned { jobs: vec![3] }]);
     assert!(submitted.is_empty());
@@ -252,7 +282,7 @@ fn a_draining_node_hands_back_what_it_will_not_run() {
     // The missing module, still on its way, is taken without complaint.
     assert!(
         state
-            .module_arrived(*missing.hash().as_bytes(), Ok(missing))
+            .module_arrived(*missing.hash().as_bytes(), Ok(missing), store.get())
             .is_ok()
     );
     assert_eq!(state.jobs(), 0);
@@ -284,7 +314,7 @@ fn a_callback_leaves_the_readers_actions_to_the_reader() {
     let (mut state, module, store) = submitted(&[0]);
     state.attach(0, slot(0));
     let policy = NodePolicy::default();
-    state.run(job(1, &module), 1, &policy, &store).unwrap();
+    state.run(job(1, &module), 1, &policy, store.get()).unwrap();
     assert!(state.finished(0, &done_with(Ok(vec![1]))));
     assert!(state.poll_send().is_none(), "a submit is first");
     let (sent, submitted) = drain(&mut state);
@@ -301,15 +331,21 @@ fn a_module_that_does_not_load_fails_its_jobs() {
     let module = test_module_with_job("f");
     let hash = *module.hash().as_bytes();
     let mut state = ConnectionState::default();
-    state.run(job(0, &module), 1, &policy, &store).unwrap();
+    state.run(job(0, &module), 1, &policy, store.get()).unwrap();
     drain(&mut state);
-    state.module_arrived(hash, Err("not wasm".into())).unwrap();
+    state
+        .module_arrived(hash, Err("not wasm".into()), store.get())
+        .unwrap();
     let (sent, _) = drain(&mut state);
     assert!(matches!(
         &sent[..],
         [ToClient::Done(JobDone { result: Err(WireError::Module(why)), .. })] if why == "not wasm"
     ));
-    assert!(state.module_arrived([9; 32], Err("x".into())).is_err());
+    assert!(
+        state
+            .module_arrived([9; 32], Err("x".into()), store.get())
+            .is_err()
+    );
 }
 
 /// The client is told of the preparation of the modules its jobs use, and only those.

@@ -198,3 +198,45 @@ pub fn busy_or_fail(ms: i64) -> Result<i64, String> {
     busy_ms(ms as u64);
     Ok(ms)
 }
+
+/// Element `i` of `values` (a table put once, taken by many jobs).
+#[wasp_guest::job]
+pub fn nth(values: Vec<u64>, i: u64) -> Result<u64, String> {
+    values
+        .get(i as usize)
+        .copied()
+        .ok_or_else(|| format!("no element {i} in {} values", values.len()))
+}
+
+/// The sum of `values`: what a reduction of other jobs' results does.
+#[wasp_guest::job]
+pub fn sum_list(values: Vec<u64>) -> u64 {
+    values.iter().sum()
+}
+
+/// The length of `data` and the sum of its bytes, to check that large values arrive whole.
+#[wasp_guest::job]
+pub fn checksum(data: serde_bytes::ByteBuf) -> (u64, u64) {
+    let sum = data.iter().map(|&byte| u64::from(byte)).sum();
+    (data.len() as u64, sum)
+}
+
+/// `len` bytes, each its index modulo 251: a large result other jobs can take.
+#[wasp_guest::job]
+pub fn bytes_of(len: u32) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<_>>())
+}
+
+/// The time now, in milliseconds since the Unix epoch: a job whose result is not cacheable.
+#[wasp_guest::job]
+pub fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |since| since.as_millis() as u64)
+}
+
+/// A random number (through WASI's random source): a job whose result is not cacheable.
+#[wasp_guest::job]
+pub fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
+}
