@@ -4,6 +4,7 @@
 //! module with an `execute` method.
 
 mod build;
+mod cache;
 mod interrupt;
 mod json;
 mod map;
@@ -41,6 +42,8 @@ enum Command {
     New(new::NewCommand),
     /// Manage the cluster secret that clients and nodes share.
     Secret(secret::SecretCommand),
+    /// Show or clear the result cache (`run` and `map --cache`).
+    Cache(cache::CacheCommand),
 }
 
 /// Exit status for a job that failed (its error is printed on stderr).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Build(command) => command.execute(),
         Command::New(command) => command.execute(),
         Command::Secret(command) => command.execute(),
+        Command::Cache(command) => command.execute(),
     };
     match result {
         Ok(code) => code,

@@ -47,12 +47,17 @@ struct Pending {
 impl MapCommand {
     pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
         let target = self.target.load()?;
-        let lines = self.read_input(&target)?;
+        let lines = self.read_input()?;
         let mut builder = Server::builder();
         if let Some(workers) = self.workers {
             builder = builder.workers(workers);
         }
         let server = self.pool.build(builder)?;
+        let data = self.pool.put_data(&server)?;
+        let lines = lines
+            .into_iter()
+            .map(|(line, args)| Ok((line, target.encode(args, &data)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let progress = progress_bar(lines.len());
         let failed = cancel_on_interrupt(&server, GROUP, |interrupted| {
             self.run_all(&server, &target, lines, &progress, interrupted)
@@ -71,7 +76,7 @@ impl MapCommand {
     }
 
     /// Reads and checks every line before running anything: bad input loses no work.
-    fn read_input(&self, target: &Loaded) -> anyhow::Result<Vec<(usize, Vec<u8>)>> {
+    fn read_input(&self) -> anyhow::Result<Vec<(usize, Vec<Value>)>> {
         let reader: Box<dyn BufRead> = if self.input.as_os_str() == "-" {
             Box::new(std::io::stdin().lock())
         } else {
@@ -87,8 +92,9 @@ impl MapCommand {
                 continue;
             }
             let args = parse_input_line(&line)
+                .and_then(|args| self.pool.check_data(&args).map(|()| args))
                 .with_context(|| format!("line {number} of {}", self.input.display()))?;
-            inputs.push((number, target.encode(args)?));
+            inputs.push((number, args));
         }
         Ok(inputs)
     }

@@ -1,5 +1,6 @@
 //! Options shared by the commands that run jobs, and the server they configure.
 
+use crate::json::Data;
 use crate::monitor::MonitorArgs;
 use anyhow::Context as _;
 use clap::Args;
@@ -95,16 +96,24 @@ fn python_runner() -> anyhow::Result<PathBuf> {
 
 impl Loaded {
     /// The job's arguments as the module takes them: MessagePack of `args`, or, for a
-    /// Python function, of the runner's call `[source, function, args, modules]`.
-    pub(crate) fn encode(&self, args: Vec<serde_json::Value>) -> anyhow::Result<Vec<u8>> {
+    /// Python function, of the runner's call `[source, function, args, modules]`; each
+    /// `{"$data": NAME}` a reference to the value of `data` named so.
+    pub(crate) fn encode(
+        &self,
+        args: Vec<serde_json::Value>,
+        data: &Data,
+    ) -> anyhow::Result<Vec<u8>> {
         match &self.python {
-            None => crate::json::encode_args(&args),
-            Some((source, function)) => crate::json::encode_args(&[
-                source.as_str().into(),
-                function.as_str().into(),
-                serde_json::Value::Array(args),
-                serde_json::Value::Array(Vec::new()),
-            ]),
+            None => crate::json::encode_args(&args, data),
+            Some((source, function)) => crate::json::encode_args(
+                &[
+                    source.as_str().into(),
+                    function.as_str().into(),
+                    serde_json::Value::Array(args),
+                    serde_json::Value::Array(Vec::new()),
+                ],
+                data,
+            ),
         }
     }
 }
@@ -120,9 +129,36 @@ pub(crate) struct PoolArgs {
     cluster: ClusterArgs,
     #[command(flatten)]
     monitor: MonitorArgs,
+    #[command(flatten)]
+    data: DataArgs,
     /// Print the statistics table on stderr at the end.
     #[arg(long)]
     stats: bool,
+}
+
+/// Values put once and results cached.
+#[derive(Debug, Args)]
+struct DataArgs {
+    /// Put FILE's bytes once as the value NAME, which jobs take where their JSON arguments
+    /// say `{"$data": "NAME"}` (a Rust job receives a Vec<u8>); sent once to each node
+    /// that runs such a job (repeatable).
+    #[arg(long = "data", value_name = "NAME=FILE", value_parser = parse_data)]
+    data: Vec<(String, PathBuf)>,
+    /// Answer jobs from the result cache when it has their results, and keep the results
+    /// of jobs that run and are deterministic (read no clock or random numbers, hit no
+    /// limit), in the cache directory's `results` (default: the user's cache dir,
+    /// wasp/results). Not the compiled-code cache of --cache-dir and --no-cache.
+    #[arg(long)]
+    cache: bool,
+}
+
+fn parse_data(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err("expected NAME=FILE".into()),
+    }
 }
 
 impl PoolArgs {
@@ -130,7 +166,8 @@ impl PoolArgs {
     pub(crate) fn build(&self, builder: ServerBuilder) -> anyhow::Result<Server> {
         let mut builder = self
             .cluster
-            .apply(self.cache.apply(self.limits.apply(builder)))?;
+            .apply(self.cache.apply(self.limits.apply(builder)))?
+            .cache(self.data.cache);
         let secret = self.cluster.secret()?;
         if let Some(monitor) = self.monitor.config(secret.as_ref())? {
             builder = builder.monitor(monitor);
@@ -146,9 +183,39 @@ impl PoolArgs {
         Ok(server)
     }
 
+    /// Checks that every value `args` refer to is given with `--data`.
+    pub(crate) fn check_data(&self, args: &[serde_json::Value]) -> anyhow::Result<()> {
+        for name in crate::json::data_names(args) {
+            if !self.data.data.iter().any(|(given, _)| given == name) {
+                anyhow::bail!(
+                    "no value named `{name}`: give it with --data {name}=FILE ({{\"{}\": \"{name}\"}} refers to it)",
+                    crate::json::DATA_KEY
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts each `--data` file on `server`, by its name.
+    pub(crate) fn put_data(&self, server: &Server) -> anyhow::Result<Data> {
+        self.data
+            .data
+            .iter()
+            .map(|(name, path)| {
+                let value = server
+                    .put_file(path)
+                    .with_context(|| format!("--data {name}={}", path.display()))?;
+                Ok((name.clone(), value))
+            })
+            .collect()
+    }
+
     /// Prints the statistics table on stderr if `--stats` was given.
     pub(crate) fn print_stats(&self, server: &Server) {
         if self.stats {
+            // Every job counted, and every result the cache keeps written.
+            server.wait_all();
+            server.flush_results();
             eprintln!("{}", server.stats());
         }
     }

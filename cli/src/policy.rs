@@ -56,6 +56,11 @@ pub(crate) struct PolicyArgs {
     /// How many bytes of modules the node keeps [1GiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_module_bytes: Option<u64>,
+    /// How many bytes of values put once (data sent by clients for their jobs) the node
+    /// keeps; the least recently used go first, never one a job may still use; a job
+    /// taking a larger value fails with DataTooLarge [2GiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_data_bytes: Option<u64>,
 }
 
 /// `--max-timeout`: a duration, or `none`.
@@ -92,6 +97,7 @@ impl PolicyArgs {
         set(&mut policy.max_bytes_per_client, self.max_bytes_per_client);
         set(&mut policy.max_modules, self.max_modules);
         set(&mut policy.max_module_bytes, self.max_module_bytes);
+        set(&mut policy.max_data_bytes, self.max_data_bytes);
         let mut allowed: Option<HashSet<ModuleHash>> = None;
         if !self.allowed.is_empty() {
             allowed.get_or_insert_default().extend(&self.allowed);

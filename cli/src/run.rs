@@ -32,8 +32,11 @@ pub(crate) struct RunCommand {
 impl RunCommand {
     pub(crate) fn execute(self) -> anyhow::Result<ExitCode> {
         let target = self.target.load()?;
-        let args = target.encode(parse_cli_args(&self.args)?)?;
+        let args = parse_cli_args(&self.args)?;
+        self.pool.check_data(&args)?;
         let server = self.pool.build(Server::builder().workers(self.workers))?;
+        let data = self.pool.put_data(&server)?;
+        let args = target.encode(args, &data)?;
         let options = JobOptions::new().group(GROUP);
         let (output, interrupted) = cancel_on_interrupt(&server, GROUP, |interrupted| {
             let job = server.submit_raw::<Value>(&target.module, &target.job, args, &options);

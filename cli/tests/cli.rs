@@ -373,3 +373,119 @@ fn run_and_map_take_a_python_file() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("TypeError"), "{}", stderr(&out));
 }
+
+/// `--data NAME=FILE` puts a file once; every line that says `{"$data": "NAME"}` takes it.
+#[test]
+fn map_takes_a_file_put_once_with_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8).collect();
+    let sum: u64 = bytes.iter().map(|&b| u64::from(b)).sum();
+    let file = dir.path().join("table.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "[{\"$data\": \"table\"}]\n".repeat(5)).unwrap();
+    let data = format!("table={}", file.display());
+    let args = [
+        "map",
+        TESTJOBS,
+        "checksum",
+        "--input",
+        input.to_str().unwrap(),
+    ];
+    let out = wasp(&[&args[..], &["--data", &data, "--no-cache"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("[100000,{sum}]\n").repeat(5));
+    // A name no --data gives is refused before anything runs.
+    expect_failure(
+        &[&args[..], &["--no-cache"]].concat(),
+        2,
+        "--data table=FILE",
+    );
+    let out = wasp(&[
+        "run",
+        TESTJOBS,
+        "checksum",
+        "{\"$data\": \"t\"}",
+        "--data",
+        &format!("t={}", file.display()),
+        "--no-cache",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        format!("[100000,{sum}]\n"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `--cache`: the second run of a map is answered from the cache; `wasp cache stats` and
+/// `clear` see and empty it.
+#[test]
+fn map_with_cache_answers_the_second_run_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let lines: String = (0..20).map(|n| format!("[{}]\n", n * 100)).collect();
+    std::fs::write(&input, lines).unwrap();
+    let cache = dir.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let map = [
+        "map",
+        SUM_PRIMES,
+        "sum_primes",
+        "--input",
+        input.to_str().unwrap(),
+        "--cache",
+        "--cache-dir",
+        cache,
+        "--stats",
+    ];
+    let first = wasp(&map);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("cache: 0 hits, 20 stored, 0 not cacheable"),
+        "{}",
+        stderr(&first)
+    );
+    let second = wasp(&map);
+    assert_eq!(stdout(&second), stdout(&first));
+    assert!(
+        stderr(&second).contains("cache: 20 hits, 0 stored, 0 not cacheable"),
+        "{}",
+        stderr(&second)
+    );
+    let stats = wasp(&["cache", "stats", "--cache-dir", cache]);
+    assert!(
+        stdout(&stats).starts_with("results: 20 entries,"),
+        "{}",
+        stdout(&stats)
+    );
+    let cleared = wasp(&["cache", "clear", "--cache-dir", cache]);
+    assert!(
+        stdout(&cleared).starts_with("removed 20 entries"),
+        "{}",
+        stdout(&cleared)
+    );
+    let third = wasp(&map);
+    assert!(
+        stderr(&third).contains("cache: 0 hits, 20 stored"),
+        "{}",
+        stderr(&third)
+    );
+    // A job that reads the clock is never answered from the cache.
+    let now = [
+        "run",
+        TESTJOBS,
+        "now_ms",
+        "--cache",
+        "--cache-dir",
+        cache,
+        "--stats",
+    ];
+    wasp(&now);
+    let again = wasp(&now);
+    assert!(
+        stderr(&again).contains("cache: 0 hits, 0 stored, 1 not cacheable"),
+        "{}",
+        stderr(&again)
+    );
+}

@@ -11,6 +11,9 @@
 mod node;
 #[path = "cluster/support.rs"]
 mod support;
+// Data put once, jobs that take other jobs' results and the result cache, on nodes.
+#[path = "cluster/data.rs"]
+mod data;
 
 use node::{Auth, NodeProcess, run_wasp, write_secret};
 use std::time::Duration;

@@ -421,6 +421,15 @@ impl Server {
         }
     }
 
+    /// Waits until the results of the jobs finished so far that the result cache keeps are
+    /// written ([`JobOptions::cache`]): entries are written by a thread of their own, and
+    /// the server does this when it is dropped.
+    pub fn flush_results(&self) {
+        if let Some(results) = self.submitter.results() {
+            results.flush();
+        }
+    }
+
     /// Prints the statistics table to stdout, as pp's `print_stats` does.
     pub fn print_stats(&self) {
         println!("{}", self.stats());
@@ -470,8 +479,6 @@ impl Drop for Server {
             cluster.shutdown();
         }
         // Results still on their way to the disk are kept: the next run finds them.
-        if let Some(results) = self.submitter.results() {
-            results.flush();
-        }
+        self.flush_results();
     }
 }
