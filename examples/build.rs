@@ -13,6 +13,8 @@ fn main() {
         ("mandelbrot-guest", examples.join("guests/mandelbrot")),
         ("pi-guest", examples.join("guests/pi")),
         ("trivial-guest", examples.join("guests/trivial")),
+        ("data-guest", examples.join("guests/data")),
+        ("data-variant-guest", examples.join("guests/data-variant")),
     ];
     let guests: Vec<_> = guests
         .iter()

@@ -18,3 +18,11 @@ pub const PI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pi-guest.wasm"))
 /// The trivial module (`examples/guests/trivial`): `add_one(x: i64) -> i64`, to measure what
 /// wasp costs per job.
 pub const TRIVIAL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trivial-guest.wasm"));
+
+/// The data-plane benchmarks' module (`examples/guests/data`): `sum_primes_with(table,
+/// n)`, `sum(values)` and `sum_primes(n)`.
+pub const DATA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/data-guest.wasm"));
+
+/// The same module with one line of a helper changed (`examples/guests/data-variant`).
+pub const DATA_VARIANT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/data-variant-guest.wasm"));

@@ -243,14 +243,19 @@ impl Hasher for Blake3Hasher {
 
 /// Whether users other than the owner may write to `path` (a missing path is not).
 pub(crate) fn writable_by_others(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|meta| writable_by_others_meta(&meta))
+}
+
+/// Whether users other than the owner may write to the file `meta` describes.
+pub(crate) fn writable_by_others_meta(meta: &fs::Metadata) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o022 != 0)
+        meta.permissions().mode() & 0o022 != 0
     }
     #[cfg(not(unix))]
     {
-        let _ = path;
+        let _ = meta;
         false
     }
 }
@@ -264,7 +269,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Marks a file as recently used, for eviction.
-pub(crate) fn touch(path: &Path) {
+fn touch(path: &Path) {
     if let Ok(file) = fs::File::options().write(true).open(path) {
         let _ = file.set_modified(std::time::SystemTime::now());
     }

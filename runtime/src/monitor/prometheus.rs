@@ -426,12 +426,12 @@ fn nodes(out: &mut Out, counters: &Counters) -> Result<(), fmt::Error> {
         each(&|node| node.data_transfers),
     )?;
     out.counters(
-        "node_data_sent",
+        "node_data_sent_bytes",
         "Bytes of the values sent to the node",
         each(&|node| node.data_bytes),
     )?;
     out.counters(
-        "node_sent",
+        "node_sent_bytes",
         "Bytes sent to the node in all (QUIC's UDP payloads)",
         each(&|node| node.bytes_sent),
     )?;

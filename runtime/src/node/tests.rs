@@ -1039,3 +1039,82 @@ fn answer(answered: &mut HashMap<u64, &'static str>, job: u64, how: &'static str
         panic!("job {job} answered twice: {before}, then {how}");
     }
 }
+
+/// Sends `value` as a value stream: its head frame, then `bytes` (its bytes, or a forgery).
+async fn send_value(client: &RawClient, hash: WireHash, len: u64, bytes: &[u8]) {
+    let mut buffer = BytesMut::new();
+    codec::encode(&ToNode::Data { hash, len }, MAX_FRAME_LEN, &mut buffer).unwrap();
+    buffer.extend_from_slice(bytes);
+    client.send_uni(&buffer).await;
+}
+
+/// `checksum(value)` of the test jobs, the value taken by reference.
+fn checksum_taking(job: u64, module: WireHash, value: &crate::data::Data) -> ToNode {
+    let mut args = vec![0x91];
+    args.extend_from_slice(&value.reference());
+    ToNode::Run(RunJob {
+        job,
+        module,
+        function: "checksum".into(),
+        args,
+        limits: WireLimits::default(),
+    })
+}
+
+/// A value: asked for once, read from its own stream, kept for the next job; a value not
+/// asked for, or whose bytes do not match their hash, closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_are_asked_for_once_checked_and_kept() {
+    let node = TestNode::start();
+    let module = Module::from_file(wasp_fixtures::WASP_TESTJOBS).unwrap();
+    let bytes = rmp_serde::to_vec(&serde_bytes::Bytes::new(&[3; 100_000])).unwrap();
+    let value = crate::data::Data::of(bytes::Bytes::from(bytes.clone()));
+    let mut client = RawClient::connect(&node).await;
+    client
+        .send(&[checksum_taking(1, hash_of(&module), &value)])
+        .await;
+    client.expect_need_module(hash_of(&module)).await;
+    client
+        .send(&[checksum_taking(2, hash_of(&module), &value)])
+        .await;
+    client.send_module(&module_message(&module)).await;
+    assert_eq!(
+        client.next().await,
+        ToClient::NeedData { hash: value.hash },
+        "asked for once, for two jobs"
+    );
+    send_value(&client, value.hash, bytes.len() as u64, &bytes).await;
+    for _ in 0..2 {
+        let ToClient::Done(done) = client.next().await else {
+            panic!("a result");
+        };
+        let sums: (u64, u64) = rmp_serde::from_slice(done.result.as_ref().unwrap()).unwrap();
+        assert_eq!(sums, (100_000, 300_000));
+    }
+    // Kept: the next job takes it without a request.
+    client
+        .send(&[checksum_taking(3, hash_of(&module), &value)])
+        .await;
+    assert!(matches!(client.next().await, ToClient::Done(done) if done.job == 3));
+    client.close();
+
+    let mut forger = RawClient::connect(&node).await;
+    let other = crate::data::Data::of(bytes::Bytes::from_static(b"\xa3abc"));
+    forger
+        .send(&[checksum_taking(1, hash_of(&module), &other)])
+        .await;
+    assert_eq!(forger.next().await, ToClient::NeedData { hash: other.hash });
+    send_value(&forger, other.hash, 4, b"\xa3abd").await;
+    assert_closed(
+        &forger.connection,
+        CloseCode::Protocol,
+        "do not match their hash",
+    )
+    .await;
+
+    let unasked = RawClient::connect(&node).await;
+    send_value(&unasked, other.hash, 4, b"\xa3abc").await;
+    assert_closed(&unasked.connection, CloseCode::Protocol, "did not ask for").await;
+    node.assert_serves().await;
+    node.stop().await;
+}

@@ -5,11 +5,12 @@
 
 use super::Key;
 use super::entry::{self, Entry};
-use crate::cache::disk::{touch, writable_by_others, write_private};
+use crate::cache::disk::{writable_by_others, writable_by_others_meta, write_private};
 use std::fs;
 use std::io;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tracing::{debug, warn};
 
 /// How much a result cache directory holds.
@@ -27,26 +28,43 @@ fn path_of(dir: &Path, key: &Key) -> PathBuf {
     dir.join(&hex[..2]).join(hex)
 }
 
+/// Entries read within this long of their last use are not touched again: a touch is a
+/// system call, and the order of eviction needs no finer clock.
+const TOUCH_AFTER: Duration = Duration::from_secs(60);
+
 /// The entry for `key`, if `dir` holds an intact one; it is then the most recently used.
-/// A corrupt or truncated entry is removed, and a miss.
+/// A corrupt or truncated entry is removed, and a miss. One open, one `fstat`, one read.
 pub(super) fn read(dir: &Path, key: &Key) -> Option<Entry> {
     let path = path_of(dir, key);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
+    let mut file = match fs::File::open(&path) {
+        Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
         Err(error) => {
             warn!(path = %path.display(), %error, "result cache: unreadable entry, a miss");
             return None;
         }
     };
+    let meta = file.metadata().ok()?;
     // A result is trusted as this user's own: not one others could have written.
-    if [dir, path.as_path()].into_iter().any(writable_by_others) {
-        warn!(path = %path.display(), "result cache: writable by other users, not used (chmod go-w)");
+    if writable_by_others_meta(&meta) {
+        warn!(path = %path.display(), "result cache: an entry writable by other users, not used (chmod go-w)");
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    if let Err(error) = file.read_to_end(&mut bytes) {
+        warn!(path = %path.display(), %error, "result cache: unreadable entry, a miss");
         return None;
     }
     match entry::decode(key, &bytes) {
         Some(entry) => {
-            touch(&path);
+            let stale = meta
+                .modified()
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_none_or(|age| age > TOUCH_AFTER);
+            if stale {
+                let _ = file.set_modified(SystemTime::now());
+            }
             Some(entry)
         }
         None => {
@@ -55,6 +73,12 @@ pub(super) fn read(dir: &Path, key: &Key) -> Option<Entry> {
             None
         }
     }
+}
+
+/// Whether the result cache's directory may be written by other users (then none of its
+/// entries is used).
+pub(super) fn open_to_others(dir: &Path) -> bool {
+    writable_by_others(dir)
 }
 
 /// Writes `bytes` as the entry for `key`.
@@ -162,7 +186,7 @@ mod tests {
         for key in [&old, &new] {
             write(dir.path(), key, &[0; 100]).unwrap();
         }
-        let past = SystemTime::now() - std::time::Duration::from_secs(60);
+        let past = SystemTime::now() - Duration::from_secs(60);
         fs::File::options()
             .write(true)
             .open(path_of(dir.path(), &old))

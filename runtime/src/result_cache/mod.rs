@@ -34,7 +34,7 @@ use crate::scheduler::task::Task;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::warn;
@@ -92,6 +92,8 @@ pub(crate) struct ResultCache {
     stored: Arc<AtomicU64>,
     not_cacheable: AtomicU64,
     writer: Mutex<Option<Writer>>,
+    /// Whether the directory is private to the user, once looked at.
+    trusted: OnceLock<bool>,
 }
 
 /// The thread that writes entries, and the way to it.
@@ -123,6 +125,7 @@ impl ResultCache {
             stored: Arc::new(AtomicU64::new(0)),
             not_cacheable: AtomicU64::new(0),
             writer: Mutex::new(None),
+            trusted: OnceLock::new(),
         }
     }
 
@@ -151,7 +154,11 @@ impl ResultCache {
     /// kept when it finishes, if it can be.
     pub(crate) fn attach(self: &Arc<Self>, task: &mut Task) -> Option<Finished> {
         let key = self.key(task);
-        if let Some(entry) = disk::read(&self.dir, &key) {
+        let found = self
+            .trusted()
+            .then(|| disk::read(&self.dir, &key))
+            .flatten();
+        if let Some(entry) = found {
             self.hits.fetch_add(1, Ordering::Relaxed);
             let outcome = RawOutcome {
                 result: Ok(entry.result),
@@ -241,6 +248,18 @@ impl ResultCache {
         {
             let _ = wait.recv();
         }
+    }
+
+    /// Whether the directory is private (checked once): in one others may write, no entry
+    /// is used.
+    fn trusted(&self) -> bool {
+        *self.trusted.get_or_init(|| {
+            let open = disk::open_to_others(&self.dir);
+            if open {
+                warn!(dir = %self.dir.display(), "result cache: writable by other users, not used (chmod go-w)");
+            }
+            !open
+        })
     }
 
     /// The counters so far.

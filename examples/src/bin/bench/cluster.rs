@@ -23,7 +23,11 @@ pub(crate) struct BenchNode {
 }
 
 impl BenchNode {
-    fn start(name: &str, secret: &ClusterSecret, workers: usize) -> anyhow::Result<Self> {
+    pub(crate) fn start(
+        name: &str,
+        secret: &ClusterSecret,
+        workers: usize,
+    ) -> anyhow::Result<Self> {
         Self::start_with(name, secret, workers, None)
     }
 
@@ -91,7 +95,7 @@ impl Drop for BenchNode {
 }
 
 /// A client with no local workers, connected to `nodes`.
-fn client(secret: &ClusterSecret, nodes: &[&BenchNode]) -> anyhow::Result<Server> {
+pub(crate) fn client(secret: &ClusterSecret, nodes: &[&BenchNode]) -> anyhow::Result<Server> {
     client_with(secret, nodes, None)
 }
 

@@ -1,8 +1,9 @@
 //! wasp's benchmarks: speed ratios measured in one run on this machine.
 //!
 //! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
-//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel|queue|metrics|scale`
-//! for one of them).
+//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel|queue|metrics|scale|
+//! data|graph|cache` for one of them; `--python PATH`: a Python with `dask[distributed]`
+//! for the graph benchmark's comparison).
 //! Prints a Markdown table; the README records one.
 //!
 //! 1. `sum_primes`: pp's 8 inputs, natively in one thread, and on wasp with 1 and 2 workers.
@@ -21,9 +22,19 @@
 //! 9. Scale: trivial jobs from one client through 1 to 32 `wasp node` processes (1 worker
 //!    each) behind one name: throughput, the client's CPU per job and memory per node,
 //!    against 1 node. Needs the `wasp` binary (`cargo build --release -p wasp-cli`).
+//! 10. Data: a 100 MiB value put once and taken by 1,000 jobs over two nodes: the bytes
+//!     sent to each node against the value's size, and the jobs' rate against a 1 KiB value.
+//! 11. Graph: a tree reduction of 10,000 leaves with 100-way fan-in, submitted up front, on
+//!     the local pool and on two nodes, against Dask's futures; a graph of 100,000 held
+//!     jobs' memory.
+//! 12. Cache: a map of 10,000 jobs run twice with the result cache; then with one line of a
+//!     helper changed.
 
+mod cache;
 mod cluster;
+mod data;
 mod fuel;
+mod graph;
 mod hostile;
 mod metrics;
 mod overhead;
@@ -105,6 +116,26 @@ fn main() -> anyhow::Result<()> {
             (250_000, 125_000, 5)
         };
         rows.extend(metrics::run(local_jobs, node_jobs, rounds)?);
+    }
+    if wanted("data") {
+        let jobs = if quick { 200 } else { 1_000 };
+        rows.extend(data::run(jobs, 100)?);
+    }
+    if wanted("graph") {
+        let python = args
+            .iter()
+            .position(|a| a == "--python")
+            .and_then(|i| args.get(i + 1));
+        let python = graph::python(python.map(String::as_str));
+        let (leaves, held) = if quick {
+            (2_000, 20_000)
+        } else {
+            (10_000, 100_000)
+        };
+        rows.extend(graph::run(leaves, 100, held, python.as_deref())?);
+    }
+    if wanted("cache") {
+        rows.extend(cache::run(if quick { 2_000 } else { 10_000 })?);
     }
     if wanted("scale") {
         let (jobs, nodes): (usize, &[usize]) = if quick {

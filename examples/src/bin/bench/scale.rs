@@ -371,7 +371,7 @@ fn jobs_per_node(server: &Server) -> HashMap<String, u64> {
 }
 
 /// The `wasp` binary: `WASP_BIN`, or the one next to this program.
-fn wasp_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn wasp_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os(WASP_BIN) {
         let path = PathBuf::from(path);
         anyhow::ensure!(
@@ -396,16 +396,16 @@ fn wasp_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// N `wasp node` processes, killed on drop.
-struct NodeProcesses {
+pub(crate) struct NodeProcesses {
     children: Vec<Child>,
-    addresses: Vec<SocketAddr>,
+    pub(crate) addresses: Vec<SocketAddr>,
     /// Their identity and cache directories.
     dir: PathBuf,
 }
 
 impl NodeProcesses {
     /// Starts `count` nodes at once, and waits for each to print its address.
-    fn start(wasp: &Path, count: usize) -> anyhow::Result<NodeProcesses> {
+    pub(crate) fn start(wasp: &Path, count: usize) -> anyhow::Result<NodeProcesses> {
         let dir =
             std::env::temp_dir().join(format!("wasp-bench-scale-{}-{count}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

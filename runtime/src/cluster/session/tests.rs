@@ -339,3 +339,40 @@ fn a_module_being_prepared_shows_in_the_delta_until_it_is_ready() {
     state.handle(ToClient::Prepared { hash }).unwrap();
     assert_eq!(state.take_delta().preparing, Some(0));
 }
+
+/// A node asks for a value a job in flight takes: it is shipped once while on its way,
+/// counted when it arrives; a value no job in flight takes (its jobs since cancelled) is
+/// not sent, and not a violation.
+#[test]
+fn a_value_is_shipped_once_to_a_node_that_asks() {
+    let mut state = session(2, 3);
+    let data = Data::of(bytes::Bytes::from_static(b"\xa5value"));
+    let mut task = test_task(0, Owner::LOCAL);
+    let mut args = vec![0x91];
+    args.extend_from_slice(&data.reference());
+    let found = wasp_proto::refs::find(&args).unwrap();
+    let resolved = vec![crate::data::Resolved::Data(data.clone(), None)];
+    task.args = crate::data::build(args.clone(), &found, resolved);
+    let mut out = BytesMut::new();
+    state.send(task, &mut out);
+    let [ToNode::Run(run)] = &frames(&out)[..] else {
+        panic!("one job frame");
+    };
+    assert_eq!(run.args, args, "the value travels by reference");
+    for _ in 0..2 {
+        state
+            .handle(ToClient::NeedData { hash: data.hash })
+            .unwrap();
+    }
+    let shipped: Vec<_> = std::iter::from_fn(|| state.poll_action())
+        .filter_map(|action| match action {
+            Action::ShipData(shipped) => Some(shipped.hash),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shipped, [data.hash], "one transfer at a time");
+    state.data_sent(data.hash, 6, true);
+    assert_eq!((state.delta.data_transfers, state.delta.data_bytes), (1, 6));
+    state.handle(ToClient::NeedData { hash: [9; 32] }).unwrap();
+    assert!(state.poll_action().is_none());
+}

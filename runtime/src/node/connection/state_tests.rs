@@ -1,6 +1,7 @@
 //! The node's connection state, step by step, without sockets.
 
 use super::*;
+use crate::data::Data;
 use crate::job::JobId;
 use crate::module::test_module_with_job;
 use crate::node::data::DataStore;
@@ -360,5 +361,152 @@ fn the_preparation_of_a_clients_module_is_told_to_it() {
     assert_eq!(
         sent,
         [ToClient::Preparing { hash }, ToClient::Prepared { hash }]
+    );
+}
+
+/// A job of a module the node has, taking `values` by reference.
+fn job_taking(id: WireJobId, module: &Module, values: &[&Data]) -> RunJob {
+    let mut args = vec![0x90 | values.len() as u8];
+    for value in values {
+        args.extend_from_slice(&value.reference());
+    }
+    RunJob {
+        args,
+        ..job(id, module)
+    }
+}
+
+fn value(text: &str) -> Data {
+    Data::of(bytes::Bytes::from(rmp_serde::to_vec(text).unwrap()))
+}
+
+/// Keeps `data` in the store, as the uploader does when it arrives.
+fn arrive(store: &TestStores, data: &Data) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let room = runtime
+        .block_on(store.data.reserve(data.bytes.len() as u64))
+        .unwrap();
+    store.data.insert(room, data);
+}
+
+/// Jobs taking a value the node lacks wait for it, asked for once; when it arrives they run
+/// with it in their arguments' place.
+#[test]
+fn a_value_is_asked_for_once_and_its_jobs_run_when_it_arrives() {
+    let (policy, store) = (NodePolicy::default(), store());
+    let module = test_module_with_job("f");
+    store.insert(module.clone());
+    let (a, b) = (value("a"), value("b"));
+    let mut state = ConnectionState::default();
+    state
+        .run(job_taking(0, &module, &[&a]), 1, &policy, store.get())
+        .unwrap();
+    state
+        .run(job_taking(1, &module, &[&a, &b]), 2, &policy, store.get())
+        .unwrap();
+    let (sent, submitted) = drain(&mut state);
+    assert_eq!(
+        sent,
+        [
+            ToClient::NeedData { hash: a.hash },
+            ToClient::NeedData { hash: b.hash }
+        ]
+    );
+    assert!(submitted.is_empty());
+    assert!(state.expects_data(&a.hash, a.bytes.len() as u64).is_ok());
+    assert!(state.expects_data(&a.hash, 1).is_err(), "another length");
+    assert!(state.expects_data(&[7; 32], 1).is_err(), "not asked for");
+    arrive(&store, &a);
+    state.data_arrived(a.hash, store.get());
+    let (_, submitted) = drain(&mut state);
+    assert_eq!(submitted.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [0]);
+    arrive(&store, &b);
+    state.data_arrived(b.hash, store.get());
+    let mut submissions = Vec::new();
+    while let Some(action) = state.poll_action() {
+        if let Action::Submit(submission) = action {
+            submissions.push(submission);
+        }
+    }
+    assert_eq!(submissions.len(), 1);
+    let args: Vec<u8> = submissions[0].args.segments().concat();
+    let taken: (String, String) = rmp_serde::from_slice(&args).unwrap();
+    assert_eq!(taken, ("a".to_string(), "b".to_string()));
+}
+
+/// A value whose waiting jobs were all cancelled is asked for again by a new job; if the
+/// first transfer comes after all, it is welcome.
+#[test]
+fn a_value_nobody_waits_for_is_asked_again_and_still_welcome() {
+    let (policy, store) = (NodePolicy::default(), store());
+    let module = test_module_with_job("f");
+    store.insert(module.clone());
+    let a = value("a");
+    let mut state = ConnectionState::default();
+    state
+        .run(job_taking(0, &module, &[&a]), 1, &policy, store.get())
+        .unwrap();
+    drain(&mut state);
+    state.cancel(&[0]);
+    drain(&mut state);
+    assert!(
+        state.expects_data(&a.hash, a.bytes.len() as u64).is_ok(),
+        "abandoned, welcome"
+    );
+    state
+        .run(job_taking(1, &module, &[&a]), 1, &policy, store.get())
+        .unwrap();
+    let (sent, _) = drain(&mut state);
+    assert_eq!(sent, [ToClient::NeedData { hash: a.hash }], "asked again");
+}
+
+/// A value larger than the store, or a job reference (which a client never sends), fails
+/// the job at once.
+#[test]
+fn values_too_large_and_job_references_are_refused() {
+    let store = TestStores {
+        data: DataStore::new(4),
+        ..store()
+    };
+    let policy = NodePolicy::default();
+    let module = test_module_with_job("f");
+    store.insert(module.clone());
+    let mut state = ConnectionState::default();
+    state
+        .run(
+            job_taking(0, &module, &[&value("too long")]),
+            1,
+            &policy,
+            store.get(),
+        )
+        .unwrap();
+    let mut reference = vec![0x91];
+    reference.extend_from_slice(&refs::job_ref(1, 2));
+    let job_ref = RunJob {
+        args: reference,
+        ..job(1, &module)
+    };
+    state.run(job_ref, 2, &policy, store.get()).unwrap();
+    let (sent, submitted) = drain(&mut state);
+    assert!(submitted.is_empty());
+    assert!(
+        matches!(
+            &sent[..],
+            [
+                ToClient::Done(JobDone {
+                    job: 0,
+                    result: Err(WireError::DataTooLarge { limit: 4, .. }),
+                    ..
+                }),
+                ToClient::Done(JobDone {
+                    job: 1,
+                    result: Err(WireError::BadArguments(_)),
+                    ..
+                }),
+            ]
+        ),
+        "{sent:?}"
     );
 }
