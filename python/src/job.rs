@@ -32,6 +32,11 @@ impl NativeJob {
         self.job.id().0
     }
 
+    /// Whether the job is running: taken by a worker or a node, and not finished.
+    fn running(&self) -> bool {
+        self.job.is_running()
+    }
+
     /// Whether the job has finished.
     fn done(&self) -> bool {
         self.job.is_finished()
@@ -70,12 +75,18 @@ impl NativeJob {
 
     /// How the job ended: `(ok, value_or_error, stdout, stderr, duration, worker,
     /// fuel_used)`, where an error is `(kind, message, fields)`. The job must have finished
-    /// (see `wait`).
-    fn outcome<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    /// (see `wait`). `instances`, if given, builds the instances of the caller's classes a
+    /// result holds: `(module, qualname, kind, state) -> object`.
+    #[pyo3(signature = (instances=None))]
+    fn outcome<'py>(
+        &self,
+        py: Python<'py>,
+        instances: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let job = self.job.clone();
         let output: JobOutput<rmpv::Value> = py.detach(move || job.wait_output());
         let (ok, payload) = match &output.result {
-            Ok(value) => match to_python(py, value, 0) {
+            Ok(value) => match to_python(py, value, 0, instances.as_ref()) {
                 Ok(value) => (true, value),
                 Err(why) => {
                     let error =
