@@ -124,8 +124,9 @@ def _failure_kind(stderr: str) -> str:
     wasp lacks)."""
     if re.search(r"^wasp\._errors\.\w+", stderr, re.MULTILINE):
         return "failed at run"
-    frames = re.findall(r'File "[^"]*[/\\]wasp[/\\](\w+)\.py", line \d+, in (\w+)', stderr)
-    if any(module == "_functions" or function in ("submit", "map") for module, function in frames):
+    frames = re.findall(r'File "[^"]*[/\\]wasp[/\\](\w+)[/\\.]', stderr)
+    functions = re.findall(r'File "[^"]*[/\\]wasp[/\\][^"]*", line \d+, in (\w+)', stderr)
+    if "_ship" in frames or any(function in ("submit", "map") for function in functions):
         return "refused at submit"
     return "error"
 
