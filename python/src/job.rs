@@ -83,8 +83,14 @@ impl NativeJob {
         py: Python<'py>,
         instances: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let job = self.job.clone();
-        let output: JobOutput<rmpv::Value> = py.detach(move || job.wait_output());
+        let output: JobOutput<rmpv::Value> = if self.job.is_finished() {
+            // The usual case (a future or callback being settled): no wait, so no handing
+            // the GIL to another thread and back.
+            self.job.wait_output()
+        } else {
+            let job = self.job.clone();
+            py.detach(move || job.wait_output())
+        };
         let (ok, payload) = match &output.result {
             Ok(value) => match to_python(py, value, 0, instances.as_ref()) {
                 Ok(value) => (true, value),
@@ -112,10 +118,11 @@ impl NativeJob {
 }
 
 impl NativeJob {
-    /// Tells `completions` (`token`) when the job finishes.
-    pub(crate) fn notify(&self, completions: &Arc<Completions>, token: u64) {
+    /// Gives `handler` to `completions` when the job finishes.
+    pub(crate) fn notify(&self, completions: &Arc<Completions>, handler: Py<PyAny>) {
+        completions.expect();
         let completions = completions.clone();
-        self.job.on_finish(move || completions.push(token));
+        self.job.on_finish(move || completions.push(handler));
     }
 }
 

@@ -222,16 +222,21 @@ impl NativeServer {
         }
     }
 
-    /// Tells the dispatcher (`next_completions`) when `job` finishes, as `token`.
-    fn watch(&self, job: &NativeJob, token: u64) {
-        job.notify(&self.completions, token);
+    /// Gives `handler` to the dispatcher (`next_completions`) when `job` finishes.
+    fn watch(&self, job: &NativeJob, handler: Py<PyAny>) {
+        job.notify(&self.completions, handler);
     }
 
-    /// The tokens of the watched jobs that finished, waiting up to `timeout` seconds for
+    /// The handlers of the watched jobs that finished, waiting up to `timeout` seconds for
     /// the first (with the GIL released).
-    fn next_completions(&self, py: Python<'_>, timeout: f64) -> Vec<u64> {
+    fn next_completions(&self, py: Python<'_>, timeout: f64) -> Vec<Py<PyAny>> {
         let completions = self.completions.clone();
         py.detach(move || completions.take(seconds(timeout)))
+    }
+
+    /// How many watched jobs' handlers the dispatcher has not taken yet.
+    fn watched(&self) -> usize {
+        self.completions.watched()
     }
 
     /// Waits until `group` (every job for `None`) has nothing pending, at most `timeout`

@@ -42,7 +42,6 @@ class WaspFuture(concurrent.futures.Future):
     def __init__(self, submitted: Submitted, dispatcher: Dispatcher) -> None:
         super().__init__()
         self._submitted = submitted
-        self._settling = threading.Lock()
         dispatcher.watch(submitted.native, self._settle)
 
     @property
@@ -51,12 +50,13 @@ class WaspFuture(concurrent.futures.Future):
         return self._submitted.native.id
 
     def _settle(self) -> None:
-        """Moves the finished job's outcome into the future, once."""
-        with self._settling:
-            if super().done():
-                return
-            outcome = self._submitted.outcome()
-            error = outcome.error
+        """Moves the finished job's outcome into the future (the dispatcher and a waiting
+        caller may race to: the first wins, the other finds it done)."""
+        if super().done():
+            return
+        outcome = self._submitted.outcome()
+        error = outcome.error
+        try:
             if isinstance(error, JobCancelled):
                 # Cancelled by its group, a shutdown, or this future: it is cancelled.
                 if super().cancel():
@@ -65,6 +65,8 @@ class WaspFuture(concurrent.futures.Future):
                 self.set_result(outcome.value)
             else:
                 self.set_exception(error)
+        except concurrent.futures.InvalidStateError:
+            pass  # settled meanwhile by the other
 
     def done(self) -> bool:
         if not super().done() and self._submitted.native.done():
@@ -254,7 +256,11 @@ class Client(concurrent.futures.Executor):
         ``fn`` may be; ``options()`` for limits). Raises ``TypeError`` at once for what
         cannot travel to the sandbox, saying what and what to do instead, and
         ``RuntimeError`` after ``shutdown()``."""
-        return self._defaults.submit(fn, *args, **kwargs)
+        if self._shutdown:
+            raise RuntimeError("cannot submit a job after shutdown")
+        submitted = self._core.submit(fn, args, kwargs)
+        assert submitted is not None  # a submission that may wait always finds room
+        return WaspFuture(submitted, self._core.dispatcher)
 
     def map(
         self,

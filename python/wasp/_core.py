@@ -5,7 +5,6 @@ fork and exit safety."""
 from __future__ import annotations
 
 import atexit
-import itertools
 import os
 import sys
 import threading
@@ -109,17 +108,16 @@ class Dispatcher:
     """The one thread that runs callbacks and completes futures, with the GIL.
 
     Jobs finish on wasp's worker and network threads, which never wait for Python: they
-    push a token, and this thread runs the handler registered for it. A handler that raises
-    is reported on stderr (and counted), never lost, and never stops the others. The thread
-    runs while handlers are pending (and a second after), so an idle server holds none.
+    queue the handler registered for the job, and this thread runs it. A handler that
+    raises is reported on stderr (and counted), never lost, and never stops the others. The
+    thread runs while handlers are pending (and a second after), so an idle server holds
+    none.
     """
 
     _IDLE = 1.0
 
     def __init__(self, native: _wasp.NativeServer) -> None:
         self._native = native
-        self._handlers: dict[int, Callable[[], None]] = {}
-        self._tokens = itertools.count()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
@@ -127,28 +125,25 @@ class Dispatcher:
 
     def watch(self, job: _wasp.NativeJob, handler: Callable[[], None]) -> None:
         """Runs ``handler`` on the dispatcher thread once ``job`` finishes."""
-        token = next(self._tokens)
-        with self._lock:
-            self._handlers[token] = handler
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=DISPATCHER, daemon=True)
-                self._thread.start()
-        self._native.watch(job, token)
+        self._native.watch(job, handler)
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._stopping:
+                    self._thread = threading.Thread(target=self._run, name=DISPATCHER, daemon=True)
+                    self._thread.start()
 
     def _run(self) -> None:
         idle = 0.0
+        native = self._native
         while True:
-            tokens = self._native.next_completions(0.1)
-            for token in tokens:
-                with self._lock:
-                    handler = self._handlers.pop(token, None)
-                if handler is not None:
-                    self._call(handler)
+            handlers = native.next_completions(0.1)
+            for handler in handlers:
+                self._call(handler)
             with self._lock:
-                if self._handlers and not self._stopping:
+                if handlers or (native.watched() and not self._stopping):
                     idle = 0.0
                     continue
-                idle = 0.0 if tokens else idle + 0.1
+                idle += 0.1
                 if self._stopping or idle >= self._IDLE:
                     self._thread = None
                     return
@@ -171,14 +166,11 @@ class Dispatcher:
         with self._lock:
             self._stopping = True
         for _ in range(1000):
-            tokens = self._native.next_completions(0.0)
-            if not tokens:
+            handlers = self._native.next_completions(0.0)
+            if not handlers:
                 break
-            for token in tokens:
-                with self._lock:
-                    handler = self._handlers.pop(token, None)
-                if handler is not None:
-                    self._call(handler)
+            for handler in handlers:
+                self._call(handler)
 
 
 #: How many times this process is a fork()ed child of the one that imported wasp: a
