@@ -271,6 +271,15 @@ impl NativeServer {
         }
     }
 
+    /// Compiles `module` for the local workers now (or loads it from the disk cache), with
+    /// the GIL released; `RuntimeError` if it cannot be compiled.
+    fn prepare(&self, py: Python<'_>, module: &NativeModule) -> PyResult<()> {
+        let server = self.server()?;
+        let module = module.inner.clone();
+        py.detach(move || server.prepare(&module))
+            .map_err(|error| PyRuntimeError::new_err(error.to_string()))
+    }
+
     /// Cancels every job still queued (running ones go on); returns how many.
     fn cancel_queued(&self) -> PyResult<usize> {
         Ok(self.server()?.cancel_queued())

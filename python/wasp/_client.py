@@ -147,6 +147,11 @@ class Client(concurrent.futures.Executor):
       share that interpreter's state (globals, imported modules, caches), as pp's workers
       do. An interpreter whose job timed out, trapped or hit a limit is not kept. Default:
       a fresh sandbox per job.
+    - ``packages``: installed pure-Python distributions (names, or a requirements file)
+      that Python functions may import inside the sandbox. They (and what they require) are
+      baked into a runner of their own, built once per machine (componentize-py must be
+      installed then) and, like any module, shipped once to each node and compiled there
+      once. A package with compiled code is refused here (``ValueError``), naming its file.
     - ``metrics``: serve Prometheus metrics, health probes, a JSON status and a live
       dashboard over HTTP on this address (``"127.0.0.1:9464"``; port 0 picks one, see
       ``metrics_address``). Loopback only, unless ``metrics_token`` is given: then
@@ -175,6 +180,7 @@ class Client(concurrent.futures.Executor):
         node_timeout: Optional[float] = None,
         max_retries: Optional[int] = None,
         reuse_instances: bool = False,
+        packages: runner.PackagesArg = (),
         metrics: Optional[str] = None,
         metrics_token: Optional[str] = None,
     ) -> None:
@@ -183,6 +189,7 @@ class Client(concurrent.futures.Executor):
         peers = list(peers)
         self._core = Core(
             reuse_instances=reuse_instances,
+            packages=packages,
             workers=workers,
             peers=peers,
             secret=secret,

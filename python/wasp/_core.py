@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from . import _ship, _wasp, runner
 from ._errors import job_error
-from ._module import JobRef, Module
+from ._module import JobRef
 from ._ship import results
 
 #: How long a server with no local worker waits, when made, for its first node.
@@ -196,14 +196,57 @@ def check_generation(generation: int) -> None:
 class Core:
     """A native server with its dispatcher: what ``Server`` and ``Client`` share."""
 
-    def __init__(self, reuse_instances: bool = False, **settings: Any) -> None:
+    def __init__(
+        self, reuse_instances: bool = False, packages: runner.PackagesArg = (), **settings: Any
+    ) -> None:
         self.generation = _generation
         #: Whether jobs may run in an instance kept from an earlier job (see ``Client``).
         self.reuse_instances = bool(reuse_instances)
+        # Packages are checked now: one that cannot go into the sandbox is refused here.
+        self._packages = runner.resolve(packages) if packages else ()
+        self._asked_packages = packages
+        self._runner: Optional[runner.Runner] = None
+        self._runner_ready = threading.Event()
+        self._runner_error: Optional[BaseException] = None
         self._native = _wasp.NativeServer(**settings)
         self.dispatcher = Dispatcher(self._native)
         self.groups: set[str] = set()
         _live.add(self)
+        # The machine's first Python job should not wait for the runner's compilation: it
+        # starts now, into the machine's cache (a server with a cache directory of its own
+        # compiles at its first Python job, as do the tests').
+        compile_here = (
+            settings.get("workers") != 0
+            and settings.get("cache_dir") is None
+            and not settings.get("no_cache")
+        )
+        threading.Thread(
+            target=self._find_runner, args=(compile_here,), name="wasp-runner", daemon=True
+        ).start()
+
+    def _find_runner(self, compile_here: bool) -> None:
+        """Finds (or builds, for packages) the Python runner, and compiles it for the local
+        workers, in the background: the first Python job then does not pay for that. A
+        server that never runs a Python function pays nothing but this thread."""
+        try:
+            self._runner = runner.get(self._asked_packages)
+            if compile_here and not self._native.closed():
+                self._native.prepare(self._runner.module()._native)
+        except BaseException as error:  # told to the first Python submit
+            self._runner_error = error
+        finally:
+            self._runner_ready.set()
+
+    def python_runner(self) -> runner.Runner:
+        """The runner of this server's Python jobs (waiting for its background search)."""
+        while not self._runner_ready.wait(0.05):
+            pass  # in slices: Ctrl-C is heard
+        if self._runner is None:
+            if isinstance(self._runner_error, runner.PackageError):
+                raise self._runner_error
+            # Found again here, to raise its error where the job was submitted.
+            self._runner = runner.get(self._asked_packages)
+        return self._runner
 
     @property
     def native(self) -> _wasp.NativeServer:
@@ -261,7 +304,9 @@ class Core:
                     f"a module's job takes positional arguments only, not {sorted(kwargs)}"
                 )
         else:
-            job, args, classes = python_job(job, args, kwargs or {}, depfuncs, modules)
+            job, args, classes = python_job(
+                self.python_runner(), job, args, kwargs or {}, depfuncs, modules
+            )
         if group is not None:
             self.groups.add(group)
         # Positional: the native call is on every job's path.
@@ -289,25 +334,19 @@ class Core:
         self.dispatcher.drain()
 
 
-#: The Python runner's module, once a Python function was submitted.
-_runner_module: Optional[Module] = None
-
-
 def python_job(
+    python: runner.Runner,
     function: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     depfuncs: tuple[Any, ...],
     modules: tuple[str, ...],
 ) -> tuple[JobRef, tuple[Any, ...], results.Classes]:
-    """The runner's job and arguments for the Python call ``function(*args, **kwargs)``,
-    and the classes that travel with it."""
-    global _runner_module
-    shipment = _ship.prepare(function, args, kwargs, depfuncs, modules)
-    if _runner_module is None:
-        _runner_module = runner.module()
+    """The job and arguments of runner ``python`` for the Python call
+    ``function(*args, **kwargs)``, and the classes that travel with it."""
+    shipment = _ship.prepare(function, args, kwargs, depfuncs, modules, python.has_module)
     return (
-        JobRef(_runner_module, "python"),
+        JobRef(python.module(), "python"),
         (_ship.FORMAT_CALL, shipment.bundle, shipment.call),
         shipment.classes,
     )

@@ -36,6 +36,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
+from . import runner
 from ._core import DISPATCHER, Core, Outcome, Submitted
 from ._module import JobRef
 from ._stats import Progress
@@ -152,7 +153,7 @@ class Server:
 
     Keyword-only settings beyond pp's: ``secret_file``, ``insecure``, ``cache_dir``,
     ``timeout``, ``max_memory``, ``fuel``, ``max_queued``, ``node_timeout``,
-    ``reuse_instances`` (see :class:`wasp.Client`). A server left without ``destroy()`` is
+    ``reuse_instances``, ``packages`` (see :class:`wasp.Client`). A server left without ``destroy()`` is
     shut down at exit.
     """
 
@@ -174,6 +175,7 @@ class Server:
         max_queued: Optional[int] = None,
         node_timeout: Optional[float] = None,
         reuse_instances: bool = False,
+        packages: runner.PackagesArg = (),
         metrics: Optional[str] = None,
         metrics_token: Optional[str] = None,
     ) -> None:
@@ -184,6 +186,7 @@ class Server:
         peers = [_peer(entry) for entry in ppservers]
         self._core = Core(
             reuse_instances=reuse_instances,
+            packages=packages,
             workers=workers,
             peers=peers,
             secret=secret,

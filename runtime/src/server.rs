@@ -405,6 +405,20 @@ impl Server {
         pool::shutdown(self.shared());
     }
 
+    /// Prepares `module` for this server's local workers now (compiles it, or loads its
+    /// compiled code from the disk cache), so that its first job does not wait for that:
+    /// blocks for as long as it takes (seconds for a large component).
+    ///
+    /// # Errors
+    /// [`JobError::Module`] if the module cannot be compiled.
+    pub fn prepare(&self, module: &Module) -> Result<(), JobError> {
+        let shared = self.shared();
+        shared
+            .modules
+            .get(&shared.sandbox, module, false)
+            .map(|_| ())
+    }
+
     /// The bound of the queue ([`ServerBuilder::max_queued`]), if it has one.
     pub fn max_queued(&self) -> Option<usize> {
         let bound = self.shared().max_queued;

@@ -43,16 +43,19 @@ def prepare(
     kwargs: dict[str, Any],
     depfuncs: tuple[Any, ...] = (),
     modules: tuple[str, ...] = (),
+    has_module: Optional[Callable[[str], bool]] = None,
 ) -> Shipment:
     """What travels for ``function(*args, **kwargs)``, with pp's ``depfuncs`` (made to
     travel even if nothing reads them) and ``modules`` (imported into the function's
-    module, as pp does)."""
+    module, as pp does), to a runner that has the modules ``has_module`` says (by
+    default, the default runner's)."""
     check_callable(function)
-    walk = Walk(runner.has_module)
+    has_module = has_module or runner.has_module
+    walk = Walk(has_module)
     try:
         call, _ = walk.pickle((function, args, kwargs))
     except Unshippable as error:
-        raise _located(function, args, kwargs, error) from None
+        raise _located(function, args, kwargs, error, has_module) from None
     for index, dep in enumerate(depfuncs):
         if not callable(dep):
             raise TypeError(f"depfuncs must hold functions and classes, not {dep!r}")
@@ -105,24 +108,29 @@ def _home(function: Any) -> Optional[str]:
 
 
 def _located(
-    function: Any, args: tuple[Any, ...], kwargs: dict[str, Any], error: Unshippable
+    function: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    error: Unshippable,
+    has_module: Callable[[str], bool],
 ) -> Unshippable:
     """``error``, saying where in the call what cannot travel is."""
     name = getattr(function, "__qualname__", None) or repr(function)
-    if _fails(function) is not None:
+    fails = functools.partial(_fails, has_module=has_module)
+    if fails(function) is not None:
         return error if error.chain else error.within(name)
     places: list[tuple[str, Any]] = [(f"args[{i}]", value) for i, value in enumerate(args)]
     places += [(f"kwargs[{key!r}]", value) for key, value in kwargs.items()]
     for place, value in places:
-        if _fails(value) is not None:
-            place, value = _narrow(place, value, 0)
+        if fails(value) is not None:
+            place, value = _narrow(place, value, 0, fails)
             return error.within(f"{place} ({describe(value)})")
     return error.within(f"the call of {name}")
 
 
-def _fails(value: Any) -> Optional[str]:
+def _fails(value: Any, has_module: Callable[[str], bool]) -> Optional[str]:
     try:
-        Walk(runner.has_module).pickle(value)
+        Walk(has_module).pickle(value)
     except Unshippable as error:
         return str(error)
     except Exception as error:  # anything pickling raised: it cannot travel
@@ -130,7 +138,9 @@ def _fails(value: Any) -> Optional[str]:
     return None
 
 
-def _narrow(place: str, value: Any, depth: int) -> tuple[str, Any]:
+def _narrow(
+    place: str, value: Any, depth: int, fails: Callable[[Any], Optional[str]]
+) -> tuple[str, Any]:
     """The innermost item of ``value`` that cannot travel."""
     if depth >= _LOCATE_DEPTH:
         return place, value
@@ -146,6 +156,6 @@ def _narrow(place: str, value: Any, depth: int) -> tuple[str, Any]:
     else:
         return place, value
     for child_place, child in children:
-        if _fails(child) is not None:
-            return _narrow(child_place, child, depth + 1)
+        if fails(child) is not None:
+            return _narrow(child_place, child, depth + 1, fails)
     return place, value

@@ -38,6 +38,11 @@ from componentize_py_types import Err
 
 for _name in wasp_runner_modules.MODULES:
     importlib.import_module(_name)
+for _name in wasp_runner_modules.OPTIONAL:
+    try:
+        importlib.import_module(_name)
+    except Exception:  # a package's module that needs what the sandbox lacks: left out
+        sys.modules.pop(_name, None)
 
 #: What opening a file says: there are none, whatever exists on the caller's machine.
 NO_FILES = (
