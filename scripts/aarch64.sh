@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # wasp for aarch64 Linux, cross-built on an x86-64 Linux machine, and a mixed cluster tested
 # on it: an aarch64 `wasp node` under qemu-user next to an x86-64 one, both on 127.0.0.1,
-# with an x86-64 client running one batch across both (cli/tests/mixed_arch.rs).
+# with an x86-64 client running one batch across both (cli/tests/e2e/mixed_arch.rs).
 #
 #   scripts/aarch64.sh          install what is missing, build (dev profile), run the test
 #   scripts/aarch64.sh node     install what is missing, build (dev profile), and print the
@@ -148,5 +148,5 @@ fi
 
 started=$SECONDS
 WASP_AARCH64_NODE="${node[*]}" \
-    cargo test --locked -p wasp-cli --test mixed_arch -- --nocapture --test-threads=1 >&2
+    cargo test --locked -p wasp-cli --test e2e mixed_arch:: -- --nocapture --test-threads=1 >&2
 say "mixed cluster tested in $((SECONDS - started)) s"

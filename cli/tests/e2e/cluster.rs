@@ -4,17 +4,11 @@
 //! found while running (discovered, resolved, resized) are `membership.rs`'s.
 //!
 //! Every wait is bounded: a hung test is a failed test. When one fails, each node still
-//! running prints its log (see `cluster/node.rs`).
+//! running prints its log (see `harness/node.rs`).
 
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use node::{Auth, NodeProcess, run_wasp, write_secret};
+use crate::harness::node::{Auth, NodeProcess, run_wasp, write_secret};
+use crate::harness::support::*;
 use std::time::Duration;
-use support::*;
 use wasp::Server;
 
 #[test]

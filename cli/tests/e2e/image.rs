@@ -7,22 +7,13 @@
 //! `WASP_IMAGE_AARCH64` (the aarch64 one runs under qemu-user). Without them the test says
 //! so and passes, except under `CI=true`, where it fails.
 
-#[path = "cluster/hosts.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod hosts;
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use hosts::TestHost;
+use crate::harness::hosts::TestHost;
+use crate::harness::support::*;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::*;
 use wasp::{Peer, Server};
 
 /// The OCI layout named by `variable`, or `None` (and why) outside CI.
@@ -125,7 +116,7 @@ fn start_node(
     assert_eq!(entrypoint, "/wasp");
     let secret = new_secret();
     let key = root.join("tmp/cluster.key");
-    node::write_secret(&key, &secret);
+    crate::harness::node::write_secret(&key, &secret);
     std::os::unix::fs::chown(&key, Some(uid as u32), Some(gid as u32)).expect("chown");
     let mut command = Command::new("ip");
     command

@@ -10,17 +10,9 @@
 //!
 //! Every wait is bounded: a hung test is a failed test.
 
-#[path = "cluster/hosts.rs"]
-mod hosts;
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use hosts::TestHost;
-use node::Auth;
-use support::*;
+use crate::harness::hosts::TestHost;
+use crate::harness::node::Auth;
+use crate::harness::support::*;
 
 /// Two test hosts, or why they cannot be made here.
 fn test_hosts() -> Result<[TestHost; 2], String> {

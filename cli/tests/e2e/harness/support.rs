@@ -1,8 +1,6 @@
 //! What the cluster tests share: clients of real nodes, bounded waits, and batches of
 //! sum_primes jobs checked against a native reference.
 
-#![allow(dead_code, reason = "each test binary uses its own part")]
-
 use super::node::{Auth, NodeProcess};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};

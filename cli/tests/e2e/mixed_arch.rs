@@ -17,17 +17,11 @@
 //! Every wait is bounded, generously where the emulator is involved: cranelift compiling
 //! under qemu takes tens of seconds.
 
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use node::{Auth, NodeProcess, Program, WASP};
+use crate::harness::node::{Auth, NodeProcess, Program, WASP};
+use crate::harness::support::{new_secret, sum_primes, sums_of_primes_below, testjobs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{new_secret, sum_primes, sums_of_primes_below, testjobs};
 use wasp::{ClusterSecret, Job, JobError, JobOptions, JobOutput, Module, Server, Stats};
 
 /// The variable that names the command running an aarch64 `wasp`.

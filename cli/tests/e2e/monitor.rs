@@ -4,19 +4,13 @@
 //!
 //! Every wait is bounded: a hung test is a failed test.
 
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use node::{Auth, NodeProcess, run_wasp, write_secret};
+use crate::harness::node::{Auth, NodeProcess, run_wasp, write_secret};
+use crate::harness::support::*;
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::*;
 use wasp::{Job, MonitorConfig, Server};
 
 /// A free port on 127.0.0.1 for a node's monitor (the node binds it a moment later).
