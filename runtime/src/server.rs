@@ -271,6 +271,15 @@ impl Server {
         self.shared().books.groups.wait(None, deadline(timeout))
     }
 
+    /// Says that `group` will have `total` jobs in all, before they are all submitted (a
+    /// program that submits through a bounded window, as `wasp map` does): its
+    /// [`progress`](Self::progress) and the monitor's ETA then count towards `total` from
+    /// the start, not towards the jobs submitted so far. Waiting for the group still waits
+    /// for the jobs submitted.
+    pub fn expect_jobs(&self, group: &str, total: u64) {
+        self.shared().books.groups.expect(group, total);
+    }
+
     /// What `group` has done so far, without waiting. The counters of a group are kept
     /// while it has jobs pending, and for the most recent
     /// [`MAX_FINISHED_GROUPS`](crate::MAX_FINISHED_GROUPS) groups after that.
@@ -379,10 +388,21 @@ impl Server {
         &self,
         call: Call<'_>,
         asked: Asked,
-        owner: crate::scheduler::lanes::Owner,
+        owner: (crate::scheduler::lanes::Owner, &str),
         callback: crate::scheduler::slot::Callback,
     ) -> Arc<crate::scheduler::slot::JobSlot> {
         self.submitter.submit_owned(call, asked, owner, callback)
+    }
+
+    /// Names `owner` (a node's client) in the failure log and the log of failed jobs, until
+    /// [`forget_owner`](Self::forget_owner).
+    pub(crate) fn name_owner(&self, owner: crate::scheduler::lanes::Owner, name: Arc<str>) {
+        self.shared().books.name_owner(owner, name);
+    }
+
+    /// Forgets the name of `owner`, whose jobs have all been answered.
+    pub(crate) fn forget_owner(&self, owner: crate::scheduler::lanes::Owner) {
+        self.shared().books.forget_owner(owner);
     }
 
     /// Answers every queued job as cancelled (a draining node hands them back); running

@@ -146,6 +146,25 @@ fn map_prints_results_in_input_order_and_stats_on_stderr() {
         stderr(&out)
     );
     assert!(stderr(&out).contains("local/1"), "{}", stderr(&out));
+    // The table adds up: every result printed is counted, in the rows and the totals.
+    assert!(
+        stderr(&out).contains("0 jobs queued, 0 running, 2 workers; 50 finished, 0 failed"),
+        "{}",
+        stderr(&out)
+    );
+    let rows: u64 = stderr(&out)
+        .lines()
+        .filter(|line| line.contains("| local/"))
+        .map(|line| {
+            line.split('|')
+                .next()
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(rows, 50, "{}", stderr(&out));
 }
 
 #[test]

@@ -226,7 +226,8 @@ impl NodeContext {
             modules_received: self.modules.received(),
             ..NodeStatus::default()
         };
-        self.counters.fill(&mut status);
+        self.counters
+            .fill(&mut status, |group| self.server.progress(group));
         status
     }
 }

@@ -68,6 +68,8 @@ pub(crate) struct Delta {
     pub(crate) workers: Option<u32>,
     /// How many of this session's modules the node is preparing now, if that changed.
     pub(crate) preparing: Option<u32>,
+    /// The node said it is draining.
+    pub(crate) draining: bool,
 }
 
 /// A job sent to the node and not answered by it yet.
@@ -255,6 +257,7 @@ impl SessionState {
             }
             ToClient::Draining => {
                 self.draining = true;
+                self.delta.draining = true;
                 Ok(())
             }
             ToClient::Workers { workers } => {
