@@ -241,7 +241,7 @@ fn scrapes_of_nodes_and_a_client_add_up_while_a_batch_runs() {
     }
     assert!(json.contains(r#""arch":"x86_64""#), "{json}");
     assert!(
-        json.contains(r#""name":"default","submitted":150,"finished":150"#),
+        json.contains(r#""name":"default","submitted":150,"total":150,"finished":150"#),
         "{json}"
     );
     assert!(

@@ -12,6 +12,7 @@
 //! of its own with a current-thread tokio runtime: scrapes never touch a worker, and a job
 //! never waits for the monitor (the scheduler records under locks it takes anyway).
 
+mod connections;
 mod http;
 pub(crate) mod prometheus;
 pub(crate) mod status;
@@ -188,3 +189,6 @@ impl Drop for Monitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
