@@ -104,7 +104,10 @@ pub use map::MapResults;
 pub use metrics::{FailedJob, Sample};
 pub use module::{Module, ModuleHash, ModuleKind, WIT};
 pub use monitor::{MIN_TOKEN_LEN, MonitorConfig, MonitorError};
-pub use node::{DEFAULT_DRAIN_TIMEOUT, Node, NodeConfig, NodeError, NodePolicy, WorkersControl};
+pub use node::{
+    DEFAULT_DRAIN_TIMEOUT, MEMORY_RESERVE, MemoryBudgetError, Node, NodeConfig, NodeError,
+    NodePolicy, WorkersControl,
+};
 pub use options::JobOptions;
 pub use peer::Peer;
 pub use sandbox::{

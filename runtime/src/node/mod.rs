@@ -9,6 +9,7 @@
 mod connection;
 mod counters;
 mod holdings;
+mod memory;
 mod policy;
 mod store;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use crate::rendezvous::{self, Published};
 use crate::secret::ClusterSecret;
 use crate::server::Server;
 use counters::{NodeCounters, Refused};
+pub use memory::{MemoryBudgetError, RESERVE as MEMORY_RESERVE};
 pub use policy::NodePolicy;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
