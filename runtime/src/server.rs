@@ -1,6 +1,5 @@
 //! [`Server`]: submit jobs, wait for them, cancel them, resize the pool, read the statistics.
 
-use crate::builder::{ServerBuilder, check_workers};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::error::{ClusterError, ConfigError, JobError, QueueFull};
 use crate::job::Job;
@@ -10,7 +9,7 @@ use crate::module::Module;
 use crate::monitor::view::ServerView;
 use crate::monitor::{Monitor, MonitorConfig, Sources};
 use crate::options::JobOptions;
-use crate::sandbox::Asked;
+use crate::sandbox::{Asked, MAX_CONCURRENT_INSTANCES};
 use crate::scheduler::groups::{GroupProgress, GroupSummary};
 use crate::scheduler::pool::{self, Room, Shared};
 use crate::stats::Stats;
@@ -31,7 +30,7 @@ use std::time::Duration;
 pub struct Server {
     submitter: Submitter,
     cluster: Option<Cluster>,
-    /// The HTTP monitor, if asked for ([`ServerBuilder::monitor`]).
+    /// The HTTP monitor, if asked for ([`ServerBuilder::monitor`](crate::ServerBuilder::monitor)).
     monitor: Option<Monitor>,
 }
 
@@ -48,14 +47,9 @@ impl Server {
     /// A server with the default settings (one worker per available CPU).
     ///
     /// # Errors
-    /// See [`ServerBuilder::build`].
+    /// See [`ServerBuilder::build`](crate::ServerBuilder::build).
     pub fn new() -> Result<Self, ConfigError> {
         Self::builder().build()
-    }
-
-    /// A builder to configure a server.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder::default()
     }
 
     /// Starts the cluster (if any) and the workers of a built server.
@@ -99,7 +93,7 @@ impl Server {
 
     /// Submits a call of job `function` of `module` with `args` (a tuple: `(n,)` for one
     /// argument, `(a, b)` for two). Returns at once, unless the queue is at its
-    /// [`max_queued`](ServerBuilder::max_queued) bound: then it waits for room. The job runs
+    /// [`max_queued`](crate::ServerBuilder::max_queued) bound: then it waits for room. The job runs
     /// on the next free worker or node.
     ///
     /// Errors (an unknown function, arguments that cannot be encoded, anything the job does
@@ -152,7 +146,7 @@ impl Server {
     }
 
     /// Like [`submit_with`](Self::submit_with), but fails at once instead of waiting if the
-    /// queue is at its [`max_queued`](ServerBuilder::max_queued) bound.
+    /// queue is at its [`max_queued`](crate::ServerBuilder::max_queued) bound.
     ///
     /// # Errors
     /// [`QueueFull`]: nothing was submitted; try again once jobs have been taken (see
@@ -349,7 +343,7 @@ impl Server {
     }
 
     /// The address the monitor listens on, if the server has one
-    /// ([`ServerBuilder::monitor`]; with the port chosen, if 0 was asked).
+    /// ([`ServerBuilder::monitor`](crate::ServerBuilder::monitor); with the port chosen, if 0 was asked).
     pub fn monitor_address(&self) -> Option<SocketAddr> {
         self.monitor.as_ref().map(Monitor::address)
     }
@@ -431,4 +425,22 @@ impl Drop for Server {
             cluster.shutdown();
         }
     }
+}
+
+/// Refuses more workers than `slots`, the jobs the sandbox can run at once.
+pub(crate) fn check_workers(workers: usize, slots: u32) -> Result<(), ConfigError> {
+    if workers > slots as usize {
+        let why = if slots < MAX_CONCURRENT_INSTANCES {
+            format!(
+                "{workers} is more than the {slots} sandbox slots this process's address space holds"
+            )
+        } else {
+            format!("{workers} is more than the maximum of {slots}")
+        };
+        return Err(ConfigError::Invalid {
+            setting: "workers",
+            why,
+        });
+    }
+    Ok(())
 }

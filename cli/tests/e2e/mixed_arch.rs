@@ -50,7 +50,7 @@ const EM_X86_64: u16 = 62;
 const EM_AARCH64: u16 = 183;
 
 /// The first bytes of a disk cache file before wasmtime's payload: magic and checksum
-/// (see `runtime/src/cache/disk.rs`).
+/// (see `runtime/src/sandbox/disk.rs`).
 const CACHE_HEADER_LEN: usize = 8 + 32;
 
 /// The command of `WASP_AARCH64_NODE`, or `None` (and why) when it is not set. Under

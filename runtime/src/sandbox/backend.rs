@@ -3,9 +3,9 @@
 //! whose code counts fuel; components get engines of their own (see `Sandbox`).
 
 use super::component::{self, ComponentState};
+use super::disk::{self, DiskCache};
 use super::host::{self, HostState};
 use super::{Cancel, Code, Compiled, Core, Limits, Origin, RawOutcome, epoch, exports, invoke};
-use crate::cache::disk::{self, DiskCache};
 use crate::error::{ConfigError, JobError};
 use crate::module::{Module, ModuleKind};
 use wasmtime::{Engine, Linker};

@@ -13,6 +13,7 @@
 mod backend;
 mod capture;
 mod component;
+pub(crate) mod disk;
 mod epoch;
 mod exports;
 mod host;
@@ -24,10 +25,10 @@ pub(crate) use limits::Asked;
 use limits::COMPONENT_LIMITS;
 pub use limits::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits};
 
-use crate::cache::disk::DiskCache;
 use crate::error::{ConfigError, JobError};
 use crate::module::{self, Module, ModuleKind};
 use backend::Backend;
+use disk::DiskCache;
 use host::HostState;
 use std::sync::OnceLock;
 use tracing::{debug, warn};

@@ -6,11 +6,11 @@
 //! cycle forms, and a job can be completed from anywhere (a worker, the network thread, a
 //! `Drop`) without reaching for the queue's lock.
 
+use super::JobId;
 use super::groups::Groups;
 use super::lanes::Owner;
 use super::slot::Finished;
 use crate::error::JobError;
-use crate::job::JobId;
 use crate::metrics::failures::{FailedJob, FailureLog};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -7,9 +7,9 @@
 //! at-least-once (a job whose node was lost may have run there too); delivery is
 //! exactly-once, here.
 
+use super::JobId;
 use super::books::{Books, Group};
 use crate::error::JobError;
-use crate::job::JobId;
 use crate::metrics::failures::FailedJob;
 use crate::sandbox::{Cancel, RawOutcome};
 use crate::waiting;

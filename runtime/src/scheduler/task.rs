@@ -7,10 +7,10 @@
 //! its completer answers the job with [`JobError::Internal`] and tells the queue, so that no
 //! caller ever waits for ever.
 
+use super::JobId;
 use super::lanes::Owner;
 use super::slot::{Finished, JobSlot};
 use crate::error::JobError;
-use crate::job::JobId;
 use crate::metrics::failures::FailedJob;
 use crate::module::Module;
 use crate::sandbox::Asked;
