@@ -20,6 +20,8 @@
 # honoured, as are the CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER and
 # CC_aarch64_unknown_linux_gnu of another cross toolchain.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 
 readonly TARGET=aarch64-unknown-linux-gnu
@@ -34,7 +36,7 @@ readonly ADDRESS_SPACE=$((1 << 39))
 
 say() { echo "aarch64: $*" >&2; }
 skip() {
-    if [[ ${CI:-} == true ]]; then
+    if under_ci; then
         fail "cannot run here, and CI must: $*"
     fi
     say "skipped: $*"
@@ -73,27 +75,9 @@ missing() {
 }
 
 install_packages() {
-    local sudo=() log
-    command -v apt-get >/dev/null ||
-        skip "$* missing and no apt-get to install them (on another distribution, install an aarch64 cross gcc, aarch64 glibc and qemu-user, then run this again)"
-    if [[ $(id -u) != 0 ]]; then
-        if ! command -v sudo >/dev/null || ! sudo -n true 2>/dev/null; then
-            skip "$* missing, and installing ${packages[*]} needs root (or passwordless sudo)"
-        fi
-        sudo=(sudo -n)
-    fi
-    say "installing ${packages[*]} (missing: $*)"
-    log=$(mktemp)
-    # If another apt-get is installing, wait for it (up to 5 minutes) rather than fail.
-    local apt=(apt-get -qq -o DPkg::Lock::Timeout=300)
-    if ! { "${sudo[@]}" "${apt[@]}" update &&
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-            "${apt[@]}" install -y --no-install-recommends "${packages[@]}"; } >"$log" 2>&1; then
-        tail -n 20 "$log" >&2
-        rm -f "$log"
-        skip "apt-get could not install ${packages[*]} (its last lines are above)"
-    fi
-    rm -f "$log"
+    say "missing: $*"
+    apt_install aarch64 "${packages[@]}" ||
+        skip "could not install ${packages[*]} (on another distribution, install an aarch64 cross gcc, aarch64 glibc and qemu-user, then run this again)"
 }
 
 install_target() {

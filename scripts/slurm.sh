@@ -27,6 +27,8 @@
 # daemons listen on Slurm's usual ports, 6817 (slurmctld) and 6818 (slurmd), so one such
 # cluster runs per machine at a time. Messages go to stderr; stdout is the export line.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly PACKAGES=(slurm-wlm munge)
 readonly MIN_CPUS=8
@@ -155,20 +157,9 @@ missing() {
 }
 lacking=$(missing | xargs)
 if [[ -n $lacking ]]; then
-    command -v apt-get >/dev/null ||
-        fail "missing $lacking, and no apt-get to install ${PACKAGES[*]} (install Slurm and munge, then run this again)"
-    say "installing ${PACKAGES[*]} (missing: $lacking)"
-    log=$(mktemp)
-    # If another apt-get is installing, wait for it (up to 5 minutes) rather than fail.
-    apt=(apt-get -qq -o DPkg::Lock::Timeout=300)
-    if ! { "${apt[@]}" update &&
-        env DEBIAN_FRONTEND=noninteractive \
-            "${apt[@]}" install -y --no-install-recommends "${PACKAGES[@]}"; } >"$log" 2>&1; then
-        tail -n 20 "$log" >&2
-        rm -f "$log"
-        fail "apt-get could not install ${PACKAGES[*]} (its last lines are above)"
-    fi
-    rm -f "$log"
+    say "missing: $lacking"
+    apt_install slurm "${PACKAGES[@]}" ||
+        fail "could not install ${PACKAGES[*]} (install Slurm and munge, then run this again)"
     lacking=$(missing | xargs)
     [[ -z $lacking ]] || fail "still missing after installing ${PACKAGES[*]}: $lacking"
     say "installed ${PACKAGES[*]} in $((SECONDS - started)) s"

@@ -46,12 +46,13 @@ from conftest import (
     _read_line,
     sum_primes_reference,
     unavailable,
+    under_ci,
 )
 
 try:
     import yaml
 except ImportError:
-    if os.environ.get("CI"):
+    if under_ci():
         raise
     pytest.skip(
         "PyYAML is missing: pip install -r python/requirements-dev.txt", allow_module_level=True

@@ -462,8 +462,18 @@ fn a_name_that_churns_a_hundred_times_keeps_the_node_table_bounded() {
             vec![second.address(), first.address()]
         };
         *answer.lock().unwrap() = [real, vec![ghost]].concat();
-        std::thread::sleep(Duration::from_millis(150));
-        most_rows = most_rows.max(server.stats().nodes.len());
+        // The client resolved this answer: its ghost has a row (so the test cannot pass
+        // without the name having churned).
+        let ghost = ghost.to_string();
+        wait_until(
+            &format!("cycle {cycle}'s ghost in the table"),
+            TIMEOUT,
+            || {
+                let nodes = server.stats().nodes;
+                most_rows = most_rows.max(nodes.len());
+                nodes.iter().any(|node| node.address == ghost)
+            },
+        );
     }
     *answer.lock().unwrap() = vec![first.address(), second.address()];
     batch.check(&sums);
@@ -477,6 +487,13 @@ fn a_name_that_churns_a_hundred_times_keeps_the_node_table_bounded() {
     wait_until("the ghosts to fold into one row", TIMEOUT, || {
         server.stats().nodes.len() <= 3
     });
+    let stats = server.stats();
+    let departed = stats
+        .nodes
+        .iter()
+        .find_map(|node| node.address.strip_suffix(" departed node(s)"))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert_eq!(departed, Some(100), "every ghost came and went:\n{stats}");
 }
 
 /// Nodes that write their address in a rendezvous directory (as a Slurm launcher starts

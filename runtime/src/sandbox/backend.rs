@@ -23,6 +23,14 @@ pub(super) struct Backend {
     ticker: epoch::Ticker,
 }
 
+#[cfg(test)]
+impl Backend {
+    /// Whether this engine's ticker sleeps until the next job.
+    pub(super) fn ticker_asleep(&self) -> bool {
+        self.ticker.is_asleep()
+    }
+}
+
 impl Backend {
     /// The linkers and the ticker of `engine`, which must have epoch interruption on (and
     /// the component model, if it runs `components`); its compiled code is kept in `disk`,
