@@ -301,7 +301,35 @@ pub enum ConfigError {
     /// The monitor ([`ServerBuilder::monitor`](crate::ServerBuilder::monitor)) could not
     /// start.
     #[error(transparent)]
-    Monitor(#[from] crate::monitor::MonitorError),
+    Monitor(#[from] MonitorError),
+}
+
+/// Why the monitor could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MonitorError {
+    /// A monitor off loopback without a token would show the cluster to anyone.
+    #[error(
+        "the monitor would listen on {0}, which is not a loopback address: that needs a bearer token (MonitorConfig::public; `--metrics-public` on the command line)"
+    )]
+    TokenRequired(std::net::SocketAddr),
+    /// The token is too short to resist guessing.
+    #[error("the monitor's bearer token must be at least {min} characters")]
+    WeakToken {
+        /// The fewest characters a token may have.
+        min: usize,
+    },
+    /// The address could not be bound.
+    #[error("the monitor cannot listen on {address}: {error}")]
+    Bind {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Its thread could not start.
+    #[error("could not start the monitor's thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Why a job could not be submitted without waiting: the queue is at its bound

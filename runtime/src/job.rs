@@ -12,15 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Identifies a job within its server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct JobId(pub u64);
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job#{}", self.0)
-    }
-}
+pub use crate::scheduler::JobId;
 
 /// How a job ended, with everything it printed.
 #[derive(Debug, Clone)]

@@ -1,6 +1,5 @@
 //! [`Server`]: submit jobs, wait for them, cancel them, resize the pool, read the statistics.
 
-use crate::builder::{ServerBuilder, check_workers};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::error::{ClusterError, ConfigError, JobError, QueueFull};
 use crate::job::Job;
@@ -10,7 +9,7 @@ use crate::module::Module;
 use crate::monitor::view::ServerView;
 use crate::monitor::{Monitor, MonitorConfig, Sources};
 use crate::options::JobOptions;
-use crate::sandbox::Asked;
+use crate::sandbox::{Asked, MAX_CONCURRENT_INSTANCES};
 use crate::scheduler::groups::{GroupProgress, GroupSummary};
 use crate::scheduler::pool::{self, Room, Shared};
 use crate::stats::Stats;
@@ -31,7 +30,7 @@ use std::time::Duration;
 pub struct Server {
     submitter: Submitter,
     cluster: Option<Cluster>,
-    /// The HTTP monitor, if asked for ([`ServerBuilder::monitor`]).
+    /// The HTTP monitor, if asked for ([`ServerBuilder::monitor`](crate::ServerBuilder::monitor)).
     monitor: Option<Monitor>,
 }
 
@@ -48,14 +47,9 @@ impl Server {
     /// A server with the default settings (one worker per available CPU).
     ///
     /// # Errors
-    /// See [`ServerBuilder::build`].
+    /// See [`ServerBuilder::build`](crate::ServerBuilder::build).
     pub fn new() -> Result<Self, ConfigError> {
         Self::builder().build()
-    }
-
-    /// A builder to configure a server.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder::default()
     }
 
     /// Starts the cluster (if any) and the workers of a built server.
@@ -99,7 +93,7 @@ impl Server {
 
     /// Submits a call of job `function` of `module` with `args` (a tuple: `(n,)` for one
     /// argument, `(a, b)` for two). Returns at once, unless the queue is at its
-    /// [`max_queued`](ServerBuilder::max_queued) bound: then it waits for room. The job runs
+    /// [`max_queued`](crate::ServerBuilder::max_queued) bound: then it waits for room. The job runs
     /// on the next free worker or node.
     ///
     /// Errors (an unknown function, arguments that cannot be encoded, anything the job does
@@ -152,7 +146,7 @@ impl Server {
     }
 
     /// Like [`submit_with`](Self::submit_with), but fails at once instead of waiting if the
-    /// queue is at its [`max_queued`](ServerBuilder::max_queued) bound.
+    /// queue is at its [`max_queued`](crate::ServerBuilder::max_queued) bound.
     ///
     /// # Errors
     /// [`QueueFull`]: nothing was submitted; try again once jobs have been taken (see
@@ -277,6 +271,15 @@ impl Server {
         self.shared().books.groups.wait(None, deadline(timeout))
     }
 
+    /// Says that `group` will have `total` jobs in all, before they are all submitted (a
+    /// program that submits through a bounded window, as `wasp map` does): its
+    /// [`progress`](Self::progress) and the monitor's ETA then count towards `total` from
+    /// the start, not towards the jobs submitted so far. Waiting for the group still waits
+    /// for the jobs submitted.
+    pub fn expect_jobs(&self, group: &str, total: u64) {
+        self.shared().books.groups.expect(group, total);
+    }
+
     /// What `group` has done so far, without waiting. The counters of a group are kept
     /// while it has jobs pending, and for the most recent
     /// [`MAX_FINISHED_GROUPS`](crate::MAX_FINISHED_GROUPS) groups after that.
@@ -346,7 +349,7 @@ impl Server {
     }
 
     /// The address the monitor listens on, if the server has one
-    /// ([`ServerBuilder::monitor`]; with the port chosen, if 0 was asked).
+    /// ([`ServerBuilder::monitor`](crate::ServerBuilder::monitor); with the port chosen, if 0 was asked).
     pub fn monitor_address(&self) -> Option<SocketAddr> {
         self.monitor.as_ref().map(Monitor::address)
     }
@@ -385,10 +388,21 @@ impl Server {
         &self,
         call: Call<'_>,
         asked: Asked,
-        owner: crate::scheduler::lanes::Owner,
+        owner: (crate::scheduler::lanes::Owner, &str),
         callback: crate::scheduler::slot::Callback,
     ) -> Arc<crate::scheduler::slot::JobSlot> {
         self.submitter.submit_owned(call, asked, owner, callback)
+    }
+
+    /// Names `owner` (a node's client) in the failure log and the log of failed jobs, until
+    /// [`forget_owner`](Self::forget_owner).
+    pub(crate) fn name_owner(&self, owner: crate::scheduler::lanes::Owner, name: Arc<str>) {
+        self.shared().books.name_owner(owner, name);
+    }
+
+    /// Forgets the name of `owner`, whose jobs have all been answered.
+    pub(crate) fn forget_owner(&self, owner: crate::scheduler::lanes::Owner) {
+        self.shared().books.forget_owner(owner);
     }
 
     /// Answers every queued job as cancelled (a draining node hands them back); running
@@ -439,4 +453,22 @@ impl Drop for Server {
             cluster.shutdown();
         }
     }
+}
+
+/// Refuses more workers than `slots`, the jobs the sandbox can run at once.
+pub(crate) fn check_workers(workers: usize, slots: u32) -> Result<(), ConfigError> {
+    if workers > slots as usize {
+        let why = if slots < MAX_CONCURRENT_INSTANCES {
+            format!(
+                "{workers} is more than the {slots} sandbox slots this process's address space holds"
+            )
+        } else {
+            format!("{workers} is more than the maximum of {slots}")
+        };
+        return Err(ConfigError::Invalid {
+            setting: "workers",
+            why,
+        });
+    }
+    Ok(())
 }

@@ -65,23 +65,17 @@ impl Submitter {
         )
     }
 
-    /// Submits `call` for `owner` with limits already decided (a node's client's job);
-    /// `callback` gets its outcome.
+    /// Submits `call` for `owner`, in `group`, with limits already decided (a node's
+    /// client's job, in the client's group); `callback` gets its outcome.
     pub(crate) fn submit_owned(
         &self,
         call: Call<'_>,
         asked: Asked,
-        owner: Owner,
+        (owner, group): (Owner, &str),
         callback: Callback,
     ) -> Arc<JobSlot> {
-        self.submit_as(
-            call,
-            crate::DEFAULT_GROUP,
-            asked,
-            (owner, Some(callback)),
-            Room::Wait,
-        )
-        .expect("a submission that may wait always finds room")
+        self.submit_as(call, group, asked, (owner, Some(callback)), Room::Wait)
+            .expect("a submission that may wait always finds room")
     }
 
     fn submit_as(
@@ -106,7 +100,7 @@ impl Submitter {
             Ok(args) => args,
             Err(error) => {
                 let slot = self.new_slot(group, callback);
-                slot.finish(Finished::failed(error));
+                slot.finish(Finished::failed(error), None);
                 return Ok(slot);
             }
         };

@@ -9,6 +9,7 @@
 mod connection;
 mod counters;
 mod holdings;
+mod memory;
 mod policy;
 mod store;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use crate::rendezvous::{self, Published};
 use crate::secret::ClusterSecret;
 use crate::server::Server;
 use counters::{NodeCounters, Refused};
+pub use memory::{MemoryBudgetError, RESERVE as MEMORY_RESERVE};
 pub use policy::NodePolicy;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -226,7 +228,8 @@ impl NodeContext {
             modules_received: self.modules.received(),
             ..NodeStatus::default()
         };
-        self.counters.fill(&mut status);
+        self.counters
+            .fill(&mut status, |group| self.server.progress(group));
         status
     }
 }

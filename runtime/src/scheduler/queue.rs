@@ -4,10 +4,10 @@
 //! threads only add locking and waiting around it. Keeping the policy here makes it testable
 //! step by step.
 
+use super::JobId;
 use super::lanes::{Lanes, Owner};
 use super::slot::JobSlot;
 use super::task::Task;
-use crate::job::JobId;
 use crate::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::sync::Arc;

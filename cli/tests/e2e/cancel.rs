@@ -6,17 +6,11 @@
 //!
 //! Every wait is bounded: a hung test is a failed test.
 
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use node::{Auth, NodeProcess, Program, WASP, run_wasp, write_secret};
+use crate::harness::node::{Auth, NodeProcess, Program, WASP, run_wasp, write_secret};
+use crate::harness::support::*;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::*;
 use wasp::{ClusterSecret, JobError, JobOptions, Server};
 
 /// The node's client timeout: a node that kept a departed client's jobs until it timed

@@ -4,17 +4,11 @@
 //! found while running (discovered, resolved, resized) are `membership.rs`'s.
 //!
 //! Every wait is bounded: a hung test is a failed test. When one fails, each node still
-//! running prints its log (see `cluster/node.rs`).
+//! running prints its log (see `harness/node.rs`).
 
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use node::{Auth, NodeProcess, run_wasp, write_secret};
+use crate::harness::node::{Auth, NodeProcess, run_wasp, write_secret};
+use crate::harness::support::*;
 use std::time::Duration;
-use support::*;
 use wasp::Server;
 
 #[test]
@@ -59,6 +53,47 @@ fn two_nodes_share_the_sum_primes_set() {
     }
     assert_eq!(total_node_jobs(&stats), 8, "{stats}");
     assert_eq!((stats.finished, stats.failed), (8, 0));
+}
+
+/// A job run on a node is counted before anyone sees its result: once every result of a
+/// batch is in, the client's totals, the group's progress and the node's row count the
+/// whole batch, with nothing left queued or running. A thousand batches of eight.
+#[test]
+fn counts_through_a_node_add_up_as_soon_as_every_result_is_in() {
+    const BATCHES: u64 = 1_000;
+    const JOBS: i64 = 8;
+    let secret = new_secret();
+    let node = NodeProcess::start(Auth::Secret(&secret), 2);
+    let server = client(Auth::Secret(&secret), &[&node]);
+    connect(&server, 1);
+    let module = testjobs();
+    for batch in 0..BATCHES {
+        let options = wasp::JobOptions::new().group("batch");
+        let jobs: Vec<_> = (0..JOBS)
+            .map(|x| server.submit_with::<i64, _>(&module, "add_one", (x,), &options))
+            .collect();
+        for (x, job) in (1..).zip(&jobs) {
+            assert_eq!(result(job), Ok(x), "batch {batch}");
+        }
+        let done = (batch + 1) * JOBS as u64;
+        let progress = server.progress("batch").expect("the group has counters");
+        assert_eq!(
+            (progress.finished, progress.queued, progress.running),
+            (done, 0, 0),
+            "batch {batch}: {progress:?}"
+        );
+        let stats = server.stats();
+        assert_eq!(
+            (
+                stats.finished,
+                stats.queued,
+                stats.running,
+                total_node_jobs(&stats)
+            ),
+            (done, 0, 0, done),
+            "batch {batch}:\n{stats}"
+        );
+    }
 }
 
 /// 1,000 jobs of one module: each node gets the module once; a second client to the same

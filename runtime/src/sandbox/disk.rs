@@ -9,6 +9,13 @@
 //! (`Module::serialize`). Files are written to a temporary name and renamed into place, so a
 //! reader never sees half a file. Any failure (unreadable, corrupt, stale) is a warning and a
 //! miss, never an error: the module is compiled again and the file rewritten.
+//!
+//! What a file holds runs as native code, so only files this user could have written are
+//! loaded: the cache's root and its engine directory must belong to the user and be
+//! writable by nobody else, the engine directory and the file must not be symbolic links,
+//! and the file must be a regular file of the user's that nobody else may write. The file
+//! is opened without following a link and checked through the open descriptor, then read
+//! from it: what is checked is what is read.
 
 use crate::module::ModuleHash;
 use std::fs;
@@ -65,18 +72,17 @@ impl DiskCache {
     pub(crate) fn load<C: Code>(&self, engine: &Engine, hash: ModuleHash) -> Option<C> {
         let path = self.path_of(hash);
         // Compiled code runs as native code: code others could have written is not loaded.
-        if let Some(open) = [&self.dir, &path]
-            .into_iter()
-            .find(|path| writable_by_others(path))
-        {
-            warn!(path = %open.display(), "compile cache: writable by other users, not loaded (make it private: chmod go-w)");
+        if let Err(distrust) = self.trusted_dirs() {
+            if !matches!(distrust, Distrust::Missing) {
+                warn!(%distrust, "compile cache: not loaded");
+            }
             return None;
         }
-        let bytes = match fs::read(&path) {
+        let bytes = match read_trusted(&path) {
             Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(err) => {
-                warn!(path = %path.display(), %err, "compile cache: unreadable file, recompiling");
+            Err(Distrust::Missing) => return None,
+            Err(distrust) => {
+                warn!(%distrust, "compile cache: not loaded, recompiling");
                 return None;
             }
         };
@@ -115,6 +121,8 @@ impl DiskCache {
             .serialize_code()
             .map_err(|err| std::io::Error::other(format!("{err:#}")))?;
         create_private_dir(&self.dir)?;
+        // Nothing is written where it would not be loaded from (through a link, say).
+        self.trusted_dirs().map_err(std::io::Error::other)?;
         let temp = self.dir.join(format!(
             ".tmp-{}-{}",
             std::process::id(),
@@ -232,18 +240,99 @@ impl Hasher for Blake3Hasher {
     }
 }
 
-/// Whether users other than the owner may write to `path` (a missing path is not).
-fn writable_by_others(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o022 != 0)
+/// Why a path of the cache is not trusted.
+#[derive(Debug, thiserror::Error)]
+enum Distrust {
+    /// It does not exist (a miss, not a warning).
+    #[error("missing")]
+    Missing,
+    #[error("{0} is a symbolic link (the cache follows none)")]
+    Link(PathBuf),
+    #[error("{0} is not a {1}")]
+    Kind(PathBuf, &'static str),
+    #[error("{0} belongs to another user (uid {1}), not to this one (uid {2})")]
+    Owner(PathBuf, u32, u32),
+    #[error("{0} is writable by other users (make it private: chmod go-w)")]
+    Writable(PathBuf),
+    #[error("{0} cannot be read: {1}")]
+    Unreadable(PathBuf, std::io::Error),
+}
+
+impl DiskCache {
+    /// Checks the root (followed, as the user gave it) and the engine directory (not
+    /// followed) before anything in them is read or written.
+    fn trusted_dirs(&self) -> Result<(), Distrust> {
+        for (dir, follow) in [(&self.root, true), (&self.dir, false)] {
+            let meta = if follow {
+                fs::metadata(dir)
+            } else {
+                fs::symlink_metadata(dir)
+            };
+            let meta = meta.map_err(|error| match error.kind() {
+                std::io::ErrorKind::NotFound => Distrust::Missing,
+                _ => Distrust::Unreadable(dir.clone(), error),
+            })?;
+            check_entry(dir, &meta, Kind::Directory)?;
+        }
+        Ok(())
     }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        false
+}
+
+/// What a path of the cache must be.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Directory,
+    File,
+}
+
+/// Whether `meta` (of `path`, not followed) is of `kind`, owned by this user, and writable
+/// by nobody else.
+fn check_entry(path: &Path, meta: &fs::Metadata, kind: Kind) -> Result<(), Distrust> {
+    use std::os::unix::fs::MetadataExt as _;
+    if meta.file_type().is_symlink() {
+        return Err(Distrust::Link(path.to_path_buf()));
     }
+    let (is_kind, name) = match kind {
+        Kind::Directory => (meta.is_dir(), "directory"),
+        Kind::File => (meta.is_file(), "regular file"),
+    };
+    if !is_kind {
+        return Err(Distrust::Kind(path.to_path_buf(), name));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Distrust::Owner(path.to_path_buf(), meta.uid(), me));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(Distrust::Writable(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// The bytes of the cache file at `path`, if it is trusted: opened without following a
+/// symbolic link, checked through the open descriptor, read from it.
+fn read_trusted(path: &Path) -> Result<Vec<u8>, Distrust> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    let unreadable = |error: std::io::Error| match error.kind() {
+        std::io::ErrorKind::NotFound => Distrust::Missing,
+        // O_NOFOLLOW on a link: ELOOP.
+        _ if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            Distrust::Link(path.to_path_buf())
+        }
+        _ => Distrust::Unreadable(path.to_path_buf(), error),
+    };
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow)
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    check_entry(path, &meta, Kind::File)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(unreadable)?;
+    Ok(bytes)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -7,33 +7,23 @@
 //! `WASP_IMAGE_AARCH64` (the aarch64 one runs under qemu-user). Without them the test says
 //! so and passes, except under `CI=true`, where it fails.
 
-#[path = "cluster/hosts.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod hosts;
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use hosts::TestHost;
+use crate::harness::hosts::TestHost;
+use crate::harness::support::*;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::*;
 use wasp::{Peer, Server};
 
 /// The OCI layout named by `variable`, or `None` (and why) outside CI.
 fn layout(variable: &str) -> Option<PathBuf> {
     match std::env::var_os(variable) {
         Some(path) => Some(PathBuf::from(path)),
-        None if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{variable} must name the image's OCI layout under CI=true (scripts/image.sh)")
-        }
         None => {
-            eprintln!("skipped: {variable} is not set (build it with scripts/image.sh)");
+            wasp_fixtures::cannot_run_here(&format!(
+                "{variable} is not set (build it with scripts/image.sh)"
+            ));
             None
         }
     }
@@ -125,7 +115,7 @@ fn start_node(
     assert_eq!(entrypoint, "/wasp");
     let secret = new_secret();
     let key = root.join("tmp/cluster.key");
-    node::write_secret(&key, &secret);
+    crate::harness::node::write_secret(&key, &secret);
     std::os::unix::fs::chown(&key, Some(uid as u32), Some(gid as u32)).expect("chown");
     let mut command = Command::new("ip");
     command
@@ -209,11 +199,7 @@ fn the_image_serves_a_client(variable: &str, index: u8, runner: Option<&Path>) {
     let host = match TestHost::create(index) {
         Ok(host) => host,
         Err(why) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "the image test must run in CI, and cannot make its test host: {why}"
-            );
-            eprintln!("skipped: cannot make a test host here: {why}");
+            wasp_fixtures::cannot_run_here(&format!("cannot make a test host here: {why}"));
             return;
         }
     };

@@ -146,6 +146,25 @@ fn map_prints_results_in_input_order_and_stats_on_stderr() {
         stderr(&out)
     );
     assert!(stderr(&out).contains("local/1"), "{}", stderr(&out));
+    // The table adds up: every result printed is counted, in the rows and the totals.
+    assert!(
+        stderr(&out).contains("0 jobs queued, 0 running, 2 workers; 50 finished, 0 failed"),
+        "{}",
+        stderr(&out)
+    );
+    let rows: u64 = stderr(&out)
+        .lines()
+        .filter(|line| line.contains("| local/"))
+        .map(|line| {
+            line.split('|')
+                .next()
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(rows, 50, "{}", stderr(&out));
 }
 
 #[test]
@@ -334,11 +353,7 @@ fn new_makes_a_guest_crate_that_builds_and_runs() {
 #[test]
 fn run_and_map_take_a_python_file() {
     if std::env::var_os("WASP_PYTHON_RUNNER").is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "WASP_PYTHON_RUNNER is not set: the Python CLI test must run in CI"
-        );
-        eprintln!("skipped: WASP_PYTHON_RUNNER is not set (scripts/test sets it)");
+        wasp_fixtures::cannot_run_here("WASP_PYTHON_RUNNER is not set (scripts/test sets it)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -372,4 +387,101 @@ fn run_and_map_take_a_python_file() {
     let out = wasp(&["run", job, "sum_primes", "\"x\"", "--cache-dir", cache]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("TypeError"), "{}", stderr(&out));
+}
+
+/// `wasp secret copy`: a secret a container mounts readable by a group becomes a file only
+/// its user may read, so the node that reads it has nothing to warn about; something that
+/// is not a secret is not copied.
+#[test]
+fn secret_copy_makes_a_private_copy_of_a_checked_secret() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = dir.path().join("mounted.key");
+    std::fs::write(&mounted, format!("{}\n", "a7".repeat(32))).unwrap();
+    std::fs::set_permissions(&mounted, std::fs::Permissions::from_mode(0o440)).unwrap();
+    let copy = dir.path().join("cluster.key");
+    for _ in 0..2 {
+        let out = wasp(&[
+            "secret",
+            "copy",
+            mounted.to_str().unwrap(),
+            copy.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o400);
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&mounted).unwrap()
+    );
+    let token = |file: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wasp"))
+            .args(["secret", "token", "--secret-file", file.to_str().unwrap()])
+            .output()
+            .expect("wasp runs");
+        (stdout(&out), stderr(&out))
+    };
+    let (from_copy, warned) = token(&copy);
+    assert!(!warned.contains("other users"), "{warned}");
+    let (from_mounted, warned) = token(&mounted);
+    assert!(
+        warned.contains("other users"),
+        "the mounted one is warned about: {warned}"
+    );
+    assert_eq!(from_copy, from_mounted, "the same secret");
+
+    let garbage = dir.path().join("short");
+    std::fs::write(&garbage, "abc").unwrap();
+    let refused = dir.path().join("refused.key");
+    let garbage = garbage.to_str().unwrap();
+    expect_failure(
+        &["secret", "copy", garbage, refused.to_str().unwrap()],
+        2,
+        "short",
+    );
+    assert!(!refused.exists());
+}
+
+/// `wasp node --memory-limit`: maxima not given are fitted to the limit (and said at
+/// start); maxima given that do not fit are refused at start, saying what they need.
+#[test]
+fn a_nodes_maxima_fit_its_memory_limit_or_it_does_not_start() {
+    let refused = expect_failure(
+        &[
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure",
+            "--workers",
+            "2",
+            "--memory-limit",
+            "1GiB",
+            "--max-memory",
+            "1GiB",
+        ],
+        2,
+        "more than the node's memory limit",
+    );
+    assert!(stdout(&refused).is_empty(), "it did not start");
+    // 1 GiB for 2 workers: a store of 128 MiB (an eighth), 256 MiB for the node, and each
+    // job the rest of its half, less its output and tables, in whole pages.
+    let node = crate::harness::node::NodeProcess::start_with(
+        crate::harness::node::Auth::Insecure,
+        2,
+        &["--memory-limit", "1GiB"],
+    );
+    let fitted = wasp::NodePolicy::within_memory(1 << 30, 2).max_memory;
+    assert!(fitted < 1 << 30 && fitted > 300 << 20 && fitted.is_multiple_of(64 << 10));
+    crate::harness::support::wait_until(
+        "the node says its maxima",
+        crate::harness::support::TIMEOUT,
+        || {
+            node.log().lines().any(|line| {
+                line.contains("node maxima")
+                    && line.contains(&format!("max_memory={fitted}"))
+                    && line.contains(&format!("max_module_bytes={}", 128u64 << 20))
+            })
+        },
+    );
 }

@@ -4,19 +4,13 @@
 //!
 //! Every wait is bounded: a hung test is a failed test.
 
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use node::{WASP, run_wasp, write_secret};
+use crate::harness::node::{WASP, run_wasp, write_secret};
+use crate::harness::support::*;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use support::*;
 use wasp::{ClusterSecret, Peer, Server, ServerBuilder};
 
 /// A `wasp node` on `127.0.0.1:port` with the secret in `data/cluster.key`, the user's

@@ -1,9 +1,11 @@
 /*!
 The wasp job ABI, version 1: the contract between a wasp host and a guest module.
 
-This module is the one place where the ABI is written down. The host (`wasp-runtime`) and
-this SDK both use the constants below, so the names cannot drift apart. A guest written in
-C, Zig or any language that targets `wasm32-wasip1` implements the same contract by hand.
+This crate is the one place where the ABI is written down. The host (`wasp-runtime`) and
+the guest SDK (`wasp-guest`, which re-exports it as `wasp_guest::abi`) both use the
+constants below, so the names cannot drift apart; it has no dependencies, so the host
+depends on neither the SDK nor its proc-macros. A guest written in C, Zig or any language
+that targets `wasm32-wasip1` implements the same contract by hand.
 
 # Module shape
 
@@ -59,6 +61,7 @@ A trap (including a Rust panic, which aborts) ends the job without a result buff
 turns it into a typed error that names the trap, with the message reported through
 [`HOST_PANIC`] when there was one.
 */
+#![cfg_attr(not(test), no_std)]
 
 /// The version of the ABI described here. A future incompatible ABI will use other export
 /// names, so a host never misreads a module built for another version.

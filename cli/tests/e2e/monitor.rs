@@ -4,19 +4,13 @@
 //!
 //! Every wait is bounded: a hung test is a failed test.
 
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use node::{Auth, NodeProcess, run_wasp, write_secret};
+use crate::harness::node::{Auth, NodeProcess, run_wasp, write_secret};
+use crate::harness::support::*;
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::*;
 use wasp::{Job, MonitorConfig, Server};
 
 /// A free port on 127.0.0.1 for a node's monitor (the node binds it a moment later).
@@ -93,11 +87,13 @@ fn promtool_check(text: &str) {
         .spawn();
     let mut child = match spawned {
         Ok(child) => child,
-        Err(error) if std::env::var_os("CI").is_none() => {
-            eprintln!("promtool not run ({error}): install Debian's `prometheus` package");
+        Err(error) => {
+            wasp_fixtures::cannot_run_here(&format!(
+                "promtool not run ({error}): install Debian's `prometheus` package \
+                 (scripts/monitor-tools.sh)"
+            ));
             return;
         }
-        Err(error) => panic!("promtool is required under CI=true: {error}"),
     };
     let mut stdin = child.stdin.take().expect("stdin is piped");
     stdin.write_all(text.as_bytes()).expect("promtool reads");
@@ -247,7 +243,7 @@ fn scrapes_of_nodes_and_a_client_add_up_while_a_batch_runs() {
     }
     assert!(json.contains(r#""arch":"x86_64""#), "{json}");
     assert!(
-        json.contains(r#""name":"default","submitted":150,"finished":150"#),
+        json.contains(r#""name":"default","submitted":150,"total":150,"finished":150"#),
         "{json}"
     );
     assert!(
@@ -361,4 +357,180 @@ fn a_public_monitor_needs_its_token() {
         .build();
     let error = unprotected.expect_err("no token, off loopback");
     assert!(error.to_string().contains("bearer token"), "{error}");
+}
+
+/// `wasp map` reads its whole input before it runs anything, so its group's total is
+/// known from the start: the dashboard's progress and ETA count towards every line, not
+/// towards the lines submitted so far through its window.
+#[test]
+fn a_maps_progress_counts_every_line_from_the_start() {
+    const LINES: u64 = 120;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let input = dir.path().join("in.jsonl");
+    let lines: String = (0..LINES).map(|_| "[40]\n").collect();
+    std::fs::write(&input, lines).expect("the input is written");
+    let monitor = free_port();
+    let mut map = Command::new(crate::harness::node::WASP)
+        .args(["map", wasp_fixtures::WASP_TESTJOBS, "busy_ms", "--input"])
+        .arg(&input)
+        .args([
+            "--workers",
+            "1",
+            "--no-cache",
+            "--metrics",
+            &monitor.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wasp map starts");
+    let mut group = None;
+    wait_until("the map's group shows", TIMEOUT, || {
+        let Ok(stream) = TcpStream::connect(monitor) else {
+            return false;
+        };
+        drop(stream);
+        let (_, _, body) = get(monitor, "/api/v1/status", &[]);
+        let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        group = status["groups"]
+            .as_array()
+            .and_then(|groups| groups.iter().find(|g| g["name"] == "wasp map"))
+            .filter(|g| g["finished"].as_u64() > Some(0))
+            .cloned();
+        group.is_some()
+    });
+    let _ = map.kill();
+    let _ = map.wait();
+    let group = group.expect("the group");
+    let (submitted, total, finished) = (
+        group["submitted"].as_u64().expect("submitted"),
+        group["total"].as_u64().expect("total"),
+        group["finished"].as_u64().expect("finished"),
+    );
+    assert!(submitted < LINES, "the window holds back the rest: {group}");
+    assert_eq!(total, LINES, "{group}");
+    assert!(finished < LINES, "{group}");
+    let eta = group["eta_seconds"]
+        .as_f64()
+        .expect("an ETA once a job finished");
+    let rate = group["rate_per_second"].as_f64().expect("a rate");
+    let expected = (LINES - finished) as f64 / rate;
+    assert!((eta - expected).abs() < 1e-6 * expected.max(1.0), "{group}");
+}
+
+/// The status as JSON.
+fn status(address: SocketAddr) -> serde_json::Value {
+    let (code, _, body) = get(address, "/api/v1/status", &[]);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("the status is JSON")
+}
+
+/// A node's own view: it lists its clients (address, jobs done, failures), puts each
+/// client's jobs in a group of its own, attributes each failure to its client, and its
+/// `job failed` log line names the client. The client's view shows that node as draining
+/// once it drains, not as merely connected.
+#[test]
+fn a_nodes_page_lists_its_clients_and_a_clients_page_shows_a_draining_node() {
+    let secret = new_secret();
+    let monitor = free_port();
+    let mut node = NodeProcess::start_with(
+        Auth::Secret(&secret),
+        2,
+        &["--metrics", &monitor.to_string(), "--drain-timeout", "20s"],
+    );
+    let module = testjobs();
+    let quiet = client(Auth::Secret(&secret), &[&node]);
+    connect(&quiet, 1); // first: the clients are listed in order of connection
+    let failing = Server::builder()
+        .workers(0)
+        .no_disk_cache()
+        .node_timeout(NODE_TIMEOUT)
+        .secret(secret.clone())
+        .peers([wasp::Peer::Addr(node.address())])
+        .monitor(MonitorConfig::new(
+            "127.0.0.1:0".parse().expect("an address"),
+        ))
+        .build()
+        .expect("the client builds");
+    connect(&failing, 1);
+    for x in 0..3i64 {
+        assert_eq!(
+            result(&quiet.submit::<i64, _>(&module, "add_one", (x,))),
+            Ok(x + 1)
+        );
+    }
+    for x in [4.0, -1.0, 9.0] {
+        let job = failing.submit::<f64, _>(&module, "checked_sqrt", (x,));
+        assert_eq!(result(&job).is_err(), x < 0.0, "checked_sqrt({x})");
+    }
+
+    let view = status(monitor);
+    assert_eq!(view["role"], "node");
+    let clients = view["node"]["client_list"]
+        .as_array()
+        .expect("a client list");
+    assert_eq!(clients.len(), 2, "{view}");
+    assert_eq!(view["node"]["clients"], 2);
+    let counts: Vec<(u64, u64)> = clients
+        .iter()
+        .map(|c| {
+            (
+                c["finished"].as_u64().unwrap(),
+                c["failed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [(3, 0), (3, 1)], "in order of connection: {view}");
+    for client in clients {
+        let address: SocketAddr = client["address"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .expect("an address");
+        assert!(address.ip().is_loopback(), "{client}");
+        let group = client["group"].as_str().unwrap();
+        let listed = view["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == group);
+        assert!(
+            listed,
+            "each client's jobs are a group of their own: {view}"
+        );
+    }
+    let failure = &view["failures"][0];
+    assert_eq!(failure["client"], clients[1]["address"], "{view}");
+    assert_eq!(failure["group"], clients[1]["group"], "{view}");
+    let client_address = clients[1]["address"].as_str().unwrap();
+    let logged = format!("client={client_address}");
+    wait_until("the node logs the failure with its client", TIMEOUT, || {
+        node.log()
+            .lines()
+            .any(|line| line.contains("job failed") && line.contains(&logged))
+    });
+
+    // The node drains while a job of this client runs: the client's page says so.
+    let client_monitor = failing.monitor_address().expect("the client's monitor");
+    let long: Job<u64> = failing.submit(&module, "busy_ms", (3000u64,));
+    wait_until("the node runs the job", TIMEOUT, || {
+        status(monitor)["queue"]["running"] == 1
+    });
+    assert_eq!(status(client_monitor)["nodes"][0]["draining"], false);
+    node.terminate();
+    wait_until("the client shows the node draining", TIMEOUT, || {
+        status(client_monitor)["nodes"][0]["draining"] == true
+    });
+    let row = &status(client_monitor)["nodes"][0];
+    assert_eq!(row["connected"], true, "draining, still connected: {row}");
+    assert!(
+        failing.stats().to_string().contains(", draining)"),
+        "{}",
+        failing.stats()
+    );
+    assert_eq!(
+        result(&long),
+        Ok(3000),
+        "the running job finished in the drain"
+    );
 }

@@ -1,8 +1,6 @@
 //! What the cluster tests share: clients of real nodes, bounded waits, and batches of
 //! sum_primes jobs checked against a native reference.
 
-#![allow(dead_code, reason = "each test binary uses its own part")]
-
 use super::node::{Auth, NodeProcess};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -88,8 +86,8 @@ pub(crate) fn sums_of_primes_below(max: u64) -> Vec<u64> {
     sums
 }
 
-/// The server's statistics once every job submitted has been counted as finished (a job's
-/// waiters are released before the totals are updated).
+/// The server's statistics once every job submitted has been delivered (for tests that
+/// did not wait for every job themselves).
 pub(crate) fn settled_stats(server: &Server) -> Stats {
     let summary = server.wait_all_timeout(TIMEOUT);
     assert_eq!(summary.pending(), 0, "jobs still pending: {summary:?}");

@@ -10,20 +10,14 @@
 //! The local pool's side of the same jobs is `tests/integration/hostile.rs`.
 //!
 //! Every wait is bounded: a hung test is a failed test. When one fails, each node still
-//! running prints its log (see `cluster/node.rs`).
+//! running prints its log (see `harness/node.rs`).
 
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use node::{Auth, NodeProcess};
+use crate::harness::node::{Auth, NodeProcess};
+use crate::harness::support::*;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use support::*;
 use wasp::{Job, JobError, JobOptions, Module, Server, TrapKind};
 
 /// How many workers the node has: a hostile job holds one, the other keeps serving.

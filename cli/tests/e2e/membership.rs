@@ -5,19 +5,13 @@
 //! Nodes come and go in the middle of batches; no job is lost or run twice.
 //!
 //! Every wait is bounded: a hung test is a failed test. When one fails, each node still
-//! running prints its log (see `cluster/node.rs`).
+//! running prints its log (see `harness/node.rs`).
 
-#[path = "cluster/node.rs"]
-#[allow(dead_code, reason = "each test binary uses its own part")]
-mod node;
-#[path = "cluster/support.rs"]
-mod support;
-
-use node::{Auth, NodeProcess};
+use crate::harness::node::{Auth, NodeProcess};
+use crate::harness::support::*;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::*;
 use wasp::{ClusterSecret, Server, ServerBuilder, Stats};
 
 /// How announcements travel from the nodes to the client, each test on a port of its own.
@@ -329,7 +323,7 @@ fn wasp_run_discovers_a_node_by_multicast() {
     let _node = discoverable(&secret, 1, medium);
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("cluster.key");
-    node::write_secret(&key, &secret);
+    crate::harness::node::write_secret(&key, &secret);
     let group = medium.target().to_string();
     let args = [
         "run",
@@ -346,7 +340,7 @@ fn wasp_run_discovers_a_node_by_multicast() {
         key.to_str().expect("a UTF-8 path"),
         "--no-cache",
     ];
-    let out = node::run_wasp(&args, TIMEOUT);
+    let out = crate::harness::node::run_wasp(&args, TIMEOUT);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "454396537\n");
@@ -468,8 +462,18 @@ fn a_name_that_churns_a_hundred_times_keeps_the_node_table_bounded() {
             vec![second.address(), first.address()]
         };
         *answer.lock().unwrap() = [real, vec![ghost]].concat();
-        std::thread::sleep(Duration::from_millis(150));
-        most_rows = most_rows.max(server.stats().nodes.len());
+        // The client resolved this answer: its ghost has a row (so the test cannot pass
+        // without the name having churned).
+        let ghost = ghost.to_string();
+        wait_until(
+            &format!("cycle {cycle}'s ghost in the table"),
+            TIMEOUT,
+            || {
+                let nodes = server.stats().nodes;
+                most_rows = most_rows.max(nodes.len());
+                nodes.iter().any(|node| node.address == ghost)
+            },
+        );
     }
     *answer.lock().unwrap() = vec![first.address(), second.address()];
     batch.check(&sums);
@@ -483,6 +487,13 @@ fn a_name_that_churns_a_hundred_times_keeps_the_node_table_bounded() {
     wait_until("the ghosts to fold into one row", TIMEOUT, || {
         server.stats().nodes.len() <= 3
     });
+    let stats = server.stats();
+    let departed = stats
+        .nodes
+        .iter()
+        .find_map(|node| node.address.strip_suffix(" departed node(s)"))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert_eq!(departed, Some(100), "every ghost came and went:\n{stats}");
 }
 
 /// Nodes that write their address in a rendezvous directory (as a Slurm launcher starts
