@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, Union
 
-from . import _ship
+from . import _ship, runner
 from ._core import Core, Dispatcher, Submitted
 from ._errors import JobCancelled, QueueFull
 from ._module import JobRef

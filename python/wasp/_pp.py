@@ -153,8 +153,8 @@ class Server:
 
     Keyword-only settings beyond pp's: ``secret_file``, ``insecure``, ``cache_dir``,
     ``timeout``, ``max_memory``, ``fuel``, ``max_queued``, ``node_timeout``,
-    ``reuse_instances``, ``packages`` (see :class:`wasp.Client`). A server left without ``destroy()`` is
-    shut down at exit.
+    ``reuse_instances``, ``packages`` (see :class:`wasp.Client`). A server left without
+    ``destroy()`` is shut down at exit.
     """
 
     def __init__(
