@@ -73,7 +73,8 @@ impl NativeServer {
     #[new]
     #[pyo3(signature = (
         *, workers=None, peers=Vec::new(), secret=None, secret_file=None, insecure=false,
-        cache_dir=None, no_cache=false, node_timeout=None, max_retries=None, max_queued=None,
+        cache_dir=None, no_cache=false, node_timeout=None, resolve_interval=None,
+        max_retries=None, max_queued=None,
         timeout=None, max_memory=None, max_output=None, fuel=None, metrics=None,
         metrics_token=None
     ))]
@@ -91,6 +92,7 @@ impl NativeServer {
         cache_dir: Option<std::path::PathBuf>,
         no_cache: bool,
         node_timeout: Option<f64>,
+        resolve_interval: Option<f64>,
         max_retries: Option<u32>,
         max_queued: Option<usize>,
         timeout: Option<f64>,
@@ -144,6 +146,9 @@ impl NativeServer {
         };
         if let Some(timeout) = node_timeout {
             builder = builder.node_timeout(seconds(timeout));
+        }
+        if let Some(interval) = resolve_interval {
+            builder = builder.resolve_interval(seconds(interval));
         }
         if let Some(retries) = max_retries {
             builder = builder.max_retries(retries);
@@ -403,6 +408,7 @@ fn progress_dict<'py>(py: Python<'py>, progress: &GroupProgress) -> PyResult<Bou
     dict.set_item("failed", progress.failed)?;
     dict.set_item("running", progress.running)?;
     dict.set_item("queued", progress.queued)?;
+    dict.set_item("total", progress.total)?;
     dict.set_item("elapsed_seconds", progress.elapsed.as_secs_f64())?;
     dict.set_item("rate_per_second", progress.rate)?;
     dict.set_item("eta_seconds", progress.eta.map(|eta| eta.as_secs_f64()))?;
@@ -438,6 +444,7 @@ fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict
         row.set_item("arch", &node.arch)?;
         row.set_item("workers", node.workers)?;
         row.set_item("connected", node.connected)?;
+        row.set_item("draining", node.draining)?;
         row.set_item("connections", node.connections)?;
         row.set_item("jobs", node.jobs)?;
         row.set_item("failed", node.failed)?;

@@ -36,7 +36,8 @@ def test_counts_add_up_once_every_future_has_its_result(client, testjobs):
 def test_counts_add_up_once_as_completed_has_every_future(client, testjobs):
     for batch in range(BATCHES):
         group = f"batch-{batch}"
-        futures = [client.submit(testjobs.add_one, x, group=group) for x in range(JOBS)]
+        view = client.options(group=group)
+        futures = [view.submit(testjobs.add_one, x) for x in range(JOBS)]
         results = [future.result() for future in concurrent.futures.as_completed(futures, TIMEOUT)]
         assert sorted(results) == list(range(1, JOBS + 1))
         _check_counts(client, group, JOBS, (batch + 1) * JOBS)

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any, Callable, Optional, Union
 
 from . import _ship, runner
@@ -21,14 +21,14 @@ from ._module import JobRef
 from ._ship.walk import sandbox_function
 from ._stats import GroupSummary, Progress, Stats
 
-PathLike = Union[str, os.PathLike]
+PathLike = Union[str, "os.PathLike[str]"]
 
 #: What ``options()`` takes: a job's limits, its group, and whether ``submit`` waits for
 #: room in a bounded queue.
 OPTIONS = ("timeout", "max_memory", "max_output", "fuel", "group", "block")
 
 
-class WaspFuture(concurrent.futures.Future):
+class WaspFuture(concurrent.futures.Future[Any]):
     """A job's future: a ``concurrent.futures.Future``, settled when its job ends.
 
     ``concurrent.futures.wait``, ``as_completed``, ``add_done_callback`` and
@@ -141,6 +141,8 @@ class Client(concurrent.futures.Executor):
     - ``cache_dir``, ``no_cache``: where compiled code is kept on disk.
     - ``node_timeout`` (seconds), ``max_retries``: when a silent node counts as lost, and
       how many times a job may lose its node.
+    - ``resolve_interval`` (seconds, default 5): how often peer names are resolved again and
+      rendezvous directories read again, to find nodes that came or went.
     - ``reuse_instances``: for trusted code only. Python functions (and other components'
       jobs) may then run in an interpreter kept from an earlier job of this client on the
       same worker, rather than a fresh one: many more short jobs per second, but the jobs
@@ -178,6 +180,7 @@ class Client(concurrent.futures.Executor):
         cache_dir: Optional[PathLike] = None,
         no_cache: bool = False,
         node_timeout: Optional[float] = None,
+        resolve_interval: Optional[float] = None,
         max_retries: Optional[int] = None,
         reuse_instances: bool = False,
         packages: runner.PackagesArg = (),
@@ -198,6 +201,7 @@ class Client(concurrent.futures.Executor):
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
             no_cache=no_cache,
             node_timeout=node_timeout,
+            resolve_interval=resolve_interval,
             max_retries=max_retries,
             max_queued=max_queued,
             timeout=timeout,
@@ -509,7 +513,7 @@ class _Map:
                     if submitted is None:
                         break
                     in_flight.add(submitted)
-                    dispatcher.watch(submitted.native, lambda s=submitted: finished.put(s))
+                    dispatcher.watch(submitted.native, functools.partial(finished.put, submitted))
                 if not in_flight:
                     return
                 submitted = _get(finished, self._left)
@@ -560,7 +564,7 @@ def _reporting(results: Iterator[Any], report: Callable[..., None]) -> Iterator[
         report(done, final=True)
 
 
-def _get(finished: queue.SimpleQueue, left: Callable[[], Optional[float]]) -> Any:
+def _get(finished: queue.SimpleQueue[Submitted], left: Callable[[], Optional[float]]) -> Any:
     """The next finished job, waiting in slices so that Ctrl-C is heard."""
     while True:
         remaining = left()
@@ -571,7 +575,7 @@ def _get(finished: queue.SimpleQueue, left: Callable[[], Optional[float]]) -> An
 
 
 def _length(iterables: tuple[Iterable[Any], ...]) -> Optional[int]:
-    lengths = [len(it) for it in iterables if hasattr(it, "__len__")]
+    lengths = [len(it) for it in iterables if isinstance(it, Sized)]
     if len(lengths) < len(iterables) or not lengths:
         return None
     return min(lengths)

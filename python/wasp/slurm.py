@@ -145,7 +145,9 @@ class SlurmCluster:
 
     def client(self, **settings: Any) -> Client:
         """A ``wasp.Client`` of these nodes (``workers=0``: jobs run on the nodes only,
-        unless ``workers`` is given), with the cluster's secret."""
+        unless ``workers`` is given), with the cluster's secret. It reads the rendezvous
+        directory every ``resolve_interval`` seconds (default 5) to find nodes that came or
+        went."""
         settings.setdefault("workers", 0)
         return Client(peers=self.peers, secret_file=self.secret_file, **settings)
 
@@ -240,7 +242,8 @@ class SlurmCluster:
         for attempt in range(attempts):
             done = _attempt(command, stdin=self.job_script())
             if done is not None and done.returncode == 0:
-                return done.stdout.strip().split(";")[0]
+                job_id: str = done.stdout.strip().split(";")[0]
+                return job_id
             failure = "timed out" if done is None else (done.stderr or done.stdout).strip()
             taken = _jobs_named(name)
             if taken:
@@ -297,7 +300,7 @@ def _jobs_named(name: str) -> list[str]:
 
 def _attempt(
     command: list[str], stdin: Optional[str] = None
-) -> Optional[subprocess.CompletedProcess]:
+) -> Optional[subprocess.CompletedProcess[str]]:
     """Runs a Slurm command once: its outcome, or ``None`` if it timed out."""
     try:
         return subprocess.run(
@@ -317,7 +320,8 @@ def _run(command: list[str], stdin: Optional[str] = None, attempts: int = 3) -> 
     for attempt in range(attempts):
         done = _attempt(command, stdin)
         if done is not None and done.returncode == 0:
-            return done.stdout
+            output: str = done.stdout
+            return output
         # squeue lists no job ids it has forgotten: an empty answer, not an error.
         if done is not None and command[0] == "squeue" and "Invalid job id" in done.stderr:
             return ""

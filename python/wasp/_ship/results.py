@@ -99,7 +99,8 @@ def _enum(cls: type, state: Any) -> Any:
 def _object(cls: type, state: Any) -> Any:
     if not _plain(cls) or not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise TypeError(f"the result's {cls.__qualname__} is not a plain class as it is here")
-    instance = object.__new__(cls) if cls.__new__ is object.__new__ else cls.__new__(cls)
+    make: Any = cls.__new__
+    instance = object.__new__(cls) if make is object.__new__ else make(cls)
     if hasattr(instance, "__dict__"):
         vars(instance).update(state)
     else:
@@ -166,8 +167,15 @@ def failed(
         )
     cls = _exception_class(classes, module, qualname, builtin)
     combined = _with_job_failed(cls)
-    error: Any = combined.__new__(combined)
-    error.args = _decoded(args, classes, tuple) or (shown,)
+    arguments = _decoded(args, classes, tuple) or (shown,)
+    error: Any = combined.__new__(combined, *arguments)
+    # The built-in base's own __init__ (C code, no user code runs): an OSError gets its
+    # errno and strerror from the arguments, as where it was raised.
+    native: Any = next(base for base in combined.__mro__ if base.__module__ == "builtins")
+    try:
+        native.__init__(error, *arguments)
+    except TypeError:
+        error.args = arguments
     attributes = _decoded(state, classes, dict)
     if attributes:
         with contextlib.suppress(TypeError):
@@ -178,7 +186,8 @@ def failed(
     error.stderr = stderr
     error.worker = worker
     error.__cause__ = RemoteTraceback(text)
-    return error
+    made: BaseException = error
+    return made
 
 
 def _decoded(data: Any, classes: Classes, kind: type) -> Any:

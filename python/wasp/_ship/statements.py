@@ -322,7 +322,7 @@ def _functions_in(value: object) -> list[types.FunctionType]:
         ]
     seen = 0
     while not isinstance(value, types.FunctionType) and hasattr(value, "__wrapped__") and seen < 16:
-        value = value.__wrapped__  # type: ignore[union-attr]
+        value = value.__wrapped__
         seen += 1
     return [value] if isinstance(value, types.FunctionType) else []
 

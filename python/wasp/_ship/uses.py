@@ -101,7 +101,7 @@ def _scan(code: types.CodeType, reads: set[Use], imports: set[Import]) -> None:
     for index, instruction in enumerate(instructions):
         name = instruction.opname
         if name in _GLOBAL_READS:
-            attrs = []
+            attrs: list[str] = []
             following = index + 1
             while (
                 following < len(instructions)

@@ -329,7 +329,11 @@ class Walk:
     def _reduce_local(self, function: types.FunctionType, refs: set[Key]) -> Any:
         module_name = function.__globals__.get("__name__")
         module = sys.modules.get(module_name) if isinstance(module_name, str) else None
-        if module is None or vars(module) is not function.__globals__:
+        if (
+            module is None
+            or not isinstance(module_name, str)
+            or vars(module) is not function.__globals__
+        ):
             raise Unshippable(
                 f"{function.__qualname__} was made from a module that is not loaded: "
                 "define it in a module of yours"
@@ -630,16 +634,20 @@ def _definition(
                 and candidate.__qualname__ == name
                 and statements.has_class_statement(candidate, getattr(module, "__file__", None))
             ):
-                return _cached(
+                found: tuple[statements.Statement, uses.Uses] = _cached(
                     _class_definition, candidate, candidate, getattr(module, "__file__", None)
                 )
+                return found
         elif (
             isinstance(candidate, types.FunctionType)
             and candidate.__module__ == module_name
             and candidate.__qualname__ == name
             and candidate.__code__.co_name == name
         ):
-            return _cached(_function_definition, candidate.__code__, candidate)
+            made: tuple[statements.Statement, uses.Uses] = _cached(
+                _function_definition, candidate.__code__, candidate
+            )
+            return made
     return None
 
 
@@ -666,16 +674,14 @@ def _made_class(value: Any, module_name: str, name: str) -> Optional[_Recipe]:
     import enum
     import functools
 
-    if value.__bases__ == (tuple,) and hasattr(value, "_fields") and hasattr(value, "_make"):
-        defaults = tuple(
-            value._field_defaults[field]
-            for field in value._fields
-            if field in value._field_defaults
-        )
+    named: Any = value
+    if value.__bases__ == (tuple,) and hasattr(named, "_fields") and hasattr(named, "_make"):
+        given = named._field_defaults
+        defaults = tuple(given[field] for field in named._fields if field in given)
         make = functools.partial(
             collections.namedtuple, defaults=defaults or None, module=module_name
         )
-        return _Recipe(make, (name, value._fields))
+        return _Recipe(make, (name, named._fields))
     if issubclass(value, enum.Enum) and len(value.__bases__) == 1 and not _own_functions(value):
         members = [(member.name, member.value) for member in value]
         make = functools.partial(value.__bases__[0], module=module_name, qualname=name)

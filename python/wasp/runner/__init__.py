@@ -128,6 +128,7 @@ __all__ = [
     "PACKAGED",
     "RUNNER_VARIABLE",
     "PackageError",
+    "PackagesArg",
     "Runner",
     "available_modules",
     "build",
@@ -137,6 +138,7 @@ __all__ = [
     "module",
     "path",
     "prepare",
+    "resolve",
 ]
 
 _lock = threading.RLock()

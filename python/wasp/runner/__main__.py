@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import PackageError, build, prepare
+from . import MODULES, PackageError, build, prepare
+from .componentize import WASM, key, read_manifest
 
 
 def main(argv: list[str]) -> int:
@@ -27,10 +28,22 @@ def main(argv: list[str]) -> int:
     commands = parser.add_subparsers(dest="command")
     builder = commands.add_parser("build", help="build the default runner into a directory")
     builder.add_argument("directory", type=Path)
+    builder.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="only if the directory holds no runner built from these very inputs",
+    )
     arguments = parser.parse_args(argv)
     if arguments.command == "build":
-        manifest = build(arguments.directory)
-        print(f"{arguments.directory / 'runner.wasm'} sha256 {manifest['sha256']}")
+        directory = arguments.directory
+        manifest = read_manifest(directory) if arguments.if_needed else None
+        if (
+            manifest is None
+            or manifest.get("key") != key(MODULES)
+            or not (directory / WASM).exists()
+        ):
+            manifest = build(directory)
+        print(f"{directory / WASM} sha256 {manifest['sha256']}")
         return 0
     packages = [name for name in arguments.packages.split(",") if name]
     try:

@@ -178,7 +178,7 @@ def _stage(
     """The runner's sources in ``app``: its program, the modules to import (``modules``
     must import; of ``optional``, the packages' modules, those that import), msgpack's
     pure-Python code (its C extension cannot run inside the sandbox), and the packages."""
-    import msgpack
+    import msgpack  # type: ignore[import-untyped]
 
     app.mkdir()
     for source in sorted(_GUEST.glob("*.py")):

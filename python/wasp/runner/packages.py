@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from .componentize import Package
 
@@ -30,7 +30,7 @@ class PackageError(ValueError):
     """A package that cannot go into the sandbox (not installed, or compiled code)."""
 
 
-PackagesArg = Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]]
+PackagesArg = Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[str]"]]]
 
 
 def resolve(packages: PackagesArg) -> tuple[Package, ...]:
@@ -49,7 +49,7 @@ def resolve(packages: PackagesArg) -> tuple[Package, ...]:
         else:
             wanted.append(text)
     found: dict[str, metadata.Distribution] = {}
-    pending = [(name, None) for name in wanted]
+    pending: list[tuple[str, Optional[str]]] = [(name, None) for name in wanted]
     while pending:
         name, needed_by = pending.pop(0)
         canonical = _canonical(name)
