@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # wasp for aarch64 Linux, cross-built on an x86-64 Linux machine, and a mixed cluster tested
 # on it: an aarch64 `wasp node` under qemu-user next to an x86-64 one, both on 127.0.0.1,
-# with an x86-64 client running one batch across both (cli/tests/mixed_arch.rs).
+# with an x86-64 client running one batch across both (cli/tests/e2e/mixed_arch.rs).
 #
 #   scripts/aarch64.sh          install what is missing, build (dev profile), run the test
 #   scripts/aarch64.sh node     install what is missing, build (dev profile), and print the
@@ -20,6 +20,8 @@
 # honoured, as are the CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER and
 # CC_aarch64_unknown_linux_gnu of another cross toolchain.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 
 readonly TARGET=aarch64-unknown-linux-gnu
@@ -34,7 +36,7 @@ readonly ADDRESS_SPACE=$((1 << 39))
 
 say() { echo "aarch64: $*" >&2; }
 skip() {
-    if [[ ${CI:-} == true ]]; then
+    if under_ci; then
         fail "cannot run here, and CI must: $*"
     fi
     say "skipped: $*"
@@ -73,27 +75,9 @@ missing() {
 }
 
 install_packages() {
-    local sudo=() log
-    command -v apt-get >/dev/null ||
-        skip "$* missing and no apt-get to install them (on another distribution, install an aarch64 cross gcc, aarch64 glibc and qemu-user, then run this again)"
-    if [[ $(id -u) != 0 ]]; then
-        if ! command -v sudo >/dev/null || ! sudo -n true 2>/dev/null; then
-            skip "$* missing, and installing ${packages[*]} needs root (or passwordless sudo)"
-        fi
-        sudo=(sudo -n)
-    fi
-    say "installing ${packages[*]} (missing: $*)"
-    log=$(mktemp)
-    # If another apt-get is installing, wait for it (up to 5 minutes) rather than fail.
-    local apt=(apt-get -qq -o DPkg::Lock::Timeout=300)
-    if ! { "${sudo[@]}" "${apt[@]}" update &&
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-            "${apt[@]}" install -y --no-install-recommends "${packages[@]}"; } >"$log" 2>&1; then
-        tail -n 20 "$log" >&2
-        rm -f "$log"
-        skip "apt-get could not install ${packages[*]} (its last lines are above)"
-    fi
-    rm -f "$log"
+    say "missing: $*"
+    apt_install aarch64 "${packages[@]}" ||
+        skip "could not install ${packages[*]} (on another distribution, install an aarch64 cross gcc, aarch64 glibc and qemu-user, then run this again)"
 }
 
 install_target() {
@@ -148,5 +132,5 @@ fi
 
 started=$SECONDS
 WASP_AARCH64_NODE="${node[*]}" \
-    cargo test --locked -p wasp-cli --test mixed_arch -- --nocapture --test-threads=1 >&2
+    cargo test --locked -p wasp-cli --test e2e mixed_arch:: -- --nocapture --test-threads=1 >&2
 say "mixed cluster tested in $((SECONDS - started)) s"

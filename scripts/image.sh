@@ -15,6 +15,8 @@
 # it, with Rust's own musl). The build has its own target directory (target/image): the
 # musl dependencies share nothing with the host build anyway.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 
 arch=${1:-$(uname -m)}
@@ -43,22 +45,7 @@ esac
 
 say() { echo "image.sh: $*" >&2; }
 
-install_missing() {
-    local missing=()
-    for package in "${packages[@]}"; do
-        dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return
-    local sudo=()
-    [[ $(id -u) == 0 ]] || sudo=(sudo -n)
-    say "installing ${missing[*]}"
-    local apt=(apt-get -qq -o DPkg::Lock::Timeout=300)
-    "${sudo[@]}" "${apt[@]}" update >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >&2
-}
-
-install_missing
+apt_install image.sh "${packages[@]}" || exit 1
 grep -qx "$triple" <<<"$(rustup target list --installed)" || rustup target add "$triple" >&2
 
 say "building wasp for $triple"

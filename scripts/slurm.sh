@@ -8,7 +8,9 @@
 #                                       running from STATE_DIR), wait until the node is idle,
 #                                       and print `export SLURM_CONF=STATE_DIR/slurm.conf`
 #   scripts/slurm.sh stop STATE_DIR     cancel the cluster's jobs, stop its slurmd and
-#                                       slurmctld (munged keeps running); idempotent
+#                                       slurmctld, and munged if `start` started it (a
+#                                       munged that was running already keeps running);
+#                                       idempotent
 #
 #   eval "$(scripts/slurm.sh start /tmp/slurm)"   # then sbatch, squeue, scancel, sinfo
 #
@@ -25,6 +27,8 @@
 # daemons listen on Slurm's usual ports, 6817 (slurmctld) and 6818 (slurmd), so one such
 # cluster runs per machine at a time. Messages go to stderr; stdout is the export line.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly PACKAGES=(slurm-wlm munge)
 readonly MIN_CPUS=8
@@ -76,6 +80,14 @@ running() {
     echo "$pid"
 }
 
+# Whether process PID is alive: a zombie (ended, not yet reaped: in a container whose
+# first process does not reap, it may stay one) is not.
+alive() {
+    local state
+    state=$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
 # Sends SIGTERM to the daemon in FILE and waits (up to 20 s) before SIGKILL.
 stop_daemon() {
     local file=$1 name=$2 pid i
@@ -85,10 +97,10 @@ stop_daemon() {
     }
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
-        [[ -d /proc/$pid ]] || break
+        alive "$pid" || break
         sleep 0.2
     done
-    if [[ -d /proc/$pid ]]; then
+    if alive "$pid"; then
         say "$name ($pid) still running 20 s after SIGTERM: SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         sleep 0.5
@@ -114,8 +126,22 @@ stop_cluster() {
     stop_daemon "$dir/slurmctld.pid" slurmctld
 }
 
+# The munged that `start` started, if it did: it wrote its pid here.
+readonly OUR_MUNGED=$dir/munged.pid
+readonly MUNGED_PID=/run/munge/munged.pid
+
+stop_our_munged() {
+    [[ -s $OUR_MUNGED ]] || return 0
+    # Only the munged we started: the pid we recorded, still a munged.
+    if [[ $(<"$OUR_MUNGED") == $(cat "$MUNGED_PID" 2>/dev/null) ]]; then
+        stop_daemon "$MUNGED_PID" munged
+    fi
+    rm -f "$OUR_MUNGED"
+}
+
 if [[ $mode == stop ]]; then
     stop_cluster
+    stop_our_munged
     say "stopped the cluster of $dir"
     exit 0
 fi
@@ -131,20 +157,9 @@ missing() {
 }
 lacking=$(missing | xargs)
 if [[ -n $lacking ]]; then
-    command -v apt-get >/dev/null ||
-        fail "missing $lacking, and no apt-get to install ${PACKAGES[*]} (install Slurm and munge, then run this again)"
-    say "installing ${PACKAGES[*]} (missing: $lacking)"
-    log=$(mktemp)
-    # If another apt-get is installing, wait for it (up to 5 minutes) rather than fail.
-    apt=(apt-get -qq -o DPkg::Lock::Timeout=300)
-    if ! { "${apt[@]}" update &&
-        env DEBIAN_FRONTEND=noninteractive \
-            "${apt[@]}" install -y --no-install-recommends "${PACKAGES[@]}"; } >"$log" 2>&1; then
-        tail -n 20 "$log" >&2
-        rm -f "$log"
-        fail "apt-get could not install ${PACKAGES[*]} (its last lines are above)"
-    fi
-    rm -f "$log"
+    say "missing: $lacking"
+    apt_install slurm "${PACKAGES[@]}" ||
+        fail "could not install ${PACKAGES[*]} (install Slurm and munge, then run this again)"
     lacking=$(missing | xargs)
     [[ -z $lacking ]] || fail "still missing after installing ${PACKAGES[*]}: $lacking"
     say "installed ${PACKAGES[*]} in $((SECONDS - started)) s"
@@ -180,6 +195,8 @@ if ! munge_works; then
         sleep 0.2
     done
     munge_works || fail "munged runs but munge | unmunge fails: $(tail -n 5 /var/log/munge/munged.log 2>/dev/null)"
+    # Ours: `stop` stops it.
+    cp "$MUNGED_PID" "$OUR_MUNGED"
 fi
 
 # --- slurm.conf -----------------------------------------------------------------------

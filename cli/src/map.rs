@@ -113,6 +113,9 @@ impl MapCommand {
     ) -> anyhow::Result<Option<usize>> {
         let window = server.capacity().max(1) * IN_FLIGHT_PER_WORKER;
         let options = JobOptions::new().group(GROUP);
+        // Every line was read before anything ran: the group's total is known now, so its
+        // progress and ETA (on the dashboard) count towards it, not towards the window.
+        server.expect_jobs(GROUP, lines.len() as u64);
         let mut inputs = lines.into_iter();
         let mut in_flight = VecDeque::new();
         let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -184,10 +187,10 @@ fn per_node_line(stats: &Stats) -> String {
     let local: u64 = stats.workers.iter().map(|worker| worker.jobs).sum();
     let local = (stats.target_workers > 0).then(|| format!("local {local}"));
     let nodes = stats.nodes.iter().map(|node| {
-        let state = if node.connected {
-            format!("{}/{} busy", node.in_flight.min(node.workers), node.workers)
-        } else {
-            "disconnected".to_string()
+        let state = match (node.connected, node.draining) {
+            (true, false) => format!("{}/{} busy", node.in_flight.min(node.workers), node.workers),
+            (true, true) => "draining".to_string(),
+            (false, _) => "disconnected".to_string(),
         };
         format!("{} {} ({state})", node.address, node.jobs)
     });

@@ -100,7 +100,13 @@ impl NodeCommand {
         config.drain_timeout = self.drain_timeout;
         config.client_timeout = self.client_timeout;
         config.announce_interval = self.announce_interval;
-        config.policy = self.policy.policy()?;
+        config.policy = self.policy.policy(config.workers)?;
+        log_maxima(&config.policy, self.policy.memory_limit(), config.workers);
+        // Within a memory limit, the pool may not grow beyond the workers that fit.
+        let max_workers = self
+            .policy
+            .memory_limit()
+            .map(|limit| config.policy.workers_within(limit));
         config.announce_to = self.announce_to;
         if config.announce_to.is_empty() && self.discoverable {
             let default = wasp::discovery::DEFAULT_DISCOVERY_ADDRESS.into();
@@ -127,7 +133,7 @@ impl NodeCommand {
             stdout.flush()?;
             drop(stdout);
             if let Some(path) = self.config.clone() {
-                tokio::spawn(reload_on_hangup(path, node.workers_control()));
+                tokio::spawn(reload_on_hangup(path, node.workers_control(), max_workers));
             }
             node.run(shutdown_signal()).await;
             anyhow::Ok(())
@@ -174,8 +180,27 @@ fn read_workers(path: &Path) -> anyhow::Result<Option<usize>> {
     Ok(workers)
 }
 
-/// Re-reads the settings file at each SIGHUP and applies the worker count.
-async fn reload_on_hangup(path: PathBuf, control: wasp::WorkersControl) {
+/// Says at start what the node grants its clients' jobs at most, and within what.
+fn log_maxima(policy: &wasp::NodePolicy, memory_limit: Option<u64>, workers: usize) {
+    let limit = memory_limit.map_or_else(|| "none".to_string(), |limit| limit.to_string());
+    tracing::info!(
+        workers,
+        max_memory = policy.max_memory,
+        max_module_bytes = policy.max_module_bytes,
+        max_data_bytes = policy.max_data_bytes,
+        memory_limit = %limit,
+        needed = policy.memory_needed(workers),
+        "node maxima"
+    );
+}
+
+/// Re-reads the settings file at each SIGHUP and applies the worker count, up to
+/// `max_workers` if there is such a bound (a memory limit).
+async fn reload_on_hangup(
+    path: PathBuf,
+    control: wasp::WorkersControl,
+    max_workers: Option<usize>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; the settings file is read only at start");
@@ -183,6 +208,14 @@ async fn reload_on_hangup(path: PathBuf, control: wasp::WorkersControl) {
     };
     while hangups.recv().await.is_some() {
         match read_workers(&path) {
+            Ok(Some(workers)) if max_workers.is_some_and(|max| workers > max) => {
+                let max = max_workers.unwrap_or_default();
+                tracing::warn!(
+                    workers,
+                    max,
+                    "SIGHUP: not resized: only {max} workers fit in --memory-limit"
+                );
+            }
             Ok(Some(workers)) => {
                 tracing::info!(workers, "SIGHUP: settings re-read");
                 control.set(u32::try_from(workers).unwrap_or(u32::MAX));

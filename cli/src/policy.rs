@@ -61,6 +61,13 @@ pub(crate) struct PolicyArgs {
     /// taking a larger value fails with DataTooLarge [2GiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_data_bytes: Option<u64>,
+    /// The memory the node may use in all (its container's limit, say). The maxima not
+    /// given are lowered to fit in it: the module store to an eighth, each worker's jobs
+    /// to an equal share of the rest (after 256MiB for the node itself); maxima given that
+    /// do not fit are refused at start, and so is a resize beyond the workers that fit
+    /// [no limit].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<u64>,
 }
 
 /// `--max-timeout`: a duration, or `none`.
@@ -79,9 +86,18 @@ fn parse_hash(text: &str) -> Result<ModuleHash, String> {
 }
 
 impl PolicyArgs {
-    /// The policy these flags describe, over the defaults.
-    pub(crate) fn policy(&self) -> anyhow::Result<NodePolicy> {
-        let mut policy = NodePolicy::default();
+    /// The memory the node may use in all, if it was given.
+    pub(crate) fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
+    /// The policy these flags describe, over the defaults (fitted to `--memory-limit`, if
+    /// it was given, for `workers` workers).
+    pub(crate) fn policy(&self, workers: usize) -> anyhow::Result<NodePolicy> {
+        let mut policy = match self.memory_limit {
+            Some(limit) => NodePolicy::within_memory(limit, workers),
+            None => NodePolicy::default(),
+        };
         if let Some(MaxTimeout(timeout)) = self.max_timeout {
             policy.max_timeout = timeout;
         }
@@ -106,6 +122,9 @@ impl PolicyArgs {
             allowed.get_or_insert_default().extend(read_hashes(path)?);
         }
         policy.allowed_modules = allowed;
+        if let Some(limit) = self.memory_limit {
+            policy.check_memory(limit, workers)?;
+        }
         Ok(policy)
     }
 }

@@ -1,8 +1,11 @@
-//! `wasp secret new`: make a cluster secret; `wasp secret token`: the monitor's token.
+//! `wasp secret new`: make a cluster secret; `wasp secret token`: the monitor's token;
+//! `wasp secret copy`: a private copy of a secret file (for containers, whose mounted
+//! secrets other users' groups may read).
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wasp::{ClusterSecret, MonitorConfig};
 
@@ -23,6 +26,18 @@ enum SecretAction {
         #[arg(long, value_name = "FILE")]
         secret_file: PathBuf,
     },
+    /// Copy a cluster secret to a file of your own that only you may read (mode 0400),
+    /// checking it first: e.g. in an init container, from a Kubernetes Secret mounted
+    /// readable by a group (`fsGroup`) to an in-memory volume. The copy replaces any
+    /// earlier one.
+    Copy {
+        /// The secret to copy.
+        #[arg(value_name = "FROM")]
+        from: PathBuf,
+        /// Where to write the private copy.
+        #[arg(value_name = "TO")]
+        to: PathBuf,
+    },
 }
 
 impl SecretCommand {
@@ -37,7 +52,32 @@ impl SecretCommand {
                 let token = MonitorConfig::token_from_secret(&secret);
                 writeln!(std::io::stdout().lock(), "{token}")?;
             }
+            SecretAction::Copy { from, to } => copy_private(&from, &to)?,
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Copies the secret at `from`, once it reads as a secret, to `to`, mode 0400: written to
+/// a temporary name in `to`'s directory, then renamed into place.
+fn copy_private(from: &Path, to: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let text = std::fs::read_to_string(from)
+        .with_context(|| format!("could not read the secret file {}", from.display()))?;
+    ClusterSecret::parse(&text).with_context(|| format!("in {}", from.display()))?;
+    let temporary = to.with_extension(format!("tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, to)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written.with_context(|| format!("could not write the copy {}", to.display()))
 }

@@ -44,7 +44,9 @@ wasp-guest = "0.1"
 */
 #![deny(missing_docs)]
 
-pub mod abi;
+/// The ABI between a wasp host and a guest module (the `wasp-abi` crate, which the host
+/// uses too).
+pub use wasp_abi as abi;
 
 /// Turns a function into a wasp job exported from the module.
 ///

@@ -73,7 +73,8 @@ impl NativeServer {
     #[new]
     #[pyo3(signature = (
         *, workers=None, peers=Vec::new(), secret=None, secret_file=None, insecure=false,
-        cache_dir=None, no_cache=false, node_timeout=None, max_retries=None, max_queued=None,
+        cache_dir=None, no_cache=false, node_timeout=None, resolve_interval=None,
+        max_retries=None, max_queued=None,
         timeout=None, max_memory=None, max_output=None, fuel=None, metrics=None,
         metrics_token=None
     ))]
@@ -91,6 +92,7 @@ impl NativeServer {
         cache_dir: Option<std::path::PathBuf>,
         no_cache: bool,
         node_timeout: Option<f64>,
+        resolve_interval: Option<f64>,
         max_retries: Option<u32>,
         max_queued: Option<usize>,
         timeout: Option<f64>,
@@ -144,6 +146,9 @@ impl NativeServer {
         };
         if let Some(timeout) = node_timeout {
             builder = builder.node_timeout(seconds(timeout));
+        }
+        if let Some(interval) = resolve_interval {
+            builder = builder.resolve_interval(seconds(interval));
         }
         if let Some(retries) = max_retries {
             builder = builder.max_retries(retries);
@@ -201,31 +206,42 @@ impl NativeServer {
         let args = encode_args(args)?;
         let options =
             job_options(group, timeout, max_memory, max_output, fuel).reuse_instance(reuse);
-        // Room first, a slice at a time, so that Ctrl-C is heard while the queue is full.
-        while !server.wait_for_room(std::time::Duration::ZERO) {
-            if !block {
-                return Ok(None);
-            }
-            let waiting = server.clone();
-            py.detach(move || waiting.wait_for_room(SIGNAL_CHECK));
-            py.check_signals()?;
+        let module = &module.inner;
+        if server.max_queued().is_none() {
+            // Unbounded: a submission never waits.
+            let job = py.detach(|| server.submit_raw(module, function, args, &options));
+            return Ok(Some(NativeJob::new(job)));
         }
-        let module = module.inner.clone();
-        let function = function.to_owned();
-        let job = py.detach(move || server.submit_raw(&module, &function, args, &options));
-        Ok(Some(NativeJob::new(job)))
+        // Bounded: room is taken in the same step as the job is queued, and waited for a
+        // slice at a time, so that Ctrl-C is heard while the queue is full.
+        loop {
+            let attempt = args.clone();
+            match py.detach(|| server.try_submit_raw(module, function, attempt, &options)) {
+                Ok(job) => return Ok(Some(NativeJob::new(job))),
+                Err(_) if !block => return Ok(None),
+                Err(_) => {
+                    py.detach(|| server.wait_for_room(SIGNAL_CHECK));
+                    py.check_signals()?;
+                }
+            }
+        }
     }
 
-    /// Tells the dispatcher (`next_completions`) when `job` finishes, as `token`.
-    fn watch(&self, job: &NativeJob, token: u64) {
-        job.notify(&self.completions, token);
+    /// Gives `handler` to the dispatcher (`next_completions`) when `job` finishes.
+    fn watch(&self, job: &NativeJob, handler: Py<PyAny>) {
+        job.notify(&self.completions, handler);
     }
 
-    /// The tokens of the watched jobs that finished, waiting up to `timeout` seconds for
+    /// The handlers of the watched jobs that finished, waiting up to `timeout` seconds for
     /// the first (with the GIL released).
-    fn next_completions(&self, py: Python<'_>, timeout: f64) -> Vec<u64> {
+    fn next_completions(&self, py: Python<'_>, timeout: f64) -> Vec<Py<PyAny>> {
         let completions = self.completions.clone();
         py.detach(move || completions.take(seconds(timeout)))
+    }
+
+    /// How many watched jobs' handlers the dispatcher has not taken yet.
+    fn watched(&self) -> usize {
+        self.completions.watched()
     }
 
     /// Waits until `group` (every job for `None`) has nothing pending, at most `timeout`
@@ -258,6 +274,20 @@ impl NativeServer {
             }
             py.check_signals()?;
         }
+    }
+
+    /// Compiles `module` for the local workers now (or loads it from the disk cache), with
+    /// the GIL released; `RuntimeError` if it cannot be compiled.
+    fn prepare(&self, py: Python<'_>, module: &NativeModule) -> PyResult<()> {
+        let server = self.server()?;
+        let module = module.inner.clone();
+        py.detach(move || server.prepare(&module))
+            .map_err(|error| PyRuntimeError::new_err(error.to_string()))
+    }
+
+    /// Cancels every job still queued (running ones go on); returns how many.
+    fn cancel_queued(&self) -> PyResult<usize> {
+        Ok(self.server()?.cancel_queued())
     }
 
     /// Cancels every unfinished job of `group`; returns how many.
@@ -324,12 +354,17 @@ impl NativeServer {
         Ok(self.server()?.stats().to_string())
     }
 
-    /// Stops the server: queued jobs are cancelled, running ones stopped, connections to
-    /// nodes closed. Later calls raise `RuntimeError`.
+    /// Stops the server now: queued jobs are cancelled, running ones stopped, connections
+    /// to nodes closed, whatever other threads hold (a thread waiting for a job or for room
+    /// sees its job cancelled). Later calls raise `RuntimeError`.
     fn close(&self, py: Python<'_>) {
         let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
-        // Dropping joins threads that never need the GIL: release it meanwhile.
-        py.detach(move || drop(server));
+        // Shutting down joins threads that never need the GIL: release it meanwhile.
+        py.detach(move || {
+            if let Some(server) = server {
+                server.shutdown();
+            }
+        });
     }
 
     /// Whether the server was closed.
@@ -373,6 +408,7 @@ fn progress_dict<'py>(py: Python<'py>, progress: &GroupProgress) -> PyResult<Bou
     dict.set_item("failed", progress.failed)?;
     dict.set_item("running", progress.running)?;
     dict.set_item("queued", progress.queued)?;
+    dict.set_item("total", progress.total)?;
     dict.set_item("elapsed_seconds", progress.elapsed.as_secs_f64())?;
     dict.set_item("rate_per_second", progress.rate)?;
     dict.set_item("eta_seconds", progress.eta.map(|eta| eta.as_secs_f64()))?;
@@ -408,6 +444,7 @@ fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict
         row.set_item("arch", &node.arch)?;
         row.set_item("workers", node.workers)?;
         row.set_item("connected", node.connected)?;
+        row.set_item("draining", node.draining)?;
         row.set_item("connections", node.connections)?;
         row.set_item("jobs", node.jobs)?;
         row.set_item("failed", node.failed)?;

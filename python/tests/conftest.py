@@ -31,10 +31,16 @@ WASP = Path(os.environ.get("WASP_BIN", TARGET / "debug" / "wasp"))
 TIMEOUT = 60.0
 
 
+def under_ci() -> bool:
+    """Whether the tests run under CI: ``CI=true``, the one rule of every test and script
+    of the project (Rust: ``wasp_fixtures::under_ci``; shell: ``scripts/lib.sh``)."""
+    return os.environ.get("CI") == "true"
+
+
 def unavailable(why: str) -> None:
     """A tool a test needs is missing: the test skips, except under ``CI=true``, where it
     must run (CI installs what the tests need), and so fails."""
-    if os.environ.get("CI"):
+    if under_ci():
         pytest.fail(f"{why} (required under CI=true)")
     pytest.skip(why)
 

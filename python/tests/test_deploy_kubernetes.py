@@ -22,6 +22,7 @@ the host. Without root, those tools or ``kubernetes-validate``, the tests skip, 
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import re
@@ -45,24 +46,36 @@ from conftest import (
     _read_line,
     sum_primes_reference,
     unavailable,
+    under_ci,
 )
 
 try:
     import yaml
 except ImportError:
-    if os.environ.get("CI"):
+    if under_ci():
         raise
     pytest.skip(
         "PyYAML is missing: pip install -r python/requirements-dev.txt", allow_module_level=True
     )
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
-MANIFESTS = ["secret.yaml", "node-service.yaml", "node-statefulset.yaml", "client-job.yaml"]
+MANIFESTS = [
+    "secret.yaml",
+    "node-service.yaml",
+    "node-statefulset.yaml",
+    "node-pdb.yaml",
+    "client-job.yaml",
+]
 KUBERNETES_VERSION = "1.30.0"
 #: The address the node's pod gets, on the loopback interface of its network namespace.
 POD_IP = "10.244.0.10"
 #: What the ConfigMap wasp-job holds for the client Job: sum_primes over a few bounds.
 BOUNDS = [100, 1000, 10000, 100000]
+#: The monitor's bearer token, as ``wasp secret new > metrics.token`` makes one.
+METRICS_TOKEN = "b9" * 32
+#: The namespace the pods run in here: not ``default``, so that a name hard-coded to it
+#: would show.
+NAMESPACE = "batch"
 
 
 def _load(name: str) -> list[dict]:
@@ -119,10 +132,34 @@ def _mount_of(container: dict, pod: dict, path: str) -> tuple[dict, dict]:
     return mount, volume
 
 
-def _secret_data() -> dict[str, bytes]:
-    """The Secret as ``kubectl create secret generic wasp-cluster --from-file=cluster.key``
-    makes it from a real key: secret.yaml's keys, the tests' secret as their value."""
-    return {key: (SECRET + "\n").encode() for key in _one("secret.yaml", "Secret")["stringData"]}
+def _secrets() -> dict[str, dict[str, bytes]]:
+    """The Secrets as secret.yaml's comment makes them from a real key and a real token
+    (``kubectl create secret generic ... --from-file``): its keys, the tests' values."""
+    values = {"wasp-cluster": SECRET, "wasp-metrics-token": METRICS_TOKEN}
+    return {
+        secret["metadata"]["name"]: {
+            key: (values[secret["metadata"]["name"]] + "\n").encode()
+            for key in secret["stringData"]
+        }
+        for secret in _load("secret.yaml")
+    }
+
+
+def _secret(name: str) -> dict:
+    [secret] = [s for s in _load("secret.yaml") if s["metadata"]["name"] == name]
+    return secret
+
+
+def _init(workload: dict, name: str) -> dict:
+    [init] = [
+        c for c in workload["spec"]["template"]["spec"]["initContainers"] if c["name"] == name
+    ]
+    return init
+
+
+def _env_source(container: dict, name: str) -> dict:
+    [variable] = [v for v in container["env"] if v["name"] == name]
+    return variable["valueFrom"]
 
 
 # -- The manifests on paper ------------------------------------------------------------------
@@ -151,8 +188,29 @@ def test_every_manifest_validates_against_the_kubernetes_schemas():
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
+def _private_secret(workload: dict, container: dict, secret_file: str) -> None:
+    """The secret file a container reads is the init container's private copy of the
+    Secret wasp-cluster's key: on an in-memory volume, mounted read-only; the Secret itself
+    is mounted in the init container only."""
+    pod = workload["spec"]["template"]["spec"]
+    secret = _secret("wasp-cluster")
+    init = _init(workload, "secret")
+    assert init["command"] == ["/wasp", "secret", "copy"]
+    source, copy = init["args"]
+    assert copy == secret_file
+    mount, volume = _mount_of(init, pod, source)
+    assert mount.get("readOnly") is True
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert volume["secret"]["defaultMode"] == 0o400
+    assert os.path.relpath(source, mount["mountPath"]) in secret["stringData"]
+    mount, volume = _mount_of(container, pod, secret_file)
+    assert mount.get("readOnly") is True and volume["emptyDir"]["medium"] == "Memory"
+    assert _mount_of(init, pod, copy)[1] is volume
+    assert not any(m["name"] == "cluster-secret" for m in container["volumeMounts"])
+    assert init["securityContext"] == container["securityContext"], "as hardened"
+
+
 def test_the_manifests_agree_with_each_other_and_with_the_flags():
-    secret = _one("secret.yaml", "Secret")
     service = _one("node-service.yaml", "Service")
     statefulset = _one("node-statefulset.yaml", "StatefulSet")
     job = _one("client-job.yaml", "Job")
@@ -192,13 +250,27 @@ def test_the_manifests_agree_with_each_other_and_with_the_flags():
     assert node["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert node["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
 
-    # The secret: the file --secret-file names is a key of the Secret, mounted read-only.
-    mount, volume = _mount_of(node, pod, flags["--secret-file"])
-    assert mount.get("readOnly") is True
-    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
-    assert volume["secret"]["defaultMode"] == 0o400
-    key = os.path.relpath(flags["--secret-file"], mount["mountPath"])
-    assert key in secret["stringData"]
+    # Probes that a busy node answers in time: 5 s each, three misses before anything.
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert node[probe]["timeoutSeconds"] >= 5, probe
+        assert node[probe]["failureThreshold"] >= 3, probe
+
+    # The secret: the init container's private copy of the Secret's key.
+    _private_secret(statefulset, node, flags["--secret-file"])
+
+    # The monitor's token: a Secret of its own, not derived from the cluster secret.
+    mount, volume = _mount_of(node, pod, flags["--metrics-token-file"])
+    token = _secret("wasp-metrics-token")
+    assert volume["secret"]["secretName"] == token["metadata"]["name"]
+    assert os.path.relpath(flags["--metrics-token-file"], mount["mountPath"]) in token["stringData"]
+
+    # Voluntary evictions one pod at a time, and pods spread over the machines.
+    budget = _one("node-pdb.yaml", "PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    [spread] = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["maxSkew"] == 1
+    assert spread["labelSelector"]["matchLabels"].items() <= labels.items()
 
     # State on the writable volume (the root filesystem is read-only).
     for flag in ("--identity-dir", "--cache-dir"):
@@ -215,11 +287,20 @@ def test_the_manifests_agree_with_each_other_and_with_the_flags():
     drain = _seconds(flags["--drain-timeout"])
     assert pod["terminationGracePeriodSeconds"] >= drain + 10
 
-    # Sized by its workers: one CPU each.
-    workers = int(flags["--workers"])
+    # Sized by its resources, through the Downward API: a worker per CPU requested, and the
+    # memory limit as the node's budget; the CPU limit leaves room for the node's own
+    # threads (its monitor answers the probes).
     resources = node["resources"]
-    assert resources["requests"] == resources["limits"]
-    assert int(resources["limits"]["cpu"]) == workers
+    assert flags["--workers"] == "$(WORKERS)"
+    assert _env_source(node, "WORKERS")["resourceFieldRef"] == {
+        "resource": "requests.cpu",
+        "divisor": "1",
+    }
+    assert flags["--memory-limit"] == "$(MEMORY_LIMIT)"
+    assert _env_source(node, "MEMORY_LIMIT")["resourceFieldRef"] == {"resource": "limits.memory"}
+    assert resources["requests"]["memory"] == resources["limits"]["memory"]
+    requested, limit = (_quantity(resources[kind]["cpu"]) for kind in ("requests", "limits"))
+    assert limit >= requested + 0.5, "half a CPU above the workers"
 
     # The client Job: the Service's name and QUIC port, the same secret, its own inputs.
     job_pod = job["spec"]["template"]["spec"]
@@ -227,25 +308,25 @@ def test_the_manifests_agree_with_each_other_and_with_the_flags():
     assert client["command"][1:2] == ["map"]
     assert job_pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 1
     client_flags = _flags(client["command"][2:] + client["args"])
-    namespace = service["metadata"].get("namespace", "default")
+    # The Service's name in the Job's own namespace, from the Downward API: no namespace
+    # written in.
+    assert "namespace" not in service["metadata"] and "namespace" not in job["metadata"]
     assert client_flags["--peer"] == (
-        f"{service['metadata']['name']}.{namespace}.svc.cluster.local:{quic['containerPort']}"
+        f"{service['metadata']['name']}.$(NAMESPACE).svc.cluster.local:{quic['containerPort']}"
     )
+    assert _env_source(client, "NAMESPACE") == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert client_flags["--workers"] == "0"
-    mount, volume = _mount_of(client, job_pod, client_flags["--secret-file"])
-    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
-    assert (
-        os.path.relpath(client_flags["--secret-file"], mount["mountPath"]) in secret["stringData"]
-    )
+    _private_secret(job, client, client_flags["--secret-file"])
     for path in (client_flags["--input"], client["args"][-2]):
         _, volume = _mount_of(client, job_pod, path)
         assert volume["configMap"]["name"] == "wasp-job"
 
 
-def test_the_placeholder_secret_is_refused(tmp_path):
-    """Applied as it is, secret.yaml gives no usable secret: the nodes stop at start."""
-    placeholder = tmp_path / "cluster.key"
-    placeholder.write_text(_one("secret.yaml", "Secret")["stringData"]["cluster.key"])
+def test_the_placeholder_secrets_are_refused(tmp_path, secret_file):
+    """Applied as it is, secret.yaml gives no usable secret and no usable token: the nodes
+    stop at start."""
+    placeholder = tmp_path / "placeholder.key"
+    placeholder.write_text(_secret("wasp-cluster")["stringData"]["cluster.key"])
     placeholder.chmod(0o600)
     refused = subprocess.run(
         [str(_built(WASP)), "secret", "token", "--secret-file", str(placeholder)],
@@ -254,6 +335,17 @@ def test_the_placeholder_secret_is_refused(tmp_path):
         timeout=TIMEOUT,
     )
     assert refused.returncode != 0 and "too short" in refused.stderr, refused.stderr
+    token = tmp_path / "token"
+    token.write_text(_secret("wasp-metrics-token")["stringData"]["token"])
+    node = [str(_built(WASP)), "node", "--listen", "127.0.0.1:0", "--secret-file"]
+    monitor = ["--metrics", "127.0.0.1:0", "--metrics-public", "--metrics-token-file"]
+    refused = subprocess.run(
+        [*node, str(secret_file), *monitor, str(token)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert refused.returncode != 0 and "16" in refused.stderr, refused.stderr
 
 
 # -- The manifests run: pods made of namespaces ----------------------------------------------
@@ -266,13 +358,15 @@ def _pod_command(
     staging: Path,
     hosts: dict[str, str],
     own_network: bool,
+    namespace: str = "default",
 ) -> tuple[list[str], dict[str, str]]:
     """The command (after ``unshare``) and environment that run ``container`` as the kubelet
-    would: its command and args as they are (``/wasp`` being the binary built here), its
-    env, its volumes (from ``objects``: the Secrets' and ConfigMaps' data by name) mounted
-    where it says with the modes the kubelet gives them, its user, no capabilities, a
-    read-only root."""
-    security = {**pod.get("securityContext", {}), **container["securityContext"]}
+    would, after its pod's init containers: each its command and args as they are
+    (``/wasp`` being the binary built here), its env (the Downward API's fields and
+    resources included, the pod being in ``namespace``), its volumes (from ``objects``: the
+    Secrets' and ConfigMaps' data by name) mounted where it says with the modes the
+    kubelet gives them, its user, no capabilities, a read-only root. Volumes only the init
+    containers mount are gone when the container starts."""
     fs_group = pod["securityContext"]["fsGroup"]
     lines = ["set -eu"]
     if own_network:
@@ -286,53 +380,108 @@ def _pod_command(
     ]
     for name, address in hosts.items():
         lines.append(f"echo {shlex.quote(f'{address} {name}')} >> /etc/hosts")
-    for mount in container["volumeMounts"]:
-        path = mount["mountPath"]
-        assert path.startswith(("/var/", "/etc/")), f"{path}: a place this test can mount"
-        [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
-        target = shlex.quote(path)
-        if "emptyDir" in volume:
-            # 0777, and the fsGroup's with its set-group-ID bit.
-            lines += [
-                f"mkdir -p {target}",
-                f"mount -t tmpfs -o mode=2777,gid={fs_group} tmpfs {target}",
-            ]
-            continue
-        source = volume.get("secret") or volume["configMap"]
-        default_mode = source.get("defaultMode", 0o644)
-        # With an fsGroup, the kubelet gives the files to that group and adds its read bit.
-        mode = default_mode | 0o440
-        lines += [
-            f"mkdir -p {target}",
-            f"mount -t tmpfs -o mode=2755,gid={fs_group} tmpfs {target}",
-        ]
-        directory = staging / mount["name"]
-        directory.mkdir(parents=True)
-        data = objects[source.get("secretName") or source["name"]]
-        for item in source.get("items") or [{"key": key, "path": key} for key in data]:
-            (directory / item["key"]).write_bytes(data[item["key"]])
-            file = shlex.quote(f"{path}/{item['path']}")
-            lines += [
-                f"cp {shlex.quote(str(directory / item['key']))} {file}",
-                f"chown 0:{fs_group} {file}",
-                f"chmod {mode:o} {file}",
-            ]
-        # Secret and ConfigMap volumes are read-only whatever the mount says.
-        lines.append(f"mount -o remount,ro,bind {target}")
+    inits = pod.get("initContainers", [])
+    mounted: dict[str, dict] = {}
+    for each in [*inits, container]:
+        for mount in each["volumeMounts"]:
+            if mount["mountPath"] not in mounted:
+                mounted[mount["mountPath"]] = mount
+                lines += _mount_volume(pod, mount, objects, staging, fs_group)
+    for init in inits:
+        env = _environment(init, objects, namespace)
+        assignments = [f"{name}={value}" for name, value in env.items()]
+        lines.append(shlex.join(["env", "-i", *assignments, *_as_user(pod, init, env)]))
+    kept = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+    for path in mounted:
+        if path not in kept:
+            lines.append(f"umount {shlex.quote(path)}")
+        elif kept[path].get("readOnly"):
+            lines.append(f"mount -o remount,ro,bind {shlex.quote(path)}")
+    security = {**pod.get("securityContext", {}), **container["securityContext"]}
     if security.get("readOnlyRootFilesystem"):
         lines += [
             "mount -o remount,ro,bind /",
             "mount -o remount,ro,bind /etc",
             "mount -o remount,ro,bind /var",
         ]
-    # The environment: the container's, $(VAR) in args expanded as the kubelet does.
+    env = _environment(container, objects, namespace)
+    lines.append("exec " + shlex.join(_as_user(pod, container, env)))
+    # PID namespace: the container's first process (here wasp, after `exec`) is its PID 1.
+    unshare = ["unshare", "--mount", "--pid", "--mount-proc", "--fork", "--kill-child"]
+    if own_network:
+        unshare.insert(1, "--net")
+    return [*unshare, "sh", "-c", "\n".join(lines)], env
+
+
+def _mount_volume(
+    pod: dict, mount: dict, objects: dict[str, dict[str, bytes]], staging: Path, fs_group: int
+) -> list[str]:
+    """Mounts ``mount``'s volume as the kubelet does."""
+    path = mount["mountPath"]
+    assert path.startswith(("/var/", "/etc/")), f"{path}: a place this test can mount"
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    target = shlex.quote(path)
+    if "emptyDir" in volume:
+        # 0777, and the fsGroup's with its set-group-ID bit (in memory or not: a tmpfs).
+        return [f"mkdir -p {target}", f"mount -t tmpfs -o mode=2777,gid={fs_group} tmpfs {target}"]
+    source = volume.get("secret") or volume["configMap"]
+    default_mode = source.get("defaultMode", 0o644)
+    # With an fsGroup, the kubelet gives the files to that group and adds its read bit.
+    mode = default_mode | 0o440
+    lines = [f"mkdir -p {target}", f"mount -t tmpfs -o mode=2755,gid={fs_group} tmpfs {target}"]
+    directory = staging / mount["name"]
+    directory.mkdir(parents=True)
+    data = objects[source.get("secretName") or source["name"]]
+    for item in source.get("items") or [{"key": key, "path": key} for key in data]:
+        (directory / item["key"]).write_bytes(data[item["key"]])
+        file = shlex.quote(f"{path}/{item['path']}")
+        lines += [
+            f"cp {shlex.quote(str(directory / item['key']))} {file}",
+            f"chown 0:{fs_group} {file}",
+            f"chmod {mode:o} {file}",
+        ]
+    # Secret and ConfigMap volumes are read-only whatever the mount says.
+    return [*lines, f"mount -o remount,ro,bind {target}"]
+
+
+def _quantity(text: str) -> float:
+    """A Kubernetes quantity (``2``, ``2500m``, ``3Gi``) as a number."""
+    suffixes = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    for suffix, factor in suffixes.items():
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
+def _environment(
+    container: dict, objects: dict[str, dict[str, bytes]], namespace: str
+) -> dict[str, str]:
+    """The container's environment as the kubelet makes it, the Downward API included."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/"}
     for variable in container.get("env", []):
         if "value" in variable:
             env[variable["name"]] = variable["value"]
-        else:
-            reference = variable["valueFrom"]["configMapKeyRef"]
+            continue
+        source = variable["valueFrom"]
+        if "configMapKeyRef" in source:
+            reference = source["configMapKeyRef"]
             env[variable["name"]] = objects[reference["name"]][reference["key"]].decode()
+        elif "fieldRef" in source:
+            assert source["fieldRef"]["fieldPath"] == "metadata.namespace"
+            env[variable["name"]] = namespace
+        else:
+            reference = source["resourceFieldRef"]
+            kind, resource = reference["resource"].split(".")
+            quantity = _quantity(container["resources"][kind][resource])
+            divisor = _quantity(reference.get("divisor", "1"))
+            env[variable["name"]] = str(math.ceil(quantity / divisor))
+    return env
+
+
+def _as_user(pod: dict, container: dict, env: dict[str, str]) -> list[str]:
+    """The container's command, its ``$(VAR)`` expanded as the kubelet does, run as its
+    user, without capabilities."""
+    security = {**pod.get("securityContext", {}), **container["securityContext"]}
     arguments = [
         re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), word)
         for word in container["command"][1:] + container["args"]
@@ -342,19 +491,13 @@ def _pod_command(
         "setpriv",
         f"--reuid={security['runAsUser']}",
         f"--regid={security.get('runAsGroup', security['runAsUser'])}",
-        f"--groups={fs_group}",
+        f"--groups={pod['securityContext']['fsGroup']}",
     ]
     if security.get("allowPrivilegeEscalation") is False:
         setpriv.append("--no-new-privs")
     if security.get("capabilities", {}).get("drop") == ["ALL"]:
         setpriv += ["--bounding-set=-all", "--inh-caps=-all"]
-    command = [*setpriv, "--", str(_built(WASP)), *arguments]
-    lines.append("exec " + shlex.join(command))
-    # PID namespace: the container's first process (here wasp, after `exec`) is its PID 1.
-    unshare = ["unshare", "--mount", "--pid", "--mount-proc", "--fork", "--kill-child"]
-    if own_network:
-        unshare.insert(1, "--net")
-    return [*unshare, "sh", "-c", "\n".join(lines)], env
+    return [*setpriv, "--", str(_built(WASP)), *arguments]
 
 
 def _tools() -> None:
@@ -430,11 +573,13 @@ class NodePod:
         command, env = _pod_command(
             self.pod,
             self.container,
-            {"wasp-cluster": _secret_data()},
+            _secrets(),
             directory / "volumes",
             hosts={},
             own_network=True,
+            namespace=NAMESPACE,
         )
+        self.env = env
         self.log = directory / "node.log"
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
@@ -450,7 +595,9 @@ class NodePod:
             children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
             [self.pid] = [int(pid) for pid in children.read_text().split()]
             self.prober = Prober(self.pid)
-            self.token = subprocess.run(
+            # The monitor's token is the Secret wasp-metrics-token's.
+            self.token = METRICS_TOKEN
+            self.derived_token = subprocess.run(
                 [str(_built(WASP)), "secret", "token", "--secret-file", str(self.secret_file)],
                 capture_output=True,
                 text=True,
@@ -505,13 +652,27 @@ def test_the_node_pod_runs_confined_and_answers_its_probes(node_pod):
         path = node_pod.container[probe]["httpGet"]["path"]
         code, body = node_pod.get(path)
         assert code == 200, f"{probe} {path}: {code} {body}"
-    # --metrics-public: the rest needs the token derived from the cluster secret.
+    # --metrics-public: the rest needs the token of its own Secret; the one derived from
+    # the cluster secret is not it (so each can be revoked alone).
     assert node_pod.get("/metrics")[0] == 401
+    assert node_pod.get("/metrics", node_pod.derived_token)[0] == 401
     code, body = node_pod.get("/metrics", node_pod.token)
     assert code == 200 and "wasp_draining 0" in body
     state = node_pod.status()
     assert state["role"] == "node" and state["ready"] is True
-    assert state["workers"]["total"] == int(node_pod.flags["--workers"])
+    # Its size from the pod's resources: a worker per CPU requested, the memory limit as
+    # its budget, within which it fitted its maxima.
+    resources = node_pod.container["resources"]
+    workers = int(_quantity(resources["requests"]["cpu"]))
+    assert state["workers"]["total"] == workers
+    log = node_pod.log.read_text()
+    limit = int(_quantity(resources["limits"]["memory"]))
+    maxima = next(line for line in log.splitlines() if "node maxima" in line)
+    assert f"memory_limit={limit}" in maxima, maxima
+    needed = int(re.search(r"needed=(\d+)", maxima).group(1))
+    assert needed <= limit, maxima
+    # The secret it read was its own, mode 0400: nothing to warn about.
+    assert "other users" not in log, log
 
 
 def test_the_client_job_runs_its_batch_on_the_node_behind_the_service_name(
@@ -520,7 +681,7 @@ def test_the_client_job_runs_its_batch_on_the_node_behind_the_service_name(
     job = _one("client-job.yaml", "Job")
     pod = job["spec"]["template"]["spec"]
     container = _container(job)
-    peer = _flags(container["args"])["--peer"]
+    peer = _flags(container["args"])["--peer"].replace("$(NAMESPACE)", NAMESPACE)
     # The ConfigMap as the Job's comment makes it.
     configmap = {
         "module.wasm": sum_primes_path.read_bytes(),
@@ -530,11 +691,12 @@ def test_the_client_job_runs_its_batch_on_the_node_behind_the_service_name(
     command, env = _pod_command(
         pod,
         container,
-        {"wasp-cluster": _secret_data(), "wasp-job": configmap},
+        {**_secrets(), "wasp-job": configmap},
         tmp_path / "volumes",
         # The cluster's DNS: the headless Service's name, resolving to the ready pod.
         hosts={peer.rsplit(":", 1)[0]: POD_IP},
         own_network=False,
+        namespace=NAMESPACE,
     )
     run = node_pod.in_network(
         *command,

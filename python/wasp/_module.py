@@ -23,7 +23,7 @@ class Module:
 
     __slots__ = ("_native",)
 
-    def __init__(self, source: Union[str, os.PathLike, bytes]) -> None:
+    def __init__(self, source: Union[str, os.PathLike[str], bytes]) -> None:
         self._native = _wasp.NativeModule(source)
 
     @property

@@ -27,6 +27,8 @@ class NodeStats:
     arch: Optional[str]
     workers: int
     connected: bool
+    #: The node is shutting down: it takes no new jobs, and finishes or hands back its own.
+    draining: bool
     connections: int
     jobs: int
     failed: int
@@ -110,6 +112,9 @@ class Progress:
     failed: int
     running: int
     queued: int
+    #: The jobs the group will have, when known ahead (``wasp map`` of a file), else
+    #: ``submitted``.
+    total: int
     #: Seconds from the group's first submission to its last finished job (to now while
     #: jobs are pending).
     elapsed_seconds: float
@@ -121,13 +126,14 @@ class Progress:
 
     @property
     def done(self) -> bool:
-        """Whether every job submitted in the group has finished."""
-        return self.finished == self.submitted
+        """Whether every job of the group has finished."""
+        return self.finished >= max(self.submitted, self.total)
 
     @property
     def fraction(self) -> float:
         """The part of the group finished, from 0 to 1 (1 for an empty group)."""
-        return 1.0 if self.submitted == 0 else self.finished / self.submitted
+        total = max(self.submitted, self.total)
+        return 1.0 if total == 0 else self.finished / total
 
     @classmethod
     def from_native(cls, native: dict[str, Any]) -> Progress:

@@ -13,7 +13,8 @@ DIR``; clients use the peer ``dir:DIR``)::
         with cluster.client() as client:           # a wasp.Client of those nodes
             client.wait_for_nodes(4, timeout=600)  # jobs may wait in Slurm's queue
             totals = list(client.map(module.sum_primes, inputs))
-        cluster.scale(jobs=8)                      # more nodes, found as they start
+            cluster.scale(jobs=8)                  # returns once the 4 new nodes serve
+            client.wait_for_nodes(8, timeout=60)   # and the client has found them
 
 The cluster secret never appears in a job script or on a command line: nodes read it from
 ``secret_file``, which must be on storage the compute nodes see, readable by you only.
@@ -31,6 +32,7 @@ inside an allocation (``srun python job.py``), with the same ``dir:`` peer.
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -45,6 +47,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 #: Slurm job states in which a node job still counts (it runs, or will).
 LIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "REQUEUED", "RESIZING"})
+
+#: What a node prints once it serves (to its job's output file, in the directory).
+SERVING = "listening on"
+
+#: How often ``scale`` looks at the new jobs while it waits for them.
+POLL_SECONDS = 0.5
 
 
 class SlurmError(RuntimeError):
@@ -66,6 +74,10 @@ class SlurmCluster:
       port; it publishes the address of the interface it reaches others by).
     - ``drain_timeout``: how long an ended job's running jobs may take to finish.
     - ``node_args``: more ``wasp node`` options (e.g. ``["--max-memory", "2GiB"]``).
+
+    Each job is submitted under a name of its own, ``job_name`` and 8 random hex digits,
+    so that a submission whose answer was lost (``sbatch`` timed out, the controller was
+    busy) is found in ``squeue`` before another is made: a node is never submitted twice.
     """
 
     def __init__(
@@ -89,6 +101,7 @@ class SlurmCluster:
         if workers < 1:
             raise ValueError("a node needs at least one worker")
         self.workers = workers
+        self.job_name = job_name
         self.secret_file = Path(secret_file).expanduser().resolve()
         if not self.secret_file.is_file():
             raise FileNotFoundError(f"no secret file at {self.secret_file}")
@@ -116,7 +129,9 @@ class SlurmCluster:
         #: The ids of the jobs this cluster submitted and has not cancelled, oldest first.
         self._submitted: list[str] = []
         if jobs:
-            self.scale(jobs)
+            # Submitted, not waited for: they may wait long in Slurm's queue
+            # (`client.wait_for_nodes` waits for them, with a time limit of its own).
+            self.scale(jobs, wait=False)
 
     def job_script(self) -> str:
         """The script each node job runs (``exec``: SIGTERM reaches ``wasp node``)."""
@@ -130,7 +145,9 @@ class SlurmCluster:
 
     def client(self, **settings: Any) -> Client:
         """A ``wasp.Client`` of these nodes (``workers=0``: jobs run on the nodes only,
-        unless ``workers`` is given), with the cluster's secret."""
+        unless ``workers`` is given), with the cluster's secret. It reads the rendezvous
+        directory every ``resolve_interval`` seconds (default 5) to find nodes that came or
+        went."""
         settings.setdefault("workers", 0)
         return Client(peers=self.peers, secret_file=self.secret_file, **settings)
 
@@ -142,17 +159,61 @@ class SlurmCluster:
         self._submitted = [job for job in self._submitted if states.get(job) in LIVE_STATES]
         return list(self._submitted)
 
-    def scale(self, jobs: int) -> None:
+    def scale(self, jobs: int, *, wait: bool = True, timeout: Optional[float] = 600.0) -> None:
         """Submits or cancels node jobs until ``jobs`` are queued or running. Cancelled
-        ones are the newest (the least likely to hold work); they drain first."""
+        ones are the newest (the least likely to hold work); they drain first.
+
+        With ``wait`` (the default), returns once the nodes of the jobs it submitted serve
+        (each has printed that it listens, in its job's output file), so that work given
+        next can go to them too (a client finds them at its next reading of the directory:
+        ``client.wait_for_nodes(jobs)``). Jobs may wait in Slurm's queue: past ``timeout``
+        seconds (``None``: no limit) it raises ``TimeoutError``, and the jobs stay
+        submitted, joining when they start. A job that ends before its node serves raises
+        ``SlurmError`` with the end of its output."""
         if jobs < 0:
             raise ValueError("jobs must be at least 0")
         live = self.job_ids()
         if jobs > len(live):
-            for _ in range(jobs - len(live)):
-                self._submitted.append(self._submit())
+            new = [self._submit() for _ in range(jobs - len(live))]
+            self._submitted.extend(new)
+            if wait:
+                self._wait_serving(new, timeout)
         elif jobs < len(live):
             self.cancel(live[jobs:])
+
+    def _wait_serving(self, job_ids: Sequence[str], timeout: Optional[float]) -> None:
+        """Waits until the node of each of ``job_ids`` serves."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiting = list(job_ids)
+        while waiting:
+            waiting = [job for job in waiting if not self._serving(job)]
+            if not waiting:
+                return
+            states = _squeue(waiting)
+            ended = [job for job in waiting if states.get(job) not in LIVE_STATES]
+            # It may have served and ended between the two looks: look once more.
+            ended = [job for job in ended if not self._serving(job)]
+            if ended:
+                raise SlurmError(
+                    f"node job {ended[0]} ended before its node served: "
+                    f"{self._output(ended[0])[-2000:]}"
+                )
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{len(waiting)} node job(s) not serving after {timeout} s (still in "
+                    f"Slurm's queue?): {', '.join(waiting)}; they join when they start"
+                )
+            time.sleep(POLL_SECONDS)
+
+    def _output(self, job_id: str) -> str:
+        """What job ``job_id`` has printed so far (its Slurm output file)."""
+        try:
+            return (self.directory / f"slurm-{job_id}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _serving(self, job_id: str) -> bool:
+        return SERVING in self._output(job_id)
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancels these node jobs (``scancel``: their nodes drain)."""
@@ -170,10 +231,26 @@ class SlurmCluster:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _submit(self) -> str:
+    def _submit(self, attempts: int = 3) -> str:
+        """Submits one node job and returns its id. The job has a name of its own: if
+        ``sbatch`` fails or times out, Slurm may have taken the job all the same, so it is
+        looked for by name before ``sbatch`` is tried again."""
+        name = f"{self.job_name}-{secrets.token_hex(4)}"
         # The script goes on stdin: no file to clean up, nothing on a command line.
-        output = _run(["sbatch", "--parsable"], stdin=self.job_script())
-        return output.strip().split(";")[0]
+        command = ["sbatch", "--parsable", f"--job-name={name}"]
+        failure = ""
+        for attempt in range(attempts):
+            done = _attempt(command, stdin=self.job_script())
+            if done is not None and done.returncode == 0:
+                job_id: str = done.stdout.strip().split(";")[0]
+                return job_id
+            failure = "timed out" if done is None else (done.stderr or done.stdout).strip()
+            taken = _jobs_named(name)
+            if taken:
+                return taken[0]
+            if attempt + 1 < attempts:
+                time.sleep(1)
+        raise SlurmError(f"sbatch failed (job {name} is not in the queue): {failure}")
 
 
 def _sbatch_lines(
@@ -215,21 +292,40 @@ def _squeue(job_ids: Sequence[str]) -> dict[str, str]:
     return states
 
 
+def _jobs_named(name: str) -> list[str]:
+    """The ids of this user's jobs named ``name`` that Slurm still lists."""
+    output = _run(["squeue", "--noheader", "--me", "--format=%i", f"--name={name}"])
+    return output.split()
+
+
+def _attempt(
+    command: list[str], stdin: Optional[str] = None
+) -> Optional[subprocess.CompletedProcess[str]]:
+    """Runs a Slurm command once: its outcome, or ``None`` if it timed out."""
+    try:
+        return subprocess.run(
+            command, input=stdin, capture_output=True, text=True, timeout=60, check=False
+        )
+    except FileNotFoundError as error:
+        raise SlurmError(f"{command[0]} not found: is Slurm installed here?") from error
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def _run(command: list[str], stdin: Optional[str] = None, attempts: int = 3) -> str:
-    """Runs a Slurm command, retrying briefly (slurmctld may be busy); raises
-    ``SlurmError`` with its output if it keeps failing."""
+    """Runs a Slurm command that may safely run again (it queries or cancels), retrying
+    briefly (slurmctld may be busy); raises ``SlurmError`` with its output if it keeps
+    failing."""
+    failure = ""
     for attempt in range(attempts):
-        try:
-            done = subprocess.run(
-                command, input=stdin, capture_output=True, text=True, timeout=60, check=False
-            )
-        except FileNotFoundError as error:
-            raise SlurmError(f"{command[0]} not found: is Slurm installed here?") from error
-        if done.returncode == 0:
-            return done.stdout
+        done = _attempt(command, stdin)
+        if done is not None and done.returncode == 0:
+            output: str = done.stdout
+            return output
         # squeue lists no job ids it has forgotten: an empty answer, not an error.
-        if command[0] == "squeue" and "Invalid job id" in done.stderr:
+        if done is not None and command[0] == "squeue" and "Invalid job id" in done.stderr:
             return ""
+        failure = "timed out" if done is None else (done.stderr or done.stdout).strip()
         if attempt + 1 < attempts:
             time.sleep(1)
-    raise SlurmError(f"{' '.join(command)} failed: {done.stderr.strip() or done.stdout.strip()}")
+    raise SlurmError(f"{' '.join(command)} failed: {failure}")

@@ -1,7 +1,6 @@
 //! [`ServerBuilder`]: every setting of a [`Server`], with its default.
 
 use crate::cache::DEFAULT_MAX_PREPARED_MODULES;
-use crate::cache::disk::{DEFAULT_MAX_CACHE_BYTES, DiskCache};
 use crate::cluster::{self, ClusterConfig, DEFAULT_MAX_RETRIES};
 use crate::data::{DEFAULT_MAX_DATA_VALUE, Registry};
 use crate::error::ConfigError;
@@ -9,15 +8,23 @@ use crate::monitor::MonitorConfig;
 use crate::net::TransportSettings;
 use crate::peer::Peer;
 use crate::result_cache::{self, DEFAULT_MAX_RESULT_CACHE_BYTES, ResultCache};
+use crate::sandbox::disk::{DEFAULT_MAX_CACHE_BYTES, DiskCache};
 use crate::sandbox::{Asked, Limits, MAX_CONCURRENT_INSTANCES, Sandbox};
 use crate::scheduler::pool::Shared;
 use crate::secret::ClusterSecret;
-use crate::server::Server;
+use crate::server::{Server, check_workers};
 use crate::submit::Submitter;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+impl Server {
+    /// A builder to configure a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+}
 
 /// The number of workers a server starts with by default: the parallelism available to this
 /// process, which honours CPU affinity and cgroup quotas.
@@ -398,24 +405,6 @@ impl ServerBuilder {
             max_retries: self.max_retries,
         }))
     }
-}
-
-/// Refuses more workers than `slots`, the jobs the sandbox can run at once.
-pub(crate) fn check_workers(workers: usize, slots: u32) -> Result<(), ConfigError> {
-    if workers > slots as usize {
-        let why = if slots < MAX_CONCURRENT_INSTANCES {
-            format!(
-                "{workers} is more than the {slots} sandbox slots this process's address space holds"
-            )
-        } else {
-            format!("{workers} is more than the maximum of {slots}")
-        };
-        return Err(ConfigError::Invalid {
-            setting: "workers",
-            why,
-        });
-    }
-    Ok(())
 }
 
 /// Refuses limits no job could run with.

@@ -223,13 +223,13 @@ pub enum JobError {
     },
     /// A job whose result this job takes failed or was cancelled, so this one did not run.
     /// `failed` is the job that failed first (itself, or one it took, and so on) and
-    /// `error` its error.
+    /// `error` its error. Jobs are named by their ids' numbers (`JobId.0`).
     #[error("{}", describe_dependency(*dependency, *failed, error))]
     Dependency {
-        /// The job whose result this job takes.
-        dependency: crate::JobId,
-        /// The job that failed first.
-        failed: crate::JobId,
+        /// The number of the job whose result this job takes.
+        dependency: u64,
+        /// The number of the job that failed first.
+        failed: u64,
         /// Why it failed.
         error: Box<JobError>,
     },
@@ -302,7 +302,7 @@ impl JobError {
 
     /// The error of a job that takes job `dependency`'s result, which failed with `error`:
     /// the first failure of a chain is named, not every link.
-    pub(crate) fn dependency(dependency: crate::JobId, error: &JobError) -> JobError {
+    pub(crate) fn dependency(dependency: u64, error: &JobError) -> JobError {
         match error {
             JobError::Dependency { failed, error, .. } => JobError::Dependency {
                 dependency,
@@ -318,13 +318,13 @@ impl JobError {
     }
 }
 
-fn describe_dependency(dependency: crate::JobId, failed: crate::JobId, error: &JobError) -> String {
+fn describe_dependency(dependency: u64, failed: u64, error: &JobError) -> String {
     if dependency == failed {
-        format!("did not run: {dependency}, whose result it takes, failed: {error}")
+        format!("did not run: job#{dependency}, whose result it takes, failed: {error}")
     } else {
         format!(
-            "did not run: {dependency}, whose result it takes, did not run because {failed} \
-             failed: {error}"
+            "did not run: job#{dependency}, whose result it takes, did not run because \
+             job#{failed} failed: {error}"
         )
     }
 }
@@ -354,7 +354,35 @@ pub enum ConfigError {
     /// The monitor ([`ServerBuilder::monitor`](crate::ServerBuilder::monitor)) could not
     /// start.
     #[error(transparent)]
-    Monitor(#[from] crate::monitor::MonitorError),
+    Monitor(#[from] MonitorError),
+}
+
+/// Why the monitor could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MonitorError {
+    /// A monitor off loopback without a token would show the cluster to anyone.
+    #[error(
+        "the monitor would listen on {0}, which is not a loopback address: that needs a bearer token (MonitorConfig::public; `--metrics-public` on the command line)"
+    )]
+    TokenRequired(std::net::SocketAddr),
+    /// The token is too short to resist guessing.
+    #[error("the monitor's bearer token must be at least {min} characters")]
+    WeakToken {
+        /// The fewest characters a token may have.
+        min: usize,
+    },
+    /// The address could not be bound.
+    #[error("the monitor cannot listen on {address}: {error}")]
+    Bind {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Its thread could not start.
+    #[error("could not start the monitor's thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Why a job could not be submitted without waiting: the queue is at its bound

@@ -13,15 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Identifies a job within its server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct JobId(pub u64);
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job#{}", self.0)
-    }
-}
+pub use crate::scheduler::JobId;
 
 /// How a job ended, with everything it printed.
 #[derive(Debug, Clone)]
@@ -90,6 +82,12 @@ impl<T> Job<T> {
     /// already (its result stands).
     pub fn cancel(&self) -> bool {
         self.slot.cancel("cancelled by the caller")
+    }
+
+    /// Whether the job is running: taken from the queue by a worker or a node, and not
+    /// finished.
+    pub fn is_running(&self) -> bool {
+        self.slot.is_running()
     }
 
     /// Whether the job has finished (and its callbacks have run).

@@ -53,9 +53,9 @@ server.print_stats();
 # Layout
 
 * `module`: [`Module`], [`ModuleHash`], and load-time validation.
-* `sandbox`: the wasmtime engine, the per-job store and its limits, and how a job's end is
-  classified into a [`JobError`].
-* `cache`: compile-once per process, and compiled code on disk.
+* `sandbox`: the wasmtime engine, the per-job store and its limits, how a job's end is
+  classified into a [`JobError`], and compiled code on disk.
+* `cache`: compile-once per process.
 * `scheduler`: tasks and their completion (exactly once, by construction), the queue
   (plain data, fair between a node's clients, bounded if asked), the worker pool (threads)
   and job groups.
@@ -86,6 +86,8 @@ mod data;
 pub mod discovery;
 mod error;
 mod job;
+#[cfg(test)]
+mod layers;
 mod map;
 mod metrics;
 mod module;
@@ -107,7 +109,6 @@ mod wire;
 pub(crate) use wasp_proto::secret;
 
 pub use builder::{ServerBuilder, default_workers};
-pub use cache::disk::DEFAULT_MAX_CACHE_BYTES;
 pub use cache::{CacheStats, DEFAULT_MAX_PREPARED_MODULES};
 pub use data::{DEFAULT_MAX_DATA_VALUE, DataError, DataRef};
 pub use error::{ClusterError, ConfigError, JobError, ModuleError, QueueFull, TrapKind};
@@ -116,10 +117,14 @@ pub use map::MapResults;
 pub use metrics::{FailedJob, Sample};
 pub use module::{Module, ModuleHash, ModuleKind, WIT};
 pub use monitor::{MIN_TOKEN_LEN, MonitorConfig, MonitorError};
-pub use node::{DEFAULT_DRAIN_TIMEOUT, Node, NodeConfig, NodeError, NodePolicy, WorkersControl};
+pub use node::{
+    DEFAULT_DRAIN_TIMEOUT, MEMORY_RESERVE, MemoryBudgetError, Node, NodeConfig, NodeError,
+    NodePolicy, WorkersControl,
+};
 pub use options::JobOptions;
 pub use peer::Peer;
 pub use result_cache::ResultCacheStats;
+pub use sandbox::disk::DEFAULT_MAX_CACHE_BYTES;
 pub use sandbox::{
     DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits,
     MAX_CONCURRENT_INSTANCES,

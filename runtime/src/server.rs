@@ -1,6 +1,5 @@
 //! [`Server`]: submit jobs, wait for them, cancel them, resize the pool, read the statistics.
 
-use crate::builder::{ServerBuilder, check_workers};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::data::{DataError, DataRef};
 use crate::error::{ClusterError, ConfigError, JobError, QueueFull};
@@ -11,7 +10,7 @@ use crate::module::Module;
 use crate::monitor::view::ServerView;
 use crate::monitor::{Monitor, MonitorConfig, Sources};
 use crate::options::JobOptions;
-use crate::sandbox::Asked;
+use crate::sandbox::{Asked, MAX_CONCURRENT_INSTANCES};
 use crate::scheduler::groups::{GroupProgress, GroupSummary};
 use crate::scheduler::pool::{self, Room, Shared};
 use crate::stats::Stats;
@@ -32,7 +31,7 @@ use std::time::Duration;
 pub struct Server {
     submitter: Submitter,
     cluster: Option<Cluster>,
-    /// The HTTP monitor, if asked for ([`ServerBuilder::monitor`]).
+    /// The HTTP monitor, if asked for ([`ServerBuilder::monitor`](crate::ServerBuilder::monitor)).
     monitor: Option<Monitor>,
 }
 
@@ -49,14 +48,9 @@ impl Server {
     /// A server with the default settings (one worker per available CPU).
     ///
     /// # Errors
-    /// See [`ServerBuilder::build`].
+    /// See [`ServerBuilder::build`](crate::ServerBuilder::build).
     pub fn new() -> Result<Self, ConfigError> {
         Self::builder().build()
-    }
-
-    /// A builder to configure a server.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder::default()
     }
 
     /// Starts the cluster (if any) and the workers of a built server.
@@ -100,7 +94,7 @@ impl Server {
 
     /// Submits a call of job `function` of `module` with `args` (a tuple: `(n,)` for one
     /// argument, `(a, b)` for two). Returns at once, unless the queue is at its
-    /// [`max_queued`](ServerBuilder::max_queued) bound: then it waits for room. The job runs
+    /// [`max_queued`](crate::ServerBuilder::max_queued) bound: then it waits for room. The job runs
     /// on the next free worker or node.
     ///
     /// Errors (an unknown function, arguments that cannot be encoded, anything the job does
@@ -210,7 +204,7 @@ impl Server {
     }
 
     /// Like [`submit_with`](Self::submit_with), but fails at once instead of waiting if the
-    /// queue is at its [`max_queued`](ServerBuilder::max_queued) bound.
+    /// queue is at its [`max_queued`](crate::ServerBuilder::max_queued) bound.
     ///
     /// # Errors
     /// [`QueueFull`]: nothing was submitted; try again once jobs have been taken (see
@@ -297,6 +291,12 @@ impl Server {
         )
     }
 
+    /// Cancels every job still waiting in the queue (of every group); running jobs go on.
+    /// Returns how many were cancelled.
+    pub fn cancel_queued(&self) -> usize {
+        self.shared().cancel_pending("cancelled while still queued")
+    }
+
     /// Cancels every job of `group` that has not finished: each completes now with
     /// [`JobError::Cancelled`], queued ones never run, running ones are stopped (on nodes
     /// too). Returns how many were cancelled.
@@ -327,6 +327,15 @@ impl Server {
     /// jobs still pending.
     pub fn wait_all_timeout(&self, timeout: Duration) -> GroupSummary {
         self.shared().books.groups.wait(None, deadline(timeout))
+    }
+
+    /// Says that `group` will have `total` jobs in all, before they are all submitted (a
+    /// program that submits through a bounded window, as `wasp map` does): its
+    /// [`progress`](Self::progress) and the monitor's ETA then count towards `total` from
+    /// the start, not towards the jobs submitted so far. Waiting for the group still waits
+    /// for the jobs submitted.
+    pub fn expect_jobs(&self, group: &str, total: u64) {
+        self.shared().books.groups.expect(group, total);
     }
 
     /// What `group` has done so far, without waiting. The counters of a group are kept
@@ -398,7 +407,7 @@ impl Server {
     }
 
     /// The address the monitor listens on, if the server has one
-    /// ([`ServerBuilder::monitor`]; with the port chosen, if 0 was asked).
+    /// ([`ServerBuilder::monitor`](crate::ServerBuilder::monitor); with the port chosen, if 0 was asked).
     pub fn monitor_address(&self) -> Option<SocketAddr> {
         self.monitor.as_ref().map(Monitor::address)
     }
@@ -446,23 +455,56 @@ impl Server {
         &self,
         (module, function): (&Module, &str),
         args: Result<crate::data::Args, JobError>,
-        owned: (Asked, crate::scheduler::lanes::Owner),
+        owned: (Asked, crate::scheduler::lanes::Owner, &str),
         callback: crate::scheduler::slot::Callback,
     ) -> Arc<crate::scheduler::slot::JobSlot> {
         self.submitter
             .submit_owned(module, function, args, owned, callback)
     }
 
+    /// Names `owner` (a node's client) in the failure log and the log of failed jobs, until
+    /// [`forget_owner`](Self::forget_owner).
+    pub(crate) fn name_owner(&self, owner: crate::scheduler::lanes::Owner, name: Arc<str>) {
+        self.shared().books.name_owner(owner, name);
+    }
+
+    /// Forgets the name of `owner`, whose jobs have all been answered.
+    pub(crate) fn forget_owner(&self, owner: crate::scheduler::lanes::Owner) {
+        self.shared().books.forget_owner(owner);
+    }
+
     /// Answers every queued job as cancelled (a draining node hands them back); running
     /// jobs go on.
     pub(crate) fn cancel_pending(&self, why: &str) {
-        self.shared().cancel_pending(why);
+        let _ = self.shared().cancel_pending(why);
     }
 
     /// Stops the pool now, as dropping the server does: queued jobs complete as
-    /// cancelled, running ones are interrupted.
-    pub(crate) fn shut_down(&self) {
+    /// cancelled, running ones are interrupted, and later submissions complete as
+    /// cancelled. For a server shared by several threads (or a binding), whoever else holds
+    /// it sees its jobs end; the connections to nodes close when the last handle drops.
+    pub fn shutdown(&self) {
         pool::shutdown(self.shared());
+    }
+
+    /// Prepares `module` for this server's local workers now (compiles it, or loads its
+    /// compiled code from the disk cache), so that its first job does not wait for that:
+    /// blocks for as long as it takes (seconds for a large component).
+    ///
+    /// # Errors
+    /// [`JobError::Module`] if the module cannot be compiled.
+    pub fn prepare(&self, module: &Module) -> Result<(), JobError> {
+        let shared = self.shared();
+        shared
+            .modules
+            .get(&shared.sandbox, module, false)
+            .map(|_| ())
+    }
+
+    /// The bound of the queue ([`ServerBuilder::max_queued`]), if it has one.
+    pub fn max_queued(&self) -> Option<usize> {
+        let bound = self.shared().max_queued;
+        (bound != usize::MAX).then_some(bound)
     }
 }
 
@@ -481,4 +523,22 @@ impl Drop for Server {
         // Results still on their way to the disk are kept: the next run finds them.
         self.flush_results();
     }
+}
+
+/// Refuses more workers than `slots`, the jobs the sandbox can run at once.
+pub(crate) fn check_workers(workers: usize, slots: u32) -> Result<(), ConfigError> {
+    if workers > slots as usize {
+        let why = if slots < MAX_CONCURRENT_INSTANCES {
+            format!(
+                "{workers} is more than the {slots} sandbox slots this process's address space holds"
+            )
+        } else {
+            format!("{workers} is more than the maximum of {slots}")
+        };
+        return Err(ConfigError::Invalid {
+            setting: "workers",
+            why,
+        });
+    }
+    Ok(())
 }

@@ -54,6 +54,9 @@ pub struct NodeStats {
     pub workers: u32,
     /// Whether the node is connected now.
     pub connected: bool,
+    /// Whether the node said it is draining (shutting down): still connected while its
+    /// running jobs finish, it gets no new ones.
+    pub draining: bool,
     /// How many times a connection was established.
     pub connections: u64,
     /// Jobs it finished.
@@ -168,7 +171,11 @@ impl fmt::Display for Stats {
             )?;
         }
         for node in &self.nodes {
-            let state = if node.connected { "" } else { ", disconnected" };
+            let state = match (node.connected, node.draining) {
+                (true, true) => ", draining",
+                (true, false) => "",
+                (false, _) => ", disconnected",
+            };
             let arch = node.arch.as_deref().unwrap_or("?");
             let name = node.name.as_ref().map(|name| format!(" via {name}"));
             let who = format!(

@@ -10,11 +10,11 @@
 
 use crate::data::{self, Args, Data, Registry, Resolved};
 use crate::error::{JobError, QueueFull};
-use crate::job::JobId;
 use crate::module::Module;
 use crate::options::JobOptions;
 use crate::result_cache::ResultCache;
 use crate::sandbox::Asked;
+use crate::scheduler::JobId;
 use crate::scheduler::books::Group;
 use crate::scheduler::deps::{self, Pending};
 use crate::scheduler::lanes::Owner;
@@ -133,7 +133,7 @@ impl Submitter {
             .collect();
         task.args = data::build(walked.bytes, &walked.found, resolved);
         if let Some(cache) = cache
-            && let Some(hit) = cache.attach(&mut task)
+            && let Some(hit) = crate::scheduler::cached::attach(&cache, &task)
         {
             self.shared.finish(task, hit);
             return Ok(slot);
@@ -175,16 +175,15 @@ impl Submitter {
     }
 
     /// Submits a node's client's job, its arguments resolved by the node and its limits
-    /// decided, for `owner`; `callback` gets its outcome.
+    /// decided, for `owner`, in `group` (the client's); `callback` gets its outcome.
     pub(crate) fn submit_owned(
         &self,
         module: &Module,
         function: &str,
         args: Result<Args, JobError>,
-        (asked, owner): (Asked, Owner),
+        (asked, owner, group): (Asked, Owner, &str),
         callback: Callback,
     ) -> Arc<JobSlot> {
-        let group = crate::DEFAULT_GROUP;
         let args = args.and_then(|args| check_function(module, function).map(|()| args));
         let args = match args {
             Ok(args) => args,
@@ -206,7 +205,7 @@ impl Submitter {
     /// A job answered at once with `error`.
     fn failed(&self, group: &str, callback: Option<Callback>, error: JobError) -> Arc<JobSlot> {
         let slot = self.new_slot(group, callback);
-        slot.finish(Finished::failed(error));
+        slot.finish(Finished::failed(error), None);
         slot
     }
 

@@ -9,6 +9,15 @@ fn run_one(server: &Server) {
     assert_eq!(wait(&job), Ok(1060));
 }
 
+/// A new server on the cache in `dir` runs one job: how many modules it compiled, and how
+/// many it loaded from the disk cache.
+fn compiled_and_loaded(dir: &tempfile::TempDir) -> (u64, u64) {
+    let server = wasp_tests::builder(dir).workers(1).build().unwrap();
+    run_one(&server);
+    let cache = server.stats().cache;
+    (cache.compiled, cache.loaded_from_disk)
+}
+
 fn cache_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for engine_dir in std::fs::read_dir(dir).unwrap() {
@@ -69,15 +78,7 @@ fn compiled_code_that_other_users_could_write_is_not_loaded() {
         std::fs::set_permissions(&files[0], permissions).unwrap();
     };
     set_mode(0o666);
-    let server = wasp_tests::builder(&dir).workers(1).build().unwrap();
-    run_one(&server);
-    let cache = server.stats().cache;
-    assert_eq!(
-        (cache.compiled, cache.loaded_from_disk),
-        (1, 0),
-        "{cache:?}"
-    );
-    drop(server);
+    assert_eq!(compiled_and_loaded(&dir), (1, 0));
 
     set_mode(0o600);
     let server = wasp_tests::builder(&dir).workers(1).build().unwrap();
@@ -128,4 +129,52 @@ fn the_disk_cache_can_be_disabled() {
         .unwrap();
     run_one(&server);
     assert_eq!(server.stats().cache.compiled, 1);
+}
+
+/// Compiled code runs as native code: a cache file reached through a symbolic link (the
+/// file itself, or its engine directory) is not loaded, even a valid one of this user's.
+#[test]
+fn compiled_code_reached_through_a_symbolic_link_is_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    run_one(&wasp_tests::builder(&dir).workers(1).build().unwrap());
+    let files = cache_files(&dir.path().join("cache"));
+    let file = &files[0];
+    let elsewhere = dir.path().join("elsewhere.cwasm");
+    std::fs::rename(file, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, file).unwrap();
+    assert_eq!(compiled_and_loaded(&dir), (1, 0), "a linked file");
+
+    // A linked engine directory: nothing is loaded from it, nor written through it.
+    let engine_dir = file.parent().unwrap().to_path_buf();
+    let moved = dir.path().join("engine-elsewhere");
+    std::fs::remove_file(file).unwrap();
+    std::fs::rename(&elsewhere, file).unwrap();
+    std::fs::rename(&engine_dir, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &engine_dir).unwrap();
+    assert_eq!(compiled_and_loaded(&dir), (1, 0), "a linked directory");
+
+    std::fs::remove_file(&engine_dir).unwrap();
+    std::fs::rename(&moved, &engine_dir).unwrap();
+    assert_eq!(
+        compiled_and_loaded(&dir),
+        (0, 1),
+        "the same file, reached directly"
+    );
+}
+
+/// A cache file that belongs to another user is not loaded, whatever its permissions.
+/// Making one takes root (chown): CI runs as root.
+#[test]
+fn compiled_code_owned_by_another_user_is_not_loaded() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    run_one(&wasp_tests::builder(&dir).workers(1).build().unwrap());
+    let files = cache_files(&dir.path().join("cache"));
+    if std::fs::metadata(&files[0]).unwrap().uid() != 0 {
+        wasp_fixtures::cannot_run_here("giving a file to another user needs root");
+        return;
+    }
+    let nobody = 65534;
+    std::os::unix::fs::chown(&files[0], Some(nobody), Some(nobody)).unwrap();
+    assert_eq!(compiled_and_loaded(&dir), (1, 0));
 }

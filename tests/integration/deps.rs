@@ -54,14 +54,14 @@ fn a_failure_fails_what_takes_it_naming_the_job_that_failed() {
     else {
         panic!("{:?}", wait(&taker));
     };
-    assert_eq!((dependency, failed), (failing.id(), failing.id()));
+    assert_eq!((dependency, failed), (failing.id().0, failing.id().0));
     assert!(matches!(*error, JobError::Failed(ref why) if why.contains("square root")));
     let Err(error @ JobError::Dependency { .. }) = wait(&next) else {
         panic!("{:?}", wait(&next));
     };
     assert!(matches!(
         &error,
-        JobError::Dependency { dependency, failed, .. } if *dependency == taker.id() && *failed == failing.id()
+        JobError::Dependency { dependency, failed, .. } if *dependency == taker.id().0 && *failed == failing.id().0
     ));
     assert!(
         error
@@ -85,7 +85,7 @@ fn a_failure_runs_down_a_long_chain() {
     }
     assert!(matches!(
         wait(&last),
-        Err(JobError::Dependency { failed, .. }) if failed == head.id()
+        Err(JobError::Dependency { failed, .. }) if failed == head.id().0
     ));
     wait(&blocker).unwrap();
     server.wait_all();

@@ -163,16 +163,3 @@ fn dropping_the_server_cancels_queued_and_running_jobs() {
     assert!(matches!(wait(&running), Err(JobError::Cancelled(_))));
     assert!(matches!(wait(&queued), Err(JobError::Cancelled(_))));
 }
-
-#[test]
-fn a_timeout_still_fires_after_the_server_has_been_idle() {
-    let (server, _dir) = one_worker(|b| b.timeout(Duration::from_millis(200)));
-    assert_still_serving(&server);
-    // Long enough for the epoch ticker to go to sleep; the next job must wake it.
-    std::thread::sleep(Duration::from_millis(400));
-    let job = server.submit::<u64, _>(&testjobs(), "spin", ());
-    assert_eq!(
-        wait(&job),
-        Err(JobError::Timeout(Duration::from_millis(200)))
-    );
-}

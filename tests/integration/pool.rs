@@ -230,3 +230,62 @@ fn resizing_again_and_again_keeps_the_worker_table_bounded() {
     );
     assert_eq!(stats.workers.iter().map(|w| w.jobs).sum::<u64>(), 10);
 }
+
+/// A job is counted before anyone sees its outcome: once every result of a batch is in
+/// (waited for, awaited, or seen by a callback), the group's progress, the server's totals
+/// and the workers' rows all count the whole batch, with nothing left queued or running.
+/// A thousand batches, so that a count made after the results are delivered would show.
+#[test]
+fn counts_add_up_as_soon_as_every_result_is_in() {
+    const BATCHES: u64 = 1_000;
+    const JOBS: u64 = 8;
+    let (server, _dir) = server(2);
+    let server = Arc::new(server);
+    let module = testjobs();
+    let failed_in_callbacks = Arc::new(AtomicU64::new(0));
+    for batch in 0..BATCHES {
+        let group = format!("batch-{batch}");
+        let options = JobOptions::new().group(&group);
+        let jobs: Vec<_> = (0..JOBS as i64)
+            .map(|x| server.submit_with::<i64, _>(&module, "add_one", (x,), &options))
+            .collect();
+        // A callback sees its own job counted in its group.
+        let probe = Arc::downgrade(&server);
+        let failed = failed_in_callbacks.clone();
+        let name = group.clone();
+        jobs[0].on_complete(move |_| {
+            let counted = probe
+                .upgrade()
+                .map(|server| server.group_summary(&name).finished);
+            if counted == Some(0) {
+                failed.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        for (x, job) in jobs.iter().enumerate() {
+            assert_eq!(wait(job), Ok(x as i64 + 1));
+        }
+        let progress = server.progress(&group).expect("the group has counters");
+        assert_eq!(
+            (progress.finished, progress.queued, progress.running),
+            (JOBS, 0, 0),
+            "batch {batch}: {progress:?}"
+        );
+        let stats = server.stats();
+        let done = (batch + 1) * JOBS;
+        assert_eq!(
+            (stats.finished, stats.queued, stats.running),
+            (done, 0, 0),
+            "batch {batch}"
+        );
+        assert_eq!(
+            stats.workers.iter().map(|w| w.jobs).sum::<u64>(),
+            done,
+            "batch {batch}"
+        );
+    }
+    assert_eq!(
+        failed_in_callbacks.load(Ordering::SeqCst),
+        0,
+        "a callback ran before its job was counted"
+    );
+}

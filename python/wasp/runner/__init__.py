@@ -1,235 +1,300 @@
 """wasp's Python runner: CPython in a WebAssembly component, which runs Python job functions
 in the sandbox.
 
-The runner is built once per machine, on first use (about 15 seconds), by componentize-py
-from pinned versions (``componentize-py`` and ``msgpack``, dependencies of this package),
-and kept in the cache directory (``~/.cache/wasp/python-runner``). Nodes need no Python at
-all: a node receives the runner like any module, once, and keeps its compiled code on disk.
+The runner ships prebuilt inside the package (``wasp/runner/runner.wasm``, with
+``runner.json`` saying what it is): installing needs no build, and a machine's first Python
+job costs only its compilation (seconds, once per machine: the compiled code is kept on
+disk). A ``Client`` with local workers starts that compilation in the background when it is
+made; ``python -m wasp.runner`` does it ahead. Nodes need no Python at all: a node receives
+the runner like any module, once, and keeps its compiled code on disk.
 
-Only the standard modules in :data:`MODULES` exist inside the sandbox (they are imported
-when the runner is built; the sandbox has no files to import others from)::
+Only the standard modules in :data:`MODULES` (and what they import) exist inside the
+sandbox: they are imported when the runner is built, and the sandbox has no files to import
+others from. ``Client(packages=[...])`` bakes installed pure-Python packages into a runner of
+their own (built once per machine with componentize-py, kept in the cache directory)::
 
-    python -m wasp.runner          # builds the runner if needed, prints its path
+    python -m wasp.runner                      # the runner's path, compiled ahead
+    python -m wasp.runner --packages sympy     # a runner with sympy (and mpmath)
+    python -m wasp.runner build DIR            # builds the default runner into DIR
 
 ``WASP_PYTHON_RUNNER=/path/to/runner.wasm`` uses a runner built elsewhere.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from .. import _wasp
 from .._module import Module
+from . import componentize as _build
+from .packages import PackageError, PackagesArg, resolve
 
 #: The standard modules inside the sandbox: pure computation, no files, network, processes
 #: or threads (``os`` and ``sys`` are there, and see an empty sandbox: no files,
 #: environment or arguments). A job may import these (or name them in pp's ``modules``);
-#: nothing else.
+#: nothing else, but the packages of a runner with packages.
 MODULES: tuple[str, ...] = (
     "abc",
+    "argparse",
     "array",
+    "ast",
     "base64",
     "binascii",
     "bisect",
     "calendar",
     "cmath",
+    "codecs",
     "collections",
     "collections.abc",
     "colorsys",
     "contextlib",
+    "contextvars",
     "copy",
+    "copyreg",
+    "csv",
     "dataclasses",
     "datetime",
     "decimal",
     "difflib",
+    "dis",
     "enum",
+    "fnmatch",
     "fractions",
     "functools",
     "graphlib",
+    "gzip",
     "hashlib",
     "heapq",
     "hmac",
+    "html",
+    "html.parser",
+    "inspect",
+    "io",
+    "ipaddress",
     "itertools",
     "json",
+    "keyword",
+    "logging",
     "math",
     "numbers",
     "operator",
     "os",
+    "pathlib",
+    "pickle",
     "pprint",
+    "queue",
     "random",
     "re",
+    "reprlib",
+    "secrets",
+    "shlex",
     "statistics",
     "string",
     "struct",
     "sys",
     "textwrap",
+    "threading",
     "time",
+    "timeit",
+    "tokenize",
+    "tomllib",
+    "traceback",
     "types",
     "typing",
     "unicodedata",
+    "unittest",
+    "urllib.parse",
+    "uuid",
+    "warnings",
+    "weakref",
     "zlib",
 )
-
-#: What the runner is built with, pinned: the same inputs give the same runner.
-COMPONENTIZE_PY_VERSION = "0.25.1"
-MSGPACK_VERSION = "1.1.2"
-
-#: The component's world, in the package's WIT (``runtime/wit/wasp.wit``).
-WORLD = "python-runner"
 
 #: The variable naming a runner built elsewhere.
 RUNNER_VARIABLE = "WASP_PYTHON_RUNNER"
 
-_GUEST = Path(__file__).parent / "guest" / "wasp_runner.py"
-_lock = threading.Lock()
-_module: Optional[Module] = None
+#: The prebuilt runner's directory: the package's own.
+PACKAGED = Path(__file__).parent
+
+COMPONENTIZE_PY_VERSION = _build.COMPONENTIZE_PY_VERSION
+MSGPACK_VERSION = _build.MSGPACK_VERSION
+
+__all__ = [
+    "MODULES",
+    "PACKAGED",
+    "RUNNER_VARIABLE",
+    "PackageError",
+    "PackagesArg",
+    "Runner",
+    "available_modules",
+    "build",
+    "cache_dir",
+    "get",
+    "has_module",
+    "module",
+    "path",
+    "prepare",
+    "resolve",
+]
+
+_lock = threading.RLock()
+
+
+class Runner:
+    """One runner: its file, its module (loaded once), the modules inside it."""
+
+    def __init__(self, wasm: Path, manifest: Optional[dict[str, Any]]) -> None:
+        #: The component's file.
+        self.wasm = wasm
+        #: What ``runner.json`` says of it (``None`` for a runner given by path alone).
+        self.manifest = manifest
+        self._module: Optional[Module] = None
+        self._available: Optional[frozenset[str]] = None
+        self._lock = threading.Lock()
+
+    def module(self) -> Module:
+        """The runner as a :class:`wasp.Module` (read and checked once)."""
+        with self._lock:
+            if self._module is None:
+                self._module = Module(self.wasm)
+            return self._module
+
+    def available(self) -> frozenset[str]:
+        """Every module inside the runner."""
+        if self._available is None:
+            listed = (self.manifest or {}).get("available")
+            if isinstance(listed, list):
+                self._available = frozenset(map(str, listed))
+            else:
+                self._available = frozenset(_ask_modules(self.module()))
+        return self._available
+
+    def has_module(self, name: str) -> bool:
+        """Whether module ``name`` is inside the runner."""
+        return name in self.available()
+
+
+#: Runners found or built in this process, by the packages asked for.
+_runners: dict[tuple[str, ...], Runner] = {}
 
 
 def cache_dir() -> Path:
-    """Where built runners are kept: ``$XDG_CACHE_HOME/wasp/python-runner`` (by default
-    ``~/.cache/wasp/python-runner``)."""
+    """Where runners built on this machine are kept: ``$XDG_CACHE_HOME/wasp/python-runner``
+    (by default ``~/.cache/wasp/python-runner``)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(base) / "wasp" / "python-runner"
 
 
-def build_key() -> str:
-    """The identity of a runner build: a hash of everything that goes into it."""
-    digest = hashlib.sha256()
-    for part in (
-        _wasp.WIT,
-        _GUEST.read_text(encoding="utf-8"),
-        repr(MODULES),
-        COMPONENTIZE_PY_VERSION,
-        MSGPACK_VERSION,
-    ):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()[:24]
-
-
-def path(build_if_missing: bool = True) -> Path:
-    """The runner's ``.wasm``: ``WASP_PYTHON_RUNNER`` if set, else the one built on this
-    machine (built now if missing, unless ``build_if_missing`` is false: then
-    ``FileNotFoundError``)."""
-    given = os.environ.get(RUNNER_VARIABLE, "").strip()
-    if given:
-        return Path(given)
-    built = cache_dir() / f"runner-{build_key()}.wasm"
-    if not built.exists():
-        if not build_if_missing:
-            raise FileNotFoundError(f"wasp's Python runner is not built yet ({built})")
-        build(built)
-    return built
-
-
-def module() -> Module:
-    """The runner as a :class:`wasp.Module` (loaded once per process, built if missing)."""
-    global _module
+def get(packages: PackagesArg = ()) -> Runner:
+    """The runner with ``packages``: the one ``WASP_PYTHON_RUNNER`` names (without
+    packages), the packaged one, or one built on this machine (built now if missing).
+    Raises :class:`PackageError` for packages that cannot go into the sandbox."""
+    asked = _asked(packages)
     with _lock:
-        if _module is None:
-            _module = Module(path())
-        return _module
+        found = _runners.get(asked)
+        if found is None:
+            found = _runners[asked] = _locate(resolve(asked) if asked else ())
+        return found
 
 
-def build(output: Path) -> None:
-    """Builds the runner into ``output`` with componentize-py (about 15 seconds).
-
-    Raises ``RuntimeError`` with componentize-py's output if the build fails, and
-    ``ImportError`` if a pinned build dependency is missing or of another version."""
-    _check_versions()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    print(
-        f"wasp: building the Python runner (once per machine) into {output}",
-        file=sys.stderr,
-    )
-    with tempfile.TemporaryDirectory(prefix="wasp-runner-") as work:
-        app = Path(work) / "app"
-        _stage(app)
-        wit = Path(work) / "wasp.wit"
-        wit.write_text(_wasp.WIT, encoding="utf-8")
-        partial = Path(work) / "runner.wasm"
-        command = [
-            *_componentize_py(),
-            "-d",
-            str(wit),
-            "-w",
-            WORLD,
-            "componentize",
-            "wasp_runner",
-            "-p",
-            str(app),
-            "-o",
-            str(partial),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"building wasp's Python runner failed ({' '.join(command)}):\n"
-                f"{done.stdout}{done.stderr}"
-            )
-        # Whole or not at all: another process may be looking for it.
-        staged = output.with_suffix(f".tmp-{os.getpid()}")
-        shutil.copyfile(partial, staged)
-        os.replace(staged, output)
+def _asked(packages: PackagesArg) -> tuple[str, ...]:
+    if isinstance(packages, (str, os.PathLike)):
+        return (os.fspath(packages),)
+    return tuple(os.fspath(package) for package in packages)
 
 
-def _check_versions() -> None:
-    from importlib import metadata
-
-    for package, pinned in (
-        ("componentize-py", COMPONENTIZE_PY_VERSION),
-        ("msgpack", MSGPACK_VERSION),
-    ):
-        try:
-            found = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            raise ImportError(
-                f"building wasp's Python runner needs {package}=={pinned} "
-                f"(pip install {package}=={pinned})"
-            ) from None
-        if found != pinned:
-            raise ImportError(
-                f"building wasp's Python runner needs {package}=={pinned}, found {found} "
-                f"(pip install {package}=={pinned})"
-            )
-
-
-def _stage(app: Path) -> None:
-    """The runner's sources in ``app``: its program, the module list, and msgpack's
-    pure-Python code (its C extension cannot run inside the sandbox)."""
-    import msgpack
-
-    app.mkdir()
-    shutil.copy(_GUEST, app / "wasp_runner.py")
-    modules = "\n".join(f"    {name!r}," for name in MODULES)
-    (app / "wasp_runner_modules.py").write_text(
-        f'"""The modules the runner imports when built."""\n\nMODULES = (\n{modules}\n)\n',
-        encoding="utf-8",
-    )
-    source = Path(msgpack.__file__).parent
-    target = app / "msgpack"
-    target.mkdir()
-    for file in source.glob("*.py"):
-        shutil.copy(file, target / file.name)
-
-
-def _componentize_py() -> list[str]:
-    """The componentize-py command of this interpreter's environment."""
-    script = Path(sys.executable).parent / "componentize-py"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("componentize-py")
-    if found is None:
-        raise ImportError(
-            f"componentize-py=={COMPONENTIZE_PY_VERSION} is not installed "
-            f"(pip install componentize-py=={COMPONENTIZE_PY_VERSION})"
+def _locate(packages: tuple[_build.Package, ...]) -> Runner:
+    given = os.environ.get(RUNNER_VARIABLE, "").strip()
+    if given and not packages:
+        wasm = Path(given)
+        return Runner(wasm, _build.read_manifest(wasm.parent) if wasm.name == _build.WASM else None)
+    key = _build.key(MODULES, packages)
+    if not packages:
+        manifest = _build.read_manifest(PACKAGED)
+        if (
+            manifest is not None
+            and manifest.get("key") == key
+            and (PACKAGED / _build.WASM).exists()
+        ):
+            return Runner(PACKAGED / _build.WASM, manifest)
+    directory = cache_dir() / key
+    manifest = _build.read_manifest(directory)
+    if manifest is None or manifest.get("key") != key:
+        what = "with " + ", ".join(p.name for p in packages) if packages else "(no prebuilt one)"
+        print(
+            f"wasp: building a Python runner {what} into {directory} (once per machine)",
+            file=sys.stderr,
         )
-    return [found]
+        manifest = build(directory, packages)
+    return Runner(directory / _build.WASM, manifest)
+
+
+def build(directory: Path, packages: tuple[_build.Package, ...] = ()) -> dict[str, Any]:
+    """Builds a runner into ``directory`` (see :mod:`wasp.runner.componentize`), asks it which
+    modules it holds, and compiles it on this machine (its code kept in the disk cache);
+    returns its description."""
+    manifest = _build.build(directory, MODULES, packages)
+    runner = Module(directory / _build.WASM)
+    manifest["available"] = sorted(_ask_modules(runner))
+    _build._write(directory / _build.MANIFEST, _json(manifest))
+    return manifest
+
+
+def _json(manifest: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(manifest, indent=1).encode()
+
+
+def path(packages: PackagesArg = ()) -> Path:
+    """The runner's ``.wasm`` (with ``packages``: a runner of its own, built if missing).
+    Raises :class:`PackageError` for packages that cannot go into the sandbox."""
+    return get(packages).wasm
+
+
+def module(packages: PackagesArg = ()) -> Module:
+    """The runner as a :class:`wasp.Module` (loaded once per process)."""
+    return get(packages).module()
+
+
+def has_module(name: str, packages: PackagesArg = ()) -> bool:
+    """Whether the runner has module ``name`` (a job may import it, and values of its types
+    may travel)."""
+    return name in available_modules(packages)
+
+
+def available_modules(packages: PackagesArg = ()) -> frozenset[str]:
+    """Every module inside the runner: those of :data:`MODULES`, what they import, and the
+    packages'."""
+    return get(packages).available()
+
+
+def prepare(packages: PackagesArg = ()) -> Path:
+    """Compiles the runner on this machine now (or finds it compiled, in the disk cache):
+    a first Python job then costs no compilation. Returns the runner's path."""
+    runner = get(packages)
+    server = _wasp.NativeServer(workers=1)
+    try:
+        server.prepare(runner.module()._native)
+    finally:
+        server.close()
+    return runner.wasm
+
+
+def _ask_modules(runner: Module) -> list[str]:
+    """The runner's ``sys.modules``, as it reports it (the request ``[0]``)."""
+    server = _wasp.NativeServer(workers=1)
+    try:
+        job = server.submit(runner._native, "python", [0])
+        assert job is not None
+        job.wait(None)
+        ok, payload, _, stderr, *_ = job.outcome()
+    finally:
+        server.close()
+    if not ok:
+        raise RuntimeError(f"wasp's Python runner did not start: {payload[1]}\n{stderr!r}")
+    return [str(name) for name in payload]

@@ -1,6 +1,5 @@
-//! Compiled modules: once per process in memory, and across processes on disk.
-
-pub(crate) mod disk;
+//! Compiled modules, once per process: each prepared by the sandbox (compiled, or loaded
+//! from the sandbox's disk cache, `sandbox/disk.rs`) on its first job, then kept.
 
 use crate::error::JobError;
 use crate::module::{Module, ModuleHash};

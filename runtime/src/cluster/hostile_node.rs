@@ -1,6 +1,6 @@
 //! A client against nodes that know the secret but never run a job: one hands every job
-//! back, one drains and closes as soon as it gets a job, again and again. The jobs must not
-//! bounce without end.
+//! back, one drains and closes as soon as it gets a job, again and again, and one keeps
+//! the connection alive but never answers. The jobs must not bounce, or wait, without end.
 
 use crate::error::JobError;
 use crate::module::Module;
@@ -21,6 +21,8 @@ enum Bounce {
     HandBack,
     /// Says it drains, and closes the connection as a node shutting down does.
     DrainAndClose,
+    /// Keeps the job, and the connection (QUIC keeps it alive), and never answers.
+    Ignore,
 }
 
 /// Serves clients on `endpoint`: welcomes them, then bounces every job they send.
@@ -49,10 +51,13 @@ async fn bounce_everything(endpoint: quinn::Endpoint, secret: ClusterSecret, bou
                 if net::write_all(&mut send, &mut buffer).await.is_err() {
                     return;
                 }
-                let Ok(Some(ToNode::Run(job))) = recv.next::<ToNode>().await else {
-                    return;
+                let job = match recv.next::<ToNode>().await {
+                    Ok(Some(ToNode::Run(job))) => job,
+                    Ok(Some(ToNode::Cancel { .. })) if matches!(bounce, Bounce::Ignore) => continue,
+                    _ => return,
                 };
                 match bounce {
+                    Bounce::Ignore => {}
                     Bounce::HandBack => {
                         let back = ToClient::Returned {
                             jobs: vec![job.job],
@@ -72,9 +77,13 @@ async fn bounce_everything(endpoint: quinn::Endpoint, secret: ClusterSecret, bou
     }
 }
 
-/// A client of one fake node that bounces jobs as `bounce` says: its one job ends with
-/// `NodeLost` after `max_retries + 1` counted attempts.
-fn job_bounced(bounce: Bounce, max_retries: u32) -> Option<Result<u64, JobError>> {
+/// A client of one fake node that bounces jobs as `bounce` says: its one job (with
+/// `options`) ends with `NodeLost` after `max_retries + 1` counted attempts.
+fn job_bounced(
+    bounce: Bounce,
+    max_retries: u32,
+    options: &crate::JobOptions,
+) -> Option<Result<u64, JobError>> {
     let secret = ClusterSecret::from_bytes([5; 32]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let identity = NodeIdentity::generate().unwrap();
@@ -94,13 +103,13 @@ fn job_bounced(bounce: Bounce, max_retries: u32) -> Option<Result<u64, JobError>
         .build()
         .unwrap();
     let module = Module::from_file(wasp_fixtures::SUM_PRIMES_GUEST).unwrap();
-    let job = server.submit::<u64, _>(&module, "sum_primes", (100_u64,));
-    job.wait_timeout(Duration::from_secs(60))
+    let job = server.submit_with::<u64, _>(&module, "sum_primes", (100_u64,), options);
+    job.wait_timeout(Duration::from_secs(90))
 }
 
 #[test]
 fn a_node_that_hands_every_job_back_cannot_bounce_it_for_ever() {
-    match job_bounced(Bounce::HandBack, 2) {
+    match job_bounced(Bounce::HandBack, 2, &crate::JobOptions::new()) {
         Some(Err(JobError::NodeLost { attempts, .. })) => assert_eq!(attempts, 3),
         other => panic!("{other:?}"),
     }
@@ -110,8 +119,28 @@ fn a_node_that_hands_every_job_back_cannot_bounce_it_for_ever() {
 /// no attempt counted, and was reconnected at once, so a job could bounce for ever.
 #[test]
 fn a_node_that_drains_at_every_job_cannot_bounce_it_for_ever() {
-    match job_bounced(Bounce::DrainAndClose, 0) {
+    match job_bounced(Bounce::DrainAndClose, 0, &crate::JobOptions::new()) {
         Some(Err(JobError::NodeLost { attempts, .. })) => assert_eq!(attempts, 1),
         other => panic!("{other:?}"),
     }
+}
+
+/// The fault: a node that keeps its connection alive (QUIC keep-alives) but never answers
+/// held a job for ever, whatever its time limit. Now the client takes it back past twice
+/// the limit plus the grace, which costs an attempt.
+#[test]
+fn a_node_that_never_answers_cannot_hold_a_job_with_a_time_limit_for_ever() {
+    let limit = Duration::from_secs(1);
+    let options = crate::JobOptions::new().timeout(limit);
+    let started = std::time::Instant::now();
+    match job_bounced(Bounce::Ignore, 0, &options) {
+        Some(Err(JobError::NodeLost { attempts, .. })) => assert_eq!(attempts, 1),
+        other => panic!("{other:?}"),
+    }
+    let waited = started.elapsed();
+    let deadline = super::session::answer_deadline(limit);
+    assert!(
+        waited >= deadline,
+        "taken back at its deadline, not before: {waited:?}"
+    );
 }

@@ -189,6 +189,7 @@ impl NodeTable {
         let mut table = self.lock();
         if let Some(node) = table.rows.get_mut(&row) {
             node.connected = true;
+            node.draining = false;
             node.connections += 1;
             node.id = Some(info.id.clone());
             node.arch = Some(info.arch.clone());
@@ -206,6 +207,7 @@ impl NodeTable {
         let mut table = self.lock();
         if let Some(node) = table.rows.get_mut(&row) {
             node.connected = false;
+            node.draining = false;
             node.preparing = 0;
             node.in_flight = 0;
             node.round_trip = None;
@@ -248,6 +250,7 @@ impl NodeTable {
         if let Some(preparing) = delta.preparing {
             node.preparing = preparing;
         }
+        node.draining |= delta.draining;
         if let Some(workers) = delta.workers {
             node.workers = workers;
             self.publish_workers(&table);

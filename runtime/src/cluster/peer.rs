@@ -3,14 +3,15 @@
 use super::context::Context;
 use super::registry::Start;
 use super::session::{End, Session};
-use super::window::Backoff;
+use super::window::{Backoff, jittered, random_fraction};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-/// The first delay before reconnecting to a peer that failed or went away.
+/// The first delay before reconnecting to a peer that failed or went away (each delay is
+/// jittered: between half of it and all of it).
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 /// The longest delay between attempts: a restarted node is back in use within this.
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
@@ -87,7 +88,7 @@ pub(crate) async fn run_peer(
                 }
                 let refused = error.is_refusal();
                 if refused {
-                    delay = RECONNECT_REFUSED;
+                    delay = jittered(RECONNECT_REFUSED, random_fraction());
                 }
                 let error = error.to_string();
                 // Say it once, not at every retry.

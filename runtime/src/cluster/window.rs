@@ -92,11 +92,23 @@ pub(crate) fn fair_share(pending: usize, mine: usize, others: usize) -> usize {
 }
 
 /// A node's announced worker count, bounded by what a wasp pool can have.
+/// `delay`, jittered by `fraction` (in `[0, 1)`): between half of it and all of it.
+pub(crate) fn jittered(delay: Duration, fraction: f64) -> Duration {
+    delay.mul_f64(0.5 + 0.5 * fraction.clamp(0.0, 1.0))
+}
+
+/// A random number in `[0, 1)`; 0.5 if the system's generator fails (jitter is a courtesy).
+pub(crate) fn random_fraction() -> f64 {
+    getrandom::u64().map_or(0.5, |bits| (bits >> 11) as f64 / (1u64 << 53) as f64)
+}
+
 fn clamp_workers(workers: u32) -> usize {
     usize::try_from(workers).map_or(MAX_WORKERS, |workers| workers.min(MAX_WORKERS))
 }
 
-/// Exponential backoff between reconnection attempts.
+/// Exponential backoff between reconnection attempts, with jitter: each delay is drawn
+/// between half its nominal value and the whole of it, so that the clients of a node that
+/// restarts come back spread out, not all at once.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     next: Duration,
@@ -114,8 +126,13 @@ impl Backoff {
         }
     }
 
-    /// The delay before the next attempt.
+    /// The delay before the next attempt, jittered.
     pub(crate) fn next_delay(&mut self) -> Duration {
+        jittered(self.next_nominal(), random_fraction())
+    }
+
+    /// The next delay before jitter: doubling from `first` up to `max`.
+    fn next_nominal(&mut self) -> Duration {
         let delay = self.next;
         self.next = (self.next * 2).min(self.max);
         delay
@@ -201,9 +218,31 @@ mod tests {
     #[test]
     fn backoff_doubles_to_its_cap_and_resets() {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-        let delays: Vec<_> = (0..4).map(|_| backoff.next_delay().as_millis()).collect();
+        let delays: Vec<_> = (0..4).map(|_| backoff.next_nominal().as_millis()).collect();
         assert_eq!(delays, [100, 200, 350, 350]);
         backoff.reset();
-        assert_eq!(backoff.next_delay().as_millis(), 100);
+        assert_eq!(backoff.next_nominal().as_millis(), 100);
+    }
+
+    /// The fault: every client of a restarted node retried on the same schedule, in
+    /// lockstep. Delays are now spread between half the nominal delay and all of it.
+    #[test]
+    fn reconnect_delays_are_jittered_within_half_of_their_value() {
+        let second = Duration::from_secs(1);
+        assert_eq!(jittered(second, 0.0), second / 2);
+        assert_eq!(jittered(second, 0.5), second * 3 / 4);
+        assert!(jittered(second, 0.999_999) <= second);
+        let clients: Vec<Duration> = (0..100)
+            .map(|_| Backoff::new(second, second).next_delay())
+            .collect();
+        assert!(
+            clients.iter().all(|d| (second / 2..=second).contains(d)),
+            "{clients:?}"
+        );
+        let distinct: std::collections::HashSet<_> = clients.iter().collect();
+        assert!(
+            distinct.len() > 50,
+            "a hundred clients spread out: {distinct:?}"
+        );
     }
 }

@@ -25,6 +25,9 @@ pub struct FailedJob {
     pub module: String,
     /// Where it ran: a local worker (`local/0`) or a node's address; empty if it never ran.
     pub node: String,
+    /// Who submitted it, on a node: the client's address. `None` for the server's own
+    /// caller.
+    pub client: Option<String>,
     /// How it failed: one of [`JobError::KINDS`](crate::JobError::KINDS).
     pub kind: &'static str,
     /// The error, as a sentence.
@@ -85,6 +88,7 @@ mod tests {
             function: "f".into(),
             module: "00".into(),
             node: "local/0".into(),
+            client: None,
             kind: "failed",
             error: "job failed: no".into(),
             stdout_tail: String::new(),

@@ -5,7 +5,7 @@ use crate::error::ModuleError;
 use wasmparser::{
     ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
 };
-use wasp_guest::abi;
+use wasp_abi as abi;
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 

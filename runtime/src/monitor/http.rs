@@ -2,6 +2,7 @@
 //! routing, the bearer token, and the throughput sampler.
 
 use super::Sources;
+use super::connections::{Admission, IO_TIMEOUT, MAX_AGE, Serves, Slots, TimedIo};
 use super::prometheus::{self, Format};
 use super::status::Status;
 use crate::metrics::Sample;
@@ -16,14 +17,12 @@ use prometheus_client::registry::Registry;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, oneshot};
-use tracing::warn;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tracing::{debug, warn};
 
 /// The dashboard, embedded: no CDN, nothing fetched from elsewhere.
 const DASHBOARD: &str = include_str!("dashboard.html");
-
-/// At most this many connections are served at once; more wait to be accepted.
-const MAX_CONNECTIONS: usize = 64;
 
 /// A client has this long to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,40 +103,53 @@ async fn serve(
         }
     };
     let sampler = tokio::spawn(sample_every_second(served.clone()));
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Slots::default());
     loop {
-        let permit = tokio::select! {
-            _ = &mut stop => break,
-            permit = permits.clone().acquire_owned() => permit,
-        };
-        let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 warn!(%error, "the monitor could not accept a connection");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let served = served.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let served = served.clone();
-                async move { Ok::<_, Infallible>(respond(&served, &request)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            drop(permit);
-        });
+        // Over its bounds, a connection is closed at once: it takes no slot, and nothing
+        // waits for it.
+        let Some(admission) = slots.admit(peer.ip()) else {
+            debug!(%peer, "the monitor closed a connection over its bounds");
+            continue;
+        };
+        tokio::spawn(serve_connection(stream, admission, served.clone()));
     }
     sampler.abort();
+}
+
+/// Serves one connection until it closes, stalls for [`IO_TIMEOUT`], or reaches
+/// [`MAX_AGE`] (then it finishes the request it is serving).
+async fn serve_connection(stream: TcpStream, admission: Admission, served: Arc<Served>) {
+    let serves = admission.serves;
+    let service = service_fn(move |request| {
+        let served = served.clone();
+        async move { Ok::<_, Infallible>(respond(&served, &request, serves)) }
+    });
+    let io = TokioIo::new(TimedIo::new(stream, IO_TIMEOUT));
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = tokio::time::sleep(MAX_AGE) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+    drop(admission);
 }
 
 async fn sample_every_second(served: Arc<Served>) {
@@ -150,8 +162,8 @@ async fn sample_every_second(served: Arc<Served>) {
 
 type Reply = Response<Full<Bytes>>;
 
-/// Answers one request.
-fn respond<B>(served: &Served, request: &Request<B>) -> Reply {
+/// Answers one request, on a connection that `serves` what it may.
+fn respond<B>(served: &Served, request: &Request<B>, serves: Serves) -> Reply {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
         reply
@@ -172,6 +184,7 @@ fn respond<B>(served: &Served, request: &Request<B>) -> Reply {
         "/livez" | "/healthz" => return text(StatusCode::OK, "ok\n"),
         "/readyz" if served.sources.ready() => return text(StatusCode::OK, "ready\n"),
         "/readyz" => return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        _ if serves == Serves::ProbesOnly => return busy(),
         _ => {}
     }
     match authorize(served, request) {
@@ -229,6 +242,9 @@ fn authorize<B>(served: &Served, request: &Request<B>) -> Access {
         return Access::Granted;
     };
     let matches = |token: &str| blake3::hash(token.as_bytes()) == expected;
+    // The cookie and the query carry the token percent-encoded (a token may hold any
+    // character); the header carries it as it is.
+    let decoded_matches = |token: &str| percent_decode(token).is_some_and(|token| matches(&token));
     let headers = request.headers();
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -240,11 +256,11 @@ fn authorize<B>(served: &Served, request: &Request<B>) -> Access {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|cookies| cookies.split(';'))
         .filter_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .any(matches);
+        .any(decoded_matches);
     if bearer.is_some_and(matches) || cookie {
         return Access::Granted;
     }
-    let from_query = query_token(request.uri().query()).is_some_and(matches);
+    let from_query = query_token(request.uri().query()).is_some_and(decoded_matches);
     if from_query {
         Access::FromQuery
     } else {
@@ -258,8 +274,40 @@ fn query_token(query: Option<&str>) -> Option<&str> {
         .find_map(|pair| pair.strip_prefix("token="))
 }
 
+/// Decodes `%XX` escapes (RFC 3986; `+` stays `+`, as a token may hold it); `None` if an
+/// escape is malformed or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// Escapes every byte of `text` but the unreserved characters of RFC 3986, so that any
+/// token fits in a cookie.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
 fn keep_token_and_redirect<B>(request: &Request<B>) -> Reply {
-    let token = query_token(request.uri().query()).unwrap_or_default();
+    let query = query_token(request.uri().query()).unwrap_or_default();
+    let token = percent_encode(&percent_decode(query).unwrap_or_default());
     let mut reply = text(StatusCode::SEE_OTHER, "authorized\n");
     let headers = reply.headers_mut();
     let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
@@ -269,6 +317,18 @@ fn keep_token_and_redirect<B>(request: &Request<B>) -> Reply {
     if let Ok(location) = HeaderValue::from_str(request.uri().path()) {
         headers.insert(header::LOCATION, location);
     }
+    reply
+}
+
+/// The answer of a connection on a probe slot to anything but a probe.
+fn busy() -> Reply {
+    let mut reply = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the monitor is serving as many connections as it may: try again\n",
+    );
+    reply
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     reply
 }
 
@@ -330,5 +390,91 @@ mod tests {
         assert_eq!(query_token(Some("a=1&token=abc&b=2")), Some("abc"));
         assert_eq!(query_token(Some("a=1")), None);
         assert_eq!(query_token(None), None);
+    }
+
+    #[test]
+    fn a_token_in_a_url_or_a_cookie_is_percent_decoded() {
+        assert_eq!(
+            percent_decode("a%2Bb%2F%3D%20c+d").as_deref(),
+            Some("a+b/= c+d")
+        );
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        for malformed in ["%", "%4", "%zz", "%FF"] {
+            assert_eq!(percent_decode(malformed), None, "{malformed}");
+        }
+        let token = "s3cret/with+odd;chars= and é";
+        assert_eq!(
+            percent_decode(&percent_encode(token)).as_deref(),
+            Some(token)
+        );
+        assert!(
+            percent_encode(token)
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"%-._~".contains(&b))
+        );
+    }
+
+    /// A public monitor whose token needs escaping in a URL: `?token=` with the token
+    /// percent-encoded is accepted, and so is the cookie it then sets.
+    #[test]
+    fn an_escaped_token_in_the_query_opens_the_dashboard() {
+        let token = "a+b/c=d;e f 0123456789";
+        let served = Served::new(test_sources(), Some(token));
+        let get = |uri: &str, cookie: Option<&str>| {
+            let mut request = Request::builder()
+                .uri(uri)
+                .header(header::HOST, "10.0.0.1:9464");
+            if let Some(cookie) = cookie {
+                request = request.header(header::COOKIE, cookie);
+            }
+            respond(
+                &served,
+                &request.body(()).expect("a request"),
+                Serves::Everything,
+            )
+        };
+        let escaped = percent_encode(token);
+        let redirect = get(&format!("/?token={escaped}"), None);
+        assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
+        let cookie = redirect.headers()[header::SET_COOKIE]
+            .to_str()
+            .expect("ASCII");
+        let cookie = cookie.split(';').next().expect("name=value");
+        assert_eq!(get("/", Some(cookie)).status(), StatusCode::OK);
+        assert_eq!(
+            get("/?token=a+b/c=d;e", None).status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    /// On a probe slot, the probes are answered and everything else is asked to retry.
+    #[test]
+    fn a_probe_slot_answers_the_probes_only() {
+        let served = Served::new(test_sources(), None);
+        let get = |path: &str| {
+            let request = Request::builder()
+                .uri(path)
+                .header(header::HOST, "127.0.0.1:9464")
+                .body(())
+                .expect("a request");
+            respond(&served, &request, Serves::ProbesOnly).status()
+        };
+        for probe in ["/livez", "/healthz", "/readyz"] {
+            assert_eq!(get(probe), StatusCode::OK, "{probe}");
+        }
+        for path in ["/", "/metrics", "/api/v1/status"] {
+            assert_eq!(get(path), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        }
+    }
+
+    fn test_sources() -> Sources {
+        let server = crate::Server::builder()
+            .workers(1)
+            .build()
+            .expect("a server");
+        Sources {
+            view: server.view(),
+            node: None,
+        }
     }
 }

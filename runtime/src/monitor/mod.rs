@@ -12,12 +12,14 @@
 //! of its own with a current-thread tokio runtime: scrapes never touch a worker, and a job
 //! never waits for the monitor (the scheduler records under locks it takes anyway).
 
+mod connections;
 mod http;
 pub(crate) mod prometheus;
 pub(crate) mod status;
 pub(crate) mod view;
 
 use crate::ClusterSecret;
+pub use crate::error::MonitorError;
 use status::NodeStatus;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,35 +86,12 @@ impl MonitorConfig {
             None if !self.listen.ip().is_loopback() => {
                 Err(MonitorError::TokenRequired(self.listen))
             }
-            Some(token) if token.len() < MIN_TOKEN_LEN => Err(MonitorError::WeakToken),
+            Some(token) if token.len() < MIN_TOKEN_LEN => {
+                Err(MonitorError::WeakToken { min: MIN_TOKEN_LEN })
+            }
             _ => Ok(()),
         }
     }
-}
-
-/// Why the monitor could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MonitorError {
-    /// A monitor off loopback without a token would show the cluster to anyone.
-    #[error(
-        "the monitor would listen on {0}, which is not a loopback address: that needs a bearer token (MonitorConfig::public; `--metrics-public` on the command line)"
-    )]
-    TokenRequired(SocketAddr),
-    /// The token is too short to resist guessing.
-    #[error("the monitor's bearer token must be at least {MIN_TOKEN_LEN} characters")]
-    WeakToken,
-    /// The address could not be bound.
-    #[error("the monitor cannot listen on {address}: {error}")]
-    Bind {
-        /// The address.
-        address: SocketAddr,
-        /// Why.
-        error: std::io::Error,
-    },
-    /// Its thread could not start.
-    #[error("could not start the monitor's thread: {0}")]
-    Thread(std::io::Error),
 }
 
 /// What a node tells its monitor, read at each request.
@@ -188,3 +167,6 @@ impl Drop for Monitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

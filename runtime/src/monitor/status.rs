@@ -17,6 +17,8 @@ pub(crate) const GROUPS_SHOWN: usize = 20;
 pub(crate) struct NodeStatus {
     /// Clients connected now.
     pub(crate) clients: u64,
+    /// Each client connected now, oldest first.
+    pub(crate) client_list: Vec<ClientStatus>,
     /// Whether the node is draining (shutting down): not ready.
     pub(crate) draining: bool,
     /// Modules in its store.
@@ -35,6 +37,27 @@ pub(crate) struct NodeStatus {
     pub(crate) jobs_handed_back: u64,
     /// Connections refused, by reason.
     pub(crate) clients_refused: BTreeMap<&'static str, u64>,
+}
+
+/// A client connected to a node, as the node's page lists it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub(crate) struct ClientStatus {
+    /// The connection's number on this node (from 1, in order of connection).
+    pub(crate) id: u64,
+    /// The client's address.
+    pub(crate) address: String,
+    /// Its job group on this node: its jobs' progress and failures are listed under it.
+    pub(crate) group: String,
+    /// How long it has been connected.
+    pub(crate) connected_seconds: f64,
+    /// Its jobs running on a worker now.
+    pub(crate) running: u64,
+    /// Its jobs waiting for a worker.
+    pub(crate) queued: u64,
+    /// Its jobs finished, with an error or not, since it connected.
+    pub(crate) finished: u64,
+    /// Its jobs that finished with an error (cancelled ones included).
+    pub(crate) failed: u64,
 }
 
 /// The whole status.
@@ -82,6 +105,7 @@ struct Node {
     id: Option<String>,
     arch: Option<String>,
     connected: bool,
+    draining: bool,
     workers: u32,
     in_flight: u32,
     jobs: u64,
@@ -106,6 +130,7 @@ impl Node {
             id: node.id,
             arch: node.arch,
             connected: node.connected,
+            draining: node.draining,
             workers: node.workers,
             in_flight: node.in_flight,
             jobs: node.jobs,

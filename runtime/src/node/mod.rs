@@ -10,6 +10,7 @@ mod connection;
 mod counters;
 mod data;
 mod holdings;
+mod memory;
 mod policy;
 mod store;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use crate::rendezvous::{self, Published};
 use crate::secret::ClusterSecret;
 use crate::server::Server;
 use counters::{NodeCounters, Refused};
+pub use memory::{MemoryBudgetError, RESERVE as MEMORY_RESERVE};
 pub use policy::NodePolicy;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -233,7 +235,8 @@ impl NodeContext {
             data_received,
             ..NodeStatus::default()
         };
-        self.counters.fill(&mut status);
+        self.counters
+            .fill(&mut status, |group| self.server.progress(group));
         status
     }
 }
@@ -532,7 +535,7 @@ impl Node {
         }
         // Queued jobs complete as cancelled, and their connections hand them back.
         let server = self.context.server.clone();
-        let _ = tokio::task::spawn_blocking(move || server.shut_down()).await;
+        let _ = tokio::task::spawn_blocking(move || server.shutdown()).await;
         let _ = phase.send(Phase::Closing);
         let closing = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(3), closing)

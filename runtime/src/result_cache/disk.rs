@@ -5,10 +5,11 @@
 
 use super::Key;
 use super::entry::{self, Entry};
-use crate::cache::disk::{writable_by_others, writable_by_others_meta, write_private};
+use crate::sandbox::disk::{
+    Distrust, create_private_dir, read_trusted_file, trusted_dir, write_private,
+};
 use std::fs;
 use std::io;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tracing::{debug, warn};
@@ -33,57 +34,54 @@ fn path_of(dir: &Path, key: &Key) -> PathBuf {
 const TOUCH_AFTER: Duration = Duration::from_secs(60);
 
 /// The entry for `key`, if `dir` holds an intact one; it is then the most recently used.
-/// A corrupt or truncated entry is removed, and a miss. One open, one `fstat`, one read.
+/// A corrupt or truncated entry is removed, and a miss. Only a regular file of the user's
+/// that nobody else may write is read (opened without following a link, checked through
+/// the open descriptor): one open, one `fstat`, one read.
 pub(super) fn read(dir: &Path, key: &Key) -> Option<Entry> {
     let path = path_of(dir, key);
-    let mut file = match fs::File::open(&path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
-        Err(error) => {
-            warn!(path = %path.display(), %error, "result cache: unreadable entry, a miss");
+    let (bytes, file, meta) = match read_trusted_file(&path) {
+        Ok(read) => read,
+        Err(Distrust::Missing) => return None,
+        Err(distrust) => {
+            warn!(%distrust, "result cache: entry not used (a miss)");
             return None;
         }
     };
-    let meta = file.metadata().ok()?;
-    // A result is trusted as this user's own: not one others could have written.
-    if writable_by_others_meta(&meta) {
-        warn!(path = %path.display(), "result cache: an entry writable by other users, not used (chmod go-w)");
+    let Some(entry) = entry::decode(key, &bytes) else {
+        warn!(path = %path.display(), "result cache: corrupt entry, removed (a miss)");
+        let _ = fs::remove_file(&path);
         return None;
+    };
+    let stale = meta
+        .modified()
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_none_or(|age| age > TOUCH_AFTER);
+    if stale {
+        let _ = file.set_modified(SystemTime::now());
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    if let Err(error) = file.read_to_end(&mut bytes) {
-        warn!(path = %path.display(), %error, "result cache: unreadable entry, a miss");
-        return None;
-    }
-    match entry::decode(key, &bytes) {
-        Some(entry) => {
-            let stale = meta
-                .modified()
-                .ok()
-                .and_then(|modified| modified.elapsed().ok())
-                .is_none_or(|age| age > TOUCH_AFTER);
-            if stale {
-                let _ = file.set_modified(SystemTime::now());
-            }
-            Some(entry)
-        }
-        None => {
-            warn!(path = %path.display(), "result cache: corrupt entry, removed (a miss)");
-            let _ = fs::remove_file(&path);
-            None
-        }
-    }
+    Some(entry)
 }
 
-/// Whether the result cache's directory may be written by other users (then none of its
-/// entries is used).
-pub(super) fn open_to_others(dir: &Path) -> bool {
-    writable_by_others(dir)
+/// Whether `dir`, the result cache's root, is the user's and private (else none of its
+/// entries is used); a missing one is (it will be made so).
+pub(super) fn trusted(dir: &Path) -> bool {
+    match trusted_dir(dir, true) {
+        Ok(()) | Err(Distrust::Missing) => true,
+        Err(distrust) => {
+            warn!(%distrust, "result cache: not used");
+            false
+        }
+    }
 }
 
 /// Writes `bytes` as the entry for `key`.
 pub(super) fn write(dir: &Path, key: &Key, bytes: &[u8]) -> io::Result<()> {
-    write_private(&path_of(dir, key), &[bytes])
+    let path = path_of(dir, key);
+    if let Some(shard) = path.parent() {
+        create_private_dir(shard)?;
+    }
+    write_private(&path, &[bytes])
 }
 
 /// Every entry file under `dir`: its last use, size and path. Temporary files of a

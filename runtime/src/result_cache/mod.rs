@@ -28,13 +28,12 @@ mod entry;
 pub use disk::{Usage, clear, usage};
 
 use crate::error::JobError;
+use crate::module::ModuleHash;
 use crate::sandbox::RawOutcome;
-use crate::scheduler::slot::{Finished, JobSlot};
-use crate::scheduler::task::Task;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::warn;
@@ -71,6 +70,13 @@ pub struct ResultCacheStats {
     pub not_cacheable: u64,
 }
 
+/// A finished job's outcome, as the scheduler holds it (shared, not copied, on its way to
+/// the disk).
+pub(crate) trait Kept: Send + Sync + 'static {
+    /// How the job ended.
+    fn outcome(&self) -> &RawOutcome;
+}
+
 /// The key of a cached result.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Key(pub(crate) [u8; 32]);
@@ -103,14 +109,14 @@ struct Writer {
 }
 
 enum Write {
-    Entry(Key, Arc<Finished>),
+    Entry(Key, Arc<dyn Kept>),
     /// Answer once every entry before is written.
     Flush(SyncSender<()>),
 }
 
 impl ResultCache {
     /// A cache in `dir`, bounded to `max_bytes`; `engine_key` names the engine
-    /// (`cache::disk::engine_key`).
+    /// (`sandbox::disk::engine_key`).
     pub(crate) fn new(dir: PathBuf, max_bytes: u64, engine_key: &str) -> Self {
         ResultCache {
             dir,
@@ -118,7 +124,7 @@ impl ResultCache {
             engine: format!(
                 "wasp {} abi {} engine {engine_key}",
                 env!("CARGO_PKG_VERSION"),
-                wasp_guest::abi::ABI_VERSION
+                wasp_abi::ABI_VERSION
             ),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -129,70 +135,57 @@ impl ResultCache {
         }
     }
 
-    /// The key of `task`'s job, as its arguments are now (every reference resolved).
-    fn key(&self, task: &Task) -> Key {
+    /// The key of a job of `module`'s `function` with the fuel budget `fuel` and the
+    /// argument bytes `args` (every reference resolved: values by their hash).
+    pub(crate) fn key(
+        &self,
+        module: &ModuleHash,
+        function: &str,
+        fuel: Option<u64>,
+        args: &[u8],
+    ) -> Key {
         let mut hasher = blake3::Hasher::new_derive_key("wasp result cache, version 1");
-        let function = task.function.as_bytes();
         hasher
             .update(&(self.engine.len() as u64).to_be_bytes())
             .update(self.engine.as_bytes())
-            .update(task.module.hash().as_bytes())
+            .update(module.as_bytes())
             .update(&(function.len() as u64).to_be_bytes())
-            .update(function);
-        match task.asked.fuel {
+            .update(function.as_bytes());
+        match fuel {
             Some(fuel) => hasher.update(&[1]).update(&fuel.to_be_bytes()),
             None => hasher.update(&[0]),
         };
-        let args = task.args.wire();
         hasher
             .update(&(args.len() as u64).to_be_bytes())
             .update(args);
         Key(*hasher.finalize().as_bytes())
     }
 
-    /// Looks `task`'s job up: its cached outcome if there is one; else the job will be
-    /// kept when it finishes, if it can be.
-    pub(crate) fn attach(self: &Arc<Self>, task: &mut Task) -> Option<Finished> {
-        let key = self.key(task);
-        let found = self
-            .trusted()
-            .then(|| disk::read(&self.dir, &key))
-            .flatten();
-        if let Some(entry) = found {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            let outcome = RawOutcome {
-                result: Ok(entry.result),
-                stdout: entry.stdout,
-                stderr: entry.stderr,
-                duration: Duration::ZERO,
-                fuel_used: entry.fuel_used,
-                deterministic: true,
-            };
-            return Some(Finished {
-                outcome,
-                worker: CACHE_WORKER.to_string(),
-            });
-        }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        let cache = Arc::downgrade(self);
-        let slot: Weak<JobSlot> = Arc::downgrade(task.slot());
-        task.slot().on_complete(Box::new(move |_| {
-            // The slot has its outcome when its callbacks run.
-            let (Some(cache), Some(slot)) = (cache.upgrade(), slot.upgrade()) else {
-                return;
-            };
-            if let Some(finished) = slot.outcome() {
-                cache.finished(key, finished);
-            }
-        }));
-        None
+    /// The cached outcome of the job `key` names, if the cache has it (counted as a hit,
+    /// else as a miss).
+    pub(crate) fn lookup(&self, key: &Key) -> Option<RawOutcome> {
+        let found = self.trusted().then(|| disk::read(&self.dir, key)).flatten();
+        let Some(entry) = found else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(RawOutcome {
+            result: Ok(entry.result),
+            stdout: entry.stdout,
+            stderr: entry.stderr,
+            duration: Duration::ZERO,
+            fuel_used: entry.fuel_used,
+            deterministic: true,
+        })
     }
 
-    /// A job asked to be cached has finished: its outcome is kept if it can be.
-    fn finished(&self, key: Key, finished: Arc<Finished>) {
-        let outcome = &finished.outcome;
+    /// A job asked to be cached, and not found, has finished: its outcome is kept if it
+    /// can be.
+    pub(crate) fn finished(&self, key: Key, finished: Arc<dyn Kept>) {
+        let outcome = finished.outcome();
         match &outcome.result {
-            Ok(_) if outcome.deterministic && finished.worker != CACHE_WORKER => {
+            Ok(_) if outcome.deterministic => {
                 self.write(Write::Entry(key, finished));
             }
             Ok(_) | Err(JobError::Timeout(_) | JobError::MemoryLimit { .. }) => {
@@ -253,13 +246,7 @@ impl ResultCache {
     /// Whether the directory is private (checked once): in one others may write, no entry
     /// is used.
     fn trusted(&self) -> bool {
-        *self.trusted.get_or_init(|| {
-            let open = disk::open_to_others(&self.dir);
-            if open {
-                warn!(dir = %self.dir.display(), "result cache: writable by other users, not used (chmod go-w)");
-            }
-            !open
-        })
+        *self.trusted.get_or_init(|| disk::trusted(&self.dir))
     }
 
     /// The counters so far.
@@ -300,7 +287,7 @@ impl Files {
     fn serve(mut self, writes: &Receiver<Write>) {
         while let Ok(write) = writes.recv() {
             match write {
-                Write::Entry(key, finished) => self.store(&key, &finished),
+                Write::Entry(key, finished) => self.store(&key, finished.outcome()),
                 Write::Flush(done) => {
                     let _ = done.send(());
                 }
@@ -308,8 +295,7 @@ impl Files {
         }
     }
 
-    fn store(&mut self, key: &Key, finished: &Finished) {
-        let outcome = &finished.outcome;
+    fn store(&mut self, key: &Key, outcome: &RawOutcome) {
         let Ok(result) = &outcome.result else {
             return;
         };

@@ -3,9 +3,9 @@
 //! whose code counts fuel; components get engines of their own (see `Sandbox`).
 
 use super::component::{self, ComponentState};
+use super::disk::{self, DiskCache};
 use super::host::{self, HostState};
 use super::{Cancel, Code, Compiled, Core, Limits, Origin, RawOutcome, epoch, exports, invoke};
-use crate::cache::disk::{self, DiskCache};
 use crate::error::{ConfigError, JobError};
 use crate::module::{Module, ModuleKind};
 use wasmtime::{Engine, Linker};
@@ -21,6 +21,14 @@ pub(super) struct Backend {
     components: Option<wasmtime::component::Linker<ComponentState>>,
     disk: Option<DiskCache>,
     ticker: epoch::Ticker,
+}
+
+#[cfg(test)]
+impl Backend {
+    /// Whether this engine's ticker sleeps until the next job.
+    pub(super) fn ticker_asleep(&self) -> bool {
+        self.ticker.is_asleep()
+    }
 }
 
 impl Backend {

@@ -64,6 +64,14 @@ impl Ticker {
     }
 }
 
+#[cfg(test)]
+impl Ticker {
+    /// Whether the ticker sleeps until the next job.
+    pub(super) fn is_asleep(&self) -> bool {
+        self.shared.sleeping.load(Ordering::SeqCst)
+    }
+}
+
 impl Shared {
     fn run(&self, engine: &Engine, tick: Duration) {
         let mut idle = 0;

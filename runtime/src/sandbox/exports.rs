@@ -4,7 +4,7 @@
 use crate::error::JobError;
 use std::collections::HashMap;
 use wasmtime::{Instance, Memory, ModuleExport, Store, TypedFunc, WasmParams, WasmResults};
-use wasp_guest::abi;
+use wasp_abi as abi;
 
 /// The ABI exports of one compiled module.
 pub(crate) struct Exports {

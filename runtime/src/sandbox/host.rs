@@ -6,7 +6,7 @@ use super::limits::{Limiter, Limits};
 use wasmtime::{Caller, Engine, Extern, Linker};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasp_guest::abi;
+use wasp_abi as abi;
 
 /// The longest panic message kept from a guest.
 const MAX_PANIC_MESSAGE: usize = 16 * 1024;

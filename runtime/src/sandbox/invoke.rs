@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, Memory, Store, Trap, TypedFunc, UpdateDeadline};
-use wasp_guest::abi;
+use wasp_abi as abi;
 
 /// The largest result buffer a job may return.
 const MAX_RESULT_LEN: u32 = 256 << 20;

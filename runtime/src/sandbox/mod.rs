@@ -18,6 +18,7 @@ mod backend;
 mod capture;
 mod component;
 mod determinism;
+pub(crate) mod disk;
 mod epoch;
 mod exports;
 mod host;
@@ -30,10 +31,10 @@ pub(crate) use limits::Asked;
 use limits::COMPONENT_LIMITS;
 pub use limits::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits};
 
-use crate::cache::disk::DiskCache;
 use crate::error::{ConfigError, JobError};
 use crate::module::{self, Module, ModuleKind};
 use backend::Backend;
+use disk::DiskCache;
 use host::HostState;
 use std::sync::OnceLock;
 use tracing::{debug, warn};
@@ -146,9 +147,9 @@ impl Sandbox {
     }
 
     /// What names this sandbox's engine in caches: wasmtime's version, configuration and
-    /// the CPU features it compiles for (`cache::disk::engine_key`).
+    /// the CPU features it compiles for (`disk::engine_key`).
     pub(crate) fn engine_key(&self) -> String {
-        crate::cache::disk::engine_key(self.plain.engine())
+        disk::engine_key(self.plain.engine())
     }
 
     /// How many jobs can run at once: the number of instances the pool holds.
@@ -350,6 +351,8 @@ fn engine_config(allocation: InstanceAllocationStrategy) -> Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn the_pool_is_as_large_as_the_address_space_allows() {
@@ -385,6 +388,56 @@ mod tests {
         outcome
             .result
             .unwrap_or_else(|err| panic!("{function}: {err}"))
+    }
+
+    /// The fault this guards against: after a while with no job, the epoch ticker sleeps;
+    /// a job that did not wake it would never see its timeout, and loop for ever. The test
+    /// waits until the ticker is seen asleep (not for a time that may or may not be long
+    /// enough on a loaded machine), then runs a job that spins: it times out.
+    #[test]
+    fn a_job_wakes_the_sleeping_ticker_and_times_out() {
+        let module = Module::from_file(wasp_fixtures::WASP_TESTJOBS).expect("testjobs loads");
+        let pool = InstanceAllocationStrategy::Pooling(pool_config(2, Enabled::Auto));
+        let engine = Engine::new(&engine_config(pool)).expect("engine");
+        let sandbox = Arc::new(Sandbox::with_engine(engine, 2, None).expect("sandbox"));
+        let compiled = Arc::new(sandbox.prepare(&module, false).expect("testjobs compiles"));
+        call(&sandbox, &compiled, "count_calls", ());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !sandbox.plain.ticker_asleep() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the idle ticker never slept"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let timeout = Duration::from_millis(200);
+        let (done, outcome) = std::sync::mpsc::channel();
+        let runner = (sandbox.clone(), compiled.clone());
+        std::thread::spawn(move || {
+            let (sandbox, compiled) = runner;
+            let limits = Limits {
+                timeout: Some(timeout),
+                ..Limits::default()
+            };
+            let args = rmp_serde::to_vec_named(&()).expect("encodes");
+            let spun = sandbox.run(
+                &compiled,
+                "spin",
+                &[&args],
+                &limits,
+                &Cancel::default(),
+                None,
+            );
+            let _ = done.send(spun.result);
+        });
+        // A job the ticker never woke for would spin for ever: bounded here.
+        let result = outcome
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the spinning job was stopped: the ticker woke");
+        assert!(
+            matches!(result, Err(JobError::Timeout(t)) if t == timeout),
+            "{result:?}"
+        );
     }
 
     /// Where `PAGEMAP_SCAN` is missing (Linux before 6.7, qemu-user), wasmtime resets the

@@ -6,12 +6,17 @@
 //! cycle forms, and a job can be completed from anywhere (a worker, the network thread, a
 //! `Drop`) without reaching for the queue's lock.
 
+use super::JobId;
 use super::deps::Deps;
 use super::groups::Groups;
-use crate::job::JobId;
-use crate::metrics::failures::FailureLog;
+use super::lanes::Owner;
+use super::slot::Finished;
+use crate::error::JobError;
+use crate::metrics::failures::{FailedJob, FailureLog};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tracing::info;
 
 /// A job group's name, shared by its jobs.
 pub(crate) type Group = Arc<str>;
@@ -23,6 +28,9 @@ pub(crate) struct Books {
     pub(crate) groups: Groups,
     /// The most recent failed jobs.
     pub(crate) failures: FailureLog,
+    /// The names of owners other than the server's own caller (a node's clients), while
+    /// they have jobs: a failure is attributed to its owner by name.
+    owners: Mutex<HashMap<Owner, Arc<str>>>,
     /// Tasks dropped without being finished: the queue still counts them as running until
     /// it takes these out (see [`Books::take_orphans`]).
     orphans: Mutex<Vec<JobId>>,
@@ -42,6 +50,40 @@ pub(crate) struct Books {
 }
 
 impl Books {
+    /// Counts a job of `group` that ended as `finished`, and keeps `failure`, if it
+    /// failed, in the failure log (logging it): what [`JobSlot::finish`] does before it
+    /// delivers the outcome to anyone.
+    ///
+    /// [`JobSlot::finish`]: super::slot::JobSlot::finish
+    pub(crate) fn count(&self, group: &str, finished: &Finished, failure: Option<FailedJob>) {
+        let error = finished.outcome.result.as_ref().err();
+        self.groups.finished(group, error.map(JobError::kind_index));
+        if let Some(failure) = failure {
+            let client = failure.client.as_deref().unwrap_or("");
+            info!(job = failure.job, %client, function = %failure.function, module = %failure.module, node = %failure.node, error = %failure.error, "job failed");
+            self.failures.push(failure);
+        }
+    }
+
+    /// Names `owner` (a node's client: its address) until it is forgotten.
+    pub(crate) fn name_owner(&self, owner: Owner, name: Arc<str>) {
+        self.owners_lock().insert(owner, name);
+    }
+
+    /// Forgets the name of `owner`.
+    pub(crate) fn forget_owner(&self, owner: Owner) {
+        self.owners_lock().remove(&owner);
+    }
+
+    /// The name of `owner`, if it has one.
+    pub(crate) fn owner_name(&self, owner: Owner) -> Option<Arc<str>> {
+        self.owners_lock().get(&owner).cloned()
+    }
+
+    fn owners_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Owner, Arc<str>>> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Records that task `id` was dropped without being finished.
     pub(crate) fn orphan(&self, id: JobId) {
         self.orphans

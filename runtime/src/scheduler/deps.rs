@@ -12,13 +12,13 @@
 //! What a held job costs: its task (with its arguments) and one callback on each job it
 //! takes, until it is released.
 
+use super::JobId;
 use super::books::Group;
 use super::pool::Shared;
 use super::slot::{Finished, JobSlot};
 use super::task::Task;
 use crate::data::{self, Data, Resolved};
 use crate::error::JobError;
-use crate::job::JobId;
 use crate::result_cache::ResultCache;
 use bytes::Bytes;
 use std::cell::RefCell;
@@ -297,7 +297,7 @@ impl Waiting {
         task.args = data::build(bytes, &found, resolved);
         shared.books.deps.lock().held.remove(&task.id());
         if let Some(cache) = cache
-            && let Some(hit) = cache.attach(&mut task)
+            && let Some(hit) = super::cached::attach(&cache, &task)
         {
             shared.finish(task, hit);
             return;
@@ -352,6 +352,6 @@ fn result_of(shared: &Shared, taken: &JobSlot) -> Result<Resolved, JobError> {
             None,
         )),
         Ok(_) => Ok(Resolved::Inline(Bytes::from_owner(ResultBytes(finished)))),
-        Err(error) => Err(JobError::dependency(taken.id(), error)),
+        Err(error) => Err(JobError::dependency(taken.id().0, error)),
     }
 }

@@ -46,6 +46,10 @@ pub struct GroupProgress {
     pub name: String,
     /// Jobs submitted in the group.
     pub submitted: u64,
+    /// Jobs the group has in all: those submitted, or, if more, the number its program
+    /// said it would submit ([`Server::expect_jobs`](crate::Server::expect_jobs); `wasp
+    /// map` says how many lines its input has). Progress and ETA count towards this.
+    pub total: u64,
     /// Jobs finished, successfully or not.
     pub finished: u64,
     /// Jobs finished with an error (cancelled ones included).
@@ -68,23 +72,25 @@ pub struct GroupProgress {
 }
 
 impl GroupProgress {
-    /// Whether every job submitted in the group has finished.
+    /// Whether every job of the group (its [`total`](Self::total)) has finished.
     pub fn is_done(&self) -> bool {
-        self.finished == self.submitted
+        self.finished == self.total
     }
 
     /// The part of the group finished, from 0 to 1 (1 for an empty group).
     pub fn fraction(&self) -> f64 {
-        if self.submitted == 0 {
+        if self.total == 0 {
             1.0
         } else {
-            self.finished as f64 / self.submitted as f64
+            self.finished as f64 / self.total as f64
         }
     }
 
     fn new(name: &str, entry: &Entry, running: u64) -> Self {
         let summary = entry.summary;
-        let end = if summary.pending() == 0 {
+        let total = entry.total();
+        let remaining = total - summary.finished;
+        let end = if remaining == 0 {
             entry.last_finished
         } else {
             Instant::now()
@@ -95,14 +101,15 @@ impl GroupProgress {
         } else {
             summary.finished as f64 / elapsed.as_secs_f64()
         };
-        let eta = match summary.pending() {
+        let eta = match remaining {
             0 => Some(Duration::ZERO),
-            pending if rate > 0.0 => Duration::try_from_secs_f64(pending as f64 / rate).ok(),
+            remaining if rate > 0.0 => Duration::try_from_secs_f64(remaining as f64 / rate).ok(),
             _ => None,
         };
         GroupProgress {
             name: name.to_string(),
             submitted: summary.submitted,
+            total,
             finished: summary.finished,
             failed: summary.failed,
             running: running.min(summary.pending()),
@@ -144,6 +151,8 @@ struct State {
     /// Groups that had nothing pending when listed, oldest first; each listed once.
     finished: VecDeque<Box<str>>,
     total: GroupSummary,
+    /// Jobs whose outcome was delivered (callbacks run, waiters released), over all groups.
+    total_released: u64,
     /// How jobs ended, over all groups.
     outcomes: Outcomes,
     /// Threads blocked in `wait`, so that finishing a job notifies only when needed.
@@ -153,6 +162,10 @@ struct State {
 /// A group's counters, and whether it is listed among the finished groups.
 struct Entry {
     summary: GroupSummary,
+    /// Jobs whose outcome was delivered: counted in `summary` first, released after.
+    released: u64,
+    /// The jobs its program said it would submit in all (0: it did not say).
+    expected: u64,
     listed: bool,
     /// When its first job was submitted.
     first_submitted: Instant,
@@ -165,6 +178,8 @@ impl Entry {
         let now = Instant::now();
         Entry {
             summary: GroupSummary::default(),
+            released: 0,
+            expected: 0,
             listed: false,
             first_submitted: now,
             last_finished: now,
@@ -178,6 +193,7 @@ impl Default for State {
             groups: HashMap::new(),
             finished: VecDeque::new(),
             total: GroupSummary::default(),
+            total_released: 0,
             outcomes: [0; 1 + crate::JobError::KINDS.len()],
             waiters: 0,
         }
@@ -191,39 +207,55 @@ impl Groups {
 
     pub(crate) fn submitted(&self, group: &str) {
         let mut state = self.lock();
-        match state.groups.get_mut(group) {
-            Some(entry) => entry.summary.submitted += 1,
-            None => {
-                let mut entry = Entry::new();
-                entry.summary.submitted = 1;
-                state.groups.insert(group.into(), entry);
-            }
-        }
+        entry_of(&mut state, group).summary.submitted += 1;
         state.total.submitted += 1;
     }
 
+    /// Records that `group` will have `total` jobs in all, so that its progress counts
+    /// towards them from the start.
+    pub(crate) fn expect(&self, group: &str, total: u64) {
+        let mut state = self.lock();
+        let entry = entry_of(&mut state, group);
+        entry.expected = total;
+        if entry.listed && entry.outstanding() > 0 {
+            entry.listed = false; // not finished after all: listed again when it is
+        }
+    }
+
     /// Counts a finished job of `group`: `error` is the index of its error's kind in
-    /// [`JobError::KINDS`](crate::JobError::KINDS), `None` if it succeeded.
+    /// [`JobError::KINDS`](crate::JobError::KINDS), `None` if it succeeded. Called before
+    /// the job's outcome is delivered to anyone, so that whoever has it sees it counted.
     pub(crate) fn finished(&self, group: &str, error: Option<usize>) {
         let failed = error.is_some();
+        let mut state = self.lock();
+        let state = &mut *state;
+        state.outcomes[error.map_or(0, |kind| kind + 1)] += 1;
+        if let Some(entry) = state.groups.get_mut(group) {
+            entry.last_finished = Instant::now();
+        }
+        for summary in [
+            state.groups.get_mut(group).map(|entry| &mut entry.summary),
+            Some(&mut state.total),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            summary.finished += 1;
+            summary.failed += u64::from(failed);
+        }
+    }
+
+    /// Records that a job of `group`, counted by [`finished`](Self::finished), was
+    /// delivered (its callbacks ran, its waiters were released): waiting for the group
+    /// ends when all its jobs are.
+    pub(crate) fn released(&self, group: &str) {
         let waiters = {
             let mut state = self.lock();
-            let state = &mut *state;
-            state.outcomes[error.map_or(0, |kind| kind + 1)] += 1;
+            state.total_released += 1;
             if let Some(entry) = state.groups.get_mut(group) {
-                entry.last_finished = Instant::now();
+                entry.released += 1;
             }
-            for summary in [
-                state.groups.get_mut(group).map(|entry| &mut entry.summary),
-                Some(&mut state.total),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                summary.finished += 1;
-                summary.failed += u64::from(failed);
-            }
-            list_if_finished(state, group);
+            list_if_finished(&mut state, group);
             state.waiters
         };
         if waiters > 0 {
@@ -257,17 +289,17 @@ impl Groups {
         let mut active: Vec<(&Box<str>, &Entry)> = state
             .groups
             .iter()
-            .filter(|(_, entry)| entry.summary.pending() > 0)
+            .filter(|(_, entry)| entry.outstanding() > 0)
             .collect();
         active.sort_by_key(|(_, entry)| std::cmp::Reverse(entry.first_submitted));
         let finished = state.finished.iter().rev().filter_map(|name| {
             let entry = state.groups.get(name)?;
-            (entry.summary.pending() == 0).then_some((name, entry))
+            (entry.outstanding() == 0).then_some((name, entry))
         });
         let default = state
             .groups
             .get_key_value(DEFAULT_GROUP)
-            .filter(|(_, entry)| entry.summary.pending() == 0);
+            .filter(|(_, entry)| entry.outstanding() == 0);
         active
             .into_iter()
             .chain(default)
@@ -283,13 +315,13 @@ impl Groups {
         self.lock().groups.len()
     }
 
-    /// Blocks until `group` (all jobs for `None`) has no pending job, or `deadline` passes.
+    /// Blocks until every job of `group` (all jobs for `None`) has been delivered, or
+    /// `deadline` passes.
     pub(crate) fn wait(&self, group: Option<&str>, deadline: Option<Instant>) -> GroupSummary {
         let mut state = self.lock();
         loop {
-            let summary = summary_of(&state, group);
-            if summary.pending() == 0 {
-                return summary;
+            if undelivered(&state, group) == 0 {
+                return summary_of(&state, group);
             }
             state.waiters += 1;
             let slept = waiting::sleep(&self.changed, state, deadline);
@@ -303,14 +335,47 @@ impl Groups {
     }
 }
 
-/// Lists `group` among the finished groups if it has nothing pending (the default group is
-/// always kept), then forgets the oldest listed past [`MAX_FINISHED_GROUPS`] that still
-/// have nothing pending.
+impl Entry {
+    /// Jobs submitted whose outcome has not been delivered yet.
+    fn undelivered(&self) -> u64 {
+        self.summary.submitted - self.released
+    }
+
+    /// The jobs the group has in all: submitted, or expected if more.
+    fn total(&self) -> u64 {
+        self.summary.submitted.max(self.expected)
+    }
+
+    /// Jobs of the group not delivered yet, counting those expected and not submitted.
+    fn outstanding(&self) -> u64 {
+        self.total() - self.released
+    }
+}
+
+/// The entry of `group`, made if it has none.
+fn entry_of<'a>(state: &'a mut State, group: &str) -> &'a mut Entry {
+    if !state.groups.contains_key(group) {
+        state.groups.insert(group.into(), Entry::new());
+    }
+    state.groups.get_mut(group).expect("inserted above")
+}
+
+/// Jobs of `group` (all jobs for `None`) whose outcome has not been delivered yet.
+fn undelivered(state: &State, group: Option<&str>) -> u64 {
+    match group {
+        None => state.total.submitted - state.total_released,
+        Some(name) => state.groups.get(name).map_or(0, Entry::undelivered),
+    }
+}
+
+/// Lists `group` among the finished groups once every job of it was delivered (the
+/// default group is always kept), then forgets the oldest listed past
+/// [`MAX_FINISHED_GROUPS`] that still have nothing pending.
 fn list_if_finished(state: &mut State, group: &str) {
     let Some(entry) = state.groups.get_mut(group) else {
         return;
     };
-    if entry.listed || entry.summary.pending() > 0 || group == DEFAULT_GROUP {
+    if entry.listed || entry.outstanding() > 0 || group == DEFAULT_GROUP {
         return;
     }
     entry.listed = true;
@@ -322,7 +387,7 @@ fn list_if_finished(state: &mut State, group: &str) {
         let idle = match state.groups.get_mut(&oldest) {
             Some(entry) => {
                 entry.listed = false;
-                entry.summary.pending() == 0
+                entry.outstanding() == 0
             }
             None => false,
         };
@@ -347,12 +412,18 @@ fn summary_of(state: &State, group: Option<&str>) -> GroupSummary {
 mod tests {
     use super::*;
 
+    /// A job of `group` counted, then delivered, as a slot does.
+    fn deliver(groups: &Groups, group: &str, error: Option<usize>) {
+        groups.finished(group, error);
+        groups.released(group);
+    }
+
     #[test]
     fn groups_count_separately_and_in_the_total() {
         let groups = Groups::default();
         groups.submitted("a");
         groups.submitted("b");
-        groups.finished("a", Some(2));
+        deliver(&groups, "a", Some(2));
         assert_eq!(
             groups.wait(Some("a"), None),
             GroupSummary {
@@ -388,8 +459,8 @@ mod tests {
             let name = format!("batch-{batch}");
             groups.submitted(&name);
             groups.submitted(&name);
-            groups.finished(&name, None);
-            groups.finished(&name, (batch % 2 == 0).then_some(2));
+            deliver(&groups, &name, None);
+            deliver(&groups, &name, (batch % 2 == 0).then_some(2));
         }
         assert!(groups.len() <= MAX_FINISHED_GROUPS + 1, "{}", groups.len());
         assert_eq!(groups.summary(Some("long")).pending(), 1, "pending kept");
@@ -400,5 +471,66 @@ mod tests {
         let total = groups.summary(None);
         assert_eq!(total.submitted, 6 * MAX_FINISHED_GROUPS as u64 + 1);
         assert_eq!(total.failed, 3 * MAX_FINISHED_GROUPS as u64 / 2);
+    }
+
+    /// A job is counted before it is delivered, and waiting for its group ends only once it
+    /// is delivered: whoever waited finds its callbacks run.
+    #[test]
+    fn a_job_counts_at_once_and_ends_the_wait_once_delivered() {
+        let groups = Groups::default();
+        groups.submitted("g");
+        groups.finished("g", None);
+        assert_eq!(groups.summary(Some("g")).pending(), 0, "counted");
+        let waited = groups.wait(Some("g"), Some(Instant::now()));
+        assert_eq!(waited.finished, 1);
+        assert_eq!(
+            groups.recent(10),
+            ["g"],
+            "still pending delivery, not forgotten"
+        );
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| groups.wait(Some("g"), None));
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(
+                !waiter.is_finished(),
+                "the wait ends only once the job is delivered"
+            );
+            groups.released("g");
+            assert_eq!(waiter.join().expect("the waiter returns").finished, 1);
+        });
+    }
+
+    /// A group whose total is known from the start: its progress counts towards it, and it
+    /// is not finished while jobs are still to come.
+    #[test]
+    fn an_expected_total_is_the_groups_progress_from_the_start() {
+        let groups = Groups::default();
+        groups.expect("map", 8);
+        groups.submitted("map");
+        groups.submitted("map");
+        deliver(&groups, "map", None);
+        let entry_progress = groups.progress("map", 1).expect("counters");
+        assert_eq!(
+            (
+                entry_progress.submitted,
+                entry_progress.total,
+                entry_progress.finished
+            ),
+            (2, 8, 1)
+        );
+        assert_eq!(entry_progress.fraction(), 1.0 / 8.0);
+        assert!(!entry_progress.is_done());
+        deliver(&groups, "map", None);
+        let progress = groups.progress("map", 0).expect("counters");
+        assert!(!progress.is_done(), "6 jobs are still to come");
+        assert_ne!(progress.eta, Some(Duration::ZERO));
+        assert_eq!(groups.recent(5), ["map"], "still active");
+        for _ in 0..6 {
+            groups.submitted("map");
+            deliver(&groups, "map", None);
+        }
+        let progress = groups.progress("map", 0).expect("counters");
+        assert!(progress.is_done());
+        assert_eq!(progress.eta, Some(Duration::ZERO));
     }
 }

@@ -8,8 +8,22 @@
 //! * `pool`: the OS threads that drive it and run jobs in the sandbox; backpressure.
 //! * `groups`: per-group counters behind `wait_group`, bounded.
 //! * `deps`: jobs that take other jobs' results, held until those finish.
+//! * `cached`: a task and the result cache (looked up before it is queued, kept after).
+
+use std::fmt;
+
+/// Identifies a job within its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "job#{}", self.0)
+    }
+}
 
 pub(crate) mod books;
+pub(crate) mod cached;
 pub(crate) mod deps;
 pub(crate) mod groups;
 pub(crate) mod lanes;

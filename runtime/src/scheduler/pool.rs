@@ -2,6 +2,7 @@
 //! sandbox. Wasm never runs on an async runtime.
 
 use super::books::Books;
+use super::lanes::Owner;
 use super::queue::{Queue, Requeue, Step};
 use super::slot::Finished;
 use super::task::Task;
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Instant, SystemTime};
-use tracing::{debug, error, info};
+use tracing::{debug, error};
 
 /// Everything the server's handle and its workers share.
 pub(crate) struct Shared {
@@ -26,7 +27,7 @@ pub(crate) struct Shared {
     /// Signalled when a queue at its bound has room again.
     room: Condvar,
     /// The most tasks the queue holds before `submit` waits (`usize::MAX`: no bound).
-    max_queued: usize,
+    pub(crate) max_queued: usize,
     pub(crate) sandbox: Sandbox,
     pub(crate) modules: ModuleCache,
     /// What every job reports to: groups, orphans, wake-ups of node sessions.
@@ -229,12 +230,14 @@ impl Shared {
                 queue.record_run(finished.outcome.duration);
             }
         });
-        let failure = failure_of(&task, &finished);
-        if task.answer(finished)
-            && let Some(failure) = failure
-        {
-            self.books.failures.push(failure);
-        }
+        let failure = failure_of(&task, &finished).map(|failure| FailedJob {
+            client: (task.owner != Owner::LOCAL)
+                .then(|| self.books.owner_name(task.owner))
+                .flatten()
+                .map(|name| name.to_string()),
+            ..failure
+        });
+        task.answer(finished, failure);
     }
 
     /// Cancels every job of `group` that has not finished: queued ones leave the queue,
@@ -255,10 +258,13 @@ impl Shared {
 
     /// Answers every queued task as cancelled, without closing the queue (a draining node
     /// hands its clients' queued jobs back at once). Running tasks go on.
-    pub(crate) fn cancel_pending(&self, why: &str) {
-        for task in self.update_queue(Queue::take_pending) {
+    pub(crate) fn cancel_pending(&self, why: &str) -> usize {
+        let pending = self.update_queue(Queue::take_pending);
+        let count = pending.len();
+        for task in pending {
             self.finish(task, cancelled(why));
         }
+        count
     }
 
     /// A copy of every worker's statistics.
@@ -267,21 +273,19 @@ impl Shared {
     }
 }
 
-/// What the dashboard shows of a job that failed (cancelled jobs are not failures there),
-/// logged as it is recorded.
+/// What the dashboard shows of a job that failed (cancelled jobs are not failures there).
 fn failure_of(task: &Task, finished: &Finished) -> Option<FailedJob> {
     let error = finished.outcome.result.as_ref().err()?;
     if matches!(error, JobError::Cancelled(_)) {
         return None;
     }
-    let module = task.module.hash().to_string();
-    info!(job = %task.id(), function = %task.function, %module, node = %finished.worker, %error, "job failed");
     Some(FailedJob {
         job: task.id().0,
         group: task.slot().group().to_string(),
         function: task.function.to_string(),
-        module,
+        module: task.module.hash().to_string(),
         node: finished.worker.clone(),
+        client: None,
         kind: error.kind(),
         error: error.to_string(),
         stdout_tail: failures::tail(&finished.outcome.stdout),

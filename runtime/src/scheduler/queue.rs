@@ -4,10 +4,10 @@
 //! threads only add locking and waiting around it. Keeping the policy here makes it testable
 //! step by step.
 
+use super::JobId;
 use super::lanes::{Lanes, Owner};
 use super::slot::JobSlot;
 use super::task::Task;
-use crate::job::JobId;
 use crate::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -98,6 +98,7 @@ impl Queue {
         let task = self
             .pending
             .pop(|owner| busy.get(&owner).copied().unwrap_or(0))?;
+        task.slot().start();
         let running = Running {
             slot: task.slot().clone(),
             owner: task.owner,

@@ -7,9 +7,10 @@
 //! at-least-once (a job whose node was lost may have run there too); delivery is
 //! exactly-once, here.
 
+use super::JobId;
 use super::books::{Books, Group};
 use crate::error::JobError;
-use crate::job::JobId;
+use crate::metrics::failures::FailedJob;
 use crate::sandbox::{Cancel, RawOutcome};
 use crate::waiting;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -43,6 +44,8 @@ pub(crate) type Callback = Box<dyn FnOnce(&Finished) + Send>;
 pub(crate) struct JobSlot {
     id: JobId,
     group: Group,
+    /// Set by the first outcome: the one that is counted and delivered.
+    claimed: AtomicBool,
     /// Stops the job if it is queued or running; set when the job is cancelled.
     cancel: Cancel,
     /// The server's counters and signals (groups, cancellations).
@@ -55,6 +58,8 @@ pub(crate) struct JobSlot {
     /// Whether the job was passed as an argument (other jobs may take its result): the
     /// books forget it when its slot goes.
     referable: AtomicBool,
+    /// Set when a worker or a node's session first takes the job from the queue.
+    started: AtomicBool,
 }
 
 #[derive(Default)]
@@ -77,12 +82,14 @@ impl JobSlot {
         Arc::new(JobSlot {
             id,
             group,
+            claimed: AtomicBool::new(false),
             cancel: Cancel::default(),
             books,
             state: Mutex::new(SlotState::default()),
             released: Condvar::new(),
             done: AtomicBool::new(false),
             referable: AtomicBool::new(false),
+            started: AtomicBool::new(false),
         })
     }
 
@@ -110,16 +117,22 @@ impl JobSlot {
         &self.cancel
     }
 
-    /// Records the job's end, runs its callbacks, releases its waiters, then counts it in
-    /// its group, so that whoever waited for the group finds every job of it released.
-    /// Returns whether this call completed the job: only the first does.
-    pub(crate) fn finish(&self, finished: Finished) -> bool {
+    /// Takes the job's outcome, if it is the first: counts it in the books (its group,
+    /// how it ended, and `failure` in the failure log), then records it, runs its
+    /// callbacks, releases its waiters, and lets whoever waits for its group go. Returns
+    /// whether this call completed the job: only the first does.
+    ///
+    /// Counting comes first by construction: nothing can see the outcome (a callback, a
+    /// waiter, [`is_finished`](Self::is_finished)) before it is recorded here, after the
+    /// books have counted it. So whoever holds a job's result finds it counted.
+    pub(crate) fn finish(&self, finished: Finished, failure: Option<FailedJob>) -> bool {
+        if self.claimed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.books.count(&self.group, &finished, failure);
         let finished = Arc::new(finished);
         let callbacks = {
             let mut state = self.lock();
-            if state.finished.is_some() {
-                return false;
-            }
             state.finished = Some(finished.clone());
             std::mem::take(&mut state.callbacks)
         };
@@ -136,10 +149,7 @@ impl JobSlot {
             self.released.notify_all();
         }
         wakers.into_iter().for_each(Waker::wake);
-        let error = finished.outcome.result.as_ref().err();
-        self.books
-            .groups
-            .finished(&self.group, error.map(JobError::kind_index));
+        self.books.groups.released(&self.group);
         true
     }
 
@@ -148,7 +158,7 @@ impl JobSlot {
     /// was still unfinished.
     pub(crate) fn cancel(&self, why: &str) -> bool {
         self.cancel.cancel();
-        let cancelled = self.finish(Finished::failed(JobError::Cancelled(why.into())));
+        let cancelled = self.finish(Finished::failed(JobError::Cancelled(why.into())), None);
         if cancelled {
             self.books.job_cancelled();
         }
@@ -187,6 +197,16 @@ impl JobSlot {
             }
         };
         run_callback(self.id, callback, &finished);
+    }
+
+    /// Records that the job left the queue to run (locally or on a node).
+    pub(crate) fn start(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// Whether the job has started and not finished.
+    pub(crate) fn is_running(&self) -> bool {
+        self.started.load(Ordering::Acquire) && !self.is_released()
     }
 
     pub(crate) fn is_released(&self) -> bool {
@@ -265,12 +285,15 @@ mod tests {
             result: Ok(vec![1]),
             ..RawOutcome::failed(JobError::Internal(String::new()))
         };
-        assert!(slot.finish(Finished {
-            outcome: ok,
-            worker: "a".into()
-        }));
+        assert!(slot.finish(
+            Finished {
+                outcome: ok,
+                worker: "a".into()
+            },
+            None
+        ));
         // A late answer (a node's result after a cancel, a requeued copy) is ignored.
-        assert!(!slot.finish(Finished::failed(JobError::Failed("late".into()))));
+        assert!(!slot.finish(Finished::failed(JobError::Failed("late".into())), None));
         assert!(!slot.cancel("too late"));
         let summary = books.groups.summary(Some("g"));
         assert_eq!(
@@ -293,5 +316,22 @@ mod tests {
             Err(JobError::Cancelled(_))
         ));
         assert_eq!(books.groups.summary(None).failed, 1);
+    }
+
+    /// Whoever sees a job's outcome (a callback, a waiter) finds it counted already.
+    #[test]
+    fn a_job_is_counted_before_its_callbacks_and_waiters_see_it() {
+        let books = Arc::new(Books::default());
+        let slot = slot(&books);
+        let seen = Arc::new(Mutex::new(None));
+        let (seen_by_callback, books_of_callback) = (seen.clone(), books.clone());
+        slot.on_complete(Box::new(move |_| {
+            *seen_by_callback.lock().unwrap() = Some(books_of_callback.groups.summary(Some("g")));
+        }));
+        assert!(slot.finish(Finished::failed(JobError::Failed("no".into())), None));
+        let in_callback = seen.lock().unwrap().expect("the callback ran");
+        assert_eq!((in_callback.finished, in_callback.failed), (1, 1));
+        slot.wait_until(None).expect("released");
+        assert_eq!(books.groups.wait(Some("g"), None).finished, 1);
     }
 }

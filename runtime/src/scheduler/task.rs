@@ -7,11 +7,12 @@
 //! its completer answers the job with [`JobError::Internal`] and tells the queue, so that no
 //! caller ever waits for ever.
 
+use super::JobId;
 use super::lanes::Owner;
 use super::slot::{Finished, JobSlot};
 use crate::data::Args;
 use crate::error::JobError;
-use crate::job::JobId;
+use crate::metrics::failures::FailedJob;
 use crate::module::Module;
 use crate::sandbox::Asked;
 use std::sync::Arc;
@@ -79,18 +80,18 @@ impl Task {
         self.completer.slot.is_finished()
     }
 
-    /// Answers the job with `finished` (ignored if it was answered already). Only
-    /// [`Shared::finish`](super::pool::Shared::finish) calls this, after taking the task out
-    /// of the queue's books.
-    pub(super) fn answer(mut self, finished: Finished) -> bool {
+    /// Answers the job with `finished`, counted with `failure` if it failed (ignored if the
+    /// job was answered already). Only [`Shared::finish`](super::pool::Shared::finish) calls
+    /// this, after taking the task out of the queue's books.
+    pub(super) fn answer(mut self, finished: Finished, failure: Option<FailedJob>) -> bool {
         self.completer.answered = true;
-        self.completer.slot.finish(finished)
+        self.completer.slot.finish(finished, failure)
     }
 
     /// Answers the job without a queue, for tests of code that holds tasks.
     #[cfg(test)]
     pub(crate) fn answer_for_test(self, finished: Finished) {
-        let _ = self.answer(finished);
+        let _ = self.answer(finished, None);
     }
 }
 
@@ -111,9 +112,12 @@ impl Drop for Completer {
         if !self.slot.is_finished() {
             error!(job = %id, "a job was dropped without an answer; it fails");
         }
-        self.slot.finish(Finished::failed(JobError::Internal(
-            "wasp dropped the job without an answer (a bug in wasp)".into(),
-        )));
+        self.slot.finish(
+            Finished::failed(JobError::Internal(
+                "wasp dropped the job without an answer (a bug in wasp)".into(),
+            )),
+            None,
+        );
     }
 }
 
@@ -161,7 +165,7 @@ mod tests {
     fn an_answered_task_is_not_reported() {
         let task = test_task(8, Owner::LOCAL);
         let slot = task.slot().clone();
-        task.answer(Finished::failed(JobError::Failed("its own".into())));
+        task.answer(Finished::failed(JobError::Failed("its own".into())), None);
         assert!(slot.books().take_orphans().is_empty());
         let finished = slot.wait_until(None).expect("answered");
         assert_eq!(

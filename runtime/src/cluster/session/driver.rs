@@ -13,13 +13,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use tracing::debug;
+use tracing::{debug, warn};
 use wasp_proto::CloseCode;
 use wasp_proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
 use wasp_proto::message::{NodeInfo, ToClient, ToNode, WireHash};
 
 /// How long connecting, the handshake and the node's welcome may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many of the node's messages may be decoded ahead of the session: past them, the
+/// reader stops reading, and QUIC's flow control holds the node back.
+pub(super) const READ_AHEAD: usize = 256;
+
+/// The node's messages, as the reader decodes them.
+type Inbox = mpsc::Receiver<Result<ToClient, SessionError>>;
 
 /// Why a connection could not be established or was lost.
 #[derive(Debug, thiserror::Error)]
@@ -137,8 +144,7 @@ impl Session {
             recv,
             info,
         } = self;
-        let (messages, mut inbox) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_messages(recv, messages));
+        let (reader, mut inbox) = spawn_reader(recv);
         let name = format!("node {}", ctx.nodes.address(row));
         let (shipped, shipments) = mpsc::unbounded_channel();
         let mut driver = Driver {
@@ -236,7 +242,7 @@ impl Link {
 impl Driver<'_> {
     async fn drive(
         &mut self,
-        inbox: &mut mpsc::UnboundedReceiver<Result<ToClient, SessionError>>,
+        inbox: &mut Inbox,
         mut shipments: mpsc::UnboundedReceiver<Shipped>,
         stop: &mut watch::Receiver<bool>,
     ) -> End {
@@ -298,7 +304,10 @@ impl Driver<'_> {
                 }
                 // Cancellations wake this too: a full window must still pass them on.
                 () = &mut queued => {}
-                _ = self.link.ticks.tick() => self.report_link(),
+                _ = self.link.ticks.tick() => {
+                    self.report_link();
+                    self.take_back_overdue();
+                }
             }
             self.apply();
         }
@@ -318,8 +327,9 @@ impl Driver<'_> {
             state.share(room, pending.tasks, pending.local_workers + others_remote)
         });
         let taken = !tasks.is_empty();
+        let now = Instant::now();
         for task in tasks {
-            self.state.send(task, &mut self.buffer);
+            self.state.send(task, &mut self.buffer, now);
         }
         taken
     }
@@ -344,6 +354,16 @@ impl Driver<'_> {
         let sent = self.connection.stats().udp_tx.bytes;
         self.state.sent_bytes(sent.saturating_sub(self.sent_seen));
         self.sent_seen = sent;
+    }
+
+    /// Takes back the jobs with a time limit that the node has held past their deadline:
+    /// they run elsewhere, and the node is told to cancel them.
+    fn take_back_overdue(&mut self) {
+        let expired = self.state.expire(Instant::now(), &mut self.buffer);
+        if expired > 0 {
+            let node = self.ctx.nodes.address(self.row);
+            warn!(%node, jobs = expired, "the node held jobs far past their time limit without answering; they run elsewhere");
+        }
     }
 
     /// Passes on the cancellations made since the last look, if any.
@@ -463,19 +483,32 @@ async fn send_data(connection: &quinn::Connection, data: &Data) -> Result<(), Se
     Ok(())
 }
 
-/// Reads the node's messages and forwards them to the session, until an error.
+/// Starts reading the node's messages from `recv` into a bounded inbox: at most
+/// [`READ_AHEAD`] are decoded and not yet taken by the session.
+pub(super) fn spawn_reader(recv: FramedRecv) -> (tokio::task::JoinHandle<()>, Inbox) {
+    let (messages, inbox) = mpsc::channel(READ_AHEAD);
+    (tokio::spawn(read_messages(recv, messages)), inbox)
+}
+
+/// Reads the node's messages and forwards them to the session, until an error. Room in the
+/// inbox is reserved before a message is read, so a message read is never held back (nor
+/// lost when the session ends and the reader is stopped).
 async fn read_messages(
     mut recv: FramedRecv,
-    messages: mpsc::UnboundedSender<Result<ToClient, SessionError>>,
+    messages: mpsc::Sender<Result<ToClient, SessionError>>,
 ) {
     loop {
+        let Ok(room) = messages.reserve().await else {
+            return;
+        };
         let message = match recv.next::<ToClient>().await {
             Ok(Some(message)) => Ok(message),
             Ok(None) => Err(Violation("the node ended the job stream".into()).into()),
             Err(error) => Err(error.into()),
         };
         let failed = message.is_err();
-        if messages.send(message).is_err() || failed {
+        room.send(message);
+        if failed {
             return;
         }
     }

@@ -7,3 +7,8 @@ mod state;
 
 pub(crate) use driver::{End, Session};
 pub(crate) use state::Delta;
+#[cfg(test)]
+pub(crate) use state::answer_deadline;
+
+#[cfg(test)]
+mod reader_tests;

@@ -1,11 +1,12 @@
 //! The client side of one connection to a node, as plain data: what is in flight, what the
 //! node may take, and what each message from the node means. No sockets, no runtime, no
-//! clock: the driver (`driver.rs`) feeds it the node's messages and the jobs it takes from
+//! clock of its own: the driver (`driver.rs`) feeds it the node's messages and the jobs it takes from
 //! the queue, writes the frames it encodes, and carries out the [`Action`]s it asks for.
 //!
 //! Shaped like quinn-proto's connection: inputs are method calls (`send`, `handle`,
-//! `check_cancels`, `module_sent`, `end`), outputs are frames appended to a buffer and
-//! actions taken with [`SessionState::poll_action`].
+//! `check_cancels`, `expire`, `module_sent`, `end`), outputs are frames appended to a buffer
+//! and actions taken with [`SessionState::poll_action`]. The time, where it matters, is an
+//! argument.
 
 use super::super::window::{self, Window};
 use crate::data::Data;
@@ -18,7 +19,7 @@ use crate::scheduler::task::Task;
 use crate::wire;
 use bytes::BytesMut;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasp_proto::codec::{self, MAX_FRAME_LEN};
 use wasp_proto::message::{JobDone, NodeInfo, RunJob, ToClient, ToNode, WireHash, WireJobId};
 
@@ -26,6 +27,16 @@ use wasp_proto::message::{JobDone, NodeInfo, RunJob, ToClient, ToNode, WireHash,
 /// attempt: a draining node does it once; a node that keeps doing it (draining again and
 /// again, or hostile) must not bounce a job for ever.
 pub(crate) const FREE_HAND_BACKS: u32 = 8;
+
+/// How much longer than its time limit a node may take to answer a job, beyond the limit
+/// itself (the job may wait for a worker there): past it, the client takes the job back.
+pub(crate) const ANSWER_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a node may hold a job whose time limit is `timeout` before the client takes it
+/// back: twice the limit, plus [`ANSWER_GRACE`].
+pub(crate) fn answer_deadline(timeout: Duration) -> Duration {
+    timeout.saturating_mul(2).saturating_add(ANSWER_GRACE)
+}
 
 /// What the driver must do for the session.
 pub(crate) enum Action {
@@ -77,12 +88,15 @@ pub(crate) struct Delta {
     pub(crate) workers: Option<u32>,
     /// How many of this session's modules the node is preparing now, if that changed.
     pub(crate) preparing: Option<u32>,
+    /// The node said it is draining.
+    pub(crate) draining: bool,
 }
 
 /// A job sent to the node and not answered by it yet.
 enum Flight {
-    /// Running there; its task is here, to answer or hand back.
-    Running(Box<Task>),
+    /// Running there; its task is here, to answer or hand back. A job with a time limit
+    /// has a deadline for its answer.
+    Running(Box<Task>, Option<Instant>),
     /// Cancelled by the client and answered already; the node's answer is still due (and
     /// counts in the window until it arrives).
     Cancelled,
@@ -175,10 +189,10 @@ impl SessionState {
         self.answered
     }
 
-    /// Sends `task` to the node: appends its `Run` frame to `out`. A job no node could take
-    /// (its module too large for this node, its arguments too large for a frame) is answered
-    /// with its error instead.
-    pub(crate) fn send(&mut self, task: Box<Task>, out: &mut BytesMut) {
+    /// Sends `task` to the node at `now`: appends its `Run` frame to `out`. A job no node
+    /// could take (its module too large for this node, its arguments too large for a frame)
+    /// is answered with its error instead.
+    pub(crate) fn send(&mut self, task: Box<Task>, out: &mut BytesMut, now: Instant) {
         if task.module.bytes().len() > self.max_module_size {
             let error = JobError::ModuleRefused(format!(
                 "the module ({} bytes) is larger than {} accepts ({} bytes)",
@@ -210,7 +224,48 @@ impl SessionState {
         self.modules
             .entry(hash)
             .or_insert_with(|| task.module.clone());
-        self.in_flight.insert(id, Flight::Running(task));
+        let deadline = task
+            .asked
+            .timeout
+            .map(|timeout| now + answer_deadline(timeout));
+        self.in_flight.insert(id, Flight::Running(task, deadline));
+    }
+
+    /// Takes back the jobs the node has held past their deadline at `now` (it keeps the
+    /// connection alive but does not answer them): each goes back to the queue at the cost
+    /// of an attempt, and one `Cancel` frame appended to `out` tells the node. While the
+    /// node prepares a module for this session (compiling takes seconds), no deadline
+    /// passes. Returns how many jobs were taken back.
+    pub(crate) fn expire(&mut self, now: Instant, out: &mut BytesMut) -> usize {
+        if !self.preparing.is_empty() {
+            for flight in self.in_flight.values_mut() {
+                if let Flight::Running(task, Some(deadline)) = flight
+                    && let Some(timeout) = task.asked.timeout
+                {
+                    *deadline = (*deadline).max(now + answer_deadline(timeout));
+                }
+            }
+            return 0;
+        }
+        let expired: Vec<WireJobId> = self
+            .in_flight
+            .iter()
+            .filter(|(_, flight)| matches!(flight, Flight::Running(_, Some(deadline)) if *deadline <= now))
+            .map(|(&id, _)| id)
+            .collect();
+        for &id in &expired {
+            if let Some(Flight::Running(task, _)) = self.in_flight.insert(id, Flight::Cancelled) {
+                self.hand_back(task, Ending::Lost);
+            }
+        }
+        if !expired.is_empty() {
+            let cancel = ToNode::Cancel {
+                jobs: expired.clone(),
+            };
+            // A frame of ids is far below the maximum: encoding cannot fail.
+            let _ = codec::encode(&cancel, MAX_FRAME_LEN, out);
+        }
+        expired.len()
     }
 
     /// Looks for jobs in flight that their callers have cancelled (answered already): they
@@ -220,11 +275,11 @@ impl SessionState {
         let cancelled: Vec<WireJobId> = self
             .in_flight
             .iter()
-            .filter(|(_, flight)| matches!(flight, Flight::Running(task) if task.is_answered()))
+            .filter(|(_, flight)| matches!(flight, Flight::Running(task, _) if task.is_answered()))
             .map(|(&id, _)| id)
             .collect();
         for &id in &cancelled {
-            if let Some(Flight::Running(task)) = self.in_flight.insert(id, Flight::Cancelled) {
+            if let Some(Flight::Running(task, _)) = self.in_flight.insert(id, Flight::Cancelled) {
                 let answer = Finished::failed(JobError::Cancelled("cancelled".into()));
                 self.actions.push_back(Action::Finish(task, answer));
             }
@@ -248,7 +303,7 @@ impl SessionState {
             ToClient::Done(done) => self.done(done),
             ToClient::Returned { jobs } => {
                 for id in jobs {
-                    if let Flight::Running(task) = self.take(id)? {
+                    if let Flight::Running(task, _) = self.take(id)? {
                         self.hand_back(task, Ending::Drained);
                     }
                 }
@@ -270,7 +325,7 @@ impl SessionState {
                 // a job since cancelled is not needed any more (the node asks again for a
                 // new job that takes it).
                 let data = self.in_flight.values().find_map(|flight| match flight {
-                    Flight::Running(task) => task.args.values().find(|data| data.hash == hash),
+                    Flight::Running(task, _) => task.args.values().find(|data| data.hash == hash),
                     Flight::Cancelled => None,
                 });
                 if let Some(data) = data
@@ -282,6 +337,7 @@ impl SessionState {
             }
             ToClient::Draining => {
                 self.draining = true;
+                self.delta.draining = true;
                 Ok(())
             }
             ToClient::Workers { workers } => {
@@ -313,7 +369,7 @@ impl SessionState {
     }
 
     fn done(&mut self, done: JobDone) -> Result<(), Violation> {
-        let Flight::Running(task) = self.take(done.job)? else {
+        let Flight::Running(task, _) = self.take(done.job)? else {
             // The answer to a job cancelled here: already answered, counted once.
             return Ok(());
         };
@@ -375,7 +431,7 @@ impl SessionState {
         // Requeued at the head one by one: last first, so they keep their order.
         jobs.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
         for (_, flight) in jobs {
-            if let Flight::Running(task) = flight {
+            if let Flight::Running(task, _) = flight {
                 self.hand_back(task, how);
             }
         }

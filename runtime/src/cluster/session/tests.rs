@@ -7,6 +7,7 @@ use crate::scheduler::lanes::Owner;
 use crate::scheduler::slot::JobSlot;
 use crate::scheduler::task::test_task;
 use std::sync::Arc;
+use std::time::Instant;
 use wasp_proto::codec::FrameDecoder;
 use wasp_proto::error::WireError;
 
@@ -35,7 +36,7 @@ fn send(state: &mut SessionState, ids: &[u64]) -> (Vec<Arc<JobSlot>>, Vec<ToNode
         .map(|&id| {
             let task = test_task(id, Owner::LOCAL);
             let slot = task.slot().clone();
-            state.send(task, &mut out);
+            state.send(task, &mut out, Instant::now());
             slot
         })
         .collect();
@@ -151,7 +152,7 @@ fn a_job_drained_again_and_again_runs_out_of_attempts() {
         assert!(sessions < 100, "the job bounces for ever");
         let mut state = session(1, max_retries);
         let mut out = BytesMut::new();
-        state.send(task, &mut out);
+        state.send(task, &mut out, Instant::now());
         // Each node drains with the job in flight (alternately by handing it back and by
         // closing in order).
         if sessions % 2 == 0 {
@@ -189,7 +190,7 @@ fn a_lost_node_costs_its_jobs_an_attempt_in_order() {
     let mut next = session(4, 1);
     let mut out = BytesMut::new();
     for task in requeued.into_iter().rev() {
-        next.send(task, &mut out);
+        next.send(task, &mut out, Instant::now());
     }
     next.end(Ending::Lost);
     let (requeued, _) = act(&mut next);
@@ -313,7 +314,7 @@ fn a_module_too_large_for_the_node_fails_its_job_at_once() {
     let task = crate::scheduler::task::test_task_of(0, Owner::LOCAL, module);
     let slot = task.slot().clone();
     let mut out = BytesMut::new();
-    state.send(task, &mut out);
+    state.send(task, &mut out, Instant::now());
     assert!(out.is_empty());
     act(&mut state);
     assert!(matches!(result_of(&slot), Err(JobError::ModuleRefused(_))));
@@ -340,6 +341,70 @@ fn a_module_being_prepared_shows_in_the_delta_until_it_is_ready() {
     assert_eq!(state.take_delta().preparing, Some(0));
 }
 
+/// A node that keeps its connection alive but never answers a job with a time limit
+/// cannot hold it for ever: past twice the limit plus the grace, the job goes back to the
+/// queue (an attempt), the node is told to cancel it, and a late answer is ignored. Jobs
+/// without a limit have no deadline; while the node prepares a module, none passes.
+#[test]
+fn a_job_held_far_past_its_time_limit_is_taken_back() {
+    let mut state = session(2, 3);
+    let start = Instant::now();
+    let mut out = BytesMut::new();
+    let mut limited = test_task(0, Owner::LOCAL);
+    limited.asked.timeout = Some(Duration::from_secs(1));
+    let slot = limited.slot().clone();
+    state.send(limited, &mut out, start);
+    state.send(test_task(1, Owner::LOCAL), &mut out, start);
+    let deadline = start + answer_deadline(Duration::from_secs(1));
+    assert_eq!(deadline, start + Duration::from_secs(32));
+    let mut cancels = BytesMut::new();
+    assert_eq!(
+        state.expire(deadline - Duration::from_millis(1), &mut cancels),
+        0
+    );
+    // The node prepares a module of the session meanwhile: the deadline moves with it.
+    let hash = first_module(&out);
+    state.handle(ToClient::Preparing { hash }).unwrap();
+    assert_eq!(
+        state.expire(deadline + Duration::from_secs(5), &mut cancels),
+        0
+    );
+    state.handle(ToClient::Prepared { hash }).unwrap();
+    let moved = deadline + Duration::from_secs(5) + answer_deadline(Duration::from_secs(1));
+    assert_eq!(
+        state.expire(moved - Duration::from_millis(1), &mut cancels),
+        0
+    );
+    assert!(cancels.is_empty());
+
+    assert_eq!(
+        state.expire(moved, &mut cancels),
+        1,
+        "only the job with a limit"
+    );
+    assert_eq!(frames(&cancels), [ToNode::Cancel { jobs: vec![0] }]);
+    let (requeued, _) = act(&mut state);
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(requeued[0].attempts, 1, "it costs an attempt");
+    assert_eq!(state.take_delta().retries, 1);
+    state.handle(done(0, 7)).unwrap();
+    let (requeued_again, _) = act(&mut state);
+    assert!(requeued_again.is_empty(), "the late answer is ignored");
+    assert!(!slot.is_finished(), "the job waits for its next run");
+    assert_eq!(
+        state.expire(moved + Duration::from_secs(3600), &mut cancels),
+        0
+    );
+}
+
+/// The module hash of the first `Run` frame in `out`.
+fn first_module(out: &BytesMut) -> WireHash {
+    match frames(out).into_iter().next() {
+        Some(ToNode::Run(run)) => run.module,
+        other => panic!("a run frame, not {other:?}"),
+    }
+}
+
 /// A node asks for a value a job in flight takes: it is shipped once while on its way,
 /// counted when it arrives; a value no job in flight takes (its jobs since cancelled) is
 /// not sent, and not a violation.
@@ -354,7 +419,7 @@ fn a_value_is_shipped_once_to_a_node_that_asks() {
     let resolved = vec![crate::data::Resolved::Data(data.clone(), None)];
     task.args = crate::data::build(args.clone(), &found, resolved);
     let mut out = BytesMut::new();
-    state.send(task, &mut out);
+    state.send(task, &mut out, Instant::now());
     let [ToNode::Run(run)] = &frames(&out)[..] else {
         panic!("one job frame");
     };

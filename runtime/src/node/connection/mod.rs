@@ -49,9 +49,12 @@ pub(super) async fn serve(
     let Some((connection, send, recv)) = accept(incoming, &node).await else {
         return;
     };
-    info!(%remote, "client authenticated");
+    let owner = Owner(NEXT_OWNER.fetch_add(1, Ordering::Relaxed));
+    let group = client_group(owner, remote);
+    info!(%remote, client = owner.0, "client authenticated");
     let counters = node.clone();
-    let _connected = counters.counters.client();
+    let _connected = counters.counters.client(owner.0, remote, &group);
+    node.server.name_owner(owner, Arc::from(remote.to_string()));
     let (out, outbox) = mpsc::unbounded_channel();
     let holdings = Arc::new(Holdings::default());
     let writer = tokio::spawn(write_messages(send, outbox, holdings.clone()));
@@ -62,7 +65,8 @@ pub(super) async fn serve(
         out,
         state: Arc::new(Mutex::new(ConnectionState::default())),
         holdings: holdings.clone(),
-        owner: Owner(NEXT_OWNER.fetch_add(1, Ordering::Relaxed)),
+        owner,
+        group: Arc::from(group),
     });
     let mut welcome = client.node.info.clone();
     welcome.workers = *workers.borrow_and_update();
@@ -91,8 +95,11 @@ pub(super) async fn serve(
     }
     // The writer ends when the last sender is gone: this one, and those of jobs still
     // running, whose results are still worth sending.
+    let node = client.node.clone();
     drop(client);
     let _ = writer.await;
+    // Every job of the client was answered: its failures are attributed by then.
+    node.server.forget_owner(owner);
     // Closing discards what the client has not read yet: let it read and close first.
     let _ = tokio::time::timeout(CLOSE_GRACE, connection.closed()).await;
     if *phase.borrow() == Phase::Closing {
@@ -161,6 +168,14 @@ struct Client {
     holdings: Arc<Holdings>,
     /// Whose its jobs are in the node's queue: clients share the workers fairly.
     owner: Owner,
+    /// The job group of its jobs on the node: its progress and failures, on the node's
+    /// page.
+    group: Arc<str>,
+}
+
+/// The job group of client `owner` at `remote` on the node.
+fn client_group(owner: Owner, remote: SocketAddr) -> String {
+    format!("client {} ({remote})", owner.0)
 }
 
 /// The owner of the next client's jobs (0 is the server's own caller).
@@ -229,7 +244,7 @@ impl Client {
         let slot = self.node.server.submit_owned(
             (&submission.module, &submission.function),
             Ok(submission.args),
-            (submission.asked, self.owner),
+            (submission.asked, self.owner, &self.group),
             callback,
         );
         self.state().attach(id, slot);

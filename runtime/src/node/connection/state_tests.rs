@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::data::Data;
-use crate::job::JobId;
 use crate::module::test_module_with_job;
 use crate::node::data::DataStore;
+use crate::scheduler::JobId;
 use crate::scheduler::books::{Books, Group};
 use std::time::Duration;
 use wasp_proto::error::WireError;
