@@ -79,6 +79,22 @@ pub(crate) fn job_error<'py>(
             "limit_refused"
         }
         JobError::ModuleRefused(_) => "module_refused",
+        JobError::DataTooLarge { size, limit } => {
+            fields.set_item("size", size)?;
+            fields.set_item("limit", limit)?;
+            "data_too_large"
+        }
+        JobError::Dependency {
+            dependency,
+            failed,
+            error,
+        } => {
+            fields.set_item("dependency", dependency)?;
+            fields.set_item("failed", failed)?;
+            // The first failure of the chain, as (kind, message, fields) in turn.
+            fields.set_item("error", job_error(py, error)?)?;
+            "dependency"
+        }
         _ => "internal",
     };
     Ok((kind, error.to_string(), fields))

@@ -22,6 +22,11 @@ impl NativeJob {
     pub(crate) fn new(job: Job<rmpv::Value>) -> Self {
         NativeJob { job }
     }
+
+    /// The reference that stands for this job's result in another job's arguments.
+    pub(crate) fn reference(&self) -> [u8; 18] {
+        self.job.to_msgpack()
+    }
 }
 
 #[pymethods]

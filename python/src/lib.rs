@@ -17,12 +17,14 @@ with wasp.Client(workers=2) as client:
 * `server`: `NativeServer`, submissions, waits with the GIL released and Ctrl-C heard,
   statistics.
 * `job`: `NativeJob`, one job's wait, cancel and outcome.
+* `data`: `NativeRef`, a value put once, which jobs take as an argument.
 * `completions`: finished jobs for the package's dispatcher thread (futures, callbacks).
 * `values`: Python values to MessagePack and back.
 * `errors`: Rust errors as Python exceptions, or as data for a job's exception.
 */
 
 mod completions;
+mod data;
 mod errors;
 mod job;
 mod module;
@@ -103,6 +105,7 @@ fn _wasp(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<module::NativeModule>()?;
     module.add_class::<server::NativeServer>()?;
     module.add_class::<job::NativeJob>()?;
+    module.add_class::<data::NativeRef>()?;
     module.add_function(wrap_pyfunction!(_rust_api_baseline, module)?)?;
     module.add_function(wrap_pyfunction!(decode_value, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -1,13 +1,14 @@
 //! `NativeServer`: a wasp server (local workers and nodes) for the Python package.
 
 use crate::completions::Completions;
+use crate::data::NativeRef;
 use crate::errors::{config_error, secret_error};
 use crate::job::{NativeJob, SIGNAL_CHECK, seconds};
 use crate::module::NativeModule;
-use crate::values::encode_args;
+use crate::values::{encode_args, encode_value};
 use pyo3::exceptions::{PyConnectionError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wasp::{ClusterSecret, GroupProgress, JobOptions, MonitorConfig, Peer, Server, Stats};
@@ -40,15 +41,19 @@ impl NativeServer {
     }
 }
 
-/// The limits and group of one job.
+/// The limits, group and result cache of one job (`cache`: `None` is the server's).
 fn job_options(
     group: Option<&str>,
     timeout: Option<f64>,
     max_memory: Option<u64>,
     max_output: Option<u64>,
     fuel: Option<u64>,
+    cache: Option<bool>,
 ) -> JobOptions {
     let mut options = JobOptions::new();
+    if let Some(cache) = cache {
+        options = options.cache(cache);
+    }
     if let Some(group) = group {
         options = options.group(group);
     }
@@ -76,7 +81,7 @@ impl NativeServer {
         cache_dir=None, no_cache=false, node_timeout=None, resolve_interval=None,
         max_retries=None, max_queued=None,
         timeout=None, max_memory=None, max_output=None, fuel=None, metrics=None,
-        metrics_token=None
+        metrics_token=None, cache=false
     ))]
     #[expect(
         clippy::too_many_arguments,
@@ -101,8 +106,9 @@ impl NativeServer {
         fuel: Option<u64>,
         metrics: Option<String>,
         metrics_token: Option<String>,
+        cache: bool,
     ) -> PyResult<Self> {
-        let mut builder = Server::builder();
+        let mut builder = Server::builder().cache(cache);
         if let Some(monitor) = monitor_config(metrics, metrics_token)? {
             builder = builder.monitor(monitor);
         }
@@ -182,7 +188,7 @@ impl NativeServer {
     /// run in an instance kept from an earlier job (`JobOptions::reuse_instance`).
     #[pyo3(signature = (
         module, function, args, group=None, timeout=None, max_memory=None,
-        max_output=None, fuel=None, block=true, reuse=false
+        max_output=None, fuel=None, block=true, reuse=false, cache=None
     ))]
     #[expect(
         clippy::too_many_arguments,
@@ -201,11 +207,12 @@ impl NativeServer {
         fuel: Option<u64>,
         block: bool,
         reuse: bool,
+        cache: Option<bool>,
     ) -> PyResult<Option<NativeJob>> {
         let server = self.server()?;
         let args = encode_args(args)?;
         let options =
-            job_options(group, timeout, max_memory, max_output, fuel).reuse_instance(reuse);
+            job_options(group, timeout, max_memory, max_output, fuel, cache).reuse_instance(reuse);
         let module = &module.inner;
         if server.max_queued().is_none() {
             // Unbounded: a submission never waits.
@@ -225,6 +232,37 @@ impl NativeServer {
                 }
             }
         }
+    }
+
+    /// Puts a value once: `data`, bytes that become one MessagePack `bin` (a pickle), or
+    /// with `encode`, any value that crosses as MessagePack (for a module's jobs). The
+    /// bytes are hashed with the GIL released.
+    #[pyo3(signature = (data, encode=false))]
+    fn put(&self, py: Python<'_>, data: &Bound<'_, PyAny>, encode: bool) -> PyResult<NativeRef> {
+        let server = self.server()?;
+        let bytes = if encode {
+            encode_value(data)?
+        } else {
+            let raw = data
+                .cast::<PyBytes>()
+                .map_err(|_| pyo3::exceptions::PyTypeError::new_err("put's data must be bytes"))?;
+            let raw = raw.as_bytes();
+            let mut bytes = Vec::with_capacity(raw.len() + 5);
+            rmp::encode::write_bin(&mut bytes, raw)
+                .map_err(|error| PyValueError::new_err(error.to_string()))?;
+            bytes
+        };
+        let inner = py
+            .detach(|| server.put_raw(bytes))
+            .map_err(|error| PyValueError::new_err(error.to_string()))?;
+        Ok(NativeRef { inner })
+    }
+
+    /// Waits until the results the result cache keeps are written.
+    fn flush_results(&self, py: Python<'_>) -> PyResult<()> {
+        let server = self.server()?;
+        py.detach(|| server.flush_results());
+        Ok(())
     }
 
     /// Gives `handler` to the dispatcher (`next_completions`) when `job` finishes.
@@ -451,6 +489,9 @@ fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict
         row.set_item("busy", node.busy.as_secs_f64())?;
         row.set_item("retries", node.retries)?;
         row.set_item("module_transfers", node.module_transfers)?;
+        row.set_item("data_transfers", node.data_transfers)?;
+        row.set_item("data_bytes", node.data_bytes)?;
+        row.set_item("bytes_sent", node.bytes_sent)?;
         row.set_item("preparing", node.preparing)?;
         row.set_item("last_error", &node.last_error)?;
         row.set_item("refused", node.refused)?;
@@ -462,5 +503,12 @@ fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict
     cache.set_item("loaded_from_disk", stats.cache.loaded_from_disk)?;
     cache.set_item("reused", stats.cache.reused)?;
     dict.set_item("cache", cache)?;
+    let results = PyDict::new(py);
+    results.set_item("hits", stats.results.hits)?;
+    results.set_item("misses", stats.results.misses)?;
+    results.set_item("stored", stats.results.stored)?;
+    results.set_item("not_cacheable", stats.results.not_cacheable)?;
+    dict.set_item("results", results)?;
+    dict.set_item("held", stats.held)?;
     Ok(dict)
 }

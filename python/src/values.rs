@@ -5,4 +5,4 @@ mod encode;
 
 pub(crate) use decode::to_python;
 pub(crate) use encode::MAX_DEPTH;
-pub(crate) use encode::encode_args;
+pub(crate) use encode::{encode_args, encode_value};

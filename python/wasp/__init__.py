@@ -31,9 +31,12 @@ raises ``RuntimeError`` there; make a new one in the child.
 
 from . import runner
 from ._client import Client, Options, WaspFuture
+from ._data import Ref
 from ._errors import (
     BadArguments,
     BadResult,
+    DataTooLarge,
+    DependencyFailed,
     JobAbiError,
     JobCancelled,
     JobError,
@@ -60,7 +63,15 @@ from ._errors import (
 )
 from ._module import JobRef, Module
 from ._pp import DEFAULT_PORT, Job, Server, Statistics, Template
-from ._stats import CacheStats, GroupSummary, NodeStats, Progress, Stats, WorkerStats
+from ._stats import (
+    CacheStats,
+    GroupSummary,
+    NodeStats,
+    Progress,
+    ResultStats,
+    Stats,
+    WorkerStats,
+)
 from ._wasp import __version__
 
 __all__ = [
@@ -69,6 +80,8 @@ __all__ = [
     "BadResult",
     "CacheStats",
     "Client",
+    "DataTooLarge",
+    "DependencyFailed",
     "GroupSummary",
     "Job",
     "JobAbiError",
@@ -95,7 +108,9 @@ __all__ = [
     "Options",
     "Progress",
     "QueueFull",
+    "Ref",
     "RemoteTraceback",
+    "ResultStats",
     "ResultTooLarge",
     "Server",
     "Statistics",

@@ -16,16 +16,17 @@ from typing import Any, Callable, Optional, Union
 
 from . import _ship, runner
 from ._core import Core, Dispatcher, Submitted
+from ._data import Ref
 from ._errors import JobCancelled, QueueFull
 from ._module import JobRef
-from ._ship.walk import sandbox_function
+from ._ship.walk import TAKEN, sandbox_function
 from ._stats import GroupSummary, Progress, Stats
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: What ``options()`` takes: a job's limits, its group, and whether ``submit`` waits for
-#: room in a bounded queue.
-OPTIONS = ("timeout", "max_memory", "max_output", "fuel", "group", "block")
+#: What ``options()`` takes: a job's limits, its group, whether ``submit`` waits for room
+#: in a bounded queue, and whether the result cache answers it.
+OPTIONS = ("timeout", "max_memory", "max_output", "fuel", "group", "block", "cache")
 
 
 class WaspFuture(concurrent.futures.Future[Any]):
@@ -37,6 +38,11 @@ class WaspFuture(concurrent.futures.Future[Any]):
     ``running()`` is true while a worker or a node runs the job. ``cancel()`` cancels the
     job wherever it is, queued or running, on nodes too, and returns ``False`` if it had
     finished. Done-callbacks run on wasp's one dispatcher thread.
+
+    A future is also an argument for another job of the same client (anywhere inside its
+    arguments): that job takes this one's result, waiting on the server (not in the
+    caller) until this one has finished, and fails with ``DependencyFailed`` if it failed
+    or was cancelled.
     """
 
     def __init__(self, submitted: Submitted, dispatcher: Dispatcher) -> None:
@@ -48,6 +54,15 @@ class WaspFuture(concurrent.futures.Future[Any]):
     def job_id(self) -> int:
         """The job's id within its server."""
         return self._submitted.native.id
+
+    @property
+    def _wasp_native(self) -> Any:
+        """The native job, for a module's job's arguments (``values/encode.rs``)."""
+        return self._submitted.native
+
+    def _wasp_take(self) -> tuple[int, Any, tuple[tuple[str, str], ...], object]:
+        """How a Python function's call takes this job's result (see ``wasp._data``)."""
+        return self._submitted._wasp_take()
 
     def _settle(self) -> None:
         """Moves the finished job's outcome into the future (the dispatcher and a waiting
@@ -139,6 +154,12 @@ class Client(concurrent.futures.Executor):
     - ``max_queued``: bound the queue; ``submit`` then waits for room
       (``options(block=False)``: raises ``QueueFull``).
     - ``cache_dir``, ``no_cache``: where compiled code is kept on disk.
+    - ``cache``: answer every job from the result cache when it can (default ``False``;
+      ``options(cache=True)`` asks per job): a job run before with the same code and
+      arguments returns its stored result without running. Only jobs that read neither the
+      clock nor random numbers, and ended by themselves, are stored; results are kept on
+      this machine's disk (``results`` in ``cache_dir``, else the user's cache directory;
+      bounded, least recently used first out; ``wasp cache stats|clear``).
     - ``node_timeout`` (seconds), ``max_retries``: when a silent node counts as lost, and
       how many times a job may lose its node.
     - ``resolve_interval`` (seconds, default 5): how often peer names are resolved again and
@@ -179,6 +200,7 @@ class Client(concurrent.futures.Executor):
         max_queued: Optional[int] = None,
         cache_dir: Optional[PathLike] = None,
         no_cache: bool = False,
+        cache: bool = False,
         node_timeout: Optional[float] = None,
         resolve_interval: Optional[float] = None,
         max_retries: Optional[int] = None,
@@ -200,6 +222,7 @@ class Client(concurrent.futures.Executor):
             insecure=insecure,
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
             no_cache=no_cache,
+            cache=bool(cache),
             node_timeout=node_timeout,
             resolve_interval=resolve_interval,
             max_retries=max_retries,
@@ -259,8 +282,26 @@ class Client(concurrent.futures.Executor):
         """A view of this client whose ``submit`` and ``map`` give their jobs these
         ``options``: ``timeout`` (seconds), ``max_memory``, ``max_output`` (bytes),
         ``fuel``, ``group`` (a name to wait for or cancel together), ``block`` (``False``:
-        raise ``QueueFull`` rather than wait for room in a bounded queue)."""
+        raise ``QueueFull`` rather than wait for room in a bounded queue), ``cache``
+        (whether the result cache answers them; see the class)."""
         return self._defaults.options(**options)
+
+    def put(self, value: Any, *, encoding: Optional[str] = None) -> Ref:
+        """Puts ``value`` once, and returns the :class:`~wasp.Ref` to pass to jobs in its
+        place: the value is encoded and hashed here once, sent to each node once (when
+        the first job that takes it goes there) and kept there, however many jobs take it.
+
+        ``encoding``: ``"pickle"`` (the default; a Python function gets an equal value of
+        the same type, as with any argument), ``"msgpack"`` (what a module's job reads:
+        the types of MessagePack) or ``"bytes"`` (the default for ``bytes``: they are the
+        value). Raises ``TypeError`` for what cannot travel, and ``ValueError`` for a value
+        over the client's maximum (1 GiB)."""
+        self._check_open()
+        return self._core.put(value, encoding)
+
+    def _check_open(self) -> None:
+        if self._shutdown:
+            raise RuntimeError("the client was shut down")
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> WaspFuture:
         """Submits ``fn(*args, **kwargs)`` and returns its future (see the class for what
@@ -610,5 +651,7 @@ def _progress(
 
     return bar
 
+
+TAKEN.add(WaspFuture)
 
 __all__ = ["Client", "Options", "WaspFuture"]

@@ -13,6 +13,7 @@ import weakref
 from typing import Any, Callable, Optional
 
 from . import _ship, _wasp, runner
+from ._data import ENCODINGS, Ref, take_job
 from ._errors import job_error
 from ._module import JobRef
 from ._ship import results
@@ -67,15 +68,25 @@ class Submitted:
     """A submitted job: the native job, and for a Python function, the classes that
     travelled with it (its result may hold their instances)."""
 
-    __slots__ = ("classes", "generation", "native")
+    __slots__ = ("classes", "generation", "native", "owner")
 
     def __init__(
-        self, native: _wasp.NativeJob, classes: Optional[results.Classes], generation: int
+        self,
+        native: _wasp.NativeJob,
+        classes: Optional[results.Classes],
+        generation: int,
+        owner: object = None,
     ) -> None:
         self.native = native
         self.classes = classes
         #: The fork generation of the server (see ``check_generation``).
         self.generation = generation
+        #: The server (``Core``) it was submitted to: only its jobs may take its result.
+        self.owner = owner
+
+    def _wasp_take(self) -> tuple[int, Any, tuple[tuple[str, str], ...], object]:
+        """How a Python function's call takes this job's result (see ``wasp._data``)."""
+        return take_job(self, self.owner)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Waits for the job (``RuntimeError`` in a ``fork()``ed child: its server's threads
@@ -95,13 +106,28 @@ def read_outcome(job: _wasp.NativeJob, classes: Optional[results.Classes] = None
     ok, payload, stdout, stderr, duration, worker, fuel_used = job.outcome(builder)
     if ok:
         return Outcome(payload, None, stdout, stderr, duration, worker, fuel_used)
-    error: BaseException
-    kind, message, _ = payload
-    if classes is not None and kind == "failed" and results.is_python_failure(message):
-        error = results.failed(message, stdout, stderr, worker, classes)
-    else:
-        error = job_error(payload, stdout, stderr, worker)
+    error = _job_exception(payload, stdout, stderr, worker, classes)
     return Outcome(None, error, stdout, stderr, duration, worker, fuel_used)
+
+
+def _job_exception(
+    payload: Any,
+    stdout: bytes,
+    stderr: bytes,
+    worker: str,
+    classes: Optional[results.Classes],
+) -> BaseException:
+    """The exception of a job's error ``(kind, message, fields)``; a dependency's failure
+    is the cause of the :class:`DependencyFailed` (its own output is not here)."""
+    kind, message, fields = payload
+    if classes is not None and kind == "failed" and results.is_python_failure(message):
+        return results.failed(message, stdout, stderr, worker, classes)
+    if kind == "dependency":
+        cause = _job_exception(fields["error"], b"", b"", "", classes)
+        error = job_error((kind, message, {**fields, "error": cause}), stdout, stderr, worker)
+        error.__cause__ = cause
+        return error
+    return job_error(payload, stdout, stderr, worker)
 
 
 class Dispatcher:
@@ -289,13 +315,15 @@ class Core:
         block: bool = True,
         depfuncs: tuple[Any, ...] = (),
         modules: tuple[str, ...] = (),
+        cache: Optional[bool] = None,
     ) -> Optional[Submitted]:
         """Submits ``job(*args, **kwargs)``; with ``block=False``, ``None`` if the queue is
         full.
 
         ``job`` is a job of a module (then ``kwargs`` must be empty), or a Python function
         or other callable (run by wasp's Python runner, with ``depfuncs`` and ``modules``
-        as in pp)."""
+        as in pp). ``cache``: whether the result cache answers it (``None``: the
+        server's setting)."""
         native = self.native
         classes = None
         if type(job) is JobRef:
@@ -305,7 +333,7 @@ class Core:
                 )
         else:
             job, args, classes = python_job(
-                self.python_runner(), job, args, kwargs or {}, depfuncs, modules
+                self.python_runner(), job, args, kwargs or {}, depfuncs, modules, self
             )
         if group is not None:
             self.groups.add(group)
@@ -321,8 +349,33 @@ class Core:
             fuel,
             block,
             self.reuse_instances,
+            cache,
         )
-        return None if submitted is None else Submitted(submitted, classes, self.generation)
+        if submitted is None:
+            return None
+        return Submitted(submitted, classes, self.generation, self)
+
+    def put(self, value: Any, encoding: Optional[str] = None) -> Ref:
+        """Puts ``value`` once (see ``Client.put``)."""
+        native = self.native
+        if encoding is None:
+            encoding = "bytes" if type(value) is bytes else "pickle"
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding is one of {', '.join(ENCODINGS)}, not {encoding!r}")
+        needs: tuple[tuple[str, str], ...] = ()
+        if encoding == "pickle":
+            try:
+                data, needs = _ship.put_value(value, self.python_runner().has_module)
+            except _ship.Unshippable as error:
+                raise error.within(f"the value put ({_ship.describe(value)})") from None
+            made = native.put(data)
+        elif encoding == "bytes":
+            if not isinstance(value, (bytes, bytearray, memoryview)):
+                raise TypeError(f"encoding='bytes' puts bytes, not {_ship.describe(value)}")
+            made = native.put(bytes(value))
+        else:
+            made = native.put(value, encode=True)
+        return Ref(made, self, encoding, needs)
 
     def close(self) -> None:
         """Stops the server now (once): queued jobs are cancelled, running ones stopped,
@@ -341,15 +394,16 @@ def python_job(
     kwargs: dict[str, Any],
     depfuncs: tuple[Any, ...],
     modules: tuple[str, ...],
+    owner: object = None,
 ) -> tuple[JobRef, tuple[Any, ...], results.Classes]:
     """The job and arguments of runner ``python`` for the Python call
-    ``function(*args, **kwargs)``, and the classes that travel with it."""
-    shipment = _ship.prepare(function, args, kwargs, depfuncs, modules, python.has_module)
-    return (
-        JobRef(python.module(), "python"),
-        (_ship.FORMAT_CALL, shipment.bundle, shipment.call),
-        shipment.classes,
-    )
+    ``function(*args, **kwargs)`` on server ``owner``, and the classes that travel with
+    it."""
+    shipment = _ship.prepare(function, args, kwargs, depfuncs, modules, python.has_module, owner)
+    call: tuple[Any, ...] = (_ship.FORMAT_CALL, shipment.bundle, shipment.call)
+    if shipment.takes:
+        call += (shipment.takes,)
+    return JobRef(python.module(), "python"), call, shipment.classes
 
 
 _live: weakref.WeakSet[Core] = weakref.WeakSet()

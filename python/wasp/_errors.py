@@ -199,6 +199,29 @@ class ResultTooLarge(JobError):
     limit: int
 
 
+class DataTooLarge(JobError):
+    """A value the job takes (``size`` bytes) is over what a node keeps (``limit``: its
+    ``--max-data-bytes``)."""
+
+    kind = "data_too_large"
+    size: int
+    limit: int
+
+
+class DependencyFailed(JobError):
+    """A job whose result this job takes failed or was cancelled, so this one did not run.
+
+    ``dependency`` is the id of the job it takes (``WaspFuture.job_id``, pp's ``Job.tid``);
+    ``failed`` the id of the job that failed first, in a chain of jobs taking each other's
+    results; ``error`` that job's exception (also this one's ``__cause__``): a
+    ``JobCancelled`` if it was cancelled."""
+
+    kind = "dependency"
+    dependency: int
+    failed: int
+    error: BaseException
+
+
 class JobAbiError(JobError):
     """The job broke the wasp ABI (a hand-written module gone wrong)."""
 
@@ -241,6 +264,8 @@ _KINDS: dict[str, type[JobError]] = {
         UnknownFunction,
         BadResult,
         ResultTooLarge,
+        DataTooLarge,
+        DependencyFailed,
         JobAbiError,
         JobModuleError,
         JobInternalError,

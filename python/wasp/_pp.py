@@ -21,6 +21,9 @@ What differs from pp, and why:
 - Results cross as MessagePack: tuples come back as lists.
 - A job that fails raises its :class:`~wasp.JobError` from ``job()`` (pp printed a
   traceback and returned ``None``); its callback then gets ``None``, as pp's did.
+- Beyond pp: ``put(value)`` puts a value once for many jobs (a ``wasp.Ref``), and a
+  ``Job`` in another job's ``args`` stands for its result (that job waits on the server;
+  see :meth:`wasp.Client.put` and ``wasp.DependencyFailed``).
 - ``ppservers`` entries without a port get wasp's (7878); any entry with ``*`` turns on
   discovery on the LAN; nodes need the cluster secret (``secret`` or ``secret_file``).
 - ``restart``, ``proto`` and ``socket_timeout`` are accepted and have no effect: every job
@@ -38,7 +41,9 @@ from typing import Any, Callable, Optional, Union
 
 from . import runner
 from ._core import DISPATCHER, Core, Outcome, Submitted
+from ._data import Ref
 from ._module import JobRef
+from ._ship.walk import TAKEN
 from ._stats import Progress
 
 #: The port of a ``ppservers`` entry that gives none (``wasp node --listen 0.0.0.0:7878``).
@@ -146,6 +151,18 @@ class Job:
         state = "finished" if self.finished else "pending"
         return f"<wasp.Job {self.tid} group={self.group!r} {state}>"
 
+    @property
+    def _wasp_native(self) -> Any:
+        """The native job, for a module's job's arguments (``values/encode.rs``)."""
+        return self._native
+
+    def _wasp_take(self) -> tuple[int, Any, tuple[tuple[str, str], ...], object]:
+        """How a Python function's call takes this job's result (see ``wasp._data``)."""
+        return self._submitted._wasp_take()
+
+
+TAKEN.add(Job)
+
 
 class Server:
     """Parallel Python's job server, on wasp: a pool of sandboxed workers (``ncpus``) and
@@ -234,6 +251,11 @@ class Server:
             self._awaiting_callbacks.setdefault(group, set()).add(job)
             self._core.dispatcher.watch(submitted.native, lambda: self._call_back(job))
         return job
+
+    def put(self, value: Any, encoding: Optional[str] = None) -> Ref:
+        """Puts ``value`` once, to pass to many jobs (not in pp): see
+        :meth:`wasp.Client.put`."""
+        return self._core.put(value, encoding)
 
     def _call_back(self, job: Job) -> None:
         try:

@@ -35,6 +35,14 @@ class NodeStats:
     busy: float
     retries: int
     module_transfers: int
+    #: Values put once (and large results) sent to the node: each at most once while the
+    #: node keeps it.
+    data_transfers: int
+    #: The bytes of those values.
+    data_bytes: int
+    #: Every byte sent to the node on this client's connections (jobs, modules, values and
+    #: the protocol's own traffic), counted once a second.
+    bytes_sent: int
     #: Modules the node is preparing (compiling) for this client's jobs now: they wait
     #: meanwhile (seconds, for the Python runner), and the node is busy, not hung.
     preparing: int
@@ -49,6 +57,19 @@ class CacheStats:
     compiled: int
     loaded_from_disk: int
     reused: int
+
+
+@dataclass(frozen=True)
+class ResultStats:
+    """What the result cache did (``cache=True``): jobs answered from it (``hits``), looked
+    up and not found (``misses``), results stored, and jobs that ran but whose result could
+    not be stored (``not_cacheable``: they read the clock or random numbers, or were stopped
+    by a limit)."""
+
+    hits: int
+    misses: int
+    stored: int
+    not_cacheable: int
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,10 @@ class Stats:
     nodes: list[NodeStats]
     cache: CacheStats
     table: str
+    #: The result cache's counts.
+    results: ResultStats
+    #: Jobs waiting for the results of the jobs they take.
+    held: int
 
     def __str__(self) -> str:
         return self.table
@@ -99,6 +124,8 @@ class Stats:
             nodes=[NodeStats(**row) for row in data["nodes"]],
             cache=CacheStats(**data["cache"]),
             table=table,
+            results=ResultStats(**data["results"]),
+            held=data["held"],
         )
 
 

@@ -74,7 +74,7 @@ pub struct NodeStats {
     /// The bytes of those values.
     pub data_bytes: u64,
     /// Everything sent to it, in bytes (QUIC's UDP payloads: jobs, modules, values and
-    /// the protocol's own traffic).
+    /// the protocol's own traffic), counted once a second.
     pub bytes_sent: u64,
     /// Modules it is preparing (compiling, or loading from its disk cache) for this
     /// client's jobs now: they wait meanwhile, seconds for a large module (wasp's Python

@@ -4,7 +4,9 @@
 //! MessagePack's integers), `float`, `str`, `bytes` and `bytearray` (as binary), `list` and
 //! `tuple` (as arrays), and `dict` with keys of those types. Anything else is a `TypeError`
 //! that names where the value is (`args[1]['points'][3]`). (A Python function's call
-//! travels pickled, inside these: see `wasp._ship`.)
+//! travels pickled, inside these: see `wasp._ship`.) A value put once (`NativeRef`) or a
+//! job whose result is taken (`NativeJob`) is written as its reference, a MessagePack
+//! extension value the server resolves (see `wasp_proto::refs`).
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -45,6 +47,16 @@ impl Path<'_> {
         }
         text
     }
+}
+
+/// Encodes one value as MessagePack (a value put once).
+///
+/// # Errors
+/// `TypeError` naming what cannot cross, and why.
+pub(crate) fn encode_value(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(16);
+    encode(value, &mut out, &mut Path::default(), 0)?;
+    Ok(out)
 }
 
 /// Encodes a job's arguments (a tuple or list of values) as a MessagePack array.
@@ -163,10 +175,32 @@ fn encode<'py>(
             encode(&item, out, path, depth + 1)?;
             path.0.pop();
         }
-    } else {
-        return Err(refuse(value, path, SUPPORTED));
+    } else if !encode_reference(value, out) {
+        // A `wasp.Ref` or a job's future stands for its native reference.
+        let native = match value.getattr(pyo3::intern!(value.py(), "_wasp_native")) {
+            Ok(native) => native,
+            Err(error) if error.is_instance_of::<PyTypeError>(value.py()) => {
+                return Err(refuse(value, path, &error.value(value.py()).to_string()));
+            }
+            Err(_) => return Err(refuse(value, path, SUPPORTED)),
+        };
+        if !encode_reference(&native, out) {
+            return Err(refuse(value, path, SUPPORTED));
+        }
     }
     Ok(())
+}
+
+/// Writes `value`'s reference if it is a value put once or a job; returns whether it was.
+fn encode_reference(value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> bool {
+    if let Ok(reference) = value.cast::<crate::data::NativeRef>() {
+        out.extend_from_slice(&reference.get().inner.to_msgpack());
+    } else if let Ok(job) = value.cast::<crate::job::NativeJob>() {
+        out.extend_from_slice(&job.get().reference());
+    } else {
+        return false;
+    }
+    true
 }
 
 fn encode_items<'py>(

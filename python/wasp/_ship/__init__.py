@@ -3,7 +3,9 @@
 
 A call travels as the runner's arguments ``[FORMAT, bundle, call]``: ``call`` is
 ``(function, args, kwargs)`` pickled, and ``bundle`` rebuilds, inside the sandbox, the parts
-of the caller's own modules the call needs, module by module (see :mod:`.walk`). Values keep
+of the caller's own modules the call needs, module by module (see :mod:`.walk`). A call that
+takes values put once or other jobs' results has a fourth item, ``[[how, reference], ...]``
+(see ``wasp._data``), which the server replaces with the values. Values keep
 their types on the way in. What cannot travel raises ``TypeError`` at submit (a subclass,
 :class:`Unshippable`), naming it and saying what to do instead.
 """
@@ -17,16 +19,19 @@ import types
 from typing import Any, Callable, Optional
 
 from .. import runner
-from .walk import FORMAT, MissingModule, Shipment, Unshippable, Walk, describe
+from .walk import FORMAT, MissingModule, References, Shipment, Unshippable, Walk, describe
 
 __all__ = [
     "FORMAT",
     "FORMAT_CALL",
     "MissingModule",
+    "References",
     "Shipment",
     "Unshippable",
     "check_callable",
+    "describe",
     "prepare",
+    "put_value",
 ]
 
 #: The first item of the runner's arguments for a call (``wasp_runner`` tells a call from a
@@ -44,14 +49,16 @@ def prepare(
     depfuncs: tuple[Any, ...] = (),
     modules: tuple[str, ...] = (),
     has_module: Optional[Callable[[str], bool]] = None,
+    owner: object = None,
 ) -> Shipment:
     """What travels for ``function(*args, **kwargs)``, with pp's ``depfuncs`` (made to
     travel even if nothing reads them) and ``modules`` (imported into the function's
     module, as pp does), to a runner that has the modules ``has_module`` says (by
-    default, the default runner's)."""
+    default, the default runner's), on server ``owner`` (the values put once and futures
+    the call takes must be its own)."""
     check_callable(function)
     has_module = has_module or runner.has_module
-    walk = Walk(has_module)
+    walk = Walk(has_module, References(owner))
     try:
         call, _ = walk.pickle((function, args, kwargs))
     except Unshippable as error:
@@ -70,7 +77,20 @@ def prepare(
         walk.require(name, f"modules names {name!r}, which")
         if home is not None:
             walk.bind_module(home, name)
-    return Shipment(walk.bundle(), call, walk.classes())
+    references = walk.references
+    takes = references.items if references is not None else []
+    return Shipment(walk.bundle(), call, walk.classes(), takes)
+
+
+def put_value(
+    value: Any, has_module: Optional[Callable[[str], bool]] = None
+) -> tuple[bytes, tuple[tuple[str, str], ...]]:
+    """``value`` pickled once, to be put (``Client.put``), and the caller's globals it
+    refers to (its classes), which travel with each call that takes it. Raises
+    :class:`Unshippable` for what cannot travel."""
+    walk = Walk(has_module or runner.has_module, takes=False)
+    data, _ = walk.pickle(value)
+    return data, walk.needs()
 
 
 def check_callable(function: Any) -> None:

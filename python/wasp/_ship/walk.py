@@ -86,15 +86,24 @@ class _Piece:
 
 
 class Shipment:
-    """What one call sends: the bundle (modules and pieces) and the pickled call, and the
-    classes that travelled (a result may hold instances of those)."""
+    """What one call sends: the bundle (modules and pieces) and the pickled call, the
+    classes that travelled (a result may hold instances of those), and what the call takes
+    (values put once, jobs' results)."""
 
-    __slots__ = ("bundle", "call", "classes")
+    __slots__ = ("bundle", "call", "classes", "takes")
 
-    def __init__(self, bundle: bytes, call: bytes, classes: frozenset[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        bundle: bytes,
+        call: bytes,
+        classes: frozenset[tuple[str, str]],
+        takes: Optional[list[list[Any]]] = None,
+    ) -> None:
         self.bundle = bundle
         self.call = call
         self.classes = classes
+        #: The values put once and jobs' results the call takes: ``[how, native]`` each.
+        self.takes = takes or []
 
 
 class _Import:
@@ -132,6 +141,31 @@ def sandbox_function(name: str) -> _Attribute:
     return _Attribute(_Import(RUNNER_BUNDLE), name)
 
 
+#: The types that stand for a value put once or a job's result (``wasp.Ref``, futures):
+#: each has ``_wasp_take() -> (how, native, needs, owner)`` (see ``wasp._data``).
+TAKEN: set[type] = set()
+
+
+class References:
+    """The values put once and the jobs' results one call takes, in the order the runner
+    reads them (``wasp_runner_bundle.taken(index)``), each ``[how, native]``."""
+
+    __slots__ = ("_index", "items", "owner")
+
+    def __init__(self, owner: object = None) -> None:
+        #: The server the call goes to (``None``: not checked).
+        self.owner = owner
+        self.items: list[list[Any]] = []
+        self._index: dict[int, int] = {}
+
+    def add(self, how: int, native: Any) -> int:
+        index = self._index.get(id(native))
+        if index is None:
+            index = self._index[id(native)] = len(self.items)
+            self.items.append([how, native])
+        return index
+
+
 class _Pickler(pickle.Pickler):
     """A pickler whose references to functions, classes and modules the walk checks and
     makes travel."""
@@ -148,8 +182,17 @@ class _Pickler(pickle.Pickler):
 class Walk:
     """One submit's walk: the modules and pieces found so far."""
 
-    def __init__(self, has_module: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        has_module: Callable[[str], bool],
+        references: Optional[References] = None,
+        *,
+        takes: bool = True,
+    ) -> None:
         self._has_module = has_module
+        #: What the call takes (values put once, jobs' results); with ``takes=False``, a
+        #: value put once, which may hold neither.
+        self.references = (references or References()) if takes else None
         #: Module name -> (index, file, is a package), in the order they are created.
         self.modules: OrderedDict[str, tuple[int, Optional[str], bool]] = OrderedDict()
         self.pieces: dict[Key, _Piece] = {}
@@ -256,6 +299,8 @@ class Walk:
         kind = type(obj)
         if kind is types.FunctionType:
             return self._reduce_function(obj, refs)
+        if kind in TAKEN:
+            return self._reduce_taken(obj, refs)
         if isinstance(obj, type):
             return self._reduce_class(obj, refs)
         if kind is types.ModuleType:
@@ -275,6 +320,30 @@ class Walk:
                 "a code object cannot travel (the runner's Python is another version)"
             )
         return NotImplemented
+
+    def _reduce_taken(self, obj: Any, refs: set[Key]) -> Any:
+        """A value put once or a job's future: the runner's ``taken(index)``, which reads
+        the value the server puts in the call's arguments in its place."""
+        references = self.references
+        if references is None:
+            raise Unshippable(
+                f"a value put once cannot hold a {describe(obj)}: pass it to the job beside "
+                "the value"
+            )
+        how, native, needs, owner = obj._wasp_take()
+        if references.owner is not None and owner is not references.owner:
+            raise Unshippable(
+                f"this {describe(obj)} belongs to another wasp client: only jobs of the "
+                "client it came from may take it"
+            )
+        for module_name, name in needs:
+            # What its value refers to (its classes) travels with the call.
+            if name:
+                refs.update(self.need(module_name, name))
+            elif module_name in sys.modules:
+                self.add_module(module_name)
+        index = references.add(how, native)
+        return sandbox_function("taken"), (index,)
 
     def _reduce_function(self, function: types.FunctionType, refs: set[Key]) -> Any:
         module = sys.modules.get(function.__module__ or "")
@@ -542,6 +611,20 @@ class Walk:
             for module_name, statement, freevars in self.locals
         )
         return pickle.dumps((FORMAT, modules, tuple(pieces), local_functions), protocol=PROTOCOL)
+
+    def needs(self) -> tuple[Key, ...]:
+        """What a value pickled by this walk refers to (for a value put once): the caller's
+        globals, and its modules as ``(module, "")``. Raises :class:`Unshippable` if it
+        holds a function that is not a module's global (which only its own call could
+        rebuild)."""
+        if self.locals:
+            raise Unshippable(
+                "a value put once cannot hold a lambda or a function made inside another: "
+                "make it a module-level def, or pass it to the job beside the value"
+            )
+        found = [key for key, piece in self.pieces.items() if piece.kind != OMIT]
+        found += [(name, "") for name in self.modules]
+        return tuple(found)
 
     def classes(self) -> frozenset[tuple[str, str]]:
         """The classes that travelled (by module and name)."""

@@ -4,9 +4,12 @@ componentize-py; see ``wasp.runner``). It never runs on the host.
 Each job is one call of ``python(args)``, in a fresh instance (or one kept from an earlier
 job of the same caller, with ``reuse_instances``). ``args`` is a MessagePack array, one of:
 
-- ``[format, bundle, call]`` (a Python function submitted by the ``wasp`` package): the
-  bundle rebuilds the caller's modules that the call needs (``wasp_runner_bundle``), then
-  ``call``, pickled, is ``(function, args, kwargs)``; the result comes back encoded by
+- ``[format, bundle, call]`` or ``[format, bundle, call, taken]`` (a Python function
+  submitted by the ``wasp`` package): the bundle rebuilds the caller's modules that the
+  call needs (``wasp_runner_bundle``), then ``call``, pickled, is ``(function, args,
+  kwargs)``, in which ``wasp_runner_bundle.taken(i)`` stands for ``taken[i]``: ``[how,
+  value]``, a value put once or another job's result, put there by the server (see
+  ``wasp_runner_bundle.taken``); the result comes back encoded by
   ``wasp_runner_codec``, and an exception as its traceback followed by a line with its type,
   arguments and attributes (see :func:`_failure`);
 - ``[source, function, args, modules]`` (a ``.py`` file run by ``wasp run``/``wasp map``):
@@ -92,6 +95,11 @@ _RANDOM = {
 
 def _lazy_random(name):
     def draw(*args, **kwargs):
+        if name == "seed" and not args and not kwargs:
+            # A seed from entropy (componentize-py asks for one in every new instance) is
+            # what the first draw takes anyway: until then, no entropy is read, and a job
+            # that draws none stays deterministic (its result may be cached).
+            return None
         # Seeding (or setting the state) replaces what the first draw would have seeded.
         _seed_random(fresh=name not in ("seed", "setstate"))
         return _RANDOM[name](*args, **kwargs)
@@ -119,7 +127,8 @@ _unseed_random()
 
 
 def _run_call(request):
-    _, bundle, call = request
+    bundle, call = request[1], request[2]
+    wasp_runner_bundle.begin(request[3] if len(request) > 3 else ())
     modules = _kept.pop(bundle, None)
     if modules is None:
         modules = wasp_runner_bundle.materialize(bundle)
@@ -127,7 +136,10 @@ def _run_call(request):
             _kept.pop(next(iter(_kept)))
     else:
         sys.modules.update(modules)
-    _kept[bundle] = modules
+    if not wasp_runner_bundle.taken_count():
+        # Modules whose globals hold values this job took are not kept: another job's
+        # bundle of the same bytes takes other values.
+        _kept[bundle] = modules
     function, args, kwargs = pickle.loads(call)
     result = function(*args, **kwargs)
     try:
@@ -227,6 +239,8 @@ class WitWorld(wit_world.WitWorld):
                 return _run_call(request)
             except BaseException as error:  # whatever the job raises goes back, described
                 raise Err(_failure(error)) from None
+            finally:
+                wasp_runner_bundle.begin(())  # an instance kept holds no job's values
         try:
             return _run_script(request)
         except BaseException as error:  # whatever the job raises goes back, as text

@@ -21,6 +21,7 @@ import sys
 import types
 
 import wasp_factory
+import wasp_runner_codec
 
 DEF, VALUE, OMIT = 0, 1, 2
 
@@ -37,6 +38,13 @@ shipped_lines = {}
 
 #: Globals that could not travel: (module, name) -> why.
 omitted = {}
+
+#: How a taken value is read: a pickle, plain MessagePack, a Python function's result.
+PICKLED, PLAIN, PYTHON = 0, 1, 2
+
+#: The values this job takes (``[how, value]``), and those read so far, by index.
+_taken = ()
+_read = {}
 
 
 def materialize(data):
@@ -127,3 +135,33 @@ def _install_lines():
 def run_chunk(function, chunk):
     """A chunk of ``map``'s calls in one job (``Client.map(..., chunksize=N)``)."""
     return [function(*args) for args in chunk]
+
+
+def begin(taken):
+    """Starts a job that takes ``taken``: ``[how, value]`` each, the values put once and
+    jobs' results the server put in the job's arguments."""
+    global _taken
+    _taken = taken
+    _read.clear()
+
+
+def taken_count():
+    """How many taken values the job has read so far."""
+    return len(_read)
+
+
+def taken(index):
+    """Value ``index`` of those the job takes (what a ``wasp.Ref`` or a job's future in the
+    call unpickles as), read once per job: the same object wherever the call holds it.
+    A value put pickled is unpickled; a Python function's result decoded with
+    ``wasp_runner_codec`` (its instances of the caller's classes built from the classes
+    that travelled with this job); plain MessagePack is as it was read."""
+    if index in _read:
+        return _read[index]
+    how, value = _taken[index]
+    if how == PICKLED:
+        value = pickle.loads(value)
+    elif how == PYTHON:
+        value = wasp_runner_codec.decode(value)
+    _read[index] = value
+    return value

@@ -1,7 +1,8 @@
 """Inside the sandbox: a job's result (and its exception's arguments) as MessagePack, with
 extension types for what MessagePack lacks, which the caller decodes into exactly those
 types and nothing else (``python/src/values.rs``): a result is untrusted data, never
-unpickled on the caller.
+unpickled on the caller. A job that takes another Python job's result decodes it here
+(:func:`decode`), the same way.
 
 Extension types (the payload of each is MessagePack, but for INT, COMPLEX and BYTEARRAY):
 
@@ -33,6 +34,9 @@ import decimal
 import enum
 import fractions
 import struct
+import sys
+
+import msgpack
 
 TUPLE, SET, FROZENSET, INT, COMPLEX, BYTEARRAY = 1, 2, 3, 4, 5, 6
 FRACTION, DECIMAL, DATETIME, INSTANCE, COLLECTION = 7, 8, 9, 10, 11
@@ -339,3 +343,110 @@ _PACKERS = {
     collections.deque: _deque,
     collections.defaultdict: _defaultdict,
 }
+
+
+def decode(value):
+    """A Python job's result as read by ``msgpack.unpackb`` (its extension values still
+    ``msgpack.ExtType``), as the values it was: the caller's decoding, inside the sandbox
+    (an instance is built from its class as it is here, which travelled with the job)."""
+    return _decode(value, 0)
+
+
+def _decode(value, depth):
+    if depth > MAX_DEPTH:
+        raise ValueError(f"a taken result nests deeper than {MAX_DEPTH}")
+    kind = type(value)
+    if kind is list:
+        return [_decode(item, depth + 1) for item in value]
+    if kind is dict:
+        return {_decode(k, depth + 1): _decode(v, depth + 1) for k, v in value.items()}
+    if kind is msgpack.ExtType:
+        return _from_ext(value.code, value.data)
+    return value
+
+
+def _unpack(data):
+    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_from_ext)
+
+
+def _from_ext(code, data):
+    if code == TUPLE:
+        return tuple(_unpack(data))
+    if code == SET:
+        return set(_unpack(data))
+    if code == FROZENSET:
+        return frozenset(_unpack(data))
+    if code == INT:
+        return int.from_bytes(data, "big", signed=True)
+    if code == COMPLEX:
+        return complex(*struct.unpack(">dd", data))
+    if code == BYTEARRAY:
+        return bytearray(data)
+    if code == FRACTION:
+        return fractions.Fraction(*_unpack(data))
+    if code == DECIMAL:
+        return decimal.Decimal(_unpack(data))
+    if code == DATETIME:
+        return _datetime_of(_unpack(data))
+    if code == COLLECTION:
+        return _collection_of(_unpack(data))
+    if code == INSTANCE:
+        return _instance_of(*_unpack(data))
+    raise ValueError(f"a MessagePack extension value of type {code}, which wasp does not know")
+
+
+def _tz_of(tz):
+    if tz is None:
+        return None
+    days, seconds, micro, name = tz
+    offset = datetime.timedelta(days, seconds, micro)
+    return datetime.timezone(offset) if name is None else datetime.timezone(offset, name)
+
+
+def _datetime_of(fields):
+    kind, *rest = fields
+    if kind == 0:
+        return datetime.date(*rest)
+    if kind == 1:
+        hour, minute, second, micro, fold, tz = rest
+        return datetime.time(hour, minute, second, micro, _tz_of(tz), fold=fold)
+    if kind == 2:
+        *when, fold, tz = rest
+        return datetime.datetime(*when, _tz_of(tz), fold=fold)
+    return datetime.timedelta(*rest)
+
+
+def _collection_of(fields):
+    kind, *rest = fields
+    if kind == 0:
+        return collections.OrderedDict(rest[0])
+    if kind == 1:
+        return collections.Counter(rest[0])
+    if kind == 2:
+        return collections.deque(rest[0], rest[1])
+    factory, items = rest
+    return collections.defaultdict(None if factory is None else _FACTORIES[factory], items)
+
+
+def _instance_of(module, qualname, kind, state):
+    cls = sys.modules.get(module)
+    for part in qualname.split("."):
+        cls = getattr(cls, part, None)
+    if not isinstance(cls, type):
+        raise TypeError(
+            f"a taken result holds an instance of {module}.{qualname}, a class that did not "
+            "travel with this job"
+        )
+    if kind == 2:
+        name, value = state
+        member = cls.__members__.get(name)
+        return member if member is not None else cls(value)
+    if kind == 1:
+        return tuple.__new__(cls, state)
+    instance = object.__new__(cls) if cls.__new__ is object.__new__ else cls.__new__(cls)
+    if kind == 3 and hasattr(instance, "__dict__"):
+        vars(instance).update(state)
+    else:
+        for name, value in state.items():
+            object.__setattr__(instance, name, value)
+    return instance
