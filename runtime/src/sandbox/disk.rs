@@ -132,6 +132,16 @@ impl DiskCache {
 /// private to the user: written under a temporary name and renamed into place, so that a
 /// reader never sees half a file, and two writers of one path leave one whole file.
 pub(crate) fn write_private(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    write_private_file(path, parts, true)
+}
+
+/// [`write_private`] without waiting for the disk (no `fsync`): for files whose readers
+/// check them whole (a checksum), where one cut short by a crash is only a miss.
+pub(crate) fn write_private_unsynced(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    write_private_file(path, parts, false)
+}
+
+fn write_private_file(path: &Path, parts: &[&[u8]], sync: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = dir.join(format!(
         ".tmp-{}-{}",
@@ -148,7 +158,9 @@ pub(crate) fn write_private(path: &Path, parts: &[&[u8]]) -> std::io::Result<()>
         for part in parts {
             file.write_all(part)?;
         }
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         fs::rename(&temp, path)
     })();
     if result.is_err() {
