@@ -17,6 +17,10 @@ pub(super) fn total(segments: &[&[u8]]) -> usize {
     segments.iter().map(|segment| segment.len()).sum()
 }
 
+/// The arguments do not fit in the job's memory where its allocator put them.
+#[derive(Debug)]
+pub(super) struct OutsideMemory;
+
 /// Writes `segments` one after the other into `memory` at `ptr`.
 ///
 /// # Errors
@@ -26,13 +30,60 @@ pub(super) fn write(
     memory: Memory,
     ptr: usize,
     segments: &[&[u8]],
-) -> Result<(), wasmtime::MemoryAccessError> {
-    let mut at = ptr;
-    for segment in segments {
-        memory.write(&mut store, at, segment)?;
-        at += segment.len();
-    }
+) -> Result<(), OutsideMemory> {
+    let len = total(segments);
+    let target = memory
+        .data_mut(&mut store)
+        .get_mut(ptr..ptr.saturating_add(len))
+        .ok_or(OutsideMemory)?;
+    copy(target, segments);
     Ok(())
+}
+
+/// Copies `segments` one after the other into `target` (exactly as long).
+fn copy(target: &mut [u8], segments: &[&[u8]]) {
+    populate(target);
+    let mut rest = target;
+    for segment in segments {
+        let (here, after) = rest.split_at_mut(segment.len());
+        here.copy_from_slice(segment);
+        rest = after;
+    }
+}
+
+/// From this size on, the pages of a job's memory that a value is copied into are asked of
+/// the kernel at once.
+const POPULATE_AT: usize = 1 << 20;
+
+/// Has the kernel back `target` with pages in one call (`MADV_POPULATE_WRITE`, Linux 5.14),
+/// rather than a page fault per page as the copy reaches it: a job's memory past what its
+/// pool slot keeps resident is fresh for each job, and on a virtual machine a fault costs
+/// more than copying the page (100 MiB: about 27 ms instead of 40 to 75). Where the kernel
+/// cannot, nothing changes: the copy faults the pages in.
+fn populate(target: &mut [u8]) {
+    #[cfg(target_os = "linux")]
+    if target.len() >= POPULATE_AT {
+        let page = rustix::param::page_size();
+        let start = target.as_mut_ptr() as usize;
+        let first = start.next_multiple_of(page);
+        let end = (start + target.len()) / page * page;
+        if end > first {
+            #[allow(
+                unsafe_code,
+                reason = "madvise on pages of a slice this function holds mutably"
+            )]
+            // SAFETY: `first..end` lies inside `target`, which is borrowed mutably, so no one
+            // else reads or writes it meanwhile; MADV_POPULATE_WRITE only faults its pages in
+            // (writable, contents unchanged) and never unmaps or moves them.
+            let _ = unsafe {
+                rustix::mm::madvise(
+                    first as *mut std::ffi::c_void,
+                    end - first,
+                    rustix::mm::Advice::LinuxPopulateWrite,
+                )
+            };
+        }
+    }
 }
 
 /// A `list<u8>` made of segments, lowered into a component with one copy of each.
@@ -45,15 +96,11 @@ impl Segments<'_> {
         let len = total(self.0);
         let ptr = cx.realloc(0, 0, 1, len)?;
         // `realloc` checked that `ptr..ptr + len` is inside the memory.
-        let memory = cx.as_slice_mut();
-        let mut at = ptr;
-        for segment in self.0 {
-            let target = memory
-                .get_mut(at..at + segment.len())
-                .ok_or_else(|| wasmtime::format_err!("the argument list is outside memory"))?;
-            target.copy_from_slice(segment);
-            at += segment.len();
-        }
+        let target = cx
+            .as_slice_mut()
+            .get_mut(ptr..ptr + len)
+            .ok_or_else(|| wasmtime::format_err!("the argument list is outside memory"))?;
+        copy(target, self.0);
         Ok((ptr, len))
     }
 }
