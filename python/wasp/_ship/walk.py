@@ -836,9 +836,9 @@ def _missing_module(module_name: str, what: str) -> str:
             "(see wasp.runner.MODULES)"
         )
     return (
-        f"{what}module {top!r} is an installed package, and wasp's Python runner has only "
-        "the standard modules of wasp.runner.MODULES: do that part here and pass its result "
-        "to the job"
+        f"{what}module {top!r} is an installed package that this runner lacks: give the "
+        f"client packages=[{top!r}] (pure-Python packages: see wasp.runner), or do that part "
+        "here and pass its result to the job"
     )
 
 

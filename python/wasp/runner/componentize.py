@@ -56,7 +56,11 @@ class Package:
 
 def program() -> list[Path]:
     """The files of the runner's program, in a fixed order."""
-    return [*sorted(_GUEST.glob("*.py")), *(_SHARED[name] for name in sorted(_SHARED))]
+    return [
+        *sorted(_GUEST.glob("*.py")),
+        *sorted((_GUEST / "stubs").glob("*.py")),
+        *(_SHARED[name] for name in sorted(_SHARED)),
+    ]
 
 
 def key(modules: Sequence[str], packages: Sequence[Package] = ()) -> str:
@@ -185,6 +189,8 @@ def _stage(
         shutil.copy(source, app / source.name)
     for name, source in _SHARED.items():
         shutil.copy(source, app / name)
+    for stub in sorted((_GUEST / "stubs").glob("*.py")):
+        shutil.copy(stub, app / stub.name)
     listed = "\n".join(f"    {name!r}," for name in modules)
     optional_listed = "\n".join(f"    {name!r}," for name in optional)
     (app / "wasp_runner_modules.py").write_text(
