@@ -385,6 +385,12 @@ impl Server {
         self.submitter.submit_owned(call, asked, owner, callback)
     }
 
+    /// Drops the instances kept for `owner`'s jobs (a node's client that left, whose jobs
+    /// were cancelled first); how many there were.
+    pub(crate) fn forget_owner(&self, owner: crate::scheduler::lanes::Owner) -> usize {
+        self.shared().sandbox.forget_owner(owner.0)
+    }
+
     /// Answers every queued job as cancelled (a draining node hands them back); running
     /// jobs go on.
     pub(crate) fn cancel_pending(&self, why: &str) {
