@@ -117,7 +117,7 @@ def fib(n):
 KERNELS = (
     ("n-body, floats (nbody 60,000 steps)", nbody, 60_000),
     ("dict and strings (word_counts 40,000 lines)", word_counts, 40_000),
-    ("recursion (fib 27)", fib, 27),
+    ("recursion (fib 30)", fib, 30),
 )
 
 
