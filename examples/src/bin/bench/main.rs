@@ -1,7 +1,7 @@
 //! wasp's benchmarks: speed ratios measured in one run on this machine.
 //!
 //! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
-//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel|queue|metrics|scale`
+//! repetitions, `--only sum_primes|overhead|python|startup|cluster|hostile|fuel|queue|metrics|scale`
 //! for one of them).
 //! Prints a Markdown table; the README records one.
 //!
@@ -27,6 +27,7 @@ mod fuel;
 mod hostile;
 mod metrics;
 mod overhead;
+mod python;
 mod queue;
 mod scale;
 mod startup;
@@ -81,6 +82,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("overhead") {
         rows.extend(overhead::run(if quick { 20_000 } else { 100_000 })?);
+    }
+    if wanted("python") {
+        rows.extend(python::run(if quick { 2_000 } else { 10_000 })?);
     }
     if wanted("startup") {
         rows.extend(startup::run(if quick { 3 } else { 9 })?);

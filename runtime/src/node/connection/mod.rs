@@ -96,13 +96,19 @@ pub(super) async fn serve(
         client.state().cancel_all();
         client.act();
     }
+
     // The writer ends when the last sender is gone: this one, and those of jobs still
     // running, whose results are still worth sending.
-    let node = client.node.clone();
+    let (server, owner) = (client.node.server.clone(), client.owner);
     drop(client);
     let _ = writer.await;
-    // Every job of the client was answered: its failures are attributed by then.
-    node.server.forget_owner(owner);
+    // Every job of the client has been answered (a job cancelled while running still
+    // stops, and the instance of a cancelled job is never kept): the instances kept for
+    // it go now, not when their workers next run a component job.
+    let forgotten = server.forget_owner(owner);
+    if forgotten > 0 {
+        debug!(%remote, forgotten, "dropped the instances kept for a client that left");
+    }
     // Closing discards what the client has not read yet: let it read and close first.
     let _ = tokio::time::timeout(CLOSE_GRACE, connection.closed()).await;
     if *phase.borrow() == Phase::Closing {

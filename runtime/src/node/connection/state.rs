@@ -117,7 +117,7 @@ impl ConnectionState {
             }
         };
         let asked = Asked {
-            reuse: asked.reuse,
+            reuse: policy.admit_reuse(asked.reuse),
             ..Asked::all(&limits)
         };
         match store.get(&hash) {
