@@ -75,7 +75,7 @@ def verdict_of_job(future: concurrent.futures.Future) -> str:
 def submit_all(client: wasp.Client, programs: list[Program]) -> list:
     """Each program submitted as one job of :func:`run_program`, under the limits."""
     return [
-        client.submit(run_program, program.source, timeout=TIMEOUT, max_memory=MAX_MEMORY)
+        client.options(timeout=TIMEOUT, max_memory=MAX_MEMORY).submit(run_program, program.source)
         for program in programs
     ]
 
@@ -93,6 +93,7 @@ def describe_in_wasp(client: wasp.Client, programs: list[Program]) -> list[str]:
         error = future.exception()
         verdict = verdict_of_job(future)
         if error is not None:
+            assert isinstance(error, wasp.JobError), error
             last = (str(error).strip().splitlines() or [""])[-1][:80]
             verdict += f" ({type(error).__name__}: {last})"
         described.append(verdict)

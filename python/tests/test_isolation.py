@@ -135,7 +135,7 @@ ENDINGS = [
 
 
 def end(client: wasp.Client, func, limits: dict, raises) -> None:
-    future = client.submit(func, **limits)
+    future = client.options(**limits).submit(func)
     if raises is None:
         assert future.result(TIMEOUT) == "done"
     else:
@@ -230,9 +230,10 @@ def test_a_reused_interpreter_never_holds_more_than_the_next_jobs_memory_limit(s
         return "done"
 
     with wasp.Client(workers=1, cache_dir=shared_cache, reuse_instances=True) as client:
-        assert client.submit(grow, max_memory=256 << 20).result(TIMEOUT) == "done"
-        assert client.submit(probe, max_memory=256 << 20).result(TIMEOUT)["module attribute"]
-        seen = client.submit(probe, max_memory=64 << 20).result(TIMEOUT)
+        large, small = client.options(max_memory=256 << 20), client.options(max_memory=64 << 20)
+        assert large.submit(grow).result(TIMEOUT) == "done"
+        assert large.submit(probe).result(TIMEOUT)["module attribute"]
+        seen = small.submit(probe).result(TIMEOUT)
         assert seen["module attribute"] is False
 
 
