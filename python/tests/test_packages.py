@@ -80,9 +80,11 @@ def test_a_node_that_never_saw_the_packages_gets_them_with_the_runner(
 
 
 def test_without_the_packages_a_job_that_imports_one_is_refused_at_submit(shared_cache):
-    with wasp.Client(workers=1, cache_dir=shared_cache) as client:
-        with pytest.raises(ImportError, match="networkx.*packages="):
-            client.submit(shortest_path, 10)
+    with (
+        wasp.Client(workers=1, cache_dir=shared_cache) as client,
+        pytest.raises(ImportError, match=r"networkx.*packages="),
+    ):
+        client.submit(shortest_path, 10)
 
 
 def test_a_package_with_compiled_code_is_refused_when_the_client_starts(shared_cache):
@@ -92,7 +94,7 @@ def test_a_package_with_compiled_code_is_refused_when_the_client_starts(shared_c
 
 
 def test_a_package_that_is_not_installed_is_refused_when_the_client_starts(shared_cache):
-    with pytest.raises(ValueError, match="'no-such-package-here' .*is not installed here"):
+    with pytest.raises(ValueError, match=r"'no-such-package-here' .*is not installed here"):
         wasp.Client(workers=1, packages=["no-such-package-here"], cache_dir=shared_cache)
 
 
