@@ -5,7 +5,9 @@ no ``cargo`` or ``rustc`` on ``PATH`` and a home of its own (no cache of this ma
 pp's sum_primes program runs with ``import wasp as pp``, a Python function runs as a job,
 and a node started by the wheel's own ``wasp`` command serves that environment's client.
 The aarch64 wheel (``WASP_WHEEL_AARCH64``) is checked for its tags and the machine of its
-ELF files. CI builds both first; without them these tests skip, except under ``CI=true``.
+ELF files, then installed by pip for Debian's aarch64 CPython, which runs pp's sum_primes
+with it under qemu-user (``scripts/aarch64-python.sh``). CI builds both wheels first;
+without them these tests skip, except under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import venv
 import zipfile
 from collections.abc import Iterator
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from conftest import TIMEOUT, sum_primes_reference, unavailable
+from conftest import REPO, TIMEOUT, sum_primes_reference, unavailable
 
 PROGRAM = Path(__file__).parent / "programs" / "sum_primes.py"
 #: What a machine without Rust has on its PATH (the environment's bin/ comes first).
@@ -128,11 +131,15 @@ def test_the_wheels_wasp_is_the_command_of_the_environment(installed):
     assert installed.run("wasp", "--version").startswith("wasp ")
 
 
-def run_program(installed: Installed, ncpus: str, **env: str) -> str:
-    guests = Path(__file__).resolve().parents[2] / "target" / "wasp-guests"
-    module = guests / "wasm32-wasip1" / "release" / "sum_primes_guest.wasm"
+def sum_primes_module() -> Path:
+    module = REPO / "target" / "wasp-guests" / "wasm32-wasip1" / "release" / "sum_primes_guest.wasm"
     if not module.exists():
         pytest.fail(f"{module} is missing: `cargo build -p wasp-fixtures` builds it")
+    return module
+
+
+def run_program(installed: Installed, ncpus: str, **env: str) -> str:
+    module = sum_primes_module()
     return installed.run("python", str(PROGRAM), ncpus, SUM_PRIMES_WASM=str(module), **env)
 
 
@@ -201,3 +208,61 @@ def test_a_node_started_by_the_wheels_wasp_serves_its_client(installed):
     assert output.startswith("Starting pp with 0 workers\n"), output
     check_sums(output)
     assert node.address in output and "local/" not in output, output
+
+
+def aarch64_python(directory: Path) -> list[str]:
+    """The command that runs Debian's aarch64 CPython under qemu-user."""
+    made = subprocess.run(
+        [str(REPO / "scripts" / "aarch64-python.sh"), str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    if made.returncode != 0:
+        unavailable(f"no aarch64 CPython under qemu-user: {made.stderr.strip()}")
+    return made.stdout.split()
+
+
+def test_the_aarch64_wheel_runs_pps_sum_primes_under_qemu(tmp_path):
+    wheel = wheel_path("aarch64")
+    python = aarch64_python(REPO / "target" / "aarch64-python")
+    asked = "import platform, sys; print(sys.version_info[1], platform.libc_ver()[1])"
+    minor, glibc = subprocess.run(
+        [*python, "-c", asked], capture_output=True, text=True, timeout=TIMEOUT, check=True
+    ).stdout.split()
+    site = tmp_path / "site-packages"
+    # pip installs the wheel and its dependencies for that interpreter (aarch64, CPython 3.x,
+    # its glibc), as pip running there would: the wheel's tags must be ones it accepts.
+    newest = int(glibc.split(".")[1])
+    tags = ["manylinux2014_aarch64"]
+    tags += [f"manylinux_2_{glibc_minor}_aarch64" for glibc_minor in range(17, newest + 1)]
+    target = ["--target", str(site), *(f"--platform={tag}" for tag in tags)]
+    interpreter = ["--implementation", "cp", "--python-version", f"3.{minor}"]
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, *target, *interpreter, "--only-binary=:all:", str(wheel)],
+        check=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    wasp = site / "bin" / "wasp"
+    assert elf_machine(wasp.read_bytes()[:20]) == MACHINES["aarch64"]
+    qemu = python[: python.index("-L") + 2]
+    version = subprocess.run(
+        [*qemu, str(wasp), "--version"], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert version.stdout.startswith("wasp "), version.stderr
+    done = subprocess.run(
+        [*python, str(PROGRAM), "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            "PYTHONPATH": str(site),
+            "SUM_PRIMES_WASM": str(sum_primes_module()),
+            "HOME": str(tmp_path),
+            "PATH": SYSTEM_PATH,
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Starting pp with 2 workers\n"), done.stdout
+    check_sums(done.stdout)
