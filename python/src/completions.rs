@@ -1,35 +1,49 @@
 //! The jobs that finished and that Python waits to hear of (for their futures and
 //! callbacks): filled by the threads that finish jobs, emptied by the package's one
-//! dispatcher thread, which runs the callbacks with the GIL. Wasm workers never wait for
-//! Python.
+//! dispatcher thread, which runs the handlers with the GIL. Wasm workers never wait for
+//! Python: they only move a handler into a queue (no reference count changes, so no GIL).
 
+use pyo3::prelude::*;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Tokens of finished jobs, in the order they finished.
+/// Handlers of finished jobs, in the order the jobs finished.
 #[derive(Default)]
 pub(crate) struct Completions {
-    tokens: Mutex<VecDeque<u64>>,
+    handlers: Mutex<VecDeque<Py<PyAny>>>,
     ready: Condvar,
+    /// Jobs watched whose handlers were not taken yet.
+    watched: AtomicUsize,
 }
 
 impl Completions {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<u64>> {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Py<PyAny>>> {
+        self.handlers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The job of `token` finished.
-    pub(crate) fn push(&self, token: u64) {
-        self.lock().push_back(token);
+    /// A job is watched: its handler will come.
+    pub(crate) fn expect(&self) {
+        self.watched.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The watched job of `handler` finished.
+    pub(crate) fn push(&self, handler: Py<PyAny>) {
+        self.lock().push_back(handler);
         self.ready.notify_one();
     }
 
-    /// Every token so far, waiting up to `timeout` for the first.
-    pub(crate) fn take(&self, timeout: Duration) -> Vec<u64> {
+    /// How many watched jobs' handlers were not taken yet.
+    pub(crate) fn watched(&self) -> usize {
+        self.watched.load(Ordering::Relaxed)
+    }
+
+    /// Every handler so far, waiting up to `timeout` for the first.
+    pub(crate) fn take(&self, timeout: Duration) -> Vec<Py<PyAny>> {
         let deadline = Instant::now().checked_add(timeout);
-        let mut tokens = self.lock();
-        while tokens.is_empty() {
+        let mut handlers = self.lock();
+        while handlers.is_empty() {
             let left = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
                 None => Duration::from_secs(3600),
@@ -37,12 +51,14 @@ impl Completions {
             if left.is_zero() {
                 break;
             }
-            tokens = self
+            handlers = self
                 .ready
-                .wait_timeout(tokens, left)
+                .wait_timeout(handlers, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        tokens.drain(..).collect()
+        let taken: Vec<_> = handlers.drain(..).collect();
+        self.watched.fetch_sub(taken.len(), Ordering::Relaxed);
+        taken
     }
 }

@@ -32,6 +32,11 @@ impl NativeJob {
         self.job.id().0
     }
 
+    /// Whether the job is running: taken by a worker or a node, and not finished.
+    fn running(&self) -> bool {
+        self.job.is_running()
+    }
+
     /// Whether the job has finished.
     fn done(&self) -> bool {
         self.job.is_finished()
@@ -70,12 +75,24 @@ impl NativeJob {
 
     /// How the job ended: `(ok, value_or_error, stdout, stderr, duration, worker,
     /// fuel_used)`, where an error is `(kind, message, fields)`. The job must have finished
-    /// (see `wait`).
-    fn outcome<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let job = self.job.clone();
-        let output: JobOutput<rmpv::Value> = py.detach(move || job.wait_output());
+    /// (see `wait`). `instances`, if given, builds the instances of the caller's classes a
+    /// result holds: `(module, qualname, kind, state) -> object`.
+    #[pyo3(signature = (instances=None))]
+    fn outcome<'py>(
+        &self,
+        py: Python<'py>,
+        instances: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let output: JobOutput<rmpv::Value> = if self.job.is_finished() {
+            // The usual case (a future or callback being settled): no wait, so no handing
+            // the GIL to another thread and back.
+            self.job.wait_output()
+        } else {
+            let job = self.job.clone();
+            py.detach(move || job.wait_output())
+        };
         let (ok, payload) = match &output.result {
-            Ok(value) => match to_python(py, value, 0) {
+            Ok(value) => match to_python(py, value, 0, instances.as_ref()) {
                 Ok(value) => (true, value),
                 Err(why) => {
                     let error =
@@ -101,10 +118,11 @@ impl NativeJob {
 }
 
 impl NativeJob {
-    /// Tells `completions` (`token`) when the job finishes.
-    pub(crate) fn notify(&self, completions: &Arc<Completions>, token: u64) {
+    /// Gives `handler` to `completions` when the job finishes.
+    pub(crate) fn notify(&self, completions: &Arc<Completions>, handler: Py<PyAny>) {
+        completions.expect();
         let completions = completions.clone();
-        self.job.on_finish(move || completions.push(token));
+        self.job.on_finish(move || completions.push(handler));
     }
 }
 

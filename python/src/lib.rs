@@ -80,6 +80,23 @@ fn _rust_api_baseline(
     })
 }
 
+/// Decodes MessagePack `data` as a job's result is decoded (see `values`): `instances`, if
+/// given, builds the instances of the caller's classes it holds. Raises `ValueError` for
+/// what cannot be decoded.
+#[pyfunction]
+#[pyo3(signature = (data, instances=None))]
+fn decode_value<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    instances: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut bytes = data;
+    let value = rmpv::decode::read_value_with_max_depth(&mut bytes, values::MAX_DEPTH)
+        .map_err(|error| pyo3::exceptions::PyValueError::new_err(error.to_string()))?;
+    values::to_python(py, &value, 0, instances.as_ref())
+        .map_err(|why| pyo3::exceptions::PyValueError::new_err(why.0))
+}
+
 /// The native module of the `wasp` package.
 #[pymodule]
 fn _wasp(module: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -87,6 +104,7 @@ fn _wasp(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<server::NativeServer>()?;
     module.add_class::<job::NativeJob>()?;
     module.add_function(wrap_pyfunction!(_rust_api_baseline, module)?)?;
+    module.add_function(wrap_pyfunction!(decode_value, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add("WIT", wasp::WIT)?;
     Ok(())

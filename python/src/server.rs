@@ -201,31 +201,42 @@ impl NativeServer {
         let args = encode_args(args)?;
         let options =
             job_options(group, timeout, max_memory, max_output, fuel).reuse_instance(reuse);
-        // Room first, a slice at a time, so that Ctrl-C is heard while the queue is full.
-        while !server.wait_for_room(std::time::Duration::ZERO) {
-            if !block {
-                return Ok(None);
-            }
-            let waiting = server.clone();
-            py.detach(move || waiting.wait_for_room(SIGNAL_CHECK));
-            py.check_signals()?;
+        let module = &module.inner;
+        if server.max_queued().is_none() {
+            // Unbounded: a submission never waits.
+            let job = py.detach(|| server.submit_raw(module, function, args, &options));
+            return Ok(Some(NativeJob::new(job)));
         }
-        let module = module.inner.clone();
-        let function = function.to_owned();
-        let job = py.detach(move || server.submit_raw(&module, &function, args, &options));
-        Ok(Some(NativeJob::new(job)))
+        // Bounded: room is taken in the same step as the job is queued, and waited for a
+        // slice at a time, so that Ctrl-C is heard while the queue is full.
+        loop {
+            let attempt = args.clone();
+            match py.detach(|| server.try_submit_raw(module, function, attempt, &options)) {
+                Ok(job) => return Ok(Some(NativeJob::new(job))),
+                Err(_) if !block => return Ok(None),
+                Err(_) => {
+                    py.detach(|| server.wait_for_room(SIGNAL_CHECK));
+                    py.check_signals()?;
+                }
+            }
+        }
     }
 
-    /// Tells the dispatcher (`next_completions`) when `job` finishes, as `token`.
-    fn watch(&self, job: &NativeJob, token: u64) {
-        job.notify(&self.completions, token);
+    /// Gives `handler` to the dispatcher (`next_completions`) when `job` finishes.
+    fn watch(&self, job: &NativeJob, handler: Py<PyAny>) {
+        job.notify(&self.completions, handler);
     }
 
-    /// The tokens of the watched jobs that finished, waiting up to `timeout` seconds for
+    /// The handlers of the watched jobs that finished, waiting up to `timeout` seconds for
     /// the first (with the GIL released).
-    fn next_completions(&self, py: Python<'_>, timeout: f64) -> Vec<u64> {
+    fn next_completions(&self, py: Python<'_>, timeout: f64) -> Vec<Py<PyAny>> {
         let completions = self.completions.clone();
         py.detach(move || completions.take(seconds(timeout)))
+    }
+
+    /// How many watched jobs' handlers the dispatcher has not taken yet.
+    fn watched(&self) -> usize {
+        self.completions.watched()
     }
 
     /// Waits until `group` (every job for `None`) has nothing pending, at most `timeout`
@@ -258,6 +269,11 @@ impl NativeServer {
             }
             py.check_signals()?;
         }
+    }
+
+    /// Cancels every job still queued (running ones go on); returns how many.
+    fn cancel_queued(&self) -> PyResult<usize> {
+        Ok(self.server()?.cancel_queued())
     }
 
     /// Cancels every unfinished job of `group`; returns how many.
@@ -324,12 +340,17 @@ impl NativeServer {
         Ok(self.server()?.stats().to_string())
     }
 
-    /// Stops the server: queued jobs are cancelled, running ones stopped, connections to
-    /// nodes closed. Later calls raise `RuntimeError`.
+    /// Stops the server now: queued jobs are cancelled, running ones stopped, connections
+    /// to nodes closed, whatever other threads hold (a thread waiting for a job or for room
+    /// sees its job cancelled). Later calls raise `RuntimeError`.
     fn close(&self, py: Python<'_>) {
         let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
-        // Dropping joins threads that never need the GIL: release it meanwhile.
-        py.detach(move || drop(server));
+        // Shutting down joins threads that never need the GIL: release it meanwhile.
+        py.detach(move || {
+            if let Some(server) = server {
+                server.shutdown();
+            }
+        });
     }
 
     /// Whether the server was closed.

@@ -52,7 +52,7 @@ def test_the_dashboard_shows_nodes_progress_and_failures(browser, nodes, secret_
 
         # 60 jobs of 50 ms on two workers, one failing: about 1.5 s of progress to watch.
         futures = [
-            client.submit(testjobs.busy_or_fail, -1 if i == 7 else 50, group="batch")
+            client.options(group="batch").submit(testjobs.busy_or_fail, -1 if i == 7 else 50)
             for i in range(60)
         ]
         percent = page.locator('.group[data-group="batch"] .percent')

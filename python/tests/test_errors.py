@@ -48,7 +48,7 @@ def test_a_failed_job_carries_its_output(client, testjobs):
     ids=lambda value: getattr(value, "__name__", None),
 )
 def test_each_kind_of_failure_has_its_exception(client, testjobs, job, args, limits, kind, fields):
-    error = failure(client.submit(testjobs.job(job), *args, **limits))
+    error = failure(client.options(**limits).submit(testjobs.job(job), *args))
     assert type(error) is kind, error
     assert isinstance(error, wasp.JobError)
     for name, value in fields.items():
@@ -56,7 +56,7 @@ def test_each_kind_of_failure_has_its_exception(client, testjobs, job, args, lim
 
 
 def test_output_limit_keeps_what_fits(client, testjobs):
-    error = failure(client.submit(testjobs.print_lots, 1 << 20, max_output=1024))
+    error = failure(client.options(max_output=1024).submit(testjobs.print_lots, 1 << 20))
     assert len(error.stdout) == 1024
 
 
@@ -82,7 +82,7 @@ def test_a_cancelled_job(testjobs, cache_dir):
 def test_a_node_refusing_a_limit_and_a_module(testjobs, sum_primes, nodes, secret_file):
     (node,) = nodes(1, extra=["--max-memory", "64MiB", "--allow-module", sum_primes.hash])
     with wasp.Client(workers=0, peers=[node.address], secret_file=secret_file) as client:
-        refused = failure(client.submit(sum_primes.sum_primes, 10, max_memory=128 << 20))
+        refused = failure(client.options(max_memory=128 << 20).submit(sum_primes.sum_primes, 10))
         assert type(refused) is wasp.LimitRefused
         assert isinstance(refused, wasp.JobRefused)
         assert (refused.limit, refused.asked, refused.allowed) == (

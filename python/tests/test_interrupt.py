@@ -35,7 +35,7 @@ try:
         client.submit(module.busy_ms, 600_000).result()
     elif how == "wait":
         for _ in range(5):
-            client.submit(module.busy_ms, 600_000, group="g")
+            client.options(group="g").submit(module.busy_ms, 600_000)
         client.wait("g")
 except KeyboardInterrupt:
     # A cancelled job that was running stops at its next epoch tick (a millisecond).

@@ -48,5 +48,5 @@ def test_a_closed_client_says_so(testjobs, cache_dir):
     client = wasp.Client(workers=1, cache_dir=cache_dir)
     client.close()
     client.close()  # twice is fine
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError, match="after shutdown"):
         client.submit(testjobs.add_one, 1)

@@ -30,7 +30,7 @@ raises ``RuntimeError`` there; make a new one in the child.
 """
 
 from . import runner
-from ._client import Client, WaspFuture
+from ._client import Client, Options, WaspFuture
 from ._errors import (
     BadArguments,
     BadResult,
@@ -53,12 +53,13 @@ from ._errors import (
     ModuleRefused,
     NodeLost,
     QueueFull,
+    RemoteTraceback,
     ResultTooLarge,
     UnknownFunction,
     WaspError,
 )
 from ._module import JobRef, Module
-from ._pp import DEFAULT_PORT, Job, Server, Statistics
+from ._pp import DEFAULT_PORT, Job, Server, Statistics, Template
 from ._stats import CacheStats, GroupSummary, NodeStats, Progress, Stats, WorkerStats
 from ._wasp import __version__
 
@@ -91,12 +92,15 @@ __all__ = [
     "ModuleRefused",
     "NodeLost",
     "NodeStats",
+    "Options",
     "Progress",
     "QueueFull",
+    "RemoteTraceback",
     "ResultTooLarge",
     "Server",
     "Statistics",
     "Stats",
+    "Template",
     "UnknownFunction",
     "WaspError",
     "WaspFuture",

@@ -1,171 +1,104 @@
-"""``Client``: wasp's Python API with ``concurrent.futures`` futures, bounded maps, groups
-and statistics as data."""
+"""``Client``: wasp as a ``concurrent.futures.Executor``, with limits per job through
+``options()``, bounded maps, groups and statistics as data."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import queue
 import sys
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import _base
 from typing import Any, Callable, Optional, Union
 
-from . import _wasp
-from ._core import Core, Dispatcher, read_outcome
-from ._errors import QueueFull, job_error
+from . import _ship
+from ._core import Core, Dispatcher, Submitted
+from ._errors import JobCancelled, QueueFull
 from ._module import JobRef
+from ._ship.walk import sandbox_function
 from ._stats import GroupSummary, Progress, Stats
 
 PathLike = Union[str, os.PathLike]
 
-
-class _Waiters(list):
-    """A future's list of waiters (``concurrent.futures.wait`` and ``as_completed`` add
-    theirs): the first waiter added makes the future's job report its end."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: WaspFuture) -> None:
-        self.future = weakref.ref(future)
-
-    def append(self, waiter: Any) -> None:
-        future = self.future()
-        if future is not None:
-            future._watch()
-        super().append(waiter)
-
-
-#: Guards the making of futures' condition variables against their settling.
-_LAZY = threading.Lock()
-
-_DONE = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
+#: What ``options()`` takes: a job's limits, its group, and whether ``submit`` waits for
+#: room in a bounded queue.
+OPTIONS = ("timeout", "max_memory", "max_output", "fuel", "group", "block")
 
 
 class WaspFuture(concurrent.futures.Future):
-    """A job's future: a real ``concurrent.futures.Future``.
+    """A job's future: a ``concurrent.futures.Future``, settled when its job ends.
 
     ``concurrent.futures.wait``, ``as_completed``, ``add_done_callback`` and
     ``asyncio.wrap_future`` work with it. ``result()`` waits for the job itself (with the GIL
-    released), so a single job's round trip costs no thread hop; Ctrl-C there raises
-    ``KeyboardInterrupt`` and cancels the job. ``cancel()`` cancels the job, where it is
-    queued or running, on nodes too. Done-callbacks run on wasp's one dispatcher thread.
-
-    A future is cheap until something waits on it besides ``result()``: only then (a
-    done-callback, ``wait``, ``as_completed``) is its job's end reported to the dispatcher,
-    and its condition variable and lists made (``concurrent.futures`` reads them, as
-    ``_condition``, ``_waiters`` and ``_done_callbacks``, and finds them made on first use).
-    A million futures are then a million objects for the garbage collector to walk, not
-    seven million.
+    released, Ctrl-C heard: it cancels the job and raises ``KeyboardInterrupt``).
+    ``running()`` is true while a worker or a node runs the job. ``cancel()`` cancels the
+    job wherever it is, queued or running, on nodes too, and returns ``False`` if it had
+    finished. Done-callbacks run on wasp's one dispatcher thread.
     """
 
-    def __init__(self, job: _wasp.NativeJob, dispatcher: Dispatcher) -> None:
-        # Not Future.__init__: what it makes is made on first use (see the class).
-        self._state = _base.PENDING
-        self._result: Any = None
-        self._exception: Optional[BaseException] = None
-        self._job = job
-        self._dispatcher = dispatcher
-        self._watched = False
-        self._cond: Optional[threading.Condition] = None
-        self._waiter_list: Optional[_Waiters] = None
-        self._callback_list: Optional[list] = None
-
-    @property
-    def _condition(self) -> threading.Condition:
-        if self._cond is None:
-            with _LAZY:
-                if self._cond is None:
-                    self._cond = threading.Condition()
-        return self._cond
-
-    @property
-    def _waiters(self) -> _Waiters:
-        if self._waiter_list is None:
-            with _LAZY:
-                if self._waiter_list is None:
-                    self._waiter_list = _Waiters(self)
-        return self._waiter_list
-
-    @property
-    def _done_callbacks(self) -> list:
-        if self._callback_list is None:
-            with _LAZY:
-                if self._callback_list is None:
-                    self._callback_list = []
-        return self._callback_list
+    def __init__(self, submitted: Submitted, dispatcher: Dispatcher) -> None:
+        super().__init__()
+        self._submitted = submitted
+        dispatcher.watch(submitted.native, self._settle)
 
     @property
     def job_id(self) -> int:
         """The job's id within its server."""
-        return self._job.id
-
-    def _watch(self) -> None:
-        """Has the dispatcher settle the future when its job ends (once)."""
-        if not self._watched:
-            self._watched = True
-            self._dispatcher.watch(self._job, self._settle)
+        return self._submitted.native.id
 
     def _settle(self) -> None:
-        """Moves the finished job's outcome into the future, unless it is already done."""
-        ok, payload, stdout, stderr, _, worker, _ = self._job.outcome()
-        if ok:
-            result, error = payload, None
-        else:
-            result, error = None, job_error(payload, stdout, stderr, worker)
-        with _LAZY:
-            if self._cond is None:
-                # Nobody waits on the condition, nor has a callback: nothing to notify.
-                if self._state == _base.PENDING:
-                    self._result, self._exception = result, error
-                    self._state = _base.FINISHED
-                return
+        """Moves the finished job's outcome into the future (the dispatcher and a waiting
+        caller may race to: the first wins, the other finds it done)."""
+        if super().done():
+            return
+        outcome = self._submitted.outcome()
+        error = outcome.error
         try:
-            if error is None:
-                self.set_result(result)
+            if isinstance(error, JobCancelled):
+                # Cancelled by its group, a shutdown, or this future: it is cancelled.
+                if super().cancel():
+                    self.set_running_or_notify_cancel()
+            elif error is None:
+                self.set_result(outcome.value)
             else:
                 self.set_exception(error)
         except concurrent.futures.InvalidStateError:
-            pass  # settled meanwhile by another thread, or cancelled
+            pass  # settled meanwhile by the other
 
     def done(self) -> bool:
-        if self._state == _base.PENDING and self._job.done():
+        if not super().done() and self._submitted.native.done():
             self._settle()
-        return self._state in _DONE
+        return super().done()
 
     def running(self) -> bool:
-        return False
+        return not self.done() and self._submitted.native.running()
 
-    def cancelled(self) -> bool:
-        return self._state in (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
-
-    def add_done_callback(self, fn: Callable[[concurrent.futures.Future], object]) -> None:
-        self._watch()
-        super().add_done_callback(fn)
+    def cancel(self) -> bool:
+        if super().done():
+            return self.cancelled()
+        if not self._submitted.native.cancel():
+            # It finished meanwhile: its result stands.
+            self._settle()
+            return self.cancelled()
+        self._settle()
+        return True
 
     def result(self, timeout: Optional[float] = None) -> Any:
         self._wait(timeout)
-        if self._state == _base.FINISHED:
-            if self._exception is not None:
-                raise self._exception
-            return self._result
         return super().result(timeout=0)
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         self._wait(timeout)
-        if self._state == _base.FINISHED:
-            return self._exception
         return super().exception(timeout=0)
 
     def _wait(self, timeout: Optional[float]) -> None:
-        if self._state != _base.PENDING:
+        if super().done():
             return
         try:
-            finished = self._job.wait(timeout)
+            finished = self._submitted.wait(timeout)
         except KeyboardInterrupt:
             # Ctrl-C while waiting for the job: it is no longer wanted.
             self.cancel()
@@ -173,46 +106,47 @@ class WaspFuture(concurrent.futures.Future):
         if finished:
             self._settle()
 
-    def cancel(self) -> bool:
-        if self.done():
-            return self.cancelled()  # a finished job's result stands
-        self._job.cancel()
-        return super().cancel()
 
-
-class Client:
-    """A wasp server for Python: local workers, and nodes if given.
-
-    Use it as a context manager (or call ``close()``)::
+class Client(concurrent.futures.Executor):
+    """A wasp server for Python, and a ``concurrent.futures.Executor``: local workers, and
+    nodes if given. Use it as a context manager (leaving waits for the jobs, as
+    ``Executor.shutdown`` does), or call ``shutdown()`` or ``close()``::
 
         with wasp.Client(workers=4) as client:
-            future = client.submit(module.sum_primes, 100_000, timeout=10)
+            future = client.submit(sum_primes, 100_000)
             print(future.result())
-            for total in client.map(module.sum_primes, range(100_000, 100_800, 100)):
+            for total in client.map(sum_primes, range(100_000, 100_800, 100)):
                 print(total)
+            slow = client.options(timeout=10, group="night")
+            print(slow.submit(sum_primes, 1_000_000).result())
+
+    ``submit(fn, /, *args, **kwargs)`` passes every keyword to the job, as
+    ``Executor.submit`` does: a job's limits and group go through ``options()``. A job is a
+    Python function (or another callable that can travel), run in wasp's Python runner (see
+    :mod:`wasp.runner`), or a function of a WebAssembly module (``wasp.Module(path).name``).
 
     Settings (each optional):
 
     - ``workers``: local workers (default: one per available CPU; ``0``: nodes only).
     - ``peers``: nodes, as ``"host:port"`` (a name stands for every address it resolves
-      to), or ``"*"`` to discover nodes on the LAN.
+      to), ``"*"`` to discover nodes on the LAN, or ``"dir:PATH"``, a rendezvous directory.
     - ``secret`` (64 hex digits, a passphrase, or 32 bytes) or ``secret_file``: the
       cluster secret the nodes were started with; ``insecure=True`` for nodes started with
       ``--insecure`` (loopback only).
     - ``timeout`` (seconds), ``max_memory``, ``max_output`` (bytes), ``fuel``: the default
-      limits of every job (each job may ask for others). A limit not given is not asked of
-      nodes: each gives its own value.
+      limits of every job (``options()`` sets others per job). A limit not given is not
+      asked of nodes: each gives its own value.
     - ``max_queued``: bound the queue; ``submit`` then waits for room
-      (``block=False``: raises ``QueueFull``).
+      (``options(block=False)``: raises ``QueueFull``).
     - ``cache_dir``, ``no_cache``: where compiled code is kept on disk.
     - ``node_timeout`` (seconds), ``max_retries``: when a silent node counts as lost, and
       how many times a job may lose its node.
     - ``reuse_instances``: for trusted code only. Python functions (and other components'
       jobs) may then run in an interpreter kept from an earlier job of this client on the
-      same worker, rather than a fresh one: about 10 times as many short jobs per second,
-      but the jobs share that interpreter's state (globals, imported modules, caches), as
-      pp's workers do. An interpreter whose job timed out, trapped or hit a limit is not
-      kept. Default: a fresh sandbox per job.
+      same worker, rather than a fresh one: many more short jobs per second, but the jobs
+      share that interpreter's state (globals, imported modules, caches), as pp's workers
+      do. An interpreter whose job timed out, trapped or hit a limit is not kept. Default:
+      a fresh sandbox per job.
     - ``metrics``: serve Prometheus metrics, health probes, a JSON status and a live
       dashboard over HTTP on this address (``"127.0.0.1:9464"``; port 0 picks one, see
       ``metrics_address``). Loopback only, unless ``metrics_token`` is given: then
@@ -266,137 +200,112 @@ class Client:
             metrics=metrics,
             metrics_token=metrics_token,
         )
+        self._shutdown = False
+        self._shutdown_lock = threading.Lock()
+        self._defaults = Options(self, {})
         self._core.require_a_node(peers, workers)
 
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        # As Executor's, but when the block raised, jobs not yet running are cancelled
+        # rather than run before the error is seen.
+        self.shutdown(wait=True, cancel_futures=error is not None)
 
     def close(self) -> None:
-        """Stops the server: queued jobs are cancelled, running ones stopped, nodes let go.
-        Wait first (``wait()``) to let jobs finish."""
+        """Stops the server now: queued jobs are cancelled, running ones stopped (on nodes
+        too), nodes let go, whatever other threads are doing. ``shutdown()`` lets jobs
+        finish first."""
+        with self._shutdown_lock:
+            self._shutdown = True
         self._core.close()
 
-    def submit(
-        self,
-        job: Union[JobRef, Callable[..., Any]],
-        *args: Any,
-        timeout: Optional[float] = None,
-        max_memory: Optional[int] = None,
-        max_output: Optional[int] = None,
-        fuel: Optional[int] = None,
-        group: Optional[str] = None,
-        block: bool = True,
-    ) -> WaspFuture:
-        """Submits ``job(*args)`` and returns its future. ``job`` is a job of a module, or
-        a Python function (run in wasp's Python runner; see :mod:`wasp.runner`).
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """``Executor.shutdown``: no more submissions; with ``cancel_futures``, jobs not yet
+        running are cancelled; with ``wait``, returns once every job has finished (and
+        then closes the server), else returns at once and the server closes when they
+        have."""
+        with self._shutdown_lock:
+            self._shutdown = True
+        if self._core.native.closed():
+            return
+        if cancel_futures:
+            self._core.native.cancel_queued()
+        if wait:
+            self._core.native.wait_group(None, None)
+            self._core.close()
+        else:
+            threading.Thread(
+                target=self._close_when_idle, name="wasp-shutdown", daemon=True
+            ).start()
 
-        The limits override the client's for this job. With a bounded queue, waits for
-        room (Ctrl-C raises ``KeyboardInterrupt``), or with ``block=False`` raises
-        ``QueueFull``. Arguments that cannot cross (see the README's values) raise
-        ``TypeError`` naming them.
-        """
-        native = self._core.submit(job, args, group, timeout, max_memory, max_output, fuel, block)
-        if native is None:
-            raise QueueFull("the queue is full (max_queued): nothing was submitted")
-        return WaspFuture(native, self._core.dispatcher)
+    def _close_when_idle(self) -> None:
+        self._core.native.wait_group(None, None)
+        self._core.close()
+
+    def options(self, **options: Any) -> Options:
+        """A view of this client whose ``submit`` and ``map`` give their jobs these
+        ``options``: ``timeout`` (seconds), ``max_memory``, ``max_output`` (bytes),
+        ``fuel``, ``group`` (a name to wait for or cancel together), ``block`` (``False``:
+        raise ``QueueFull`` rather than wait for room in a bounded queue)."""
+        return self._defaults.options(**options)
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> WaspFuture:
+        """Submits ``fn(*args, **kwargs)`` and returns its future (see the class for what
+        ``fn`` may be; ``options()`` for limits). Raises ``TypeError`` at once for what
+        cannot travel to the sandbox, saying what and what to do instead, and
+        ``RuntimeError`` after ``shutdown()``."""
+        if self._shutdown:
+            raise RuntimeError("cannot submit a job after shutdown")
+        submitted = self._core.submit(fn, args, kwargs)
+        assert submitted is not None  # a submission that may wait always finds room
+        return WaspFuture(submitted, self._core.dispatcher)
 
     def map(
         self,
-        job: Union[JobRef, Callable[..., Any]],
+        fn: Any,
         *iterables: Iterable[Any],
+        timeout: Optional[float] = None,
+        chunksize: int = 1,
         ordered: bool = True,
         window: Optional[int] = None,
-        timeout: Optional[float] = None,
-        max_memory: Optional[int] = None,
-        fuel: Optional[int] = None,
-        group: Optional[str] = None,
         progress: Union[bool, Callable[[int, Optional[int]], None]] = False,
+        buffersize: Optional[int] = None,
     ) -> Iterator[Any]:
-        """Runs ``job`` on each item of ``iterables`` (zipped, as the built-in ``map``),
-        yielding results in input order (``ordered=False``: as they finish).
+        """``Executor.map``: ``fn`` on each item of ``iterables`` (zipped), results in
+        input order. See :meth:`Options.map` (``buffersize``, as Python 3.14 names it, is
+        ``window``)."""
+        return self._defaults.map(
+            fn,
+            *iterables,
+            timeout=timeout,
+            chunksize=chunksize,
+            ordered=ordered,
+            window=window or buffersize,
+            progress=progress,
+        )
 
-        At most ``window`` jobs are in flight (default: 8 per worker and node), so an
-        endless iterable is fine: backpressure. The first job to fail raises its
-        ``JobError`` where its result would be; the jobs still in flight are then cancelled,
-        as they are when the iterator is closed early or Ctrl-C interrupts it.
-        ``progress=True`` draws a progress bar on stderr; a callable gets ``(done, total)``
-        (``total`` is ``None`` for iterables without a length).
-        """
-        limits = {"timeout": timeout, "max_memory": max_memory, "fuel": fuel}
-        total = _length(iterables)
-        report = _progress(progress, total)
-        window = window or max(8 * self._core.native.capacity(), 16)
-        calls = zip(*iterables)
-        if ordered:
-            return self._map_ordered(job, calls, window, group, limits, report)
-        return self._map_unordered(job, calls, window, group, limits, report)
+    def _submit(
+        self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> Submitted:
+        with self._shutdown_lock:
+            if self._shutdown:
+                raise RuntimeError("cannot submit a job after shutdown")
+        submitted = self._core.submit(fn, args, kwargs, **options)
+        if submitted is None:
+            raise QueueFull("the queue is full (max_queued): nothing was submitted")
+        return submitted
 
-    def _map_ordered(self, job, calls, window, group, limits, report) -> Iterator[Any]:
-        in_flight: deque[_wasp.NativeJob] = deque()
-        done = 0
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and len(in_flight) < window:
-                    args = next(calls, None)
-                    if args is None:
-                        exhausted = True
-                        break
-                    in_flight.append(self._core.submit(job, args, group=group, **limits))
-                if not in_flight:
-                    return
-                head = in_flight.popleft()
-                try:
-                    head.wait()
-                except KeyboardInterrupt:
-                    head.cancel()
-                    raise
-                value = read_outcome(head).unwrap()
-                done += 1
-                report(done)
-                yield value
-        finally:
-            for native in in_flight:
-                native.cancel()
-            report(done, final=True)
-
-    def _map_unordered(self, job, calls, window, group, limits, report) -> Iterator[Any]:
-        finished: queue.SimpleQueue[_wasp.NativeJob] = queue.SimpleQueue()
-        in_flight: set[_wasp.NativeJob] = set()
-        done = 0
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and len(in_flight) < window:
-                    args = next(calls, None)
-                    if args is None:
-                        exhausted = True
-                        break
-                    native = self._core.submit(job, args, group=group, **limits)
-                    in_flight.add(native)
-                    self._core.dispatcher.watch(native, lambda n=native: finished.put(n))
-                if not in_flight:
-                    return
-                native = _get(finished)
-                in_flight.discard(native)
-                value = read_outcome(native).unwrap()
-                done += 1
-                report(done)
-                yield value
-        finally:
-            for native in in_flight:
-                native.cancel()
-            report(done, final=True)
+    def _future(self, submitted: Submitted) -> WaspFuture:
+        return WaspFuture(submitted, self._core.dispatcher)
 
     def wait(self, group: Optional[str] = None, timeout: Optional[float] = None) -> GroupSummary:
         """Waits until ``group`` (every job, for ``None``) has nothing pending, at most
         ``timeout`` seconds. Ctrl-C raises ``KeyboardInterrupt`` and cancels the group."""
-        self._core.check()
+        native = self._core.native
         try:
-            summary = self._core.native.wait_group(group, timeout)
+            summary = native.wait_group(group, timeout)
         except KeyboardInterrupt:
             self.cancel(group)
             raise
@@ -405,9 +314,9 @@ class Client:
     def cancel(self, group: Optional[str] = None) -> int:
         """Cancels every unfinished job of ``group`` (of every group, for ``None``); returns
         how many."""
-        self._core.check()
+        native = self._core.native
         groups = [group] if group is not None else [*self._core.groups, "default"]
-        return sum(self._core.native.cancel_group(name) for name in groups)
+        return sum(native.cancel_group(name) for name in groups)
 
     @property
     def workers(self) -> int:
@@ -416,7 +325,6 @@ class Client:
 
     @workers.setter
     def workers(self, count: int) -> None:
-        self._core.check()
         self._core.native.set_workers(count)
 
     def capacity(self) -> int:
@@ -426,7 +334,6 @@ class Client:
     def wait_for_nodes(self, count: int, timeout: float = 10.0) -> int:
         """Waits until ``count`` nodes are connected; raises ``ConnectionError`` saying why
         each missing node is missing (e.g. a wrong secret)."""
-        self._core.check()
         return self._core.native.wait_for_nodes(count, timeout)
 
     @property
@@ -455,11 +362,203 @@ class Client:
         return self._core.dispatcher.errors
 
 
-def _get(finished: queue.SimpleQueue) -> Any:
+class Options:
+    """A view of a :class:`Client` whose jobs get these options (see
+    :meth:`Client.options`): the same ``submit`` and ``map``."""
+
+    __slots__ = ("_client", "_options")
+
+    def __init__(self, client: Client, options: dict[str, Any]) -> None:
+        self._client = client
+        self._options = options
+
+    def options(self, **options: Any) -> Options:
+        """This view with more options (those given replace this view's)."""
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"unknown option(s) {', '.join(unknown)}: options are {', '.join(OPTIONS)}"
+            )
+        return Options(self._client, {**self._options, **options})
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> WaspFuture:
+        """Submits ``fn(*args, **kwargs)`` with this view's options; see
+        :meth:`Client.submit`."""
+        client = self._client
+        return client._future(client._submit(fn, args, kwargs, self._options))
+
+    def map(
+        self,
+        fn: Any,
+        *iterables: Iterable[Any],
+        timeout: Optional[float] = None,
+        chunksize: int = 1,
+        ordered: bool = True,
+        window: Optional[int] = None,
+        progress: Union[bool, Callable[[int, Optional[int]], None]] = False,
+    ) -> Iterator[Any]:
+        """``fn`` on each item of ``iterables`` (zipped, as the built-in ``map``), results
+        in input order (``ordered=False``: as they finish).
+
+        ``timeout`` is the deadline for the whole iteration, as in ``Executor.map``: past it,
+        the next result raises ``TimeoutError`` and what is left is cancelled. ``chunksize``
+        runs that many calls of a Python function in one job (fewer, larger jobs: less
+        overhead per call; a module's job ignores it). At most ``window`` jobs are in
+        flight (default: 8 per worker and node), so an endless iterable is fine. The first
+        call to fail raises its exception where its result would be; the jobs still in
+        flight are then cancelled, as they are when the iterator is closed early or Ctrl-C
+        interrupts it. ``progress=True`` draws a progress bar on stderr; a callable gets
+        ``(done, total)`` (``total`` is ``None`` for iterables without a length).
+        """
+        if not isinstance(chunksize, int) or chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        client = self._client
+        total = _length(iterables)
+        report = _progress(progress, total)
+        window = window or max(8 * client._core.native.capacity(), 16)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        calls: Iterator[tuple[Any, ...]] = zip(*iterables)
+        if type(fn) is not JobRef:
+            _ship.check_callable(fn)
+        chunked = chunksize > 1 and type(fn) is not JobRef
+        if chunked:
+            calls = _chunks(calls, chunksize)
+            fn = _ChunkCall(fn)
+        batches = _Map(client, fn, calls, self._options, window, deadline)
+        results = batches.ordered() if ordered else batches.unordered()
+        if chunked:
+            results = (value for chunk in results for value in chunk)
+        return _reporting(results, report)
+
+
+class _Map:
+    """One ``map``: a bounded window of jobs in flight."""
+
+    def __init__(
+        self,
+        client: Client,
+        fn: Any,
+        calls: Iterator[tuple[Any, ...]],
+        options: dict[str, Any],
+        window: int,
+        deadline: Optional[float],
+    ) -> None:
+        self.client = client
+        self.fn = fn
+        self.calls = calls
+        self.options = options
+        self.window = window
+        self.deadline = deadline
+        self.exhausted = False
+
+    def _next(self) -> Optional[Submitted]:
+        if self.exhausted:
+            return None
+        args = next(self.calls, None)
+        if args is None:
+            self.exhausted = True
+            return None
+        return self.client._submit(self.fn, args, {}, self.options)
+
+    def _left(self) -> Optional[float]:
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise concurrent.futures.TimeoutError()
+        return left
+
+    def ordered(self) -> Iterator[Any]:
+        in_flight: deque[Submitted] = deque()
+        try:
+            while True:
+                while len(in_flight) < self.window:
+                    submitted = self._next()
+                    if submitted is None:
+                        break
+                    in_flight.append(submitted)
+                if not in_flight:
+                    return
+                head = in_flight.popleft()
+                try:
+                    if not head.wait(self._left()):
+                        raise concurrent.futures.TimeoutError()
+                except BaseException:
+                    head.native.cancel()
+                    raise
+                yield head.outcome().unwrap()
+        finally:
+            for submitted in in_flight:
+                submitted.native.cancel()
+
+    def unordered(self) -> Iterator[Any]:
+        finished: queue.SimpleQueue[Submitted] = queue.SimpleQueue()
+        in_flight: set[Submitted] = set()
+        dispatcher = self.client._core.dispatcher
+        try:
+            while True:
+                while len(in_flight) < self.window:
+                    submitted = self._next()
+                    if submitted is None:
+                        break
+                    in_flight.add(submitted)
+                    dispatcher.watch(submitted.native, lambda s=submitted: finished.put(s))
+                if not in_flight:
+                    return
+                submitted = _get(finished, self._left)
+                in_flight.discard(submitted)
+                yield submitted.outcome().unwrap()
+        finally:
+            for submitted in in_flight:
+                submitted.native.cancel()
+
+
+class _ChunkCall:
+    """A chunk of calls of a Python function, as one job: inside the sandbox it is
+    ``functools.partial(wasp_runner_bundle.run_chunk, function)``, called with the chunk's
+    argument tuples."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+
+    def __call__(self, chunk: list[tuple[Any, ...]]) -> list[Any]:
+        return [self.function(*args) for args in chunk]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return functools.partial, (sandbox_function("run_chunk"), self.function)
+
+
+def _chunks(calls: Iterator[tuple[Any, ...]], size: int) -> Iterator[tuple[Any, ...]]:
+    while True:
+        chunk = [args for _, args in zip(range(size), calls)]
+        if not chunk:
+            return
+        yield (chunk,)
+
+
+def _reporting(results: Iterator[Any], report: Callable[..., None]) -> Iterator[Any]:
+    done = 0
+    try:
+        for value in results:
+            done += 1
+            report(done)
+            yield value
+    finally:
+        # Closing the jobs' iterator now cancels what is still in flight.
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+        report(done, final=True)
+
+
+def _get(finished: queue.SimpleQueue, left: Callable[[], Optional[float]]) -> Any:
     """The next finished job, waiting in slices so that Ctrl-C is heard."""
     while True:
+        remaining = left()
         try:
-            return finished.get(timeout=0.05)
+            return finished.get(timeout=0.05 if remaining is None else min(0.05, remaining))
         except queue.Empty:
             continue
 
@@ -499,3 +598,6 @@ def _progress(
         print(f"\r{line}", end=end, file=sys.stderr, flush=True)
 
     return bar
+
+
+__all__ = ["Client", "Options", "WaspFuture"]

@@ -1,10 +1,10 @@
 """What both APIs (pp's ``Server`` and ``Client``) stand on: a native server, its
-dispatcher thread, outcomes read into values or exceptions, fork and exit safety."""
+dispatcher thread, calls prepared for the sandbox, outcomes read into values or exceptions,
+fork and exit safety."""
 
 from __future__ import annotations
 
 import atexit
-import itertools
 import os
 import sys
 import threading
@@ -12,9 +12,10 @@ import traceback
 import weakref
 from typing import Any, Callable, Optional
 
-from . import _functions, _wasp, runner
-from ._errors import JobError, job_error
+from . import _ship, _wasp, runner
+from ._errors import job_error
 from ._module import JobRef, Module
+from ._ship import results
 
 #: How long a server with no local worker waits, when made, for its first node.
 NODE_WAIT = 10.0
@@ -27,6 +28,9 @@ FORKED_MESSAGE = (
     "process; make a new one in the child (or use the 'spawn' start method)"
 )
 
+#: The limits and options of one submission, by name (``None``: the server's default).
+LIMITS = ("timeout", "max_memory", "max_output", "fuel")
+
 
 class Outcome:
     """How a job ended: its value, or the exception to raise, and what it printed."""
@@ -37,7 +41,7 @@ class Outcome:
     def __init__(
         self,
         value: Any,
-        error: Optional[JobError],
+        error: Optional[BaseException],
         stdout: bytes,
         stderr: bytes,
         duration: float,
@@ -59,12 +63,44 @@ class Outcome:
         return self.value
 
 
-def read_outcome(job: _wasp.NativeJob) -> Outcome:
-    """The outcome of a finished native job, decoded once."""
-    ok, payload, stdout, stderr, duration, worker, fuel_used = job.outcome()
+class Submitted:
+    """A submitted job: the native job, and for a Python function, the classes that
+    travelled with it (its result may hold their instances)."""
+
+    __slots__ = ("classes", "generation", "native")
+
+    def __init__(
+        self, native: _wasp.NativeJob, classes: Optional[results.Classes], generation: int
+    ) -> None:
+        self.native = native
+        self.classes = classes
+        #: The fork generation of the server (see ``check_generation``).
+        self.generation = generation
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Waits for the job (``RuntimeError`` in a ``fork()``ed child: its server's threads
+        are not there); returns whether it finished."""
+        check_generation(self.generation)
+        return self.native.wait(timeout)
+
+    def outcome(self) -> Outcome:
+        """The outcome of the finished job, decoded."""
+        return read_outcome(self.native, self.classes)
+
+
+def read_outcome(job: _wasp.NativeJob, classes: Optional[results.Classes] = None) -> Outcome:
+    """The outcome of a finished native job, decoded once (``classes``: a Python function's,
+    whose results and exceptions may be of those classes)."""
+    builder = None if classes is None else results.instance_builder(classes)
+    ok, payload, stdout, stderr, duration, worker, fuel_used = job.outcome(builder)
     if ok:
         return Outcome(payload, None, stdout, stderr, duration, worker, fuel_used)
-    error = job_error(payload, stdout, stderr, worker)
+    error: BaseException
+    kind, message, _ = payload
+    if classes is not None and kind == "failed" and results.is_python_failure(message):
+        error = results.failed(message, stdout, stderr, worker, classes)
+    else:
+        error = job_error(payload, stdout, stderr, worker)
     return Outcome(None, error, stdout, stderr, duration, worker, fuel_used)
 
 
@@ -72,17 +108,16 @@ class Dispatcher:
     """The one thread that runs callbacks and completes futures, with the GIL.
 
     Jobs finish on wasp's worker and network threads, which never wait for Python: they
-    push a token, and this thread runs the handler registered for it. A handler that raises
-    is reported on stderr (and counted), never lost, and never stops the others. The thread
-    runs while handlers are pending (and a second after), so an idle server holds none.
+    queue the handler registered for the job, and this thread runs it. A handler that
+    raises is reported on stderr (and counted), never lost, and never stops the others. The
+    thread runs while handlers are pending (and a second after), so an idle server holds
+    none.
     """
 
     _IDLE = 1.0
 
     def __init__(self, native: _wasp.NativeServer) -> None:
         self._native = native
-        self._handlers: dict[int, Callable[[], None]] = {}
-        self._tokens = itertools.count()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
@@ -90,28 +125,25 @@ class Dispatcher:
 
     def watch(self, job: _wasp.NativeJob, handler: Callable[[], None]) -> None:
         """Runs ``handler`` on the dispatcher thread once ``job`` finishes."""
-        token = next(self._tokens)
-        with self._lock:
-            self._handlers[token] = handler
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=DISPATCHER, daemon=True)
-                self._thread.start()
-        self._native.watch(job, token)
+        self._native.watch(job, handler)
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._stopping:
+                    self._thread = threading.Thread(target=self._run, name=DISPATCHER, daemon=True)
+                    self._thread.start()
 
     def _run(self) -> None:
         idle = 0.0
+        native = self._native
         while True:
-            tokens = self._native.next_completions(0.1)
-            for token in tokens:
-                with self._lock:
-                    handler = self._handlers.pop(token, None)
-                if handler is not None:
-                    self._call(handler)
+            handlers = native.next_completions(0.1)
+            for handler in handlers:
+                self._call(handler)
             with self._lock:
-                if self._handlers:
+                if handlers or (native.watched() and not self._stopping):
                     idle = 0.0
                     continue
-                idle = 0.0 if tokens else idle + 0.1
+                idle += 0.1
                 if self._stopping or idle >= self._IDLE:
                     self._thread = None
                     return
@@ -127,13 +159,18 @@ class Dispatcher:
             )
             traceback.print_exc()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Lets the thread end once the handlers pending now have run."""
+    def drain(self) -> None:
+        """Runs, on the calling thread, the handlers of jobs that have finished (a closed
+        server's jobs have all finished, cancelled if nothing else), then lets the
+        dispatcher thread end."""
         with self._lock:
             self._stopping = True
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        for _ in range(1000):
+            handlers = self._native.next_completions(0.0)
+            if not handlers:
+                break
+            for handler in handlers:
+                self._call(handler)
 
 
 #: How many times this process is a fork()ed child of the one that imported wasp: a
@@ -150,17 +187,31 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
 
 
+def check_generation(generation: int) -> None:
+    """Raises ``RuntimeError`` in a child made by ``fork()`` after ``generation``."""
+    if generation != _generation:
+        raise RuntimeError(FORKED_MESSAGE)
+
+
 class Core:
     """A native server with its dispatcher: what ``Server`` and ``Client`` share."""
 
     def __init__(self, reuse_instances: bool = False, **settings: Any) -> None:
-        self._generation = _generation
+        self.generation = _generation
         #: Whether jobs may run in an instance kept from an earlier job (see ``Client``).
         self.reuse_instances = bool(reuse_instances)
-        self.native = _wasp.NativeServer(**settings)
-        self.dispatcher = Dispatcher(self.native)
+        self._native = _wasp.NativeServer(**settings)
+        self.dispatcher = Dispatcher(self._native)
         self.groups: set[str] = set()
         _live.add(self)
+
+    @property
+    def native(self) -> _wasp.NativeServer:
+        """The native server; ``RuntimeError`` in a ``fork()``ed child (its threads are not
+        there)."""
+        if self.generation != _generation:
+            raise RuntimeError(FORKED_MESSAGE)
+        return self._native
 
     def require_a_node(self, peers: list[str], workers: Optional[int]) -> None:
         """With no local worker, nothing runs without a node: waits (up to
@@ -180,13 +231,13 @@ class Core:
     def check(self) -> None:
         """Raises if the server was made before a fork (the native server raises if it was
         closed)."""
-        if self._generation != _generation:
-            raise RuntimeError(FORKED_MESSAGE)
+        check_generation(self.generation)
 
     def submit(
         self,
-        job: JobRef,
+        job: Any,
         args: tuple[Any, ...],
+        kwargs: Optional[dict[str, Any]] = None,
         group: Optional[str] = None,
         timeout: Optional[float] = None,
         max_memory: Optional[int] = None,
@@ -195,43 +246,47 @@ class Core:
         block: bool = True,
         depfuncs: tuple[Any, ...] = (),
         modules: tuple[str, ...] = (),
-    ) -> Optional[_wasp.NativeJob]:
-        """Submits ``job(*args)``; with ``block=False``, ``None`` if the queue is full.
+    ) -> Optional[Submitted]:
+        """Submits ``job(*args, **kwargs)``; with ``block=False``, ``None`` if the queue is
+        full.
 
-        ``job`` is a job of a module, or a Python function (run by wasp's Python runner,
-        with ``depfuncs`` and ``modules`` as in pp)."""
-        if self._generation != _generation:
-            raise RuntimeError(FORKED_MESSAGE)
-        if type(job) is not JobRef:
-            job, args = python_job(job, args, depfuncs, modules)
+        ``job`` is a job of a module (then ``kwargs`` must be empty), or a Python function
+        or other callable (run by wasp's Python runner, with ``depfuncs`` and ``modules``
+        as in pp)."""
+        native = self.native
+        classes = None
+        if type(job) is JobRef:
+            if kwargs:
+                raise TypeError(
+                    f"a module's job takes positional arguments only, not {sorted(kwargs)}"
+                )
+        else:
+            job, args, classes = python_job(job, args, kwargs or {}, depfuncs, modules)
         if group is not None:
             self.groups.add(group)
         # Positional: the native call is on every job's path.
-        try:
-            return self.native.submit(
-                job.module._native,
-                job.name,
-                args,
-                group,
-                timeout,
-                max_memory,
-                max_output,
-                fuel,
-                block,
-                self.reuse_instances,
-            )
-        except TypeError as error:
-            if job.module is not _runner_module:
-                raise
-            # The function's arguments are the runner's third: name them as the caller did.
-            raise TypeError(str(error).replace("args[2]", "args", 1)) from None
+        submitted = native.submit(
+            job.module._native,
+            job.name,
+            args,
+            group,
+            timeout,
+            max_memory,
+            max_output,
+            fuel,
+            block,
+            self.reuse_instances,
+        )
+        return None if submitted is None else Submitted(submitted, classes, self.generation)
 
     def close(self) -> None:
-        """Stops the server (once): queued jobs are cancelled, running ones stopped."""
-        if self._generation != _generation or self.native.closed():
+        """Stops the server now (once): queued jobs are cancelled, running ones stopped,
+        whatever other threads are doing; callbacks of what finished run before it
+        returns."""
+        if self.generation != _generation or self._native.closed():
             return
-        self.dispatcher.stop()
-        self.native.close()
+        self._native.close()
+        self.dispatcher.drain()
 
 
 #: The Python runner's module, once a Python function was submitted.
@@ -239,19 +294,23 @@ _runner_module: Optional[Module] = None
 
 
 def python_job(
-    func: Any, args: tuple[Any, ...], depfuncs: tuple[Any, ...], modules: tuple[str, ...]
-) -> tuple[JobRef, tuple[Any, ...]]:
-    """The runner's job and arguments for the Python function ``func(*args)``."""
+    function: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    depfuncs: tuple[Any, ...],
+    modules: tuple[str, ...],
+) -> tuple[JobRef, tuple[Any, ...], results.Classes]:
+    """The runner's job and arguments for the Python call ``function(*args, **kwargs)``,
+    and the classes that travel with it."""
     global _runner_module
-    if not callable(func):
-        raise TypeError(
-            "a job is a Python function or a function of a wasp module "
-            f"(wasp.Module(path).name), not {func!r}"
-        )
-    call = _functions.call_of(func, args, depfuncs, modules)
+    shipment = _ship.prepare(function, args, kwargs, depfuncs, modules)
     if _runner_module is None:
         _runner_module = runner.module()
-    return JobRef(_runner_module, "python"), call
+    return (
+        JobRef(_runner_module, "python"),
+        (_ship.FORMAT_CALL, shipment.bundle, shipment.call),
+        shipment.classes,
+    )
 
 
 _live: weakref.WeakSet[Core] = weakref.WeakSet()

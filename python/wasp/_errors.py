@@ -9,6 +9,7 @@ cannot be read), with wasp's own message.
 
 from __future__ import annotations
 
+import concurrent.futures
 from typing import Any, ClassVar
 
 
@@ -54,9 +55,27 @@ class JobError(WaspError):
 
 
 class JobFailed(JobError):
-    """The job returned an error (a Rust ``Err``; in Python jobs, an exception)."""
+    """The job returned an error (a Rust ``Err``; in Python jobs, an exception).
+
+    A Python function's exception is raised as an exception of its own class that is also
+    a ``JobFailed``: ``except ValueError`` catches a job's ``ValueError`` (or a subclass of
+    the caller's), with its arguments and attributes; ``traceback`` is the sandbox's
+    traceback (also the exception's ``__cause__``, so an uncaught one shows it)."""
 
     kind = "failed"
+    traceback: str = ""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised inside the sandbox (the cause of the exception
+    the caller sees)."""
+
+    def __init__(self, traceback: str) -> None:
+        super().__init__(traceback)
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return self.traceback
 
 
 class JobPanicked(JobError):
@@ -72,8 +91,9 @@ class JobTrapped(JobError):
     trap: str
 
 
-class JobTimeout(JobError):
-    """The job ran past its wall-clock ``timeout`` (seconds) and was stopped."""
+class JobTimeout(JobError, TimeoutError):
+    """The job ran past its wall-clock ``timeout`` (seconds) and was stopped (also a
+    ``TimeoutError``)."""
 
     kind = "timeout"
     timeout: float
@@ -102,7 +122,8 @@ class JobFuelExhausted(JobError):
 
 
 class JobExited(JobError):
-    """The job called ``exit`` with ``status`` instead of returning."""
+    """The job called ``exit`` with ``status`` instead of returning (a Python job:
+    ``sys.exit(status)``; the caller's program goes on)."""
 
     kind = "exited"
     status: int
@@ -114,8 +135,9 @@ class JobForbidden(JobError):
     kind = "forbidden"
 
 
-class JobCancelled(JobError):
-    """The job was cancelled before it finished (by its caller, or a shutdown)."""
+class JobCancelled(JobError, concurrent.futures.CancelledError):
+    """The job was cancelled before it finished (by its caller, its group's cancel, or a
+    shutdown); also a ``concurrent.futures.CancelledError``."""
 
     kind = "cancelled"
 

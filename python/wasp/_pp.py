@@ -36,8 +36,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
-from . import _wasp
-from ._core import DISPATCHER, Core, Outcome, read_outcome
+from ._core import DISPATCHER, Core, Outcome, Submitted
 from ._module import JobRef
 from ._stats import Progress
 
@@ -65,6 +64,7 @@ class Job:
         "_native",
         "_outcome",
         "_printed",
+        "_submitted",
         "callback",
         "callbackargs",
         "group",
@@ -73,14 +73,15 @@ class Job:
 
     def __init__(
         self,
-        native: _wasp.NativeJob,
+        submitted: Submitted,
         group: str,
         callback: Optional[Callable[..., Any]],
         callbackargs: tuple[Any, ...],
     ) -> None:
-        self._native = native
+        self._submitted = submitted
+        self._native = submitted.native
         self.group = group
-        self.tid = native.id
+        self.tid = submitted.native.id
         self.callback = callback
         self.callbackargs = callbackargs
         self._outcome: Optional[Outcome] = None
@@ -98,7 +99,7 @@ class Job:
         """Waits for the job to finish, and its callback to have run, as pp does (Ctrl-C
         cancels it and raises ``KeyboardInterrupt``)."""
         try:
-            self._native.wait()
+            self._submitted.wait()
             called_back = self._called_back
             if called_back is not None and threading.current_thread().name != DISPATCHER:
                 while not called_back.wait(0.05):
@@ -115,7 +116,7 @@ class Job:
     def _read(self) -> Outcome:
         if self._outcome is None:
             self.wait()
-            self._outcome = read_outcome(self._native)
+            self._outcome = self._submitted.outcome()
         return self._outcome
 
     def __call__(self, raw_result: bool = False) -> Any:
@@ -223,12 +224,12 @@ class Server:
             raise TypeError("modules argument must contain strings")
         if globals is not None and not isinstance(globals, dict):
             raise TypeError("globals argument must be a dictionary")
-        native = self._core.submit(func, args, group=group, depfuncs=depfuncs, modules=modules)
-        assert native is not None
-        job = Job(native, group, callback, callbackargs)
+        submitted = self._core.submit(func, args, group=group, depfuncs=depfuncs, modules=modules)
+        assert submitted is not None
+        job = Job(submitted, group, callback, callbackargs)
         if callback is not None:
             self._awaiting_callbacks.setdefault(group, set()).add(job)
-            self._core.dispatcher.watch(native, lambda: self._call_back(job))
+            self._core.dispatcher.watch(submitted.native, lambda: self._call_back(job))
         return job
 
     def _call_back(self, job: Job) -> None:
@@ -307,6 +308,45 @@ class Server:
     def destroy(self) -> None:
         """Shuts the server down: queued jobs are cancelled, running ones stopped."""
         self._core.close()
+
+
+class Template:
+    """pp's template: a job's function, ``depfuncs``, ``modules``, callback and group,
+    submitted again and again with new arguments (``Template(server, f).submit(x)`` is
+    ``server.submit(f, (x,))``)."""
+
+    def __init__(
+        self,
+        job_server: Server,
+        func: Union[JobRef, Callable[..., Any]],
+        depfuncs: tuple[Any, ...] = (),
+        modules: tuple[str, ...] = (),
+        callback: Optional[Callable[..., Any]] = None,
+        callbackargs: tuple[Any, ...] = (),
+        group: str = "default",
+        globals: Optional[dict[str, Any]] = None,
+    ) -> None:
+        self.job_server = job_server
+        self.func = func
+        self.depfuncs = depfuncs
+        self.modules = modules
+        self.callback = callback
+        self.callbackargs = callbackargs
+        self.group = group
+        self.globals = globals
+
+    def submit(self, *args: Any) -> Job:
+        """Submits the template's function with ``args``; returns its job."""
+        return self.job_server.submit(
+            self.func,
+            args,
+            self.depfuncs,
+            self.modules,
+            self.callback,
+            self.callbackargs,
+            self.group,
+            self.globals,
+        )
 
 
 def _ncpus(ncpus: Union[int, str]) -> Optional[int]:

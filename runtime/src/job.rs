@@ -91,6 +91,12 @@ impl<T> Job<T> {
         self.slot.cancel("cancelled by the caller")
     }
 
+    /// Whether the job is running: taken from the queue by a worker or a node, and not
+    /// finished.
+    pub fn is_running(&self) -> bool {
+        self.slot.is_running()
+    }
+
     /// Whether the job has finished (and its callbacks have run).
     pub fn is_finished(&self) -> bool {
         self.slot.is_released()

@@ -239,6 +239,12 @@ impl Server {
         )
     }
 
+    /// Cancels every job still waiting in the queue (of every group); running jobs go on.
+    /// Returns how many were cancelled.
+    pub fn cancel_queued(&self) -> usize {
+        self.shared().cancel_pending("cancelled while still queued")
+    }
+
     /// Cancels every job of `group` that has not finished: each completes now with
     /// [`JobError::Cancelled`], queued ones never run, running ones are stopped (on nodes
     /// too). Returns how many were cancelled.
@@ -388,13 +394,21 @@ impl Server {
     /// Answers every queued job as cancelled (a draining node hands them back); running
     /// jobs go on.
     pub(crate) fn cancel_pending(&self, why: &str) {
-        self.shared().cancel_pending(why);
+        let _ = self.shared().cancel_pending(why);
     }
 
     /// Stops the pool now, as dropping the server does: queued jobs complete as
-    /// cancelled, running ones are interrupted.
-    pub(crate) fn shut_down(&self) {
+    /// cancelled, running ones are interrupted, and later submissions complete as
+    /// cancelled. For a server shared by several threads (or a binding), whoever else holds
+    /// it sees its jobs end; the connections to nodes close when the last handle drops.
+    pub fn shutdown(&self) {
         pool::shutdown(self.shared());
+    }
+
+    /// The bound of the queue ([`ServerBuilder::max_queued`]), if it has one.
+    pub fn max_queued(&self) -> Option<usize> {
+        let bound = self.shared().max_queued;
+        (bound != usize::MAX).then_some(bound)
     }
 }
 

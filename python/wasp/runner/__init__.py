@@ -63,6 +63,7 @@ MODULES: tuple[str, ...] = (
     "numbers",
     "operator",
     "os",
+    "pickle",
     "pprint",
     "random",
     "re",
@@ -88,9 +89,14 @@ WORLD = "python-runner"
 #: The variable naming a runner built elsewhere.
 RUNNER_VARIABLE = "WASP_PYTHON_RUNNER"
 
-_GUEST = Path(__file__).parent / "guest" / "wasp_runner.py"
-_lock = threading.Lock()
+_GUEST = Path(__file__).parent / "guest"
+
+#: The runner's program: its files, and the caller's module it shares (staged under the
+#: name the runner imports it by).
+_SHARED = {"wasp_factory.py": Path(__file__).parent.parent / "_ship" / "factory.py"}
+_lock = threading.RLock()
 _module: Optional[Module] = None
+_available: Optional[frozenset[str]] = None
 
 
 def cache_dir() -> Path:
@@ -105,7 +111,7 @@ def build_key() -> str:
     digest = hashlib.sha256()
     for part in (
         _wasp.WIT,
-        _GUEST.read_text(encoding="utf-8"),
+        *(source.read_text(encoding="utf-8") for source in _program()),
         repr(MODULES),
         COMPONENTIZE_PY_VERSION,
         MSGPACK_VERSION,
@@ -113,6 +119,11 @@ def build_key() -> str:
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:24]
+
+
+def _program() -> list[Path]:
+    """The files of the runner's program, in a fixed order."""
+    return [*sorted(_GUEST.glob("*.py")), *(_SHARED[name] for name in sorted(_SHARED))]
 
 
 def path(build_if_missing: bool = True) -> Path:
@@ -130,13 +141,66 @@ def path(build_if_missing: bool = True) -> Path:
     return built
 
 
+def has_module(name: str) -> bool:
+    """Whether the runner has module ``name`` (a job may import it, and values of its types
+    may travel)."""
+    return name in available_modules()
+
+
+def available_modules() -> frozenset[str]:
+    """Every module inside the runner: those of :data:`MODULES` and what they import.
+
+    Read once per runner from the cache directory, where the first call on a machine
+    writes what the runner itself reports (running it once, which also leaves its compiled
+    code on disk for the first job)."""
+    global _available
+    with _lock:
+        if _available is None:
+            _available = _load_available()
+        return _available
+
+
+def _load_available() -> frozenset[str]:
+    runner = _module_locked()
+    manifest = cache_dir() / f"modules-{runner.hash[:32]}.txt"
+    try:
+        return frozenset(manifest.read_text(encoding="utf-8").split())
+    except OSError:
+        pass
+    names = _ask_modules(runner)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    staged = manifest.with_suffix(f".tmp-{os.getpid()}")
+    staged.write_text("\n".join(sorted(names)) + "\n", encoding="utf-8")
+    os.replace(staged, manifest)
+    return frozenset(names)
+
+
+def _ask_modules(runner: Module) -> list[str]:
+    """The runner's ``sys.modules``, as it reports it (the request ``[0]``)."""
+    server = _wasp.NativeServer(workers=1)
+    try:
+        job = server.submit(runner._native, "python", [0])
+        assert job is not None
+        job.wait(None)
+        ok, payload, _, stderr, *_ = job.outcome()
+    finally:
+        server.close()
+    if not ok:
+        raise RuntimeError(f"wasp's Python runner did not start: {payload[1]}\n{stderr!r}")
+    return [str(name) for name in payload]
+
+
 def module() -> Module:
     """The runner as a :class:`wasp.Module` (loaded once per process, built if missing)."""
-    global _module
     with _lock:
-        if _module is None:
-            _module = Module(path())
-        return _module
+        return _module_locked()
+
+
+def _module_locked() -> Module:
+    global _module
+    if _module is None:
+        _module = Module(path())
+    return _module
 
 
 def build(output: Path) -> None:
@@ -208,7 +272,10 @@ def _stage(app: Path) -> None:
     import msgpack
 
     app.mkdir()
-    shutil.copy(_GUEST, app / "wasp_runner.py")
+    for source in sorted(_GUEST.glob("*.py")):
+        shutil.copy(source, app / source.name)
+    for name, source in _SHARED.items():
+        shutil.copy(source, app / name)
     modules = "\n".join(f"    {name!r}," for name in MODULES)
     (app / "wasp_runner_modules.py").write_text(
         f'"""The modules the runner imports when built."""\n\nMODULES = (\n{modules}\n)\n',

@@ -539,7 +539,7 @@ impl Node {
         }
         // Queued jobs complete as cancelled, and their connections hand them back.
         let server = self.context.server.clone();
-        let _ = tokio::task::spawn_blocking(move || server.shut_down()).await;
+        let _ = tokio::task::spawn_blocking(move || server.shutdown()).await;
         let _ = phase.send(Phase::Closing);
         let closing = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(3), closing)

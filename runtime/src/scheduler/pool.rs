@@ -26,7 +26,7 @@ pub(crate) struct Shared {
     /// Signalled when a queue at its bound has room again.
     room: Condvar,
     /// The most tasks the queue holds before `submit` waits (`usize::MAX`: no bound).
-    max_queued: usize,
+    pub(crate) max_queued: usize,
     pub(crate) sandbox: Sandbox,
     pub(crate) modules: ModuleCache,
     /// What every job reports to: groups, orphans, wake-ups of node sessions.
@@ -247,10 +247,13 @@ impl Shared {
 
     /// Answers every queued task as cancelled, without closing the queue (a draining node
     /// hands its clients' queued jobs back at once). Running tasks go on.
-    pub(crate) fn cancel_pending(&self, why: &str) {
-        for task in self.update_queue(Queue::take_pending) {
+    pub(crate) fn cancel_pending(&self, why: &str) -> usize {
+        let pending = self.update_queue(Queue::take_pending);
+        let count = pending.len();
+        for task in pending {
             self.finish(task, cancelled(why));
         }
+        count
     }
 
     /// A copy of every worker's statistics.

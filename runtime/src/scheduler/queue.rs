@@ -98,6 +98,7 @@ impl Queue {
         let task = self
             .pending
             .pop(|owner| busy.get(&owner).copied().unwrap_or(0))?;
+        task.slot().start();
         let running = Running {
             slot: task.slot().clone(),
             owner: task.owner,

@@ -52,6 +52,8 @@ pub(crate) struct JobSlot {
     /// `SlotState::released`, readable without the lock: waiters spin on it briefly before
     /// they sleep.
     done: AtomicBool,
+    /// Set when a worker or a node's session first takes the job from the queue.
+    started: AtomicBool,
 }
 
 #[derive(Default)]
@@ -79,6 +81,7 @@ impl JobSlot {
             state: Mutex::new(SlotState::default()),
             released: Condvar::new(),
             done: AtomicBool::new(false),
+            started: AtomicBool::new(false),
         })
     }
 
@@ -168,6 +171,16 @@ impl JobSlot {
             }
         };
         run_callback(self.id, callback, &finished);
+    }
+
+    /// Records that the job left the queue to run (locally or on a node).
+    pub(crate) fn start(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// Whether the job has started and not finished.
+    pub(crate) fn is_running(&self) -> bool {
+        self.started.load(Ordering::Acquire) && !self.is_released()
     }
 
     pub(crate) fn is_released(&self) -> bool {

@@ -1,22 +1,37 @@
 """wasp's Python runner: the program inside the sandbox (a WebAssembly component built by
-componentize-py; see ``wasp._runner``). It never runs on the host.
+componentize-py; see ``wasp.runner``). It never runs on the host.
 
-Each job is one call of ``python(args)``, in a fresh instance: ``args`` is the MessagePack
-array ``[source, function, args, modules]``. The runner imports ``modules`` (each bound to
-its top-level name, as pp does), executes ``source`` in a fresh namespace, calls
-``function(*args)`` and returns its result as MessagePack. An exception, or a result that
-cannot cross, comes back as text: the job fails with it (wasp.JobFailed).
+Each job is one call of ``python(args)``, in a fresh instance (or one kept from an earlier
+job of the same caller, with ``reuse_instances``). ``args`` is a MessagePack array, one of:
+
+- ``[format, bundle, call]`` (a Python function submitted by the ``wasp`` package): the
+  bundle rebuilds the caller's modules that the call needs (``wasp_runner_bundle``), then
+  ``call``, pickled, is ``(function, args, kwargs)``; the result comes back encoded by
+  ``wasp_runner_codec``, and an exception as its traceback followed by a line with its type,
+  arguments and attributes (see :func:`_failure`);
+- ``[source, function, args, modules]`` (a ``.py`` file run by ``wasp run``/``wasp map``):
+  the file's source runs whole in a fresh namespace, then ``function(*args)``; the result
+  comes back as plain MessagePack, an exception as its traceback.
 
 Only the modules imported here, when the component is built, exist inside the sandbox: the
 build snapshots the interpreter after this file's top level has run.
 """
 
+import base64
+import builtins
+import errno
 import importlib
+import io
 import linecache
+import os
+import pickle
+import random
 import sys
 import traceback
 
 import msgpack
+import wasp_runner_bundle
+import wasp_runner_codec
 import wasp_runner_modules
 import wit_world
 from componentize_py_types import Err
@@ -24,59 +39,115 @@ from componentize_py_types import Err
 for _name in wasp_runner_modules.MODULES:
     importlib.import_module(_name)
 
-#: The file name a job's source gets in tracebacks.
-SOURCE_NAME = "<wasp job>"
+#: What opening a file says: there are none, whatever exists on the caller's machine.
+NO_FILES = (
+    "the sandbox has no files: a wasp job cannot open files (read the file on the caller "
+    "and pass its contents to the job)"
+)
+_open = builtins.open
+_os_open = os.open
 
-#: Nesting deeper than this cannot cross (the client's limit too).
+
+def _no_files(file, *args, **kwargs):
+    if isinstance(file, int):
+        return _open(file, *args, **kwargs)  # its own standard streams
+    raise FileNotFoundError(errno.ENOENT, NO_FILES, file)
+
+
+def _no_os_files(path, *args, **kwargs):
+    raise FileNotFoundError(errno.ENOENT, NO_FILES, path)
+
+
+builtins.open = io.open = _no_files
+os.open = _no_os_files
+
+#: What separates a failed call's traceback from the line that describes its exception.
+MARKER = "\n\x1ewasp-exception "
+
+#: The file name of a ``.py`` file's source in tracebacks.
+SCRIPT_NAME = "<wasp job>"
+
+#: Nesting deeper than this cannot cross (the caller's limit too).
 MAX_DEPTH = 128
 
+#: The most bundles an instance kept between jobs keeps the modules of.
+MAX_KEPT = 16
 
-def _bind_module(namespace, name):
-    """Imports ``name`` and binds its top-level package in ``namespace``, as ``import``."""
+#: The modules of the bundles this instance rebuilt, most recent last (an instance kept
+#: between jobs runs a function again without rebuilding its modules).
+_kept = {}
+
+#: ``random``'s functions, bound to its hidden instance, as the module has them.
+_RANDOM = {
+    name: getattr(random, name)
+    for name in dir(random)
+    if getattr(getattr(random, name), "__self__", None) is random._inst
+}
+
+
+def _lazy_random(name):
+    def draw(*args, **kwargs):
+        # Seeding (or setting the state) replaces what the first draw would have seeded.
+        _seed_random(fresh=name not in ("seed", "setstate"))
+        return _RANDOM[name](*args, **kwargs)
+
+    draw.__name__ = draw.__qualname__ = name
+    return draw
+
+
+def _seed_random(fresh):
+    """Seeds ``random`` from the sandbox's entropy, the first time a job draws: every job
+    gets its own numbers (the interpreter's snapshot holds one state, which every fresh
+    instance would otherwise repeat), and a job that draws none reads no entropy."""
+    for name, function in _RANDOM.items():
+        setattr(random, name, function)
+    if fresh:
+        _RANDOM["seed"]()
+
+
+def _unseed_random():
+    for name in _RANDOM:
+        setattr(random, name, _lazy_random(name))
+
+
+_unseed_random()
+
+
+def _run_call(request):
+    _, bundle, call = request
+    modules = _kept.pop(bundle, None)
+    if modules is None:
+        modules = wasp_runner_bundle.materialize(bundle)
+        while len(_kept) >= MAX_KEPT:
+            _kept.pop(next(iter(_kept)))
+    else:
+        sys.modules.update(modules)
+    _kept[bundle] = modules
+    function, args, kwargs = pickle.loads(call)
+    result = function(*args, **kwargs)
     try:
-        importlib.import_module(name)
-    except ImportError:
-        available = ", ".join(sorted(wasp_runner_modules.MODULES))
-        raise ImportError(
-            f"module {name!r} is not in wasp's Python runner (it has: {available})"
-        ) from None
-    top = name.partition(".")[0]
-    namespace[top] = sys.modules[top]
+        return wasp_runner_codec.encode(result)
+    except wasp_runner_codec.Uncrossable as error:
+        raise TypeError(f"the job's result cannot cross back to the caller: {error}") from None
 
 
-#: The namespaces of the sources this instance ran, most recent last: an instance kept
-#: between jobs (``reuse_instances``) calls a function again without executing its source
-#: again. A fresh instance starts with none.
-_namespaces = {}
-
-#: The most sources an instance keeps the namespaces of.
-MAX_NAMESPACES = 16
-
-
-def _namespace(source, modules):
-    key = (source, tuple(modules))
-    namespace = _namespaces.pop(key, None)
+def _run_script(request):
+    source, function, args, modules = request
+    linecache.cache[SCRIPT_NAME] = (len(source), None, source.splitlines(True), SCRIPT_NAME)
+    namespace = _kept.pop(source, None)
     if namespace is None:
         namespace = {"__name__": "__wasp_job__", "__builtins__": __builtins__}
         for name in modules:
-            _bind_module(namespace, name)
-        exec(compile(source, SOURCE_NAME, "exec"), namespace)
-        while len(_namespaces) >= MAX_NAMESPACES:
-            _namespaces.pop(next(iter(_namespaces)))
-    _namespaces[key] = namespace
-    return namespace
-
-
-def _run(payload):
-    source, function, args, modules = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-    # Tracebacks show the job's own lines.
-    linecache.cache[SOURCE_NAME] = (len(source), None, source.splitlines(True), SOURCE_NAME)
-    return _namespace(source, modules)[function](*args)
-
-
-def _pack(value):
+            importlib.import_module(name)
+            top = name.partition(".")[0]
+            namespace[top] = sys.modules[top]
+        exec(compile(source, SCRIPT_NAME, "exec"), namespace)
+        while len(_kept) >= MAX_KEPT:
+            _kept.pop(next(iter(_kept)))
+    _kept[source] = namespace
+    result = namespace[function](*args)
     try:
-        return msgpack.packb(value, use_bin_type=True, strict_types=False)
+        return msgpack.packb(result, use_bin_type=True, strict_types=False)
     except (TypeError, ValueError, OverflowError) as error:
         raise TypeError(
             f"the job's result cannot cross back to the caller ({error}): return "
@@ -84,20 +155,74 @@ def _pack(value):
         ) from None
 
 
-def _job_traceback(error):
+def _job_traceback(error, files):
     """The traceback of ``error`` from the job's first frame on (the runner's own frames
     say nothing to the job's author), or all of it if the job's code never ran."""
     frames = error.__traceback__
-    while frames is not None and frames.tb_frame.f_code.co_filename != SOURCE_NAME:
+    while frames is not None and frames.tb_frame.f_code.co_filename not in files:
         frames = frames.tb_next
     if frames is None:
         frames = error.__traceback__
     return "".join(traceback.format_exception(type(error), error, frames))
 
 
+def _failure(error):
+    """A failed call's error text: the traceback, then the exception described for the
+    caller (which raises an exception of the same type, with the same arguments and
+    attributes, where it can): ``MARKER`` and, in base64, the MessagePack array
+    ``[module, qualname, builtin base, args, attributes, str, exit status]``, where args and
+    attributes are encoded by ``wasp_runner_codec`` (nil if they cannot cross)."""
+    text = _job_traceback(error, wasp_runner_bundle.shipped_lines)
+    cls = type(error)
+    builtin = next(
+        (base.__name__ for base in cls.__mro__ if base.__module__ == "builtins"),
+        "BaseException",
+    )
+    status = error.code if isinstance(error, SystemExit) else None
+    if status is not None and not isinstance(status, int):
+        status = 1
+    described = [
+        cls.__module__,
+        cls.__qualname__,
+        builtin,
+        _encoded(error.args),
+        _encoded(dict(getattr(error, "__dict__", {}))),
+        _text(error),
+        status,
+    ]
+    return text + MARKER + base64.b64encode(wasp_runner_codec.encode(described)).decode()
+
+
+def _encoded(value):
+    try:
+        return wasp_runner_codec.encode(value)
+    except (wasp_runner_codec.Uncrossable, RecursionError, ValueError, TypeError):
+        return None
+
+
+def _text(error):
+    try:
+        return str(error)
+    except BaseException:
+        return f"<{type(error).__name__}: str() raised>"
+
+
 class WitWorld(wit_world.WitWorld):
     def python(self, args: bytes) -> bytes:
+        _unseed_random()
         try:
-            return _pack(_run(args))
+            request = msgpack.unpackb(args, raw=False, strict_map_key=False)
+        except BaseException as error:
+            raise Err(f"wasp's Python runner could not read the job's arguments: {error}") from None
+        if request == [0]:
+            # What the caller asks once per runner: which modules exist in here.
+            return msgpack.packb(sorted(sys.modules))
+        if request and isinstance(request[0], int):
+            try:
+                return _run_call(request)
+            except BaseException as error:  # whatever the job raises goes back, described
+                raise Err(_failure(error)) from None
+        try:
+            return _run_script(request)
         except BaseException as error:  # whatever the job raises goes back, as text
-            raise Err(_job_traceback(error)) from None
+            raise Err(_job_traceback(error, {SCRIPT_NAME})) from None
