@@ -4,7 +4,7 @@ anywhere (`wasp run oci://...`), and let nodes pull it themselves by digest
 (`wasp node --pull-from`).
 
 A module travels as a **wasm OCI artifact**, the layout of the CNCF TAG Runtime's Wasm
-working group, which Spin, wasmCloud, `wkg` and oras speak too: an OCI image manifest
+working group, which `wkg` and oci-wasm use too: an OCI image manifest
 (`application/vnd.oci.image.manifest.v1+json`) whose config is
 `application/vnd.wasm.config.v0+json` (`architecture: "wasm"`, `os: "wasip1"` for a core
 module or `"wasip2"` for a component, with the component's imports and exports) and whose
