@@ -45,6 +45,8 @@ readonly TOOLS=target/wheel-tools
 # when it exists (`<module-name>.data`; its scripts/ go to the environment's bin/). Removed
 # after, so that `pip install ./python` never packages a stale one.
 readonly DATA=python/wasp._wasp.data
+# Where the Python runner is packaged from (pyproject.toml's include); removed after.
+readonly RUNNER=python/wasp/runner/runner.wasm
 
 tools() {
     if [[ ! -x $TOOLS/bin/python ]]; then
@@ -153,10 +155,11 @@ out=${2:-target/wheels}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 runner=$(runner)
-install -m 0644 "$runner" python/wasp/runner/runner.wasm
-# A failed packaging leaves no `wasp` behind for a later `pip install ./python` to take.
+install -m 0644 "$runner" "$RUNNER"
+# Neither the runner nor the `wasp` stays behind for a later `pip install ./python` to take
+# (a runner left there would be stale once its sources change).
 packaging=""
-trap '[[ -z $packaging ]] || rm -rf "$DATA"' EXIT
+trap 'rm -f "$RUNNER"; [[ -z $packaging ]] || rm -rf "$DATA"' EXIT
 for arch in "${arches[@]}"; do
     started=$SECONDS
     wheel "$arch" "$out"
