@@ -12,6 +12,7 @@ mod new;
 mod node;
 mod options;
 mod policy;
+mod registry;
 mod run;
 mod secret;
 
@@ -41,6 +42,10 @@ enum Command {
     New(new::NewCommand),
     /// Manage the cluster secret that clients and nodes share.
     Secret(secret::SecretCommand),
+    /// Publish a module to an OCI registry, as a wasm artifact: `wasp push FILE oci://...`.
+    Push(registry::PushCommand),
+    /// Fetch a module from an OCI registry into a file: `wasp pull oci://... FILE`.
+    Pull(registry::PullCommand),
 }
 
 /// Exit status for a job that failed (its error is printed on stderr).
@@ -71,6 +76,8 @@ fn main() -> ExitCode {
         Command::Build(command) => command.execute(),
         Command::New(command) => command.execute(),
         Command::Secret(command) => command.execute(),
+        Command::Push(command) => command.execute(),
+        Command::Pull(command) => command.execute(),
     };
     match result {
         Ok(code) => code,

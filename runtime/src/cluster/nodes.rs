@@ -351,6 +351,7 @@ mod tests {
             workers,
             version: "test".into(),
             max_module_size: 1,
+            pulls_from: Vec::new(),
         }
     }
 

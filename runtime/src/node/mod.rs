@@ -11,6 +11,7 @@ mod counters;
 mod holdings;
 mod memory;
 mod policy;
+mod pull;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use crate::server::Server;
 use counters::{NodeCounters, Refused};
 pub use memory::{MemoryBudgetError, RESERVE as MEMORY_RESERVE};
 pub use policy::NodePolicy;
+pub use pull::{ModulePuller, PullFuture};
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -83,6 +85,10 @@ pub struct NodeConfig {
     /// A rendezvous directory to write the node's address in while it serves (see
     /// [`rendezvous`](crate::rendezvous)): clients given `dir:DIR` find it there.
     pub rendezvous: Option<PathBuf>,
+    /// Where the node may pull modules from itself, by digest, when a client says a module
+    /// is in a registry the puller names (see [`ModulePuller`]). Default: none, every
+    /// module comes from its client.
+    pub puller: Option<Arc<dyn ModulePuller>>,
 }
 
 impl NodeConfig {
@@ -102,6 +108,7 @@ impl NodeConfig {
             policy: NodePolicy::default(),
             monitor: None,
             rendezvous: None,
+            puller: None,
         }
     }
 }
@@ -214,6 +221,8 @@ struct NodeContext {
     policy: NodePolicy,
     secret: Option<ClusterSecret>,
     info: NodeInfo,
+    /// Fetches modules from the registries in `info.pulls_from`, if any.
+    puller: Option<Arc<dyn ModulePuller>>,
     /// Clients, refusals, hand-backs, draining: for the monitor.
     counters: NodeCounters,
 }
@@ -298,6 +307,11 @@ impl Node {
             workers: u32::try_from(config.workers).unwrap_or(u32::MAX),
             version: env!("CARGO_PKG_VERSION").to_string(),
             max_module_size: config.policy.max_module_size,
+            pulls_from: config
+                .puller
+                .as_ref()
+                .map(|puller| puller.scopes())
+                .unwrap_or_default(),
         };
         let context = Arc::new(NodeContext {
             server: Arc::new(server),
@@ -306,6 +320,7 @@ impl Node {
             policy: config.policy,
             secret: config.secret,
             info,
+            puller: config.puller,
             counters: NodeCounters::default(),
         });
         let monitor = config

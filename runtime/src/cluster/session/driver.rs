@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 use wasp_proto::CloseCode;
 use wasp_proto::codec::{self, MAX_FRAME_LEN, MAX_MODULE_FRAME_LEN};
-use wasp_proto::message::{NodeInfo, ToClient, WireHash};
+use wasp_proto::message::{NodeInfo, ToClient, ToNode, WireHash};
 
 /// How long connecting, the handshake and the node's welcome may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -355,6 +355,15 @@ impl Driver<'_> {
                 Action::Finish(task, finished) => self.ctx.shared.finish(task, finished),
                 Action::Requeue(task, why) => self.ctx.shared.requeue(task, why),
                 Action::Ship(hash, module) => self.ship(hash, module),
+                Action::Refer(hash, source) => {
+                    let pull = ToNode::Pull {
+                        hash,
+                        source: source.to_string(),
+                    };
+                    // A hash and a short reference are far below the maximum: encoding
+                    // cannot fail.
+                    let _ = codec::encode(&pull, MAX_FRAME_LEN, &mut self.buffer);
+                }
             }
         }
     }
