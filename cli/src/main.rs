@@ -35,7 +35,7 @@ enum Command {
     /// Run one job per line of a JSON-lines file; print the results in input order.
     Map(map::MapCommand),
     /// Serve jobs to clients over the network (QUIC), authenticated by the cluster secret.
-    Node(node::NodeCommand),
+    Node(Box<node::NodeCommand>),
     /// Build the guest crate in the current directory for wasm32-wasip1.
     Build(build::BuildCommand),
     /// Make a new guest crate: jobs of your own, ready for `wasp build`.

@@ -26,7 +26,7 @@ class Module:
 
     __slots__ = ("_native",)
 
-    def __init__(self, source: Union[str, "os.PathLike[str]", bytes]) -> None:
+    def __init__(self, source: Union[str, os.PathLike[str], bytes]) -> None:
         if isinstance(source, str) and source.startswith("oci://"):
             self._native = _wasp.NativeModule.pull(source)
         else:

@@ -159,6 +159,9 @@ class Walk:
         self._whole: set[str] = set()
         self._imports: dict[str, _Import] = {}
         self._found = 0
+        #: Whether what travels depends on nothing but the globals' identities: no value
+        #: that may change in place, no local function (see :meth:`plan_checks`).
+        self.reusable = True
 
     # What travels.
 
@@ -353,6 +356,7 @@ class Walk:
             self.add_module(module_name)
             index = len(self.locals)
             self.locals.append((module_name, statement, code.co_freevars))
+            self.reusable = False
             self._local_index[code] = index
             found = _cached(uses.of_function, code, code)
             for use in found.calltime:
@@ -428,9 +432,10 @@ class Walk:
             piece = self.pieces[key] = _Piece(key, VALUE, None, line=self._found)
             try:
                 made = _made_class(value, module_name, name)
-                piece.data, piece.after = _constant(value) or self.pickle(
-                    value if made is None else made
-                )
+                constant = _constant(value) if made is None else None
+                if constant is None and made is None:
+                    self.reusable = False  # it may change in place: pickled at each submit
+                piece.data, piece.after = constant or self.pickle(value if made is None else made)
             except BaseException:
                 del self.pieces[key]
                 raise
@@ -542,6 +547,15 @@ class Walk:
             for module_name, statement, freevars in self.locals
         )
         return pickle.dumps((FORMAT, modules, tuple(pieces), local_functions), protocol=PROTOCOL)
+
+    def plan_checks(self) -> tuple[tuple[dict[str, Any], str, Any], ...]:
+        """What must still hold for this walk's bundle to be what a new walk would make:
+        each global that travelled is still the same object."""
+        checks = []
+        for module_name, name in self.pieces:
+            namespace = vars(sys.modules[module_name])
+            checks.append((namespace, name, namespace.get(name, _MISSING)))
+        return tuple(checks)
 
     def classes(self) -> frozenset[tuple[str, str]]:
         """The classes that travelled (by module and name)."""
@@ -795,7 +809,7 @@ def _constant(value: Any) -> Optional[tuple[bytes, set[Key]]]:
         if found is not None and found[0] is value:
             _constants.move_to_end(key)
             return found[1], set()
-    if type(value) not in (tuple, frozenset) or not _immutable(value, 0):
+    if not _immutable(value, 0):
         return None
     data = pickle.dumps(value, protocol=PROTOCOL)
     with _analyses_lock:

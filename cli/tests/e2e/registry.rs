@@ -24,10 +24,6 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// pp's sum_primes(100).
 const SUM_BELOW_100: &str = "1060";
 
-fn under_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
 /// A docker-registry started by `scripts/registry.sh` in a temp dir; stopped when dropped.
 struct TestRegistry {
     dir: tempfile::TempDir,
@@ -51,7 +47,7 @@ impl TestRegistry {
             .expect("scripts/registry.sh runs");
         if !output.status.success() {
             assert!(
-                !under_ci(),
+                !wasp_fixtures::under_ci(),
                 "the registry tests must run under CI=true, and scripts/registry.sh failed"
             );
             eprintln!("skipped: scripts/registry.sh could not start a registry here");
@@ -380,7 +376,7 @@ fn the_artifact_follows_the_wasm_oci_layout_as_plain_http_reads_it() {
 fn a_component_is_pushed_as_wasip2_with_its_imports_and_exports() {
     let runner = match std::env::var("WASP_PYTHON_RUNNER") {
         Ok(path) => path,
-        Err(_) if under_ci() => {
+        Err(_) if wasp_fixtures::under_ci() => {
             panic!("WASP_PYTHON_RUNNER must name the Python runner under CI=true")
         }
         Err(_) => {
