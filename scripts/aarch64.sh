@@ -10,6 +10,10 @@
 #   scripts/aarch64.sh build    install what is missing, build a release `wasp` to copy to
 #                               an aarch64 machine (a Raspberry Pi, an ARM cloud node)
 #
+# In the test and node modes, WASP_AARCH64_BINARY names an aarch64 `wasp` built already
+# (CI gives the release one of the aarch64 wheel, `scripts/wheels.sh binary aarch64`):
+# nothing is built, and only qemu-user and aarch64 glibc are needed.
+#
 # What it needs, installed with apt-get (as root or with passwordless sudo) when missing:
 # gcc-aarch64-linux-gnu (the cross linker, and the C compiler `ring` needs),
 # libc6-dev-arm64-cross (aarch64 glibc), qemu-user-static (only to test), and rustup's
@@ -61,16 +65,23 @@ case $mode in
     build) profile=(--release) profile_dir=release ;;
     *) usage ;;
 esac
+prebuilt=${WASP_AARCH64_BINARY:-}
+[[ $mode != build ]] || prebuilt=""
 packages=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+[[ -z $prebuilt ]] || packages=(libc6-arm64-cross)
 [[ $mode == build ]] || packages+=(qemu-user-static)
 
 qemu() { command -v qemu-aarch64-static || command -v qemu-aarch64; }
 
 # What is missing to build (and, to test, to run) an aarch64 `wasp`, one word each.
 missing() {
-    command -v aarch64-linux-gnu-gcc >/dev/null || echo "aarch64-linux-gnu-gcc"
-    [[ -e $SYSROOT/lib/crt1.o && -e $SYSROOT/lib/ld-linux-aarch64.so.1 ]] ||
-        echo "aarch64-glibc($SYSROOT)"
+    if [[ -n $prebuilt ]]; then
+        [[ -e $SYSROOT/lib/ld-linux-aarch64.so.1 ]] || echo "aarch64-glibc($SYSROOT)"
+    else
+        command -v aarch64-linux-gnu-gcc >/dev/null || echo "aarch64-linux-gnu-gcc"
+        [[ -e $SYSROOT/lib/crt1.o && -e $SYSROOT/lib/ld-linux-aarch64.so.1 ]] ||
+            echo "aarch64-glibc($SYSROOT)"
+    fi
     [[ $mode == build ]] || qemu >/dev/null || echo "qemu-aarch64"
 }
 
@@ -98,20 +109,26 @@ if [[ -n $lacking ]]; then
     # The packages are installed: anything still missing is this script's mistake.
     [[ -z $lacking ]] || fail "still missing after installing ${packages[*]}: $lacking"
 fi
-install_target
+[[ -n $prebuilt ]] || install_target
 say "toolchain ready in $((SECONDS - started)) s"
 
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc}
-export CC_aarch64_unknown_linux_gnu=${CC_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-gcc}
-export AR_aarch64_unknown_linux_gnu=${AR_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-ar}
+if [[ -n $prebuilt ]]; then
+    binary=$prebuilt
+    [[ -x $binary ]] || fail "WASP_AARCH64_BINARY names no executable: $binary"
+    say "using $binary, built already"
+else
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc}
+    export CC_aarch64_unknown_linux_gnu=${CC_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-gcc}
+    export AR_aarch64_unknown_linux_gnu=${AR_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-ar}
 
-started=$SECONDS
-cargo build --locked "${profile[@]}" --target "$TARGET" -p wasp-cli --bin wasp >&2
-target_dir=$(cargo metadata --locked --no-deps --format-version 1 |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-binary=$target_dir/$TARGET/$profile_dir/wasp
-[[ -x $binary ]] || fail "no binary at $binary after the build"
-say "built $binary in $((SECONDS - started)) s"
+    started=$SECONDS
+    cargo build --locked "${profile[@]}" --target "$TARGET" -p wasp-cli --bin wasp >&2
+    target_dir=$(cargo metadata --locked --no-deps --format-version 1 |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    binary=$target_dir/$TARGET/$profile_dir/wasp
+    [[ -x $binary ]] || fail "no binary at $binary after the build"
+    say "built $binary in $((SECONDS - started)) s"
+fi
 
 if [[ $mode == build ]]; then
     glibc=$(aarch64-linux-gnu-objdump -T "$binary" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1)

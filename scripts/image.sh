@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds wasp's container image: one statically linked `wasp` (musl), stripped, in an
-# otherwise empty OCI image (no base image: nothing is pulled from any registry), run as a
-# non-root user (65532). Debian's `umoci` writes the OCI layout.
+# Builds wasp's container image: the release `wasp` of the wheels (glibc, linked against
+# glibc 2.17 by zig: see scripts/wheels.sh), the few shared libraries it loads (glibc's
+# loader, libc, libm, libpthread and libdl, from Debian), and nothing else (no shell, no base image:
+# nothing is pulled from any registry), run as a non-root user (65532). Debian's `umoci`
+# writes the OCI layout.
 #
 #   scripts/image.sh [x86_64|aarch64] [OUT]   -> OUT/wasp-<arch> (an OCI layout, tag `latest`)
 #
@@ -9,11 +11,10 @@
 # to stderr. Load it with e.g. `skopeo copy oci:target/image/wasp-x86_64:latest
 # docker-daemon:wasp:latest`, or push it with `skopeo copy ... docker://registry/wasp`.
 #
-# What it needs, installed when missing (apt-get, as root or with passwordless sudo): the
-# rustup target `<arch>-unknown-linux-musl`, `umoci`, and a C compiler for the target
-# (ring's C): `musl-tools` on x86_64, `gcc-aarch64-linux-gnu` for aarch64 (which also links
-# it, with Rust's own musl). The build has its own target directory (target/image): the
-# musl dependencies share nothing with the host build anyway.
+# What it needs, installed when missing (apt-get, as root or with passwordless sudo):
+# `umoci`, and for aarch64 Debian's aarch64 glibc (libc6-arm64-cross), whose files go into
+# the image. The binary is the one the
+# aarch64 and x86-64 wheels hold: one release build per architecture serves both.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -23,19 +24,17 @@ arch=${1:-$(uname -m)}
 out=${2:-target/image}
 case $arch in
 x86_64)
-    triple=x86_64-unknown-linux-musl
     oci_arch=amd64
-    packages=(musl-tools umoci)
-    strip=strip
+    libdir=/lib/x86_64-linux-gnu
+    packages=(umoci)
     ;;
 aarch64 | arm64)
     arch=aarch64
-    triple=aarch64-unknown-linux-musl
     oci_arch=arm64
-    packages=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu umoci)
-    strip=aarch64-linux-gnu-strip
-    export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
-    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
+    # Debian's aarch64 glibc for cross builds: the files the image's loader searches for in
+    # /lib/aarch64-linux-gnu.
+    libdir=/usr/aarch64-linux-gnu/lib
+    packages=(umoci libc6-arm64-cross)
     ;;
 *)
     echo "image.sh: unknown architecture $arch (x86_64 or aarch64)" >&2
@@ -46,24 +45,34 @@ esac
 say() { echo "image.sh: $*" >&2; }
 
 apt_install image.sh "${packages[@]}" || exit 1
-grep -qx "$triple" <<<"$(rustup target list --installed)" || rustup target add "$triple" >&2
 
-say "building wasp for $triple"
-CARGO_TARGET_DIR=target/image cargo build --release --locked -p wasp-cli --target "$triple" >&2
-binary=target/image/$triple/release/wasp
+binary=$(scripts/wheels.sh binary "$arch")
 
-# The root: the binary, a user and group for it, a /tmp. Nothing else.
+# The root: the binary, its loader and libraries, a user and group for it, a /tmp.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/root
 mkdir -p "$root/etc" "$root/tmp"
 chmod 1777 "$root/tmp"
 cp "$binary" "$root/wasp"
-"$strip" "$root/wasp"
-if readelf -l "$root/wasp" | grep -q 'Requesting program interpreter'; then
-    say "$binary is not statically linked"
+interpreter=$(readelf -l "$root/wasp" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+[[ -n $interpreter ]] || {
+    say "$binary has no program interpreter: not the dynamically linked build expected"
     exit 1
-fi
+}
+mkdir -p "$root$(dirname "$interpreter")" "$root/lib/$arch-linux-gnu"
+cp -L "$libdir/$(basename "$interpreter")" "$root$interpreter"
+# The libraries it needs, and theirs: glibc's loader searches /lib/<arch>-linux-gnu, as on
+# Debian.
+needed=$(readelf -d "$root/wasp" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+for library in $needed; do
+    [[ $library == "$(basename "$interpreter")" ]] ||
+        cp -L "$libdir/$library" "$root/lib/$arch-linux-gnu/$library"
+done
+for library in $(readelf -d "$root"/lib/"$arch"-linux-gnu/* | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u); do
+    [[ -e $root/lib/$arch-linux-gnu/$library || $library == "$(basename "$interpreter")" ]] ||
+        cp -L "$libdir/$library" "$root/lib/$arch-linux-gnu/$library"
+done
 echo "nonroot:x:65532:65532:nonroot:/tmp:/sbin/nologin" >"$root/etc/passwd"
 echo "nonroot:x:65532:" >"$root/etc/group"
 
@@ -72,7 +81,7 @@ rm -rf "$layout"
 mkdir -p "$out"
 umoci init --layout "$layout"
 umoci new --image "$layout:latest"
-umoci insert --image "$layout:latest" --history.comment "wasp, static ($triple)" "$root" /
+umoci insert --image "$layout:latest" --history.comment "wasp ($arch, glibc), its loader and libraries" "$root" /
 umoci config --image "$layout:latest" \
     --architecture "$oci_arch" --os linux \
     --config.user 65532:65532 \
@@ -85,5 +94,7 @@ umoci gc --layout "$layout"
 
 binary_size=$(stat -c %s "$root/wasp")
 image_size=$(du -sb "$layout" | cut -f1)
-say "$layout: binary $((binary_size / 1024 / 1024)) MiB stripped ($binary_size bytes), image $((image_size / 1024 / 1024)) MiB on disk ($image_size bytes, compressed layer)"
+libraries_size=$(du -sb "$root/lib" | cut -f1)
+libraries_size=$((libraries_size + $(du -sb "$root$interpreter" | cut -f1)))
+say "$layout: binary $((binary_size / 1024 / 1024)) MiB stripped ($binary_size bytes), loader and libraries $((libraries_size / 1024)) KiB, image $((image_size / 1024 / 1024)) MiB on disk ($image_size bytes, compressed layer)"
 (cd "$layout" && pwd)

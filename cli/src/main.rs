@@ -13,6 +13,7 @@ mod new;
 mod node;
 mod options;
 mod policy;
+mod registry;
 mod run;
 mod secret;
 
@@ -35,7 +36,7 @@ enum Command {
     /// Run one job per line of a JSON-lines file; print the results in input order.
     Map(map::MapCommand),
     /// Serve jobs to clients over the network (QUIC), authenticated by the cluster secret.
-    Node(node::NodeCommand),
+    Node(Box<node::NodeCommand>),
     /// Build the guest crate in the current directory for wasm32-wasip1.
     Build(build::BuildCommand),
     /// Make a new guest crate: jobs of your own, ready for `wasp build`.
@@ -44,6 +45,10 @@ enum Command {
     Secret(secret::SecretCommand),
     /// Show or clear the result cache (`run` and `map --cache`).
     Cache(cache::CacheCommand),
+    /// Publish a module to an OCI registry, as a wasm artifact: `wasp push FILE oci://...`.
+    Push(registry::PushCommand),
+    /// Fetch a module from an OCI registry into a file: `wasp pull oci://... FILE`.
+    Pull(registry::PullCommand),
 }
 
 /// Exit status for a job that failed (its error is printed on stderr).
@@ -75,6 +80,8 @@ fn main() -> ExitCode {
         Command::New(command) => command.execute(),
         Command::Secret(command) => command.execute(),
         Command::Cache(command) => command.execute(),
+        Command::Push(command) => command.execute(),
+        Command::Pull(command) => command.execute(),
     };
     match result {
         Ok(code) => code,

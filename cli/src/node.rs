@@ -3,14 +3,17 @@
 use crate::monitor::MonitorArgs;
 use crate::options::parse_duration;
 use crate::policy::PolicyArgs;
+use crate::registry::RegistryArgs;
 use anyhow::Context as _;
 use clap::Args;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use wasp::{ClusterSecret, Node, NodeConfig};
+use wasp_registry::NodePuller;
 
 #[derive(Debug, Args)]
 pub(crate) struct NodeCommand {
@@ -71,6 +74,15 @@ pub(crate) struct NodeCommand {
     rendezvous: Option<PathBuf>,
     #[command(flatten)]
     monitor: MonitorArgs,
+    /// A registry to pull modules from by digest, `host[:port]` or
+    /// `host[:port]/repository-prefix` (repeatable): a client whose module comes from it
+    /// tells the node where the module is instead of sending it. Credentials: the token of
+    /// --registry-token-file or WASP_REGISTRY_TOKEN, else those of `docker login` or
+    /// `podman login`.
+    #[arg(long, value_name = "REGISTRY")]
+    pull_from: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 impl NodeCommand {
@@ -83,6 +95,10 @@ impl NodeCommand {
         let mut config = NodeConfig::new(self.listen, secret);
         config.monitor = monitor;
         config.rendezvous = self.rendezvous.clone();
+        if !self.pull_from.is_empty() {
+            let puller = NodePuller::new(self.pull_from.clone(), self.registry.token()?)?;
+            config.puller = Some(Arc::new(puller));
+        }
         if let Some(workers) = self.workers {
             config.workers = workers;
         }

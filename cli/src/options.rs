@@ -2,20 +2,25 @@
 
 use crate::json::Data;
 use crate::monitor::MonitorArgs;
+use crate::registry::RegistryArgs;
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 use wasp::{Module, Peer, Server, ServerBuilder};
+use wasp_registry::Reference;
 
 /// What to run: a module and one of its jobs, or a Python file and one of its functions.
 #[derive(Debug, Args)]
 pub(crate) struct JobTarget {
-    /// The module: a .wasm file built with the wasp-guest SDK, or a .py file whose functions
-    /// run in wasp's Python runner.
+    /// The module: a .wasm file built with the wasp-guest SDK, a module in a registry
+    /// (`oci://host[:port]/repository[:tag]` or `...@sha256:<digest>`), or a .py file whose
+    /// functions run in wasp's Python runner.
     module: PathBuf,
     /// The job to call (for a .py file: a function defined at its top level).
     pub(crate) function: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 /// A loaded [`JobTarget`]: the module to run and how to call it.
@@ -31,6 +36,14 @@ pub(crate) struct Loaded {
 impl JobTarget {
     /// Loads and validates the module (for a .py file, the Python runner and the file).
     pub(crate) fn load(&self) -> anyhow::Result<Loaded> {
+        if let Some(reference) = self.module.to_str().filter(|m| Reference::is_reference(m)) {
+            let pulled = self.registry.pull(&reference.parse()?)?;
+            return Ok(Loaded {
+                module: pulled.module,
+                job: self.function.clone(),
+                python: None,
+            });
+        }
         if self.module.extension().is_some_and(|ext| ext == "py") {
             return self.load_python();
         }

@@ -68,6 +68,11 @@ pub(crate) struct PolicyArgs {
     /// [no limit].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory_limit: Option<u64>,
+    /// Run every job in a fresh instance, even one whose client asks to reuse the
+    /// instance kept from its previous job (`reuse_instances=True`): no two jobs share an
+    /// interpreter on this node [reuse allowed].
+    #[arg(long)]
+    no_instance_reuse: bool,
 }
 
 /// `--max-timeout`: a duration, or `none`.
@@ -114,6 +119,7 @@ impl PolicyArgs {
         set(&mut policy.max_modules, self.max_modules);
         set(&mut policy.max_module_bytes, self.max_module_bytes);
         set(&mut policy.max_data_bytes, self.max_data_bytes);
+        policy.instance_reuse = !self.no_instance_reuse;
         let mut allowed: Option<HashSet<ModuleHash>> = None;
         if !self.allowed.is_empty() {
             allowed.get_or_insert_default().extend(&self.allowed);

@@ -60,7 +60,7 @@ mod tests;
 
 /// The protocol version this build speaks. Peers with another version are refused with
 /// [`CloseCode::Version`] and an error naming both versions.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// The ALPN protocol name of wasp connections.
 pub const ALPN: &[u8] = b"wasp";

@@ -41,6 +41,18 @@ pub enum ToNode {
         /// How many bytes follow.
         len: u64,
     },
+    /// Where the node may pull the module it asked for ([`ToClient::NeedModule`]) itself,
+    /// instead of receiving its bytes: sent only to a node that named the module's registry
+    /// in [`NodeInfo::pulls_from`]. The node checks the pulled bytes against `hash` before
+    /// anything else; its jobs fail if it cannot.
+    Pull {
+        /// The blake3 hash the node asked for.
+        #[serde(with = "serde_bytes")]
+        hash: WireHash,
+        /// Where the module is, pinned by its manifest's digest:
+        /// `host[:port]/repository@sha256:<64 hex digits>`.
+        source: String,
+    },
     /// Stop these jobs: the client no longer wants their results (its caller cancelled
     /// them, or it is going away). The node stops each one that is queued or running and
     /// still answers it once (with its result, if it finished first, or with
@@ -155,6 +167,10 @@ pub struct NodeInfo {
     /// The largest module the node accepts, in bytes: a client does not send it jobs of a
     /// larger one (sending the module would get it cut off).
     pub max_module_size: u64,
+    /// The registries (`host[:port]`, or `host[:port]/repository-prefix`) the node pulls
+    /// modules from by digest when a client says where a module is ([`ToNode::Pull`]);
+    /// empty if it takes modules from clients only.
+    pub pulls_from: Vec<String>,
 }
 
 /// A finished job, from [`ToClient::Done`].

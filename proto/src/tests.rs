@@ -70,6 +70,7 @@ fn to_node() -> impl Strategy<Value = ToNode> {
         (any::<[u8; 32]>(), bytes(512)).prop_map(|(hash, bytes)| ToNode::Module { hash, bytes }),
         vec(any::<u64>(), 0..8).prop_map(|jobs| ToNode::Cancel { jobs }),
         (any::<[u8; 32]>(), any::<u64>()).prop_map(|(hash, len)| ToNode::Data { hash, len }),
+        (any::<[u8; 32]>(), text()).prop_map(|(hash, source)| ToNode::Pull { hash, source }),
     ]
 }
 
@@ -129,16 +130,22 @@ fn job_done() -> impl Strategy<Value = JobDone> {
 }
 
 fn to_client() -> impl Strategy<Value = ToClient> {
-    let info = (text(), text(), text(), any::<u32>(), text(), any::<u64>()).prop_map(
-        |(id, arch, os, workers, version, max_module_size)| NodeInfo {
-            id,
-            arch,
-            os,
-            workers,
-            version,
-            max_module_size,
-        },
-    );
+    let info = (
+        (text(), text(), text()),
+        (any::<u32>(), text(), any::<u64>()),
+        vec(text(), 0..3),
+    )
+        .prop_map(
+            |((id, arch, os), (workers, version, max_module_size), pulls_from)| NodeInfo {
+                id,
+                arch,
+                os,
+                workers,
+                version,
+                max_module_size,
+                pulls_from,
+            },
+        );
     prop_oneof![
         info.prop_map(ToClient::Welcome),
         any::<[u8; 32]>().prop_map(|hash| ToClient::NeedModule { hash }),

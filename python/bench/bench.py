@@ -12,7 +12,11 @@ from PyPI, and the package built in release). Prints a Markdown table.
 2. pp's seed program (8 sums of primes near 100,000), on 1 and 2 workers: wasp with the Rust
    guest, wasp with the Python function in its sandbox, and pp and ppft running the Python
    function natively.
-3. The first Python job: on a fresh server and node (the runner compiled; shipped, to the
+3. CPU-bound Python: pp's sum_primes set and three kernels of other shapes (n-body floats,
+   dicts and strings, recursion), natively in this interpreter and in wasp's sandbox.
+4. Evaluating untrusted programs: HumanEval's problems (right and wrong solutions) and
+   hostile programs, in wasp and in a process-per-program harness (``untrusted.py``).
+5. The first Python job: on a fresh server and node (the runner compiled; shipped, to the
    node) and on a new server and a restarted node (their disk caches).
 """
 
@@ -24,10 +28,13 @@ import math
 import multiprocessing
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable
+
+import untrusted
 
 import wasp
 
@@ -54,6 +61,87 @@ def isprime(n):
 
 def sum_primes(n):
     return sum([x for x in range(2, n) if isprime(x)])
+
+
+def nbody(steps):
+    """The n-body kernel: five bodies' positions and velocities, in floats."""
+    bodies = [
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 39.47841760435743],
+        [4.84, -1.16, -0.10, 0.606, 2.81, -0.025, 0.0377],
+        [8.34, 4.12, -0.40, -1.01, 1.82, 0.008, 0.0113],
+        [12.89, -15.11, -0.22, 1.08, 0.868, -0.010, 0.0017],
+        [15.37, -25.91, 0.179, 0.979, 0.594, -0.034, 0.0020],
+    ]
+    dt = 0.01
+    for _ in range(steps):
+        for i in range(5):
+            bi = bodies[i]
+            for j in range(i + 1, 5):
+                bj = bodies[j]
+                dx, dy, dz = bi[0] - bj[0], bi[1] - bj[1], bi[2] - bj[2]
+                d2 = dx * dx + dy * dy + dz * dz
+                mag = dt / (d2 * d2**0.5)
+                mi, mj = bi[6] * mag, bj[6] * mag
+                bi[3] -= dx * mj
+                bi[4] -= dy * mj
+                bi[5] -= dz * mj
+                bj[3] += dx * mi
+                bj[4] += dy * mi
+                bj[5] += dz * mi
+        for b in bodies:
+            b[0] += dt * b[3]
+            b[1] += dt * b[4]
+            b[2] += dt * b[5]
+    return round(sum(b[0] + b[1] + b[2] for b in bodies), 6)
+
+
+def word_counts(lines):
+    """The dict/string kernel: words made, split, counted in a dict, the top ten sorted."""
+    words = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")
+    counts = {}
+    for n in range(lines):
+        line = " ".join(f"{words[(n * k) % 8]}{(n + k) % 97}" for k in range(12))
+        for word in line.split():
+            key = word.upper()[:6]
+            counts[key] = counts.get(key, 0) + 1
+    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:10]
+    return [f"{word}={count}" for word, count in top]
+
+
+def fib(n):
+    """The recursion kernel."""
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+#: The CPU-bound kernels against native CPython: (name, function, argument, its helpers).
+KERNELS = (
+    ("n-body, floats (nbody 60,000 steps)", nbody, 60_000),
+    ("dict and strings (word_counts 40,000 lines)", word_counts, 40_000),
+    ("recursion (fib 30)", fib, 30),
+)
+
+
+def bench_kernels(repeats: int) -> list[tuple[str, float, float]]:
+    """Each kernel natively (this interpreter) and in wasp's sandbox (1 worker): the
+    median times."""
+    rows = []
+    with wasp.Client(workers=1) as client:
+        client.submit(add_one, 1).result()  # the runner, compiled
+        sandboxed = time_set(lambda n: client.submit(sum_primes, n).result, max(repeats // 3, 1))
+        native = time_set(lambda n: lambda: sum_primes(n), max(repeats // 3, 1))
+        rows.append(("pp's sum_primes set (8 jobs, one at a time)", native, sandboxed))
+        for name, kernel, argument in KERNELS:
+            expected = kernel(argument)
+            native_times, sandboxed_times = [], []
+            for _ in range(max(repeats // 3, 1)):
+                start = time.perf_counter()
+                kernel(argument)
+                native_times.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                assert client.submit(kernel, argument).result() == expected
+                sandboxed_times.append(time.perf_counter() - start)
+            rows.append((name, statistics.median(native_times), statistics.median(sandboxed_times)))
+    return rows
 
 
 def rate_and_round_trip(
@@ -273,6 +361,23 @@ def main() -> None:
     print("|---|---|")
     for name, seconds in bench_sum_primes(guest, repeats):
         print(f"| {name} | {seconds * 1e3:.1f} ms |")
+    print()
+    print(
+        f"| CPU-bound Python, 1 worker (native: CPython {sys.version.split()[0]}) "
+        "| native | in the sandbox | ratio |"
+    )
+    print("|---|---|---|---|")
+    for name, native, sandboxed in bench_kernels(repeats):
+        print(
+            f"| {name} | {native * 1e3:.0f} ms | {sandboxed * 1e3:.0f} ms "
+            f"| {sandboxed / native:.2f}x |"
+        )
+    print()
+    print("| evaluating untrusted programs (HumanEval), 2 workers | result |")
+    print("|---|---|")
+    with wasp.Client(workers=2) as client:
+        for row in untrusted.compare(untrusted.humaneval_programs(), client):
+            print(row)
     print()
     print("| the first Python job | time |")
     print("|---|---|")

@@ -1,10 +1,13 @@
 //! `Module`: a wasm module of jobs, loaded and checked.
 
 use crate::errors::module_error;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{
+    PyConnectionError, PyFileNotFoundError, PyOSError, PyPermissionError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::path::PathBuf;
+use wasp_registry::{Credentials, Reference, Registry, RegistryError};
 
 /// A WebAssembly module of wasp jobs, checked when loaded (not compiled: that happens once
 /// per server, on first use).
@@ -31,6 +34,40 @@ impl NativeModule {
         Ok(NativeModule { inner })
     }
 
+    /// Pulls a module from an OCI registry: `oci://host[:port]/repository[:tag]` or
+    /// `...@sha256:<digest>`, with the token given, or the credentials found for the
+    /// registry (`WASP_REGISTRY_TOKEN`, `docker login`, `podman login`). The GIL is
+    /// released meanwhile.
+    #[staticmethod]
+    #[pyo3(signature = (reference, token=None))]
+    fn pull(py: Python<'_>, reference: &str, token: Option<String>) -> PyResult<Self> {
+        let reference: Reference = reference.parse().map_err(registry_error)?;
+        let pulled = py
+            .detach(move || {
+                let credentials = match token {
+                    Some(token) => Credentials::token(&token, "the token given"),
+                    None => Credentials::for_registry(reference.registry())?,
+                };
+                let registry = Registry::new([reference.registry()]);
+                wasp_registry::block_on(registry.pull(
+                    &reference,
+                    &credentials,
+                    wasp_registry::DEFAULT_MAX_MODULE_BYTES,
+                ))
+            })
+            .map_err(registry_error)?;
+        Ok(NativeModule {
+            inner: pulled.module,
+        })
+    }
+
+    /// Where the module was pulled from, pinned by digest
+    /// (`host[:port]/repository@sha256:...`), or None.
+    #[getter]
+    fn source(&self) -> Option<String> {
+        self.inner.source().map(ToString::to_string)
+    }
+
     /// The jobs the module exports, sorted.
     #[getter]
     fn jobs(&self) -> Vec<String> {
@@ -47,5 +84,21 @@ impl NativeModule {
     #[getter]
     fn size(&self) -> usize {
         self.inner.bytes().len()
+    }
+}
+
+/// A registry's error as the Python exception that says it best.
+fn registry_error(error: RegistryError) -> PyErr {
+    let message = error.to_string();
+    match error {
+        RegistryError::NotFound { .. } => PyFileNotFoundError::new_err(message),
+        RegistryError::Unauthorized { .. } => PyPermissionError::new_err(message),
+        RegistryError::Unreachable { .. } => PyConnectionError::new_err(message),
+        RegistryError::Reference(_)
+        | RegistryError::NotWasm { .. }
+        | RegistryError::TooLarge { .. }
+        | RegistryError::Tampered { .. }
+        | RegistryError::Module { .. } => PyValueError::new_err(message),
+        _ => PyOSError::new_err(message),
     }
 }

@@ -9,7 +9,8 @@
   volumes mounted where the manifest says, and alone in its network namespace with a
   pod IP. There its probes answer on the pod IP, the client Job's ``wasp map`` (again
   exactly its args, with its Secret and ConfigMap volumes, the Service's name resolving to
-  the pod) gets its results, and SIGTERM to the node, PID 1 of its PID namespace as in a
+  the pod, its module pulled from a registry by the reference the ConfigMap holds) gets its
+  results, and SIGTERM to the node, PID 1 of its PID namespace as in a
   container, turns ``/readyz`` to 503 while a running job finishes, then the node exits
   within ``terminationGracePeriodSeconds``.
 
@@ -317,9 +318,13 @@ def test_the_manifests_agree_with_each_other_and_with_the_flags():
     assert _env_source(client, "NAMESPACE") == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert client_flags["--workers"] == "0"
     _private_secret(job, client, client_flags["--secret-file"])
-    for path in (client_flags["--input"], client["args"][-2]):
-        _, volume = _mount_of(client, job_pod, path)
-        assert volume["configMap"]["name"] == "wasp-job"
+    _, volume = _mount_of(client, job_pod, client_flags["--input"])
+    assert volume["configMap"]["name"] == "wasp-job"
+    # The module: a registry reference from the ConfigMap (no module fits in one).
+    assert client["args"][-2:] == ["$(MODULE)", "$(FUNCTION)"]
+    for variable in client["env"]:
+        if "configMapKeyRef" in variable.get("valueFrom", {}):
+            assert variable["valueFrom"]["configMapKeyRef"]["name"] == "wasp-job"
 
 
 def test_the_placeholder_secrets_are_refused(tmp_path, secret_file):
@@ -675,16 +680,43 @@ def test_the_node_pod_runs_confined_and_answers_its_probes(node_pod):
     assert "other users" not in log, log
 
 
+@pytest.fixture
+def registry_in_pod(node_pod, tmp_path):
+    """A registry (``scripts/registry.sh``) in the node pod's network namespace: its
+    address, on that namespace's loopback."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "registry.sh"
+    state = tmp_path / "registry"
+    start = node_pod.in_network(str(script), "start", str(state), stdout=subprocess.PIPE, text=True)
+    address, _ = start.communicate(timeout=600)
+    if start.returncode != 0:
+        unavailable("scripts/registry.sh could not start a registry")
+    yield address.strip().splitlines()[-1]
+    subprocess.run([str(script), "stop", str(state)], timeout=TIMEOUT, check=False)
+
+
 def test_the_client_job_runs_its_batch_on_the_node_behind_the_service_name(
-    node_pod, tmp_path, sum_primes_path
+    node_pod, tmp_path, sum_primes_path, registry_in_pod
 ):
     job = _one("client-job.yaml", "Job")
     pod = job["spec"]["template"]["spec"]
     container = _container(job)
     peer = _flags(container["args"])["--peer"].replace("$(NAMESPACE)", NAMESPACE)
-    # The ConfigMap as the Job's comment makes it.
+    # The module in a registry the pod reaches (on its network namespace's loopback), as
+    # the Job's comment puts it there; the ConfigMap as the comment makes it.
+    reference = f"oci://{registry_in_pod}/jobs/sum-primes:1"
+    pushed = node_pod.in_network(
+        str(_built(WASP)),
+        "push",
+        str(sum_primes_path),
+        reference,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, pushing = pushed.communicate(timeout=TIMEOUT)
+    assert pushed.returncode == 0, pushing
     configmap = {
-        "module.wasm": sum_primes_path.read_bytes(),
+        "module": reference.encode(),
         "function": b"sum_primes",
         "input.jsonl": "".join(f"[{n}]\n" for n in BOUNDS).encode(),
     }

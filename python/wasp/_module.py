@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Optional, Union
 
 from . import _wasp
 
@@ -18,13 +18,47 @@ class Module:
         module = wasp.Module("sum_primes_guest.wasm")
         job = module.sum_primes          # a JobRef, to submit
 
+    ``source`` may also name a module in an OCI registry, ``"oci://host[:port]/repository[:tag]"``
+    or ``"...@sha256:<digest>"``: it is pulled (see ``Module.pull``).
+
     Raises ``OSError`` if the file cannot be read, ``ValueError`` if it is not a wasp module.
     """
 
     __slots__ = ("_native",)
 
     def __init__(self, source: Union[str, os.PathLike[str], bytes]) -> None:
-        self._native = _wasp.NativeModule(source)
+        if isinstance(source, str) and source.startswith("oci://"):
+            self._native = _wasp.NativeModule.pull(source)
+        else:
+            self._native = _wasp.NativeModule(source)
+
+    @classmethod
+    def pull(cls, reference: str, *, token: Optional[str] = None) -> Module:
+        """Pulls the module ``reference`` names from an OCI registry.
+
+        ``reference`` is ``"oci://host[:port]/repository[:tag]"`` (tag ``latest`` if none) or
+        ``"...@sha256:<digest>"``. The registry is asked with ``token`` if given, else the
+        token in ``WASP_REGISTRY_TOKEN``, else the credentials ``docker login`` or ``podman
+        login`` saved. Plain HTTP is used only for registries on this machine. The layer's
+        digest is checked as it arrives, then the module is loaded as from a file. Nodes that
+        pull from that registry themselves (``wasp node --pull-from``) are told where the
+        module is instead of being sent it.
+
+        Raises ``FileNotFoundError`` (no such repository, tag or digest),
+        ``PermissionError`` (credentials refused), ``ConnectionError`` (registry
+        unreachable), ``ValueError`` (a malformed reference, not a wasm module artifact,
+        bytes that do not match their digest, not a wasp module), ``OSError`` (other
+        registry errors).
+        """
+        module = cls.__new__(cls)
+        module._native = _wasp.NativeModule.pull(reference, token)
+        return module
+
+    @property
+    def source(self) -> Optional[str]:
+        """Where the module was pulled from, pinned by digest
+        (``"host[:port]/repository@sha256:..."``), or None for a module from a file."""
+        return self._native.source
 
     @property
     def jobs(self) -> list[str]:

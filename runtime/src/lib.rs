@@ -115,11 +115,13 @@ pub use error::{ClusterError, ConfigError, JobError, ModuleError, QueueFull, Tra
 pub use job::{Job, JobId, JobOutput};
 pub use map::MapResults;
 pub use metrics::{FailedJob, Sample};
-pub use module::{Module, ModuleHash, ModuleKind, WIT};
+pub use module::{
+    Module, ModuleHash, ModuleKind, ModuleSource, SourceError, WIT, is_registry_scope,
+};
 pub use monitor::{MIN_TOKEN_LEN, MonitorConfig, MonitorError};
 pub use node::{
-    DEFAULT_DRAIN_TIMEOUT, MEMORY_RESERVE, MemoryBudgetError, Node, NodeConfig, NodeError,
-    NodePolicy, WorkersControl,
+    DEFAULT_DRAIN_TIMEOUT, MEMORY_RESERVE, MemoryBudgetError, ModulePuller, Node, NodeConfig,
+    NodeError, NodePolicy, PullFuture, WorkersControl,
 };
 pub use options::JobOptions;
 pub use peer::Peer;

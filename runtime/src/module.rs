@@ -1,7 +1,10 @@
 //! [`Module`]: a validated wasp guest module and its content hash.
 
 mod component;
+mod source;
 mod validate;
+
+pub use source::{ModuleSource, SourceError, is_registry_scope};
 
 pub(crate) use component::COMPONENT_FEATURES;
 pub(crate) use validate::{FEATURES, MAX_TABLES};
@@ -96,6 +99,9 @@ struct Inner {
     hash: ModuleHash,
     kind: ModuleKind,
     jobs: Vec<String>,
+    /// Where the same bytes can be pulled from by digest, if the module came from a
+    /// registry.
+    source: Option<ModuleSource>,
 }
 
 impl Module {
@@ -113,8 +119,30 @@ impl Module {
                 hash,
                 kind,
                 jobs,
+                source: None,
             }),
         })
+    }
+
+    /// The same module, noting that its bytes can be pulled from `source` by digest (it was
+    /// pulled from there): nodes that pull from that registry themselves are told where it
+    /// is rather than sent its bytes.
+    pub fn with_source(&self, source: ModuleSource) -> Module {
+        let inner = &self.inner;
+        Module {
+            inner: Arc::new(Inner {
+                bytes: inner.bytes.clone(),
+                hash: inner.hash,
+                kind: inner.kind,
+                jobs: inner.jobs.clone(),
+                source: Some(source),
+            }),
+        }
+    }
+
+    /// Where the module's bytes can be pulled from by digest, if it came from a registry.
+    pub fn source(&self) -> Option<&ModuleSource> {
+        self.inner.source.as_ref()
     }
 
     /// Loads a module from a `.wasm` file.
@@ -172,6 +200,7 @@ impl fmt::Debug for Module {
             .field("kind", &self.inner.kind)
             .field("len", &self.inner.bytes.len())
             .field("jobs", &self.inner.jobs)
+            .field("source", &self.inner.source)
             .finish()
     }
 }
@@ -185,6 +214,7 @@ pub(crate) fn test_module() -> Module {
             hash: ModuleHash::of(b""),
             kind: ModuleKind::Core,
             jobs: vec!["f".into()],
+            source: None,
         }),
     }
 }
@@ -199,6 +229,7 @@ pub(crate) fn test_module_with_job(name: &str) -> Module {
             hash: ModuleHash::of(name.as_bytes()),
             kind: ModuleKind::Core,
             jobs: vec![name.into()],
+            source: None,
         }),
     }
 }

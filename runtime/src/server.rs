@@ -468,9 +468,11 @@ impl Server {
         self.shared().books.name_owner(owner, name);
     }
 
-    /// Forgets the name of `owner`, whose jobs have all been answered.
-    pub(crate) fn forget_owner(&self, owner: crate::scheduler::lanes::Owner) {
+    /// Forgets `owner` (a node's client that left, whose jobs have all been answered): its
+    /// name, and the instances kept for its jobs; returns how many instances there were.
+    pub(crate) fn forget_owner(&self, owner: crate::scheduler::lanes::Owner) -> usize {
         self.shared().books.forget_owner(owner);
+        self.shared().sandbox.forget_owner(owner.0)
     }
 
     /// Answers every queued job as cancelled (a draining node hands them back); running

@@ -1,5 +1,6 @@
-//! The container image (`scripts/image.sh`): unpacked with umoci, it holds one static
-//! binary (plus a passwd entry and /tmp), its configuration runs `/wasp` as user 65532, and
+//! The container image (`scripts/image.sh`): unpacked with umoci, it holds one binary, the
+//! loader and libraries it asks for (plus a passwd entry and /tmp), its configuration runs
+//! `/wasp` as user 65532, and
 //! that binary, chrooted into the unpacked root as that user in a network namespace of its
 //! own, serves as a node to a client here.
 //!
@@ -65,17 +66,23 @@ fn files(root: &Path) -> Vec<String> {
     found
 }
 
-/// Whether the ELF file at `path` asks for no program interpreter (statically linked).
-fn is_static(path: &Path) -> bool {
+/// The program interpreter the ELF file at `path` asks for (its loader), if any.
+fn interpreter(path: &Path) -> Option<String> {
     let elf = std::fs::read(path).expect("the binary reads");
     assert_eq!(&elf[..4], b"\x7fELF", "an ELF file");
     let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
     let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
     let (table, size, count) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
     const PT_INTERP: u32 = 3;
-    (0..count).all(|i| {
+    (0..count).find_map(|i| {
         let at = table + i * size;
-        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) != PT_INTERP
+        let kind = u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+        (kind == PT_INTERP).then(|| {
+            let (offset, length) = (u64_at(at + 8), u64_at(at + 32));
+            String::from_utf8_lossy(&elf[offset..offset + length])
+                .trim_end_matches('\0')
+                .to_string()
+        })
     })
 }
 
@@ -179,13 +186,25 @@ fn the_image_serves_a_client(variable: &str, index: u8, runner: Option<&Path>) {
     let bundle = bundle.path().join("bundle");
     let config = unpack(&layout, &bundle);
     let root = bundle.join("rootfs");
-    assert_eq!(
-        files(&root),
-        ["etc/group", "etc/passwd", "wasp"],
-        "one binary, and its user"
-    );
     let binary = root.join("wasp");
-    assert!(is_static(&binary), "the binary is statically linked");
+    let loader = interpreter(&binary).expect("the binary names its loader");
+    let (libraries, others): (Vec<String>, Vec<String>) = files(&root)
+        .into_iter()
+        .partition(|file| file.starts_with("lib/") && file.contains(".so") && *file != loader[1..]);
+    assert_eq!(
+        others,
+        [
+            "etc/group",
+            "etc/passwd",
+            loader.trim_start_matches('/'),
+            "wasp"
+        ],
+        "one binary, its loader, and its user"
+    );
+    assert!(
+        libraries.len() <= 8,
+        "only the few libraries of glibc the binary loads: {libraries:?}"
+    );
     let size = std::fs::metadata(&binary).expect("the binary").len();
     let image: u64 = files(&layout)
         .iter()

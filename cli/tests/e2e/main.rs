@@ -1,6 +1,6 @@
 //! The `wasp` command end to end: the binary run as real processes (commands, nodes,
 //! partitions, hostile jobs, identities, cancellation, the mixed-architecture cluster, the
-//! monitor, nodes found while running, the container images). One test binary, so that
+//! monitor, nodes found while running, the container images, registries). One test binary, so that
 //! wasmtime is linked once for all of them: `cargo test -p wasp-cli --test e2e [FILTER]`,
 //! where a filter such as `cluster::` runs one module.
 //!
@@ -31,3 +31,5 @@ mod monitor;
 mod mixed_arch;
 // The container images, unpacked and run as a node.
 mod image;
+// Job modules through a real OCI registry: push, pull, run by tag and digest, a node pulling.
+mod registry;

@@ -14,12 +14,26 @@ from __future__ import annotations
 
 import functools
 import inspect
+import io
+import pickle
 import sys
+import threading
 import types
 from typing import Any, Callable, Optional
 
 from .. import runner
-from .walk import FORMAT, MissingModule, References, Shipment, Unshippable, Walk, describe
+from . import origins
+from .walk import (
+    FORMAT,
+    PROTOCOL,
+    TAKEN,
+    MissingModule,
+    References,
+    Shipment,
+    Unshippable,
+    Walk,
+    describe,
+)
 
 __all__ = [
     "FORMAT",
@@ -56,8 +70,12 @@ def prepare(
     module, as pp does), to a runner that has the modules ``has_module`` says (by
     default, the default runner's), on server ``owner`` (the values put once and futures
     the call takes must be its own)."""
-    check_callable(function)
     has_module = has_module or runner.has_module
+    key = _plan_key(function, has_module, depfuncs, modules)
+    shipment = _from_plan(key, function, args, kwargs, has_module)
+    if shipment is not None:
+        return shipment
+    check_callable(function)
     walk = Walk(has_module, References(owner))
     try:
         call, _ = walk.pickle((function, args, kwargs))
@@ -79,7 +97,10 @@ def prepare(
             walk.bind_module(home, name)
     references = walk.references
     takes = references.items if references is not None else []
-    return Shipment(walk.bundle(), call, walk.classes(), takes)
+    shipment = Shipment(walk.bundle(), call, walk.classes(), takes)
+    if walk.reusable:
+        _remember(key, function, _Plan(shipment.bundle, shipment.classes, walk))
+    return shipment
 
 
 def put_value(
@@ -91,6 +112,111 @@ def put_value(
     walk = Walk(has_module or runner.has_module, takes=False)
     data, _ = walk.pickle(value)
     return data, walk.needs()
+
+
+class _Plan:
+    """A walk's bundle, kept for the next submit of the same function: valid while every
+    global that travelled is still the same object (what travelled is then the same; values
+    that may change in place make a walk not kept at all)."""
+
+    __slots__ = ("bundle", "checks", "classes", "keys")
+
+    def __init__(self, bundle: bytes, classes: frozenset[tuple[str, str]], walk: Walk) -> None:
+        self.bundle = bundle
+        self.classes = classes
+        self.keys = frozenset(walk.pieces)
+        self.checks = walk.plan_checks()
+
+    def holds(self) -> bool:
+        return all(namespace.get(name) is value for namespace, name, value in self.checks)
+
+
+#: Plans by what was submitted: (function, has_module's owner, depfuncs, modules).
+_plans: dict[tuple[Any, ...], tuple[Any, _Plan]] = {}
+_plans_lock = threading.Lock()
+_MAX_PLANS = 1024
+
+
+def _plan_key(
+    function: Any,
+    has_module: Callable[[str], bool],
+    depfuncs: tuple[Any, ...],
+    modules: tuple[str, ...],
+) -> tuple[Any, ...]:
+    owner = getattr(has_module, "__self__", has_module)
+    return (id(function), id(owner), tuple(map(id, depfuncs)), tuple(modules))
+
+
+def _remember(key: tuple[Any, ...], function: Any, plan: _Plan) -> None:
+    with _plans_lock:
+        if len(_plans) >= _MAX_PLANS:
+            _plans.pop(next(iter(_plans)))
+        _plans[key] = (function, plan)
+
+
+def _from_plan(
+    key: tuple[Any, ...],
+    function: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    has_module: Callable[[str], bool],
+) -> Optional[Shipment]:
+    """The shipment of a function submitted before, if its plan still holds and the call
+    needs nothing beyond it; else ``None`` (a full walk)."""
+    found = _plans.get(key)
+    if found is None or found[0] is not function or not found[1].holds():
+        return None
+    plan = found[1]
+    buffer = io.BytesIO()
+    try:
+        _PlanPickler(buffer, plan, has_module).dump((function, args, kwargs))
+    except Exception:  # something the plan lacks (or cannot travel): the full walk says
+        return None
+    return Shipment(plan.bundle, buffer.getvalue(), plan.classes)
+
+
+class _OutsideThePlan(Exception):
+    pass
+
+
+class _PlanPickler(pickle.Pickler):
+    """Pickles a call whose references must all be in a plan (or the runner's by name)."""
+
+    def __init__(self, file: io.BytesIO, plan: _Plan, has_module: Callable[[str], bool]) -> None:
+        super().__init__(file, protocol=PROTOCOL)
+        self.plan = plan
+        self.has_module = has_module
+
+    def reducer_override(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind in TAKEN:  # a value put once or a job's future: the full walk takes it
+            raise _OutsideThePlan
+        if (
+            kind is types.FunctionType
+            or isinstance(obj, type)
+            or getattr(obj, "__wrapped__", None) is not None
+        ):
+            module = getattr(obj, "__module__", None)
+            qualname = getattr(obj, "__qualname__", None)
+            if (
+                not isinstance(module, str)
+                or not isinstance(qualname, str)
+                or "<locals>" in qualname
+            ):
+                raise _OutsideThePlan
+            if (module, qualname.partition(".")[0]) in self.plan.keys or module == "builtins":
+                return NotImplemented
+            found = sys.modules.get(module)
+            if (
+                found is None
+                or origins.origin(found) is origins.Origin.USER
+                or not self.has_module(module)
+            ):
+                raise _OutsideThePlan
+            return NotImplemented
+        if kind in (types.ModuleType, types.MethodType, types.BuiltinFunctionType, types.CodeType):
+            raise _OutsideThePlan
+        return NotImplemented
 
 
 def check_callable(function: Any) -> None:

@@ -202,6 +202,9 @@ class Walk:
         self._whole: set[str] = set()
         self._imports: dict[str, _Import] = {}
         self._found = 0
+        #: Whether what travels depends on nothing but the globals' identities: no value
+        #: that may change in place, no local function (see :meth:`plan_checks`).
+        self.reusable = True
 
     # What travels.
 
@@ -422,6 +425,7 @@ class Walk:
             self.add_module(module_name)
             index = len(self.locals)
             self.locals.append((module_name, statement, code.co_freevars))
+            self.reusable = False
             self._local_index[code] = index
             found = _cached(uses.of_function, code, code)
             for use in found.calltime:
@@ -497,9 +501,10 @@ class Walk:
             piece = self.pieces[key] = _Piece(key, VALUE, None, line=self._found)
             try:
                 made = _made_class(value, module_name, name)
-                piece.data, piece.after = _constant(value) or self.pickle(
-                    value if made is None else made
-                )
+                constant = _constant(value) if made is None else None
+                if constant is None and made is None:
+                    self.reusable = False  # it may change in place: pickled at each submit
+                piece.data, piece.after = constant or self.pickle(value if made is None else made)
             except BaseException:
                 del self.pieces[key]
                 raise
@@ -625,6 +630,15 @@ class Walk:
         found = [key for key, piece in self.pieces.items() if piece.kind != OMIT]
         found += [(name, "") for name in self.modules]
         return tuple(found)
+
+    def plan_checks(self) -> tuple[tuple[dict[str, Any], str, Any], ...]:
+        """What must still hold for this walk's bundle to be what a new walk would make:
+        each global that travelled is still the same object."""
+        checks = []
+        for module_name, name in self.pieces:
+            namespace = vars(sys.modules[module_name])
+            checks.append((namespace, name, namespace.get(name, _MISSING)))
+        return tuple(checks)
 
     def classes(self) -> frozenset[tuple[str, str]]:
         """The classes that travelled (by module and name)."""
@@ -878,7 +892,7 @@ def _constant(value: Any) -> Optional[tuple[bytes, set[Key]]]:
         if found is not None and found[0] is value:
             _constants.move_to_end(key)
             return found[1], set()
-    if type(value) not in (tuple, frozenset) or not _immutable(value, 0):
+    if not _immutable(value, 0):
         return None
     data = pickle.dumps(value, protocol=PROTOCOL)
     with _analyses_lock:
@@ -919,9 +933,9 @@ def _missing_module(module_name: str, what: str) -> str:
             "(see wasp.runner.MODULES)"
         )
     return (
-        f"{what}module {top!r} is an installed package, and wasp's Python runner has only "
-        "the standard modules of wasp.runner.MODULES: do that part here and pass its result "
-        "to the job"
+        f"{what}module {top!r} is an installed package that this runner lacks: give the "
+        f"client packages=[{top!r}] (pure-Python packages: see wasp.runner), or do that part "
+        "here and pass its result to the job"
     )
 
 

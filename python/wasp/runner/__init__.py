@@ -45,6 +45,7 @@ MODULES: tuple[str, ...] = (
     "base64",
     "binascii",
     "bisect",
+    "bz2",
     "calendar",
     "cmath",
     "codecs",
@@ -170,7 +171,7 @@ class Runner:
             if isinstance(listed, list):
                 self._available = frozenset(map(str, listed))
             else:
-                self._available = frozenset(_ask_modules(self.module()))
+                self._available = frozenset(_ask(self.module())[0])
         return self._available
 
     def has_module(self, name: str) -> bool:
@@ -239,7 +240,16 @@ def build(directory: Path, packages: tuple[_build.Package, ...] = ()) -> dict[st
     returns its description."""
     manifest = _build.build(directory, MODULES, packages)
     runner = Module(directory / _build.WASM)
-    manifest["available"] = sorted(_ask_modules(runner))
+    available, unimported = _ask(runner)
+    manifest["available"] = sorted(available)
+    manifest["unimported"] = unimported
+    missing = [p.name for p in packages if not any(m in available for m in p.modules[:1])]
+    if missing:
+        first = next(iter(unimported.items()), ("", ""))
+        raise PackageError(
+            f"package(s) {', '.join(missing)} do not import inside the sandbox ({first[0]}: "
+            f"{first[1]}): they need what the sandbox lacks"
+        )
     _build._write(directory / _build.MANIFEST, _json(manifest))
     return manifest
 
@@ -285,8 +295,9 @@ def prepare(packages: PackagesArg = ()) -> Path:
     return runner.wasm
 
 
-def _ask_modules(runner: Module) -> list[str]:
-    """The runner's ``sys.modules``, as it reports it (the request ``[0]``)."""
+def _ask(runner: Module) -> tuple[list[str], dict[str, str]]:
+    """The runner's ``sys.modules``, and the packages' modules that did not import when it
+    was built (and why), as it reports them (the request ``[0]``)."""
     server = _wasp.NativeServer(workers=1)
     try:
         job = server.submit(runner._native, "python", [0])
@@ -297,4 +308,5 @@ def _ask_modules(runner: Module) -> list[str]:
         server.close()
     if not ok:
         raise RuntimeError(f"wasp's Python runner did not start: {payload[1]}\n{stderr!r}")
-    return [str(name) for name in payload]
+    modules, unimported = payload
+    return [str(name) for name in modules], {str(k): str(v) for k, v in unimported.items()}

@@ -32,6 +32,9 @@ WORLD = "python-runner"
 #: The longest a build may take (a hung build fails instead of holding the runner's lock).
 BUILD_TIMEOUT = 900.0
 
+#: The time of every staged file (2000-01-01), whatever the day of the build.
+STAGED_TIME = 946684800
+
 #: The runner's file and its description, in a runner's directory.
 WASM = "runner.wasm"
 MANIFEST = "runner.json"
@@ -56,7 +59,11 @@ class Package:
 
 def program() -> list[Path]:
     """The files of the runner's program, in a fixed order."""
-    return [*sorted(_GUEST.glob("*.py")), *(_SHARED[name] for name in sorted(_SHARED))]
+    return [
+        *sorted(_GUEST.glob("*.py")),
+        *sorted((_GUEST / "stubs").glob("*.py")),
+        *(_SHARED[name] for name in sorted(_SHARED)),
+    ]
 
 
 def key(modules: Sequence[str], packages: Sequence[Package] = ()) -> str:
@@ -185,6 +192,8 @@ def _stage(
         shutil.copy(source, app / source.name)
     for name, source in _SHARED.items():
         shutil.copy(source, app / name)
+    for stub in sorted((_GUEST / "stubs").glob("*.py")):
+        shutil.copy(stub, app / stub.name)
     listed = "\n".join(f"    {name!r}," for name in modules)
     optional_listed = "\n".join(f"    {name!r}," for name in optional)
     (app / "wasp_runner_modules.py").write_text(
@@ -203,6 +212,11 @@ def _stage(
             destination = app / name
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(package.root / name, destination)
+    # Python's import system notes the times of the files and directories it reads, and the
+    # snapshot keeps them: one fixed time, so that the same inputs give the same bytes.
+    for path in sorted(app.rglob("*"), reverse=True):
+        os.utime(path, (STAGED_TIME, STAGED_TIME))
+    os.utime(app, (STAGED_TIME, STAGED_TIME))
 
 
 def _componentize_py() -> list[str]:

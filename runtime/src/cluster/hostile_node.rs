@@ -43,6 +43,7 @@ async fn bounce_everything(endpoint: quinn::Endpoint, secret: ClusterSecret, bou
                 workers: 1,
                 version: env!("CARGO_PKG_VERSION").into(),
                 max_module_size: 64 << 20,
+                pulls_from: Vec::new(),
             });
             let mut buffer = BytesMut::new();
             codec::encode(&welcome, MAX_FRAME_LEN, &mut buffer).unwrap();

@@ -357,6 +357,7 @@ mod tests {
             workers,
             version: "test".into(),
             max_module_size: 1,
+            pulls_from: Vec::new(),
         }
     }
 

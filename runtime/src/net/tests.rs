@@ -157,6 +157,7 @@ async fn the_same_secret_on_both_sides_opens_streams_that_carry_frames() {
             workers: 4,
             version: env!("CARGO_PKG_VERSION").into(),
             max_module_size: 64 << 20,
+            pulls_from: Vec::new(),
         });
         send_frames(
             &mut node_send,

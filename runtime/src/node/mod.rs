@@ -12,6 +12,7 @@ mod data;
 mod holdings;
 mod memory;
 mod policy;
+mod pull;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use crate::server::Server;
 use counters::{NodeCounters, Refused};
 pub use memory::{MemoryBudgetError, RESERVE as MEMORY_RESERVE};
 pub use policy::NodePolicy;
+pub use pull::{ModulePuller, PullFuture};
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -84,6 +86,10 @@ pub struct NodeConfig {
     /// A rendezvous directory to write the node's address in while it serves (see
     /// [`rendezvous`](crate::rendezvous)): clients given `dir:DIR` find it there.
     pub rendezvous: Option<PathBuf>,
+    /// Where the node may pull modules from itself, by digest, when a client says a module
+    /// is in a registry the puller names (see [`ModulePuller`]). Default: none, every
+    /// module comes from its client.
+    pub puller: Option<Arc<dyn ModulePuller>>,
 }
 
 impl NodeConfig {
@@ -103,6 +109,7 @@ impl NodeConfig {
             policy: NodePolicy::default(),
             monitor: None,
             rendezvous: None,
+            puller: None,
         }
     }
 }
@@ -217,6 +224,8 @@ struct NodeContext {
     policy: NodePolicy,
     secret: Option<ClusterSecret>,
     info: NodeInfo,
+    /// Fetches modules from the registries in `info.pulls_from`, if any.
+    puller: Option<Arc<dyn ModulePuller>>,
     /// Clients, refusals, hand-backs, draining: for the monitor.
     counters: NodeCounters,
 }
@@ -305,6 +314,11 @@ impl Node {
             workers: u32::try_from(config.workers).unwrap_or(u32::MAX),
             version: env!("CARGO_PKG_VERSION").to_string(),
             max_module_size: config.policy.max_module_size,
+            pulls_from: config
+                .puller
+                .as_ref()
+                .map(|puller| puller.scopes())
+                .unwrap_or_default(),
         };
         let context = Arc::new(NodeContext {
             server: Arc::new(server),
@@ -314,6 +328,7 @@ impl Node {
             policy: config.policy,
             secret: config.secret,
             info,
+            puller: config.puller,
             counters: NodeCounters::default(),
         });
         let monitor = config

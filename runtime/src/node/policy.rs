@@ -80,6 +80,11 @@ pub struct NodePolicy {
     /// keeps; the least recently used go first, never one a job may still run with. A job
     /// taking a larger value is refused with `DataTooLarge`. Default: 2 GiB.
     pub max_data_bytes: u64,
+    /// Whether a client's job that asks for reuse (`JobOptions::reuse_instance`, Python's
+    /// `reuse_instances=True`) may run in the instance kept from an earlier job of the
+    /// same client. `false`: every job runs in a fresh instance, whatever it asks, so no
+    /// two jobs of a client ever share an interpreter here. Default: `true`.
+    pub instance_reuse: bool,
 }
 
 impl Default for NodePolicy {
@@ -98,6 +103,7 @@ impl Default for NodePolicy {
             max_modules: DEFAULT_MAX_MODULES,
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
             max_data_bytes: DEFAULT_MAX_DATA_BYTES,
+            instance_reuse: true,
         }
     }
 }
@@ -129,6 +135,13 @@ impl NodePolicy {
                 self.max_table_elements,
             )?,
         })
+    }
+
+    /// Whether a job that asks for reuse gets it here: only if the operator allows it.
+    /// A job refused reuse runs in a fresh instance, which computes the same result
+    /// (which kept instance a job lands on, if any, was never the caller's to choose).
+    pub(crate) fn admit_reuse(&self, asked: bool) -> bool {
+        asked && self.instance_reuse
     }
 
     /// Whether jobs of the module `hash` may run here.

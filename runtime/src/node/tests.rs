@@ -7,6 +7,7 @@
 //! real client ([`Server`] with the node as a peer) checks that the node still serves.
 
 mod policy;
+mod pull;
 
 use super::{Node, NodeConfig, NodePolicy};
 use crate::error::JobError;
@@ -118,6 +119,11 @@ impl TestNode {
 
     /// Like [`start`](Self::start), with `policy`.
     fn start_with(policy: NodePolicy) -> TestNode {
+        Self::start_configured(|config| config.policy = policy)
+    }
+
+    /// Like [`start`](Self::start), with the configuration changed by `configure`.
+    fn start_configured(configure: impl FnOnce(&mut NodeConfig)) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let mut config = NodeConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), Some(secret()));
         config.workers = 1;
@@ -125,7 +131,7 @@ impl TestNode {
         config.identity_dir = Some(dir.path().join("identity"));
         config.drain_timeout = NODE_TIMEOUT;
         config.client_timeout = NODE_TIMEOUT;
-        config.policy = policy;
+        configure(&mut config);
         let node = Node::bind(config).unwrap();
         let addr = node.local_addr().unwrap();
         let id = node.id().to_owned();

@@ -114,8 +114,8 @@ impl Backend {
     }
 
     /// Runs job `function` of `compiled` (prepared by this backend) in a fresh instance,
-    /// or, for a component with `warm` (its owner) set, in one kept from the owner's last
-    /// job of it on this thread.
+    /// or, for a component whose job may reuse one, in the one `reuse` kept from the
+    /// owner's last job of it on this thread.
     pub(super) fn run(
         &self,
         compiled: &Compiled,
@@ -123,7 +123,7 @@ impl Backend {
         args: &[&[u8]],
         limits: &Limits,
         cancel: &Cancel,
-        warm: Option<u64>,
+        reuse: component::Reuse<'_>,
     ) -> RawOutcome {
         let _running = self.ticker.job_running();
         match &compiled.code {
@@ -134,13 +134,13 @@ impl Backend {
                     args,
                     limits,
                     cancel,
-                    warm: warm.map(|owner| component::WarmKey {
+                    warm: reuse.owner.map(|owner| component::WarmKey {
                         module: prepared.hash(),
                         metered: compiled.metered,
                         owner,
                     }),
                 };
-                component::run(&self.engine, prepared, call)
+                component::run(&self.engine, reuse.kept, prepared, call)
             }
         }
     }

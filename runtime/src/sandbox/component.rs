@@ -9,8 +9,9 @@ use super::segments::Segments;
 use super::{Cancel, RawOutcome};
 use crate::error::JobError;
 use crate::module::{Module, ModuleHash};
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::thread::ThreadId;
 use std::time::Instant;
 use wasmtime::component::{
     Component, ComponentExportIndex, Instance, InstancePre, Linker, ResourceTable,
@@ -180,6 +181,13 @@ pub(super) struct WarmKey {
     pub(super) owner: u64,
 }
 
+/// Where a job may find an instance kept for it: `kept`, if its `owner` is set (it asked
+/// for reuse).
+pub(super) struct Reuse<'a> {
+    pub(super) kept: &'a Kept,
+    pub(super) owner: Option<u64>,
+}
+
 /// An instance kept between jobs, with its store and its output captures.
 struct Warm {
     key: WarmKey,
@@ -189,23 +197,72 @@ struct Warm {
     stderr: Capture,
 }
 
-thread_local! {
-    /// The instance this worker thread kept from its last job that asked for reuse: one
-    /// per worker, so that kept instances cost at most a worker's worth of memory each.
-    static KEPT: RefCell<Option<Warm>> = const { RefCell::new(None) };
+/// The instances kept between jobs that asked for reuse: at most one per worker thread,
+/// so that kept instances cost at most a worker's worth of memory each. They live here
+/// rather than in the threads, so that a node can drop a departed client's at once
+/// ([`Kept::forget_owner`]) instead of when that worker next runs a component job.
+#[derive(Default)]
+pub(crate) struct Kept {
+    by_thread: Mutex<HashMap<ThreadId, Warm>>,
+}
+
+impl Kept {
+    /// This thread's kept instance, taken out (whatever its key: it holds a pool slot this
+    /// thread's next instance may need).
+    fn take(&self) -> Option<Warm> {
+        self.lock().remove(&std::thread::current().id())
+    }
+
+    /// Keeps `warm` as this thread's instance.
+    fn keep(&self, warm: Warm) {
+        let replaced = self.lock().insert(std::thread::current().id(), warm);
+        drop(replaced);
+    }
+
+    /// Drops the instance this thread kept, if any (a worker that retires).
+    pub(crate) fn release_thread(&self) {
+        let released = self.take();
+        drop(released);
+    }
+
+    /// Drops every instance kept for `owner` (a node's client that left); how many.
+    pub(crate) fn forget_owner(&self, owner: u64) -> usize {
+        let forgotten: Vec<Warm> = {
+            let mut kept = self.lock();
+            let threads: Vec<ThreadId> = kept
+                .iter()
+                .filter(|(_, warm)| warm.key.owner == owner)
+                .map(|(thread, _)| *thread)
+                .collect();
+            threads
+                .iter()
+                .filter_map(|thread| kept.remove(thread))
+                .collect()
+        };
+        // Dropped outside the lock: resetting an instance's memory takes a while.
+        forgotten.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ThreadId, Warm>> {
+        self.by_thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Runs one job of `prepared`: in a fresh instance, or, for a job that asks for reuse, in
 /// the instance kept on this thread for its key (made and kept if there is none).
-pub(super) fn run(engine: &Engine, prepared: &Prepared, call: Call<'_>) -> RawOutcome {
+pub(super) fn run(engine: &Engine, kept: &Kept, prepared: &Prepared, call: Call<'_>) -> RawOutcome {
     let started = Instant::now();
-    // Any other kept instance goes: it holds a pool slot this job may need (the pool has a
-    // slot per worker it allows).
-    let kept = KEPT
-        .with(|kept| kept.borrow_mut().take())
-        .filter(|warm| Some(warm.key) == call.warm);
-    let fresh = kept.is_none();
-    let (mut store, mut instance, stdout, stderr) = match kept {
+    // This thread's kept instance is taken out whatever the job: it holds a pool slot a
+    // fresh instance may need (the pool has a slot per worker it allows). It runs the job
+    // only if the job may reuse it, and if it holds no more than the job's limits allow:
+    // memory or tables an earlier job grew would otherwise be above a smaller limit.
+    let warm = kept.take().filter(|warm| {
+        Some(warm.key) == call.warm && warm.store.data().limiter.within(call.limits)
+    });
+    let fresh = warm.is_none();
+    let (mut store, mut instance, stdout, stderr) = match warm {
         Some(mut warm) => {
             let max_output = usize::try_from(call.limits.max_output).unwrap_or(usize::MAX);
             warm.stdout.reset(max_output);
@@ -238,18 +295,20 @@ pub(super) fn run(engine: &Engine, prepared: &Prepared, call: Call<'_>) -> RawOu
     // Only an instance whose job returned (a result, or its own error) is sound to reuse:
     // one stopped in the middle (a trap, a limit, a timeout, a cancel) may be anything. One
     // refused memory (Python raised MemoryError, and the job failed or caught it) is full:
-    // every later job would fail too.
+    // every later job would fail too. A cancelled job's instance is not kept either: its
+    // client may have left (a node cancels a departed client's jobs before it forgets
+    // their instances).
     let sound = matches!(&outcome.result, Ok(_) | Err(JobError::Failed(_)))
-        && !store.data().limiter.memory_exceeded;
+        && !store.data().limiter.memory_exceeded
+        && !call.cancel.is_cancelled();
     if let (Some(key), Some(instance), true) = (call.warm, instance, sound) {
-        let warm = Warm {
+        kept.keep(Warm {
             key,
             store,
             instance,
             stdout,
             stderr,
-        };
-        KEPT.with(|kept| *kept.borrow_mut() = Some(warm));
+        });
     }
     outcome
 }

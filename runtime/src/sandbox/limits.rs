@@ -115,6 +115,8 @@ pub(crate) struct Limiter {
     max_table_elements: u64,
     /// The bytes of all the store's memories.
     memory: u64,
+    /// The elements of the store's largest table.
+    largest_table: u64,
     /// How many instances, memories and tables the store may have.
     counts: Counts,
     pub(crate) memory_exceeded: bool,
@@ -154,6 +156,13 @@ impl Limiter {
         Self::with_counts(limits, COMPONENT_LIMITS)
     }
 
+    /// Whether what the store holds now (its memories and tables, grown by earlier jobs
+    /// of a kept instance) is within `limits`: a kept instance may run a job only then, so
+    /// that a job's limits hold whichever instance it runs in.
+    pub(crate) fn within(&self, limits: &Limits) -> bool {
+        self.memory <= limits.max_memory && self.largest_table <= limits.max_table_elements
+    }
+
     /// The limits of the next job of a kept instance: the memory its earlier jobs grew
     /// stays, and counts.
     pub(crate) fn renew(&mut self, limits: &Limits) {
@@ -173,6 +182,7 @@ impl Limiter {
             max_memory: limits.max_memory,
             max_table_elements: limits.max_table_elements,
             memory: 0,
+            largest_table: 0,
             counts,
             memory_exceeded: false,
             table_exceeded: false,
@@ -205,8 +215,12 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired as u64 <= self.max_table_elements;
+        let desired = desired as u64;
+        let allowed = desired <= self.max_table_elements;
         self.table_exceeded |= !allowed;
+        if allowed {
+            self.largest_table = self.largest_table.max(desired);
+        }
         Ok(allowed)
     }
 
@@ -251,6 +265,27 @@ mod tests {
         assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
         assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
         assert!(limiter.memory_exceeded);
+    }
+
+    /// What earlier jobs grew counts against the next job's limits: a store holding more
+    /// memory, or a larger table, than they allow is not within them.
+    #[test]
+    fn a_store_is_within_limits_only_if_what_it_holds_fits_them() {
+        let generous = Limits::default();
+        let mut limiter = Limiter::for_component(&generous);
+        assert!(limiter.memory_growing(0, 64 << 20, None).unwrap());
+        assert!(limiter.table_growing(0, 5_000, None).unwrap());
+        assert!(limiter.within(&generous));
+        let small_memory = Limits {
+            max_memory: 32 << 20,
+            ..generous
+        };
+        assert!(!limiter.within(&small_memory));
+        let small_tables = Limits {
+            max_table_elements: 1_000,
+            ..generous
+        };
+        assert!(!limiter.within(&small_tables));
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub(crate) struct Sandbox {
     /// How many instances the plain engine's pool holds at once: the most workers that can
     /// run jobs.
     slots: u32,
+    /// The component instances kept between jobs that asked for reuse, one per worker.
+    kept: component::Kept,
 }
 
 impl Sandbox {
@@ -143,6 +145,7 @@ impl Sandbox {
             components: Default::default(),
             disk,
             slots,
+            kept: component::Kept::default(),
         })
     }
 
@@ -243,7 +246,23 @@ impl Sandbox {
                 "the job's code was compiled for another fuel setting".into(),
             ));
         }
-        backend.run(compiled, function, args, limits, cancel, warm)
+        let reuse = component::Reuse {
+            kept: &self.kept,
+            owner: warm,
+        };
+        backend.run(compiled, function, args, limits, cancel, reuse)
+    }
+
+    /// Drops the instance the calling worker thread kept for reuse, if any: the worker
+    /// retires.
+    pub(crate) fn release_thread(&self) {
+        self.kept.release_thread();
+    }
+
+    /// Drops the instances kept for `owner`'s jobs (a node's client that left), at once
+    /// rather than when their workers next run a component job; how many there were.
+    pub(crate) fn forget_owner(&self, owner: u64) -> usize {
+        self.kept.forget_owner(owner)
     }
 }
 

@@ -368,6 +368,7 @@ fn worker_loop(shared: &Shared, index: usize) {
             Step::Retire | Step::Wait => break,
         }
     }
+    shared.sandbox.release_thread();
     shared.workers()[index].active = false;
     debug!(worker = %name, "worker retired");
 }

@@ -1,9 +1,9 @@
 //! wasp's benchmarks: speed ratios measured in one run on this machine.
 //!
 //! Run with `cargo run --release -p wasp-examples --bin bench` (add `--quick` for fewer
-//! repetitions, `--only sum_primes|overhead|startup|cluster|hostile|fuel|queue|metrics|scale|
-//! data|graph|cache` for one of them; `--python PATH`: a Python with `dask[distributed]`
-//! for the graph benchmark's comparison).
+//! repetitions, `--only sum_primes|overhead|python|startup|cluster|hostile|fuel|queue|metrics|
+//! scale|data|graph|cache` for one of them; `--python PATH`: a Python with
+//! `dask[distributed]` for the graph benchmark's comparison).
 //! Prints a Markdown table; the README records one.
 //!
 //! 1. `sum_primes`: pp's 8 inputs, natively in one thread, and on wasp with 1 and 2 workers.
@@ -38,6 +38,7 @@ mod graph;
 mod hostile;
 mod metrics;
 mod overhead;
+mod python;
 mod queue;
 mod scale;
 mod startup;
@@ -92,6 +93,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("overhead") {
         rows.extend(overhead::run(if quick { 20_000 } else { 100_000 })?);
+    }
+    if wanted("python") {
+        rows.extend(python::run(if quick { 2_000 } else { 10_000 })?);
     }
     if wanted("startup") {
         rows.extend(startup::run(if quick { 3 } else { 9 })?);

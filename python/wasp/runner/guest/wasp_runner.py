@@ -41,11 +41,14 @@ from componentize_py_types import Err
 
 for _name in wasp_runner_modules.MODULES:
     importlib.import_module(_name)
+#: The packages' modules that did not import when the runner was built, and why.
+UNIMPORTED = {}
 for _name in wasp_runner_modules.OPTIONAL:
     try:
         importlib.import_module(_name)
-    except Exception:  # a package's module that needs what the sandbox lacks: left out
+    except Exception as _error:  # a package's module that needs what the sandbox lacks
         sys.modules.pop(_name, None)
+        UNIMPORTED[_name] = f"{type(_error).__name__}: {_error}"
 
 #: What opening a file says: there are none, whatever exists on the caller's machine.
 NO_FILES = (
@@ -232,8 +235,9 @@ class WitWorld(wit_world.WitWorld):
         except BaseException as error:
             raise Err(f"wasp's Python runner could not read the job's arguments: {error}") from None
         if request == [0]:
-            # What the caller asks once per runner: which modules exist in here.
-            return msgpack.packb(sorted(sys.modules))
+            # What the caller asks once per runner: which modules exist in here, and which
+            # of the packages' did not import when it was built.
+            return msgpack.packb([sorted(sys.modules), UNIMPORTED])
         if request and isinstance(request[0], int):
             try:
                 return _run_call(request)

@@ -388,6 +388,15 @@ impl Driver<'_> {
                 Action::Requeue(task, why) => self.ctx.shared.requeue(task, why),
                 Action::Ship(hash, module) => self.ship(hash, module),
                 Action::ShipData(data) => self.ship_data(data),
+                Action::Refer(hash, source) => {
+                    let pull = ToNode::Pull {
+                        hash,
+                        source: source.to_string(),
+                    };
+                    // A hash and a short reference are far below the maximum: encoding
+                    // cannot fail.
+                    let _ = codec::encode(&pull, MAX_FRAME_LEN, &mut self.buffer);
+                }
             }
         }
     }

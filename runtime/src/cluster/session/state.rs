@@ -11,7 +11,7 @@
 use super::super::window::{self, Window};
 use crate::data::Data;
 use crate::error::JobError;
-use crate::module::Module;
+use crate::module::{Module, ModuleSource};
 use crate::sandbox::RawOutcome;
 use crate::scheduler::queue::Requeue;
 use crate::scheduler::slot::Finished;
@@ -51,6 +51,9 @@ pub(crate) enum Action {
     /// Send this value to the node on a stream of its own, then call
     /// [`SessionState::data_sent`].
     ShipData(Data),
+    /// Tell the node where to pull this module from (a `Pull` frame on the job stream): it
+    /// pulls from the module's registry itself.
+    Refer(WireHash, ModuleSource),
 }
 
 /// How a session ended, as far as the jobs it holds are concerned.
@@ -116,6 +119,8 @@ pub(crate) struct SessionState {
     shipping_data: HashSet<WireHash>,
     /// Modules the node is preparing (compiling) for this session's jobs.
     preparing: HashSet<WireHash>,
+    /// The registries the node pulls modules from itself (`wasp node --pull-from`).
+    pulls_from: Vec<String>,
     next_id: WireJobId,
     /// The node said it is shutting down: send it nothing more.
     draining: bool,
@@ -143,6 +148,7 @@ impl SessionState {
             shipping: HashSet::new(),
             shipping_data: HashSet::new(),
             preparing: HashSet::new(),
+            pulls_from: info.pulls_from.clone(),
             next_id: 0,
             draining: false,
             max_retries,
@@ -313,6 +319,11 @@ impl SessionState {
                 let module = self.modules.get(&hash).cloned().ok_or_else(|| {
                     Violation("it asked for a module no job of this session uses".into())
                 })?;
+                if let Some(source) = self.pullable(&module) {
+                    // A few bytes instead of the module: the node pulls it by digest.
+                    self.actions.push_back(Action::Refer(hash, source));
+                    return Ok(());
+                }
                 // Asked again while on its way (a node that evicted it, or a hostile one):
                 // one transfer at a time per module, so asking cannot multiply copies.
                 if self.shipping.insert(hash) {
@@ -360,6 +371,16 @@ impl SessionState {
             }
             ToClient::Welcome(_) => Err(Violation("a second welcome".into())),
         }
+    }
+
+    /// Where the node can pull `module` from itself, if it came from a registry the node
+    /// pulls from.
+    fn pullable(&self, module: &Module) -> Option<ModuleSource> {
+        let source = module.source()?;
+        self.pulls_from
+            .iter()
+            .any(|scope| source.is_within(scope))
+            .then(|| source.clone())
     }
 
     fn take(&mut self, id: WireJobId) -> Result<Flight, Violation> {

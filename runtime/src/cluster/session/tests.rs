@@ -3,9 +3,10 @@
 //! on every request, late answers counted twice) has a test here.
 
 use super::*;
+use crate::module::ModuleSource;
 use crate::scheduler::lanes::Owner;
 use crate::scheduler::slot::JobSlot;
-use crate::scheduler::task::test_task;
+use crate::scheduler::task::{test_task, test_task_of};
 use std::sync::Arc;
 use std::time::Instant;
 use wasp_proto::codec::FrameDecoder;
@@ -21,6 +22,7 @@ fn info(workers: u32) -> NodeInfo {
         workers,
         version: "test".into(),
         max_module_size: 64 << 20,
+        pulls_from: Vec::new(),
     }
 }
 
@@ -76,6 +78,7 @@ fn act(state: &mut SessionState) -> (Vec<Box<Task>>, Vec<WireHash>) {
             Action::Requeue(task, _) => requeued.push(task),
             Action::Ship(hash, _) => shipped.push(hash),
             Action::ShipData(data) => shipped.push(data.hash),
+            Action::Refer(hash, source) => panic!("told the node to pull {hash:?} from {source}"),
         }
     }
     (requeued, shipped)
@@ -311,7 +314,7 @@ fn a_module_too_large_for_the_node_fails_its_job_at_once() {
     small.max_module_size = 10;
     let mut state = SessionState::new("node".into(), &small, 3);
     let module = crate::module::test_module_with_job("more than ten bytes");
-    let task = crate::scheduler::task::test_task_of(0, Owner::LOCAL, module);
+    let task = test_task_of(0, Owner::LOCAL, module);
     let slot = task.slot().clone();
     let mut out = BytesMut::new();
     state.send(task, &mut out, Instant::now());
@@ -440,4 +443,39 @@ fn a_value_is_shipped_once_to_a_node_that_asks() {
     assert_eq!((state.delta.data_transfers, state.delta.data_bytes), (1, 6));
     state.handle(ToClient::NeedData { hash: [9; 32] }).unwrap();
     assert!(state.poll_action().is_none());
+}
+
+/// What a client answers a node's `NeedModule` for a module pulled from `registry.example`,
+/// when the node pulls from `scope`: the module's place, or its bytes.
+fn answer_for_a_pulled_module(scope: &str) -> (WireHash, ModuleSource, Option<Action>) {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let source = ModuleSource::new("registry.example:5000", "team/jobs", &digest).unwrap();
+    let mut pulling = info(1);
+    pulling.pulls_from = vec![scope.to_string()];
+    let mut state = SessionState::new("node".into(), &pulling, 3);
+    let module = crate::module::test_module().with_source(source.clone());
+    let hash = *module.hash().as_bytes();
+    state.send(
+        test_task_of(0, Owner::LOCAL, module),
+        &mut BytesMut::new(),
+        Instant::now(),
+    );
+    state.handle(ToClient::NeedModule { hash }).unwrap();
+    (hash, source, state.poll_action())
+}
+
+#[test]
+fn a_node_that_pulls_from_the_modules_registry_is_told_where_it_is_not_sent_it() {
+    let (hash, source, action) = answer_for_a_pulled_module("registry.example:5000/team");
+    match action {
+        Some(Action::Refer(referred, at)) => assert_eq!((referred, at), (hash, source)),
+        _ => panic!("the node is told where the module is"),
+    }
+    for scope in ["registry.example:5000/other", "elsewhere.example"] {
+        let (hash, _, action) = answer_for_a_pulled_module(scope);
+        assert!(
+            matches!(action, Some(Action::Ship(shipped, _)) if shipped == hash),
+            "a node that does not pull from {scope} gets the bytes"
+        );
+    }
 }

@@ -10,9 +10,10 @@ mod uploads;
 
 use super::counters::Refused;
 use super::holdings::Holdings;
+use super::pull;
 use super::{NodeContext, Phase};
 use crate::cache::Preparation;
-use crate::module::{Module, ModuleHash};
+use crate::module::{Module, ModuleHash, ModuleSource};
 use crate::net::{self, FramedRecv, HandshakeError};
 use crate::scheduler::lanes::Owner;
 use crate::scheduler::slot::Finished;
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 use wasp_proto::CloseCode;
 use wasp_proto::codec::{self, MAX_FRAME_LEN};
@@ -93,13 +95,19 @@ pub(super) async fn serve(
         client.state().cancel_all();
         client.act();
     }
+
     // The writer ends when the last sender is gone: this one, and those of jobs still
     // running, whose results are still worth sending.
-    let node = client.node.clone();
+    let (server, owner) = (client.node.server.clone(), client.owner);
     drop(client);
     let _ = writer.await;
-    // Every job of the client was answered: its failures are attributed by then.
-    node.server.forget_owner(owner);
+    // Every job of the client has been answered (a job cancelled while running still
+    // stops, and the instance of a cancelled job is never kept): the instances kept for
+    // it go now, not when their workers next run a component job.
+    let forgotten = server.forget_owner(owner);
+    if forgotten > 0 {
+        debug!(%remote, forgotten, "dropped the instances kept for a client that left");
+    }
     // Closing discards what the client has not read yet: let it read and close first.
     let _ = tokio::time::timeout(CLOSE_GRACE, connection.closed()).await;
     if *phase.borrow() == Phase::Closing {
@@ -273,11 +281,66 @@ impl Client {
         match &module {
             Ok(module) => {
                 debug!(remote = %self.remote, module = %module.hash(), "module received");
-                self.keep(module);
             }
             Err(error) => {
                 warn!(remote = %self.remote, %error, "a client sent a module that does not load");
             }
+        }
+        self.module_ready(hash, module)
+    }
+
+    /// A module the client said where to pull from: the pull starts, in `pulls`; its end
+    /// comes to [`pulled`](Self::pulled).
+    fn pull(
+        &self,
+        hash: WireHash,
+        source: &str,
+        pulls: &mut JoinSet<(WireHash, Result<Module, String>)>,
+    ) -> Result<(), String> {
+        if !self.state().awaits(&hash) {
+            return Err("said where to pull a module the node did not ask for".into());
+        }
+        let puller = self.node.puller.clone();
+        let source: ModuleSource = source.parse().map_err(|error| format!("{error}"))?;
+        let Some(puller) = puller.filter(|puller| {
+            let scopes = puller.scopes();
+            scopes.iter().any(|scope| source.is_within(scope))
+        }) else {
+            return Err(format!(
+                "said to pull a module from {source}, a registry the node does not pull from"
+            ));
+        };
+        info!(remote = %self.remote, %source, "pulling a module");
+        let max_bytes = self.node.policy.max_module_size;
+        let expected = ModuleHash::from_bytes(hash);
+        pulls.spawn(async move {
+            let pulled = tokio::time::timeout(pull::PULL_TIMEOUT, puller.pull(&source, max_bytes))
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer in {:?}", pull::PULL_TIMEOUT)));
+            // Hashing and validating a large module is CPU work: off the runtime.
+            let checked =
+                tokio::task::spawn_blocking(move || pull::check(expected, &source, pulled))
+                    .await
+                    .unwrap_or_else(|error| Err(format!("module check failed: {error}")));
+            (hash, checked)
+        });
+        Ok(())
+    }
+
+    /// A pull has ended: the module is kept and its jobs run, or they fail saying why.
+    fn pulled(&self, hash: WireHash, module: Result<Module, String>) -> Result<(), String> {
+        match &module {
+            Ok(module) => info!(remote = %self.remote, module = %module.hash(), "module pulled"),
+            Err(why) => warn!(remote = %self.remote, %why, "a module could not be pulled"),
+        }
+        self.module_ready(hash, module)
+    }
+
+    /// A module the node awaited is here (kept, then its waiting jobs submitted) or will
+    /// not be (its jobs fail with the reason).
+    fn module_ready(&self, hash: WireHash, module: Result<Module, String>) -> Result<(), String> {
+        if let Ok(module) = &module {
+            self.keep(module);
         }
         // Stored first, then its waiting jobs taken out, under the state's lock, which
         // `run` holds too: no job falls between them and asks again.
@@ -333,6 +396,8 @@ async fn read_jobs(
         workers,
         preparations,
     } = events;
+    // Modules being pulled from registries: aborted if the connection ends first.
+    let mut pulls = JoinSet::new();
     loop {
         if *phase.borrow() != Phase::Serving {
             // Said once (the state knows); jobs waiting for their module go back now.
@@ -364,6 +429,7 @@ async fn read_jobs(
                 Ok(Some(ToNode::Data { .. })) => {
                     return Err("sent a value on the job stream".into());
                 }
+                Ok(Some(ToNode::Pull { hash, source })) => client.pull(hash, &source, &mut pulls)?,
                 Ok(None) => return Ok(()),
                 Err(error) if client.connection.close_reason().is_some() => {
                     debug!(remote = %client.remote, %error, "connection closed");
@@ -371,6 +437,11 @@ async fn read_jobs(
                 }
                 Err(error) => return Err(error.to_string()),
             },
+            Some(pulled) = pulls.join_next(), if !pulls.is_empty() => {
+                if let Ok((hash, module)) = pulled {
+                    client.pulled(hash, module)?;
+                }
+            }
             changed = phase.changed() => {
                 if changed.is_err() {
                     return Ok(());

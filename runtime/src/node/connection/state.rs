@@ -162,7 +162,7 @@ impl ConnectionState {
             }
         };
         let asked = Asked {
-            reuse: asked.reuse,
+            reuse: policy.admit_reuse(asked.reuse),
             ..Asked::all(&limits)
         };
         let parked = Parked {

@@ -144,6 +144,30 @@ fn jobs_run_with_the_limits_they_were_admitted_with() {
     assert_eq!(submitted[0].1.timeout, Some(Duration::from_secs(600)));
 }
 
+/// A job asking for reuse gets it where the operator allows reuse, and runs in a fresh
+/// instance (reuse not asked) where the operator refuses it.
+#[test]
+fn reuse_is_given_only_where_the_operator_allows_it() {
+    let store = store();
+    let module = test_module_with_job("f");
+    store.insert(module.clone());
+    let mut reusing = job(0, &module);
+    reusing.limits.reuse_instance = Some(true);
+    for (instance_reuse, given) in [(true, true), (false, false)] {
+        let policy = NodePolicy {
+            instance_reuse,
+            ..NodePolicy::default()
+        };
+        let mut state = ConnectionState::default();
+        state.run(reusing.clone(), 1, &policy, store.get()).unwrap();
+        let (_, submitted) = drain(&mut state);
+        assert_eq!(
+            submitted[0].1.reuse, given,
+            "instance_reuse: {instance_reuse}"
+        );
+    }
+}
+
 #[test]
 fn refused_jobs_are_answered_at_once() {
     let policy = NodePolicy {

@@ -61,7 +61,7 @@ async fn read_upload(client: &Arc<Client>, mut stream: quinn::RecvStream) -> Res
                 .unwrap_or_else(|error| Err(format!("module check failed: {error}")))
         }
         ToNode::Data { hash, len } => read_value(client, stream, hash, len).await,
-        ToNode::Run(_) | ToNode::Cancel { .. } => {
+        ToNode::Run(_) | ToNode::Cancel { .. } | ToNode::Pull { .. } => {
             Err("sent a job message on a module stream".into())
         }
     }

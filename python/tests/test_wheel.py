@@ -1,0 +1,268 @@
+"""The wheels ``scripts/wheels.sh`` builds, as a user without Rust gets them.
+
+The x86-64 wheel (``WASP_WHEEL_X86_64``) is installed into a fresh virtual environment with
+no ``cargo`` or ``rustc`` on ``PATH`` and a home of its own (no cache of this machine's):
+pp's sum_primes program runs with ``import wasp as pp``, a Python function runs as a job,
+and a node started by the wheel's own ``wasp`` command serves that environment's client.
+The aarch64 wheel (``WASP_WHEEL_AARCH64``) is checked for its tags and the machine of its
+ELF files, then installed by pip for Debian's aarch64 CPython, which runs pp's sum_primes
+with it under qemu-user (``scripts/aarch64-python.sh``). CI builds both wheels first;
+without them these tests skip, except under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional
+
+import pytest
+from conftest import REPO, TIMEOUT, sum_primes_reference, unavailable
+
+PROGRAM = Path(__file__).parent / "programs" / "sum_primes.py"
+#: What a machine without Rust has on its PATH (the environment's bin/ comes first).
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: ELF's e_machine for each architecture.
+MACHINES = {"x86_64": 62, "aarch64": 183}
+#: pip may fetch the package's dependencies from PyPI.
+INSTALL_TIMEOUT = 600
+
+
+def wheel_path(arch: str) -> Path:
+    variable = f"WASP_WHEEL_{arch.upper()}"
+    path = os.environ.get(variable)
+    if not path:
+        unavailable(f"{variable} is not set (build the wheels with scripts/wheels.sh)")
+    return Path(path)
+
+
+class Installed:
+    """A virtual environment with the wheel installed, and a home of its own."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.bin = root / "venv" / "bin"
+        self.home = root / "home"
+        self.home.mkdir()
+        self.env = {
+            "PATH": f"{self.bin}:{SYSTEM_PATH}",
+            "HOME": str(self.home),
+            "VIRTUAL_ENV": str(root / "venv"),
+            "LANG": "C.UTF-8",
+        }
+
+    def run(self, *args: str, timeout: float = TIMEOUT, **env: str) -> str:
+        done = subprocess.run(
+            list(args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env, **env},
+            cwd=self.root,
+        )
+        assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Iterator[Installed]:
+    wheel = wheel_path("x86_64")
+    root = tmp_path_factory.mktemp("wheel")
+    venv.create(root / "venv", with_pip=True, symlinks=True)
+    place = Installed(root)
+    for tool in ("cargo", "rustc", "rustup"):
+        assert shutil.which(tool, path=place.env["PATH"]) is None, f"{tool} is on PATH"
+    place.run(
+        str(place.bin / "python"),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        str(wheel),
+        timeout=INSTALL_TIMEOUT,
+    )
+    yield place
+
+
+def elf_machine(data: bytes) -> int:
+    assert data[:4] == b"\x7fELF", "an ELF file"
+    return int.from_bytes(data[18:20], "little")
+
+
+def wheel_members(wheel: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(wheel) as archive:
+        names = [
+            name
+            for name in archive.namelist()
+            if name.endswith(("/WHEEL", "_wasp.abi3.so", "/scripts/wasp", "runner.wasm"))
+        ]
+        return {name: archive.read(name) for name in names}
+
+
+def member(members: dict[str, bytes], suffix: str) -> bytes:
+    found = [data for name, data in members.items() if name.endswith(suffix)]
+    assert len(found) == 1, f"one {suffix} in the wheel: {sorted(members)}"
+    return found[0]
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_wheel_is_abi3_manylinux_and_holds_its_machines_code(arch):
+    members = wheel_members(wheel_path(arch))
+    tags = member(members, "/WHEEL").decode()
+    assert f"Tag: cp39-abi3-manylinux_2_17_{arch}" in tags, tags
+    assert f"Tag: cp39-abi3-manylinux2014_{arch}" in tags, tags
+    assert elf_machine(member(members, "/_wasp.abi3.so")) == MACHINES[arch]
+    assert elf_machine(member(members, "/scripts/wasp")) == MACHINES[arch]
+    runner = member(members, "/runner.wasm")
+    assert runner[:4] == b"\0asm", "the Python runner is WebAssembly"
+
+
+def test_the_wheels_wasp_is_the_command_of_the_environment(installed):
+    wasp = shutil.which("wasp", path=installed.env["PATH"])
+    assert wasp == str(installed.bin / "wasp")
+    assert elf_machine(Path(wasp).read_bytes()[:20]) == MACHINES["x86_64"]
+    assert installed.run("wasp", "--version").startswith("wasp ")
+
+
+def sum_primes_module() -> Path:
+    module = REPO / "target" / "wasp-guests" / "wasm32-wasip1" / "release" / "sum_primes_guest.wasm"
+    if not module.exists():
+        pytest.fail(f"{module} is missing: `cargo build -p wasp-fixtures` builds it")
+    return module
+
+
+def run_program(installed: Installed, ncpus: str, **env: str) -> str:
+    module = sum_primes_module()
+    return installed.run("python", str(PROGRAM), ncpus, SUM_PRIMES_WASM=str(module), **env)
+
+
+def check_sums(output: str) -> None:
+    for n in (100, 100000, 100700):
+        assert f"Sum of primes below {n} is {sum_primes_reference(n)}\n" in output, output
+    assert "Job execution statistics:" in output
+
+
+def test_pps_sum_primes_runs_from_the_wheel(installed):
+    output = run_program(installed, "2")
+    assert output.startswith("Starting pp with 2 workers\n"), output
+    check_sums(output)
+
+
+def test_a_python_function_runs_as_a_job_from_the_wheel(installed):
+    script = installed.root / "squares.py"
+    script.write_text(
+        "import wasp as pp\n"
+        "def squares(n):\n"
+        "    return sum(i * i for i in range(n))\n"
+        "server = pp.Server(1)\n"
+        "job = server.submit(squares, (1000,))\n"
+        "print(job())\n"
+    )
+    output = installed.run("python", str(script), timeout=300)
+    assert output.strip() == str(sum(i * i for i in range(1000))), output
+
+
+class Node:
+    def __init__(self, process: subprocess.Popen, address: str) -> None:
+        self.process = process
+        self.address = address
+
+
+def start_node(installed: Installed, secret: Path) -> Node:
+    cache = installed.root / "node-cache"
+    flags = ["--secret-file", str(secret), "--workers", "2", "--cache-dir", str(cache)]
+    process = subprocess.Popen(
+        ["wasp", "node", "--listen", "127.0.0.1:0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=installed.env,
+    )
+    line: Optional[str] = None
+    try:
+        line = process.stdout.readline() if process.stdout else None
+    finally:
+        if not line:
+            process.kill()
+    assert line and "listening on" in line, line
+    return Node(process, line.rsplit("listening on ", 1)[1].strip())
+
+
+def test_a_node_started_by_the_wheels_wasp_serves_its_client(installed):
+    secret = installed.root / "cluster.key"
+    secret.write_text(installed.run("wasp", "secret", "new"))
+    secret.chmod(0o600)
+    node = start_node(installed, secret)
+    try:
+        output = run_program(installed, "0", PPSERVERS=node.address, SECRET_FILE=str(secret))
+    finally:
+        node.process.terminate()
+        node.process.wait(timeout=TIMEOUT)
+    assert output.startswith("Starting pp with 0 workers\n"), output
+    check_sums(output)
+    assert node.address in output and "local/" not in output, output
+
+
+def aarch64_python(directory: Path) -> list[str]:
+    """The command that runs Debian's aarch64 CPython under qemu-user."""
+    made = subprocess.run(
+        [str(REPO / "scripts" / "aarch64-python.sh"), str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    if made.returncode != 0:
+        unavailable(f"no aarch64 CPython under qemu-user: {made.stderr.strip()}")
+    return made.stdout.split()
+
+
+def test_the_aarch64_wheel_runs_pps_sum_primes_under_qemu(tmp_path):
+    wheel = wheel_path("aarch64")
+    python = aarch64_python(REPO / "target" / "aarch64-python")
+    asked = "import platform, sys; print(sys.version_info[1], platform.libc_ver()[1])"
+    minor, glibc = subprocess.run(
+        [*python, "-c", asked], capture_output=True, text=True, timeout=TIMEOUT, check=True
+    ).stdout.split()
+    site = tmp_path / "site-packages"
+    # pip installs the wheel and its dependencies for that interpreter (aarch64, CPython 3.x,
+    # its glibc), as pip running there would: the wheel's tags must be ones it accepts.
+    newest = int(glibc.split(".")[1])
+    tags = ["manylinux2014_aarch64"]
+    tags += [f"manylinux_2_{glibc_minor}_aarch64" for glibc_minor in range(17, newest + 1)]
+    target = ["--target", str(site), *(f"--platform={tag}" for tag in tags)]
+    interpreter = ["--implementation", "cp", "--python-version", f"3.{minor}"]
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, *target, *interpreter, "--only-binary=:all:", str(wheel)],
+        check=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    wasp = site / "bin" / "wasp"
+    assert elf_machine(wasp.read_bytes()[:20]) == MACHINES["aarch64"]
+    qemu = python[: python.index("-L") + 2]
+    version = subprocess.run(
+        [*qemu, str(wasp), "--version"], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert version.stdout.startswith("wasp "), version.stderr
+    done = subprocess.run(
+        [*python, str(PROGRAM), "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            "PYTHONPATH": str(site),
+            "SUM_PRIMES_WASM": str(sum_primes_module()),
+            "HOME": str(tmp_path),
+            "PATH": SYSTEM_PATH,
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Starting pp with 2 workers\n"), done.stdout
+    check_sums(done.stdout)
