@@ -162,7 +162,7 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["other", "table"]);
         let err = encode_args(&args, &Data::new()).unwrap_err();
-        assert!(format!("{err:#}").contains("--data other=FILE"), "{err:#}");
+        assert!(format!("{err:#}").contains("--data table=FILE"), "{err:#}");
     }
 
     #[test]

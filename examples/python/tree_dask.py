@@ -21,7 +21,7 @@ def is_prime(n):
         return False
     if n == 2:
         return True
-    limit = int(math.ceil(math.sqrt(n)))
+    limit = math.ceil(math.sqrt(n))
     i = 2
     while i <= limit:
         if n % i == 0:
@@ -50,12 +50,14 @@ def tree(client, leaves, fan_in, leaf):
 
 def main():
     leaves, fan_in, leaf = (int(arg) for arg in sys.argv[1:4])
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
-        with Client(cluster) as client:
-            tree(client, 100, fan_in, leaf)
-            start = time.perf_counter()
-            result = tree(client, leaves, fan_in, leaf)
-            elapsed = time.perf_counter() - start
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        tree(client, 100, fan_in, leaf)
+        start = time.perf_counter()
+        result = tree(client, leaves, fan_in, leaf)
+        elapsed = time.perf_counter() - start
     print(f"{elapsed} {result}")
 
 
