@@ -378,6 +378,9 @@ impl Driver<'_> {
     /// Records what the state saw in the node's row, then carries out what it asked for:
     /// the row counts a job before its waiters are released.
     fn apply(&mut self) {
+        // Bytes sent are counted with what the state saw, not only on the link's tick:
+        // a job's result is never delivered before the bytes that carried it are counted.
+        self.count_sent();
         let delta = self.state.take_delta();
         self.ctx.nodes.record(self.row, delta);
         while let Some(action) = self.state.poll_action() {
