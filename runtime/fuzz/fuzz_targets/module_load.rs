@@ -231,7 +231,8 @@ fn wasp_shaped(u: &mut Unstructured<'_>) -> Result<()> {
     };
     let job = *u.choose(&jobs)?;
     let len = u.arbitrary_len::<u8>()?;
-    let args = u.bytes(len)?.to_vec();
+    // One MessagePack value (the server refuses anything else before the module runs).
+    let args = rmp_serde::to_vec(serde_bytes::Bytes::new(u.bytes(len)?)).expect("bytes encode");
     let expect = if mutation == Mutation::BadWasiType {
         Expect::LinkError
     } else {
