@@ -94,6 +94,20 @@ def test_only_the_shared_helper_runs_apt_get():
     assert runners == [RULES[".sh"].relative_to(ROOT)], runners
 
 
+def test_python_tests_skip_only_through_the_shared_helper():
+    """``importorskip``, ``mark.skip`` and ``mark.skipif`` skip under CI too: a test that
+    lacks a tool calls ``conftest.unavailable``, which fails there instead."""
+    skipping = re.compile(r"pytest\.(?:importorskip|mark\.skip)")
+    tests = ROOT / "python" / "tests"
+    found = [
+        path.relative_to(ROOT)
+        for path in tests.rglob("*.py")
+        if path.name not in {"conftest.py", "test_one_ci_rule.py"}
+        and skipping.search(path.read_text(errors="replace"))
+    ]
+    assert found == [], f"skips that CI would not see fail: {found}"
+
+
 def test_a_missing_tool_fails_under_ci_and_skips_elsewhere(monkeypatch):
     from conftest import unavailable
 
