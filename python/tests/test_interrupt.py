@@ -19,10 +19,24 @@ how, peers, secret = sys.argv[2], sys.argv[3], sys.argv[4]
 peers = peers.split(",") if peers else []
 client = wasp.Client(workers=0 if peers else 1, peers=peers, secret_file=secret or None)
 
+#: The wasp file whose `wait` the main thread blocks in, for each way of waiting: a job's
+#: (`Submitted.wait`) or a group's (`Client.wait`).
+BLOCKS_IN = {"map": "_core.py", "result": "_core.py", "wait": "_client.py"}
+
+def main_thread_blocked():
+    # The main thread's innermost Python frame is that wait: a SIGINT sent now lands in
+    # it, not in the submits before it.
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    return (
+        frame is not None
+        and frame.f_code.co_name == "wait"
+        and frame.f_code.co_filename.endswith(BLOCKS_IN[how])
+    )
+
 def announce():
-    # Says "running" once a job runs (locally, or sent to the node): then the main thread
+    # Says "running" once a job runs (locally, or sent to the node) and the main thread
     # is waiting for it.
-    while client.stats().running == 0:
+    while client.stats().running == 0 or not main_thread_blocked():
         time.sleep(0.01)
     print("running", flush=True)
 
@@ -81,8 +95,17 @@ module = wasp.Module(sys.argv[1])
 server = wasp.Server(1)
 native = server._core.native
 
+def main_thread_blocked():
+    # As in PROGRAM: the main thread waits in the job's `Submitted.wait`.
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    return (
+        frame is not None
+        and frame.f_code.co_name == "wait"
+        and frame.f_code.co_filename.endswith("_core.py")
+    )
+
 def announce():
-    while native.stats()["running"] == 0:
+    while native.stats()["running"] == 0 or not main_thread_blocked():
         time.sleep(0.01)
     print("running", flush=True)
 

@@ -355,9 +355,8 @@ class Client(concurrent.futures.Executor):
     def wait(self, group: Optional[str] = None, timeout: Optional[float] = None) -> GroupSummary:
         """Waits until ``group`` (every job, for ``None``) has nothing pending, at most
         ``timeout`` seconds. Ctrl-C raises ``KeyboardInterrupt`` and cancels the group."""
-        native = self._core.native
         try:
-            summary = native.wait_group(group, timeout)
+            summary = self._core.native.wait_group(group, timeout)
         except KeyboardInterrupt:
             self.cancel(group)
             raise
