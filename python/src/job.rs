@@ -52,6 +52,11 @@ impl NativeJob {
     /// job goes on: the caller decides whether to cancel it). Returns whether it finished.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        if self.job.is_finished() {
+            // Often so when results are collected after a batch: no handing the GIL to
+            // another thread and back.
+            return Ok(true);
+        }
         let deadline = timeout.map(|t| std::time::Instant::now() + seconds(t));
         loop {
             let slice = match deadline {

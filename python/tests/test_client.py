@@ -13,6 +13,34 @@ import pytest
 from conftest import TIMEOUT
 
 import wasp
+from wasp import _client
+from wasp._future import LAZY, LazyFuture, WaspFuture
+
+
+@pytest.fixture(params=[LazyFuture, WaspFuture], ids=["lazy", "public-api"])
+def client(request, client, monkeypatch):
+    """Every test here runs with both kinds of future: the lazy one a Client makes where
+    this Python's Future is the one wasp knows, and the one that uses only Future's public
+    methods, made where it is not."""
+    monkeypatch.setattr(_client, "_FUTURE", request.param)
+    return client
+
+
+def test_futures_are_lazy_on_this_python(cache_dir, testjobs):
+    # A future read only through result() makes no condition and is never handed to the
+    # dispatcher thread: that is what keeps a future's cost near the Rust API's.
+    assert LAZY
+    with wasp.Client(workers=1, cache_dir=cache_dir) as client:
+        future = client.submit(testjobs.add_one, 1)
+        assert type(future) is LazyFuture
+        assert future.result(TIMEOUT) == 2
+        assert future._lazy_condition is None and not future._watched
+        assert future.done() and not future.cancelled() and future.exception() is None
+        # Something that waits on it otherwise makes them, on first use.
+        waited = client.submit(testjobs.add_one, 2)
+        assert concurrent.futures.wait([waited], timeout=TIMEOUT).done == {waited}
+        assert waited._lazy_condition is not None and waited._watched
+        assert waited.result() == 3
 
 
 def test_submit_returns_a_future(client, sum_primes):

@@ -1,7 +1,8 @@
 """The package on the oldest and the newest CPython it claims that this machine has (3.9,
-and 3.13 or later): the futures use only ``concurrent.futures``' public API, and what travels
-is found the same way, whatever the caller's Python. A few of the ported programs (see
-``test_ported.py``) run with that interpreter natively and through wasp, and print the same.
+and 3.13 or later): the futures are lazy there (their ``Future`` is the one wasp knows),
+and what travels is found the same way, whatever the caller's Python. A few of the ported
+programs (see ``test_ported.py``) run with that interpreter natively and through wasp, and
+print the same.
 
 The package's native part is abi3: the interpreter imports it from the source tree, where
 ``maturin develop`` left it (``scripts/test``)."""
@@ -84,3 +85,17 @@ def test_a_program_prints_the_same_on_another_python(which: str, program: str, t
     ported = _run(python, program, "wasp", tmp_path)
     assert ported.returncode == 0, ported.stderr[-3000:]
     assert ported.stdout == native.stdout, (python, ported.stdout, native.stdout)
+
+
+@pytest.mark.parametrize("which", INTERPRETERS)
+def test_futures_are_lazy_on_another_python(which: str):
+    python = _interpreter(*INTERPRETERS[which])
+    if python is None:
+        unavailable(f"no CPython {INTERPRETERS[which][0]} on this machine (pyenv or PATH)")
+        return
+    env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+    probe = "import wasp._future as f; print(f.LAZY)"
+    found = subprocess.run(
+        [python, "-c", probe], capture_output=True, text=True, env=env, timeout=TIMEOUT
+    )
+    assert found.stdout.strip() == "True", (python, found.stdout, found.stderr)

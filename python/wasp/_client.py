@@ -15,111 +15,22 @@ from collections.abc import Iterable, Iterator, Sized
 from typing import Any, Callable, Optional, Union
 
 from . import _ship, runner
-from ._core import Core, Dispatcher, Submitted
+from ._core import Core, Submitted
 from ._data import Ref
-from ._errors import JobCancelled, QueueFull
+from ._errors import QueueFull
+from ._future import LAZY, LazyFuture, WaspFuture
 from ._module import JobRef
-from ._ship.walk import TAKEN, sandbox_function
+from ._ship.walk import sandbox_function
 from ._stats import GroupSummary, Progress, Stats
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+#: The futures a Client makes: lazy where this Python's ``Future`` is the one wasp knows.
+_FUTURE: type[WaspFuture] = LazyFuture if LAZY else WaspFuture
+
 #: What ``options()`` takes: a job's limits, its group, whether ``submit`` waits for room
 #: in a bounded queue, and whether the result cache answers it.
 OPTIONS = ("timeout", "max_memory", "max_output", "fuel", "group", "block", "cache")
-
-
-class WaspFuture(concurrent.futures.Future[Any]):
-    """A job's future: a ``concurrent.futures.Future``, settled when its job ends.
-
-    ``concurrent.futures.wait``, ``as_completed``, ``add_done_callback`` and
-    ``asyncio.wrap_future`` work with it. ``result()`` waits for the job itself (with the GIL
-    released, Ctrl-C heard: it cancels the job and raises ``KeyboardInterrupt``).
-    ``running()`` is true while a worker or a node runs the job. ``cancel()`` cancels the
-    job wherever it is, queued or running, on nodes too, and returns ``False`` if it had
-    finished. Done-callbacks run on wasp's one dispatcher thread.
-
-    A future is also an argument for another job of the same client (anywhere inside its
-    arguments): that job takes this one's result, waiting on the server (not in the
-    caller) until this one has finished, and fails with ``DependencyFailed`` if it failed
-    or was cancelled.
-    """
-
-    def __init__(self, submitted: Submitted, dispatcher: Dispatcher) -> None:
-        super().__init__()
-        self._submitted = submitted
-        dispatcher.watch(submitted.native, self._settle)
-
-    @property
-    def job_id(self) -> int:
-        """The job's id within its server."""
-        return self._submitted.native.id
-
-    @property
-    def _wasp_native(self) -> Any:
-        """The native job, for a module's job's arguments (``values/encode.rs``)."""
-        return self._submitted.native
-
-    def _wasp_take(self) -> tuple[int, Any, tuple[tuple[str, str], ...], object]:
-        """How a Python function's call takes this job's result (see ``wasp._data``)."""
-        return self._submitted._wasp_take()
-
-    def _settle(self) -> None:
-        """Moves the finished job's outcome into the future (the dispatcher and a waiting
-        caller may race to: the first wins, the other finds it done)."""
-        if super().done():
-            return
-        outcome = self._submitted.outcome()
-        error = outcome.error
-        try:
-            if isinstance(error, JobCancelled):
-                # Cancelled by its group, a shutdown, or this future: it is cancelled.
-                if super().cancel():
-                    self.set_running_or_notify_cancel()
-            elif error is None:
-                self.set_result(outcome.value)
-            else:
-                self.set_exception(error)
-        except concurrent.futures.InvalidStateError:
-            pass  # settled meanwhile by the other
-
-    def done(self) -> bool:
-        if not super().done() and self._submitted.native.done():
-            self._settle()
-        return super().done()
-
-    def running(self) -> bool:
-        return not self.done() and self._submitted.native.running()
-
-    def cancel(self) -> bool:
-        if super().done():
-            return self.cancelled()
-        if not self._submitted.native.cancel():
-            # It finished meanwhile: its result stands.
-            self._settle()
-            return self.cancelled()
-        self._settle()
-        return True
-
-    def result(self, timeout: Optional[float] = None) -> Any:
-        self._wait(timeout)
-        return super().result(timeout=0)
-
-    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
-        self._wait(timeout)
-        return super().exception(timeout=0)
-
-    def _wait(self, timeout: Optional[float]) -> None:
-        if super().done():
-            return
-        try:
-            finished = self._submitted.wait(timeout)
-        except KeyboardInterrupt:
-            # Ctrl-C while waiting for the job: it is no longer wanted.
-            self.cancel()
-            raise
-        if finished:
-            self._settle()
 
 
 class Client(concurrent.futures.Executor):
@@ -312,7 +223,7 @@ class Client(concurrent.futures.Executor):
             raise RuntimeError("cannot submit a job after shutdown")
         submitted = self._core.submit(fn, args, kwargs)
         assert submitted is not None  # a submission that may wait always finds room
-        return WaspFuture(submitted, self._core.dispatcher)
+        return _FUTURE(submitted, self._core.dispatcher)
 
     def map(
         self,
@@ -350,7 +261,7 @@ class Client(concurrent.futures.Executor):
         return submitted
 
     def _future(self, submitted: Submitted) -> WaspFuture:
-        return WaspFuture(submitted, self._core.dispatcher)
+        return _FUTURE(submitted, self._core.dispatcher)
 
     def wait(self, group: Optional[str] = None, timeout: Optional[float] = None) -> GroupSummary:
         """Waits until ``group`` (every job, for ``None``) has nothing pending, at most
@@ -650,7 +561,5 @@ def _progress(
 
     return bar
 
-
-TAKEN.add(WaspFuture)
 
 __all__ = ["Client", "Options", "WaspFuture"]

@@ -91,12 +91,30 @@ class Submitted:
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Waits for the job (``RuntimeError`` in a ``fork()``ed child: its server's threads
         are not there); returns whether it finished."""
-        check_generation(self.generation)
+        # check_generation, inlined: this is on every job's path.
+        if self.generation != _generation:
+            raise RuntimeError(FORKED_MESSAGE)
         return self.native.wait(timeout)
 
     def outcome(self) -> Outcome:
         """The outcome of the finished job, decoded."""
+        if self.classes is None:
+            # read_outcome for a module's job that succeeded, inlined: pp's every job.
+            ok, payload, stdout, stderr, duration, worker, fuel_used = self.native.outcome(None)
+            if ok:
+                return Outcome(payload, None, stdout, stderr, duration, worker, fuel_used)
         return read_outcome(self.native, self.classes)
+
+    def value_or_error(self) -> tuple[Any, Optional[BaseException]]:
+        """The finished job's value and ``None``, or ``None`` and its exception: what a
+        future keeps of its outcome."""
+        if self.classes is None:
+            # A module's job that succeeded needs no Outcome: this is every job's path.
+            native = self.native.outcome(None)
+            if native[0]:
+                return native[1], None
+        outcome = read_outcome(self.native, self.classes)
+        return outcome.value, outcome.error
 
 
 def read_outcome(job: _wasp.NativeJob, classes: Optional[results.Classes] = None) -> Outcome:
@@ -324,7 +342,9 @@ class Core:
         or other callable (run by wasp's Python runner, with ``depfuncs`` and ``modules``
         as in pp). ``cache``: whether the result cache answers it (``None``: the
         server's setting)."""
-        native = self.native
+        if self.generation != _generation:
+            raise RuntimeError(FORKED_MESSAGE)
+        native = self._native
         classes = None
         if type(job) is JobRef:
             if kwargs:

@@ -136,7 +136,9 @@ class Job:
                 print(outcome.stdout.decode("utf-8", "replace"), end="")
             if outcome.stderr:
                 print(outcome.stderr.decode("utf-8", "replace"), end="", file=sys.stderr)
-        return outcome.unwrap()
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value
 
     def _run_callback(self) -> None:
         assert self.callback is not None and self._called_back is not None
@@ -236,11 +238,18 @@ class Server:
         """Submits ``func(*args)`` and returns its job; ``callback(*callbackargs, result)``
         runs when it finishes, on wasp's dispatcher thread (a callback that raises is
         reported on stderr)."""
-        _check_tuple("args", args)
-        _check_tuple("depfuncs", depfuncs)
-        _check_tuple("modules", modules)
-        _check_tuple("callbackargs", callbackargs)
-        if not all(isinstance(module, str) for module in modules):
+        if not (
+            isinstance(args, tuple)
+            and isinstance(depfuncs, tuple)
+            and isinstance(modules, tuple)
+            and isinstance(callbackargs, tuple)
+        ):
+            # Which one, said as pp says it (checked at once above: every job's path).
+            _check_tuple("args", args)
+            _check_tuple("depfuncs", depfuncs)
+            _check_tuple("modules", modules)
+            _check_tuple("callbackargs", callbackargs)
+        if modules and not all(isinstance(module, str) for module in modules):
             raise TypeError("modules argument must contain strings")
         if globals is not None and not isinstance(globals, dict):
             raise TypeError("globals argument must be a dictionary")
