@@ -241,6 +241,11 @@ def compare(programs: list[Program], client: wasp.Client) -> list[str]:
         f"harness {theirs.hostile_seconds:.2f} s (endless loops run to the {TIMEOUT:g} s "
         "timeout in both) |",
     ]
+    for program, mine, its in zip(programs, ours.verdicts, theirs.verdicts):
+        if mine != its:
+            # Named, so a reader can tell which evaluator erred (the harness's fork of a
+            # busy process has been seen to time out on a program that takes milliseconds).
+            rows.append(f"| differs: {program.name} | wasp: {mine}; harness: {its} |")
     for name, mine, its in zip(names, ours.hostile_verdicts, theirs.hostile_verdicts):
         rows.append(f"| hostile: {name} | wasp: {mine}; harness: {its} |")
     rows.append(
