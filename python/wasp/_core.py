@@ -283,6 +283,9 @@ class Core:
 
     def python_runner(self) -> runner.Runner:
         """The runner of this server's Python jobs (waiting for its background search)."""
+        found = self._runner
+        if found is not None:
+            return found  # every Python job's path, once the search is done
         while not self._runner_ready.wait(0.05):
             pass  # in slices: Ctrl-C is heard
         if self._runner is None:
@@ -423,7 +426,7 @@ def python_job(
     call: tuple[Any, ...] = (_ship.FORMAT_CALL, shipment.bundle, shipment.call)
     if shipment.takes:
         call += (shipment.takes,)
-    return JobRef(python.module(), "python"), call, shipment.classes
+    return python.job(), call, shipment.classes
 
 
 _live: weakref.WeakSet[Core] = weakref.WeakSet()

@@ -167,12 +167,28 @@ def _from_plan(
     if found is None or found[0] is not function or not found[1].holds():
         return None
     plan = found[1]
+    if (
+        type(function) is types.FunctionType
+        and all(type(arg) in _ATOMIC for arg in args)
+        and all(type(arg) in _ATOMIC for arg in kwargs.values())
+    ):
+        # Nothing in the call but the function the plan was made for and values that hold
+        # no reference: what _PlanPickler would write, without its hook for every object.
+        try:
+            call = pickle.dumps((function, args, kwargs), protocol=PROTOCOL)
+        except Exception:  # e.g. a function that pickle cannot name: the full walk says
+            return None
+        return Shipment(plan.bundle, call, plan.classes)
     buffer = io.BytesIO()
     try:
         _PlanPickler(buffer, plan, has_module).dump((function, args, kwargs))
     except Exception:  # something the plan lacks (or cannot travel): the full walk says
         return None
     return Shipment(plan.bundle, buffer.getvalue(), plan.classes)
+
+
+#: The types of values that refer to nothing pickle would look up (exact types only).
+_ATOMIC = frozenset((int, float, complex, str, bytes, bool, type(None)))
 
 
 class _OutsideThePlan(Exception):

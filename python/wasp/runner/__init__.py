@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .. import _wasp
-from .._module import Module
+from .._module import JobRef, Module
 from . import componentize as _build
 from .packages import PackageError, PackagesArg, resolve
 
@@ -154,15 +154,26 @@ class Runner:
         #: What ``runner.json`` says of it (``None`` for a runner given by path alone).
         self.manifest = manifest
         self._module: Optional[Module] = None
+        self._job: Optional[JobRef] = None
         self._available: Optional[frozenset[str]] = None
         self._lock = threading.Lock()
 
     def module(self) -> Module:
         """The runner as a :class:`wasp.Module` (read and checked once)."""
+        found = self._module
+        if found is not None:
+            return found  # every Python job's path, once read
         with self._lock:
             if self._module is None:
                 self._module = Module(self.wasm)
             return self._module
+
+    def job(self) -> JobRef:
+        """The runner's job function, which runs every Python call."""
+        found = self._job
+        if found is None:
+            found = self._job = JobRef(self.module(), "python")
+        return found
 
     def available(self) -> frozenset[str]:
         """Every module inside the runner."""
