@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
+import sys
 import threading
 import time
+import weakref
 
 import pytest
 from conftest import TIMEOUT
@@ -18,11 +21,16 @@ from wasp._future import LAZY, LazyFuture, WaspFuture
 
 
 @pytest.fixture(params=[LazyFuture, WaspFuture], ids=["lazy", "public-api"])
-def client(request, client, monkeypatch):
-    """Every test here runs with both kinds of future: the lazy one a Client makes where
-    this Python's Future is the one wasp knows, and the one that uses only Future's public
+def future_kind(request, monkeypatch):
+    """The tests of futures run with both kinds: the lazy one a Client makes where this
+    Python's Future is the one wasp knows, and the one that uses only Future's public
     methods, made where it is not."""
     monkeypatch.setattr(_client, "_FUTURE", request.param)
+    return request.param
+
+
+@pytest.fixture
+def client(future_kind, client):
     return client
 
 
@@ -41,6 +49,96 @@ def test_futures_are_lazy_on_this_python(cache_dir, testjobs):
         assert concurrent.futures.wait([waited], timeout=TIMEOUT).done == {waited}
         assert waited._lazy_condition is not None and waited._watched
         assert waited.result() == 3
+
+
+def test_futures_of_a_closed_client_can_still_be_waited_for(future_kind, testjobs, cache_dir):
+    # The with block closes the client (its dispatcher thread goes); its jobs have ended,
+    # and everything that waits on their futures still sees them end.
+    with wasp.Client(workers=2, cache_dir=cache_dir) as client:
+        futures = [client.submit(testjobs.add_one, x) for x in range(5)]
+        late = client.submit(testjobs.add_one, 41)
+        awaited = client.submit(testjobs.add_one, 9)
+    assert sorted(f.result() for f in concurrent.futures.as_completed(futures, TIMEOUT)) == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert len(concurrent.futures.wait(futures, timeout=TIMEOUT).done) == 5
+    seen = []
+    late.add_done_callback(lambda f: seen.append(f.result()))
+    assert seen == [42]
+
+    async def main():
+        return await asyncio.wait_for(asyncio.wrap_future(awaited), TIMEOUT)
+
+    assert asyncio.run(main()) == 10
+
+
+def test_a_future_cancelled_from_two_threads_at_once_is_cancelled_once(client, testjobs, caplog):
+    # The caller's cancel() and the dispatcher (a callback makes it watch) settle the same
+    # cancelled job at once; switching threads often makes them meet inside Future's
+    # two-step cancel, which the second would find half done.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for _ in range(20):
+            futures = [client.submit(testjobs.busy_ms, 600_000) for _ in range(50)]
+            for future in futures:
+                future.add_done_callback(lambda _f: time.sleep(0.0005))
+            for future in futures:
+                assert future.cancel()
+                assert future.cancelled()
+            done = concurrent.futures.wait(futures, timeout=TIMEOUT).done
+            assert len(done) == 50
+    finally:
+        sys.setswitchinterval(interval)
+    assert client._core.dispatcher.errors == 0
+    assert not [r for r in caplog.records if r.name == "concurrent.futures"]
+
+
+def test_a_watch_while_the_dispatcher_goes_idle_is_not_lost(client, testjobs, monkeypatch):
+    # The dispatcher ends after a moment with nothing to do; a watch that comes just as it
+    # decides to end (held there by this stand-in for a thread switch) gets a new one.
+    dispatcher = client._core.dispatcher
+    real = dispatcher._native
+    deciding = threading.Event()
+
+    class Slow:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def watched(self):
+            count = real.watched()
+            if count == 0 and threading.current_thread().name == "wasp-dispatcher":
+                deciding.set()
+                time.sleep(0.3)
+            return count
+
+    monkeypatch.setattr(dispatcher, "_native", Slow())
+    monkeypatch.setattr(dispatcher, "_IDLE", 0.05)
+    first = client.submit(testjobs.add_one, 0)
+    first.add_done_callback(lambda _f: None)  # starts the dispatcher
+    assert deciding.wait(TIMEOUT)
+    late = client.submit(testjobs.busy_ms, 50)
+    # Not yet finished when watched: only the dispatcher can settle it for `wait`.
+    assert concurrent.futures.wait([late], timeout=TIMEOUT).done == {late}
+
+
+def test_a_failed_futures_result_leaves_no_cycle(client, testjobs):
+    future = client.submit(testjobs.checked_sqrt, -1.0)
+    with pytest.raises(wasp.JobError):
+        future.result(TIMEOUT)
+    client.wait(timeout=TIMEOUT)
+    time.sleep(0.3)  # the dispatcher lets go of what it ran
+    gc.disable()
+    try:
+        gone = weakref.ref(future)
+        del future
+        assert gone() is None, "freed by its reference count, not the cycle collector"
+    finally:
+        gc.enable()
 
 
 def test_submit_returns_a_future(client, sum_primes):

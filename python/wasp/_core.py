@@ -168,29 +168,44 @@ class Dispatcher:
         self.errors = 0
 
     def watch(self, job: _wasp.NativeJob, handler: Callable[[], None]) -> None:
-        """Runs ``handler`` on the dispatcher thread once ``job`` finishes."""
+        """Runs ``handler`` on the dispatcher thread once ``job`` finishes (on this thread,
+        at once, if the server was closed: its jobs have all finished)."""
         self._native.watch(job, handler)
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None and not self._stopping:
-                    self._thread = threading.Thread(target=self._run, name=DISPATCHER, daemon=True)
-                    self._thread.start()
+        # Under the lock: the thread decides to end under it, after seeing nothing watched
+        # (and the handler is counted as watched before this).
+        with self._lock:
+            closed = self._stopping
+            if self._thread is None and not closed:
+                thread = threading.Thread(target=self._run, name=DISPATCHER, daemon=True)
+                self._thread = thread
+                try:
+                    thread.start()
+                except BaseException:
+                    self._thread = None  # the next watch tries again
+                    raise
+        if closed:
+            self._run_finished()
 
     def _run(self) -> None:
         idle = 0.0
         native = self._native
         while True:
-            handlers = native.next_completions(0.1)
-            for handler in handlers:
-                self._call(handler)
+            # Called in a function of their own: no handler (and the future it settles) is
+            # kept alive by this frame while it waits for the next.
+            ran = self._call_all(native.next_completions(0.1))
             with self._lock:
-                if handlers or (native.watched() and not self._stopping):
+                if ran or (native.watched() and not self._stopping):
                     idle = 0.0
                     continue
                 idle += 0.1
                 if self._stopping or idle >= self._IDLE:
                     self._thread = None
                     return
+
+    def _call_all(self, handlers: list[Callable[[], None]]) -> int:
+        for handler in handlers:
+            self._call(handler)
+        return len(handlers)
 
     def _call(self, handler: Callable[[], None]) -> None:
         try:
@@ -209,12 +224,13 @@ class Dispatcher:
         dispatcher thread end."""
         with self._lock:
             self._stopping = True
+        self._run_finished()
+
+    def _run_finished(self) -> None:
+        """Runs, on the calling thread, the handlers of the jobs that have finished."""
         for _ in range(1000):
-            handlers = self._native.next_completions(0.0)
-            if not handlers:
+            if not self._call_all(self._native.next_completions(0.0)):
                 break
-            for handler in handlers:
-                self._call(handler)
 
 
 #: How many times this process is a fork()ed child of the one that imported wasp: a

@@ -21,9 +21,10 @@ dispatcher as soon as their jobs end (``LAZY`` is false): slower, never wrong.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import threading
 import weakref
-from concurrent.futures import _base
+from concurrent.futures import Future, _base
 from typing import Any, Callable, Optional
 
 from ._core import Dispatcher, Submitted
@@ -65,10 +66,12 @@ class _Waiters(list):  # type: ignore[type-arg]
         self.future = weakref.ref(future)
 
     def append(self, waiter: Any) -> None:
+        # First the waiter, then the watch, which settles the future at once (notifying
+        # the waiter) if its job has ended.
+        super().append(waiter)
         future = self.future()
         if future is not None:
             future._watch()
-        super().append(waiter)
 
 
 class WaspFuture(concurrent.futures.Future[Any]):
@@ -79,7 +82,9 @@ class WaspFuture(concurrent.futures.Future[Any]):
     released, Ctrl-C heard: it cancels the job and raises ``KeyboardInterrupt``).
     ``running()`` is true while a worker or a node runs the job. ``cancel()`` cancels the
     job wherever it is, queued or running, on nodes too, and returns ``False`` if it had
-    finished. Done-callbacks run on wasp's one dispatcher thread.
+    finished. Done-callbacks run on wasp's one dispatcher thread: one that waits for another
+    future should call its ``result()``, which waits for the job itself, not
+    ``concurrent.futures.wait``, which would wait for this very thread.
 
     A future is also an argument for another job of the same client (anywhere inside its
     arguments): that job takes this one's result, waiting on the server (not in the
@@ -113,21 +118,41 @@ class WaspFuture(concurrent.futures.Future[Any]):
         caller may race to: the first wins, the other finds it done)."""
         if super().done():
             return
-        self._finish(*self._submitted.value_or_error())
+        self._finish(*self._outcome())
+
+    def _outcome(self) -> tuple[Any, Optional[BaseException]]:
+        """The finished job's value and error; an outcome that cannot be read is the
+        error (a future is always settled, never left pending for its waiters)."""
+        try:
+            return self._submitted.value_or_error()
+        except Exception as error:
+            return None, error
 
     def _finish(self, value: Any, error: Optional[BaseException]) -> None:
         """Settles the future through Future's methods, notifying who waits."""
         try:
             if isinstance(error, JobCancelled):
                 # Cancelled by its group, a shutdown, or this future: it is cancelled.
-                if super().cancel():
-                    self.set_running_or_notify_cancel()
+                self._cancel_once()
             elif error is None:
                 self.set_result(value)
             else:
                 self.set_exception(error)
         except concurrent.futures.InvalidStateError:
             pass  # settled meanwhile by the other
+
+    def _cancel_once(self) -> None:
+        """Cancels the future and notifies its waiters, once: Future does it in two steps
+        (``cancel``, then ``set_running_or_notify_cancel``), and two threads taking both
+        would make the second's second step raise."""
+        claim = object()
+        if vars(self).setdefault("_canceller", claim) is claim:
+            if Future.cancel(self):
+                self.set_running_or_notify_cancel()
+            return
+        # Another thread is cancelling it: wait until it has (a few bytecodes at most).
+        with contextlib.suppress(concurrent.futures.CancelledError):
+            Future.exception(self, None)
 
     def done(self) -> bool:
         if not super().done() and self._submitted.native.done():
@@ -138,7 +163,7 @@ class WaspFuture(concurrent.futures.Future[Any]):
         return not self.done() and self._submitted.native.running()
 
     def cancel(self) -> bool:
-        if super().done():
+        if self.done():
             return self.cancelled()
         if not self._submitted.native.cancel():
             # It finished meanwhile: its result stands.
@@ -148,14 +173,20 @@ class WaspFuture(concurrent.futures.Future[Any]):
         return True
 
     def result(self, timeout: Optional[float] = None) -> Any:
-        self._wait(timeout)
-        return super().result(timeout=0)
+        try:
+            self._wait(timeout)
+            return super().result(timeout=0)
+        finally:
+            # A raised exception's traceback holds this frame: no cycle through it.
+            del self
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         self._wait(timeout)
         return super().exception(timeout=0)
 
     def _wait(self, timeout: Optional[float]) -> None:
+        """Waits for the job, at most ``timeout`` seconds, and settles the future if it
+        has ended."""
         if super().done():
             return
         try:
@@ -212,15 +243,22 @@ class LazyFuture(WaspFuture):
         return self._lazy_callbacks
 
     def _watch(self) -> None:
-        """Has the dispatcher settle the future when its job ends (once)."""
-        if not self._watched:
-            self._watched = True
-            self._dispatcher.watch(self._submitted.native, self._settle)
+        """Settles the future now if its job has ended, or else has the dispatcher settle
+        it when the job ends (once). Settling here keeps waiting for a closed client's
+        futures working: its dispatcher is gone, and its jobs have all ended."""
+        if self._watched:
+            return
+        self._watched = True
+        native = self._submitted.native
+        if native.done():
+            self._settle()
+        else:
+            self._dispatcher.watch(native, self._settle)
 
     def _settle(self) -> None:
         if self._state != _PENDING:
             return
-        value, error = self._submitted.value_or_error()
+        value, error = self._outcome()
         with _MAKING:
             if self._lazy_condition is None:
                 # Nobody waits on the condition and there is no callback (both make it
@@ -248,22 +286,26 @@ class LazyFuture(WaspFuture):
         return self.done() and self._state in _CANCELLED
 
     def result(self, timeout: Optional[float] = None) -> Any:
-        if self._state == _PENDING:
-            self._wait(timeout)
-        # Read as Future.result reads them, without its condition (nothing changes a
-        # finished future).
-        if self._state == _FINISHED:
-            if self._exception is not None:
-                raise self._exception
-            return self._result
-        return super().result(timeout=0)
+        try:
+            if self._state == _PENDING:
+                self._wait(timeout)
+            # Read as Future.result reads them, without its condition (nothing changes a
+            # finished future).
+            if self._state == _FINISHED:
+                if self._exception is not None:
+                    raise self._exception
+                return self._result
+            return Future.result(self, timeout=0)
+        finally:
+            # A raised exception's traceback holds this frame: no cycle through it.
+            del self
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         if self._state == _PENDING:
             self._wait(timeout)
         if self._state == _FINISHED:
             return self._exception
-        return super().exception(timeout=0)
+        return Future.exception(self, timeout=0)
 
     def _wait(self, timeout: Optional[float]) -> None:
         # As WaspFuture's, without asking Future (which would make the condition).
