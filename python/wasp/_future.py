@@ -184,10 +184,14 @@ class WaspFuture(concurrent.futures.Future[Any]):
         self._wait(timeout)
         return super().exception(timeout=0)
 
+    def _settled(self) -> bool:
+        """Whether the future holds its outcome already."""
+        return Future.done(self)
+
     def _wait(self, timeout: Optional[float]) -> None:
         """Waits for the job, at most ``timeout`` seconds, and settles the future if it
         has ended."""
-        if super().done():
+        if self._settled():
             return
         try:
             finished = self._submitted.wait(timeout)
@@ -307,17 +311,9 @@ class LazyFuture(WaspFuture):
             return self._exception
         return Future.exception(self, timeout=0)
 
-    def _wait(self, timeout: Optional[float]) -> None:
-        # As WaspFuture's, without asking Future (which would make the condition).
-        if self._state != _PENDING:
-            return
-        try:
-            finished = self._submitted.wait(timeout)
-        except KeyboardInterrupt:
-            self.cancel()
-            raise
-        if finished:
-            self._settle()
+    def _settled(self) -> bool:
+        # Without asking Future, which would make the condition.
+        return self._state != _PENDING
 
 
 # A future is an argument another job takes (see ``wasp._data``), whatever its kind.
