@@ -21,6 +21,9 @@ pub(super) struct Backend {
     components: Option<wasmtime::component::Linker<ComponentState>>,
     disk: Option<DiskCache>,
     ticker: epoch::Ticker,
+    /// Whether the engine maps memories with `restore::Memories`, so that kept component
+    /// instances can be put back after each job.
+    restores: bool,
 }
 
 #[cfg(test)]
@@ -40,6 +43,17 @@ impl Backend {
         disk: Option<DiskCache>,
         components: bool,
     ) -> Result<Self, ConfigError> {
+        Self::start_restoring(engine, disk, components, false)
+    }
+
+    /// As [`Backend::start`], for an engine whose memories are `restore::Memories` if
+    /// `restores`.
+    pub(super) fn start_restoring(
+        engine: Engine,
+        disk: Option<DiskCache>,
+        components: bool,
+        restores: bool,
+    ) -> Result<Self, ConfigError> {
         let failed = |err: wasmtime::Error| ConfigError::Engine(format!("{err:#}"));
         let linker = host::linker(&engine).map_err(failed)?;
         let components = if components {
@@ -55,6 +69,7 @@ impl Backend {
             components,
             disk,
             ticker,
+            restores,
         })
     }
 
@@ -81,7 +96,7 @@ impl Backend {
                 let (code, origin) = self.compile(module, |engine, bytes| {
                     wasmtime::component::Component::new(engine, bytes)
                 })?;
-                let prepared = component::Prepared::new(linker, &code, module)?;
+                let prepared = component::Prepared::new(linker, &code, module, self.restores)?;
                 (Code::Component(prepared), origin)
             }
         };
@@ -113,9 +128,10 @@ impl Backend {
         Ok((code, Origin::Compiled))
     }
 
-    /// Runs job `function` of `compiled` (prepared by this backend) in a fresh instance,
-    /// or, for a component whose job may reuse one, in the one `reuse` kept from the
-    /// owner's last job of it on this thread.
+    /// Runs job `function` of `compiled` (prepared by this backend) in a fresh instance;
+    /// for a component, in the one `reuse` kept on this thread from the owner's last job of
+    /// it, either as that job left it (the job asked for reuse) or put back to its first
+    /// state (a component whose instances can be).
     pub(super) fn run(
         &self,
         compiled: &Compiled,
@@ -134,10 +150,11 @@ impl Backend {
                     args,
                     limits,
                     cancel,
-                    warm: reuse.owner.map(|owner| component::WarmKey {
+                    warm: reuse.way(prepared).map(|way| component::WarmKey {
                         module: prepared.hash(),
                         metered: compiled.metered,
-                        owner,
+                        owner: reuse.owner,
+                        way,
                     }),
                 };
                 component::run(&self.engine, reuse.kept, prepared, call)

@@ -5,14 +5,16 @@ use super::capture::Capture;
 use super::determinism::{self, Recorder, Records};
 use super::invoke::{CallError, Job, JobState, captures};
 use super::limits::{Limiter, Limits};
+use super::restore::{self, Region};
 use super::segments::Segments;
 use super::{Cancel, RawOutcome};
 use crate::error::JobError;
 use crate::module::{Module, ModuleHash};
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Instant;
+use tracing::debug;
 use wasmtime::component::{
     Component, ComponentExportIndex, Instance, InstancePre, Linker, ResourceTable,
 };
@@ -66,6 +68,7 @@ impl ComponentState {
     fn prepare_next(&mut self, limits: &Limits) {
         self.limiter.renew(limits);
         self.forbidden = None;
+        self.recorder.clear();
     }
 }
 
@@ -122,14 +125,20 @@ pub(crate) struct Prepared {
     pre: InstancePre<ComponentState>,
     jobs: HashMap<String, ComponentExportIndex>,
     hash: ModuleHash,
+    /// Whether a kept instance of it can be put back to its first state after each job
+    /// (see `restore`), so that jobs get a fresh instance without instantiating one.
+    restorable: bool,
 }
 
 impl Prepared {
-    /// Links `component`, the code of `module` (whose jobs were checked when it loaded).
+    /// Links `component`, the code of `module` (whose jobs were checked when it loaded);
+    /// if `restores` (the engine maps memories with `restore::Memories`), checks whether its
+    /// instances can be put back.
     pub(super) fn new(
         linker: &Linker<ComponentState>,
         component: &Component,
         module: &Module,
+        restores: bool,
     ) -> Result<Self, JobError> {
         let pre = linker
             .instantiate_pre(component)
@@ -144,16 +153,30 @@ impl Prepared {
                 Ok((job.clone(), index))
             })
             .collect::<Result<_, JobError>>()?;
+        let restorable = restores
+            && match restore::check(module.bytes()) {
+                Ok(()) => true,
+                Err(why) => {
+                    debug!(module = %module.hash(), %why, "each job of this component instantiates it");
+                    false
+                }
+            };
         Ok(Prepared {
             pre,
             jobs,
             hash: module.hash(),
+            restorable,
         })
     }
 
     /// The hash of the component's module.
     pub(super) fn hash(&self) -> ModuleHash {
         self.hash
+    }
+
+    /// Whether its kept instances are put back after each job (see `restore`).
+    pub(super) fn restorable(&self) -> bool {
+        self.restorable
     }
 }
 
@@ -173,19 +196,49 @@ pub(super) struct Call<'a> {
 }
 
 /// What a kept instance may be reused for: the same module, on the same engine (with or
-/// without fuel), for the same owner (a node's jobs of one client never see another's).
+/// without fuel), for the same owner (a node's jobs of one client never see another's),
+/// in the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct WarmKey {
     pub(super) module: ModuleHash,
     pub(super) metered: bool,
     pub(super) owner: u64,
+    pub(super) way: Way,
 }
 
-/// Where a job may find an instance kept for it: `kept`, if its `owner` is set (it asked
-/// for reuse).
+/// How a kept instance serves its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Way {
+    /// As its last job left it (the owner asked for reuse).
+    Reused,
+    /// Put back to the state it was instantiated in after every job: each job sees a fresh
+    /// instance.
+    Restored,
+}
+
+/// How many jobs a restored instance serves before it is dropped: a job's host resources
+/// (a stream it opened and its memory forgot) outlive the restore, so they are bounded.
+const MAX_RESTORED_JOBS: u32 = 10_000;
+
+/// Where a job may find an instance kept for it (`kept`), and whether it asked for reuse.
 pub(super) struct Reuse<'a> {
     pub(super) kept: &'a Kept,
-    pub(super) owner: Option<u64>,
+    /// Whose job it is (a node's client; a server's own jobs have one owner).
+    pub(super) owner: u64,
+    pub(super) asked: bool,
+}
+
+impl Reuse<'_> {
+    /// How a kept instance of `prepared` may serve the job, if one may.
+    pub(super) fn way(&self, prepared: &Prepared) -> Option<Way> {
+        if self.asked {
+            Some(Way::Reused)
+        } else if prepared.restorable() {
+            Some(Way::Restored)
+        } else {
+            None
+        }
+    }
 }
 
 /// An instance kept between jobs, with its store and its output captures.
@@ -195,6 +248,10 @@ struct Warm {
     instance: Instance,
     stdout: Capture,
     stderr: Capture,
+    /// Its memories, snapshotted when it was made (a restored instance's).
+    memories: Vec<Arc<Region>>,
+    /// How many jobs it has run.
+    jobs: u32,
 }
 
 /// The instances kept between jobs that asked for reuse: at most one per worker thread,
@@ -250,30 +307,41 @@ impl Kept {
     }
 }
 
-/// Runs one job of `prepared`: in a fresh instance, or, for a job that asks for reuse, in
-/// the instance kept on this thread for its key (made and kept if there is none).
+/// Runs one job of `prepared`: in the instance kept on this thread for its key (made and
+/// kept if there is none), or, where the job has no key (a component that cannot be put
+/// back, on a host that cannot), in a fresh instance.
 pub(super) fn run(engine: &Engine, kept: &Kept, prepared: &Prepared, call: Call<'_>) -> RawOutcome {
     let started = Instant::now();
     // This thread's kept instance is taken out whatever the job: it holds a pool slot a
     // fresh instance may need (the pool has a slot per worker it allows). It runs the job
-    // only if the job may reuse it, and if it holds no more than the job's limits allow:
+    // only if its key is the job's, and if it holds no more than the job's limits allow:
     // memory or tables an earlier job grew would otherwise be above a smaller limit.
     let warm = kept.take().filter(|warm| {
         Some(warm.key) == call.warm && warm.store.data().limiter.within(call.limits)
     });
-    let fresh = warm.is_none();
-    let (mut store, mut instance, stdout, stderr) = match warm {
+    let restored = call.warm.is_some_and(|key| key.way == Way::Restored);
+    // A restored instance is as fresh as a new one: its result may be cached.
+    let fresh = warm.is_none() || restored;
+    let (mut store, mut instance, stdout, stderr, mut memories, jobs) = match warm {
         Some(mut warm) => {
             let max_output = usize::try_from(call.limits.max_output).unwrap_or(usize::MAX);
             warm.stdout.reset(max_output);
             warm.stderr.reset(max_output);
             warm.store.data_mut().prepare_next(call.limits);
-            (warm.store, Some(warm.instance), warm.stdout, warm.stderr)
+            let instance = Some(warm.instance);
+            (
+                warm.store,
+                instance,
+                warm.stdout,
+                warm.stderr,
+                warm.memories,
+                warm.jobs,
+            )
         }
         None => {
             let (stdout, stderr) = captures(call.limits);
             let store = new_store(engine, call.limits, &stdout, &stderr);
-            (store, None, stdout, stderr)
+            (store, None, stdout, stderr, Vec::new(), 0)
         }
     };
     let job = Job {
@@ -285,32 +353,67 @@ pub(super) fn run(engine: &Engine, kept: &Kept, prepared: &Prepared, call: Call<
         recorder: store.data().recorder.clone(),
         fresh,
     };
+    let mut snapshotted = true;
     let outcome = job.run(&mut store, |store| {
         let running = match instance {
             Some(running) => running,
+            None if restored => {
+                let (made, regions) = restore::capture(|| prepared.pre.instantiate(&mut *store));
+                let made = made?;
+                snapshotted = snapshot(&regions);
+                memories = regions;
+                *instance.insert(made)
+            }
             None => *instance.insert(prepared.pre.instantiate(&mut *store)?),
         };
         invoke(store, &running, prepared, call.function, call.args)
     });
-    // Only an instance whose job returned (a result, or its own error) is sound to reuse:
+    // Only an instance whose job returned (a result, or its own error) is sound to keep:
     // one stopped in the middle (a trap, a limit, a timeout, a cancel) may be anything. One
     // refused memory (Python raised MemoryError, and the job failed or caught it) is full:
     // every later job would fail too. A cancelled job's instance is not kept either: its
     // client may have left (a node cancels a departed client's jobs before it forgets
     // their instances).
     let sound = matches!(&outcome.result, Ok(_) | Err(JobError::Failed(_)))
-        && !store.data().limiter.memory_exceeded
+        && !store.data().limiter.refused()
         && !call.cancel.is_cancelled();
-    if let (Some(key), Some(instance), true) = (call.warm, instance, sound) {
+    let keep =
+        sound && (!restored || (snapshotted && jobs < MAX_RESTORED_JOBS && put_back(&memories)));
+    if let (Some(key), Some(instance), true) = (call.warm, instance, keep) {
         kept.keep(Warm {
             key,
             store,
             instance,
             stdout,
             stderr,
+            memories,
+            jobs: jobs + 1,
         });
     }
     outcome
+}
+
+/// Snapshots the memories of an instance just made; whether all were (an instance with
+/// none has nothing to put back, and is not kept either).
+fn snapshot(memories: &[Arc<Region>]) -> bool {
+    let taken = memories.iter().try_for_each(|memory| memory.snapshot());
+    if let Err(err) = &taken {
+        debug!(%err, "a memory could not be snapshotted: the instance will not be kept");
+    }
+    taken.is_ok() && !memories.is_empty()
+}
+
+/// Puts `memories` back to their snapshots; whether all were.
+fn put_back(memories: &[Arc<Region>]) -> bool {
+    let reset = memories.iter().try_for_each(|memory| {
+        let pages = memory.reset()?;
+        tracing::trace!(pages, "an instance's memory put back");
+        Ok::<_, restore::ResetError>(())
+    });
+    if let Err(err) = &reset {
+        debug!(%err, "an instance was not put back: the next job makes a new one");
+    }
+    reset.is_ok()
 }
 
 /// A fresh store for one job, its output going to `stdout` and `stderr`.

@@ -34,6 +34,11 @@ impl Recorder {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// Forgets what an earlier job read: a kept instance's next job starts.
+    pub(crate) fn clear(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
     /// Gives `builder` clocks and random generators that record their use here.
     pub(super) fn install(&self, builder: &mut WasiCtxBuilder) {
         builder

@@ -24,6 +24,7 @@ mod exports;
 mod host;
 mod invoke;
 mod limits;
+mod restore;
 mod segments;
 
 pub(crate) use invoke::{Cancel, RawOutcome};
@@ -181,23 +182,15 @@ impl Sandbox {
     /// first component job that needs it.
     fn components(&self, metered: bool) -> Result<&Backend, JobError> {
         let built = self.components[usize::from(metered)].get_or_init(|| {
-            let (engine, slots) = largest_pool(self.slots, |slots| {
-                let pool = component_pool_config(slots);
-                let mut config = engine_config(InstanceAllocationStrategy::Pooling(pool));
-                config
-                    .wasm_component_model(true)
-                    .wasm_features(module::COMPONENT_FEATURES, true)
-                    .consume_fuel(metered)
-                    // Copy-on-write images make each page a job writes a fault, and each
-                    // fault a TLB shootdown across the cores the other workers run on:
-                    // two workers ran CPython slower than one. Copying the image into a
-                    // resident slot scales (2.1x on 2 workers).
-                    .memory_init_cow(false);
-                Engine::new(&config)
-            })
+            let restores = restore::supported();
+            let engine = if restores {
+                component_engine_restoring(metered)
+            } else {
+                component_engine_pooled(self.slots, metered)
+            }
             .map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
-            debug!(metered, slots, "sandbox: engine for components built");
-            Backend::start(engine, self.disk.clone(), true)
+            debug!(metered, restores, "sandbox: engine for components built");
+            Backend::start_restoring(engine, self.disk.clone(), true, restores)
         });
         built
             .as_ref()
@@ -220,10 +213,12 @@ impl Sandbox {
             .prepare(module, metered)
     }
 
-    /// Runs job `function` of `compiled` in a fresh instance, or, for a component with
-    /// `warm` set (the owner of the job), in the instance this thread kept from the owner's
-    /// last job of it. `compiled` must have been prepared for these limits: metered if and
-    /// only if they give fuel.
+    /// Runs job `function` of `compiled` for `owner` in a fresh instance; for a component,
+    /// possibly in the instance this thread kept from the owner's last job of it: as that
+    /// job left it if `reuse`, or else put back to its first state where the component's
+    /// instances can be. `compiled` must have been prepared for these limits: metered if
+    /// and only if they give fuel.
+    #[allow(clippy::too_many_arguments, reason = "one job's every part")]
     pub(crate) fn run(
         &self,
         compiled: &Compiled,
@@ -231,7 +226,8 @@ impl Sandbox {
         args: &[&[u8]],
         limits: &Limits,
         cancel: &Cancel,
-        warm: Option<u64>,
+        owner: u64,
+        reuse: bool,
     ) -> RawOutcome {
         let kind = match compiled.code {
             Code::Core(_) => ModuleKind::Core,
@@ -248,7 +244,8 @@ impl Sandbox {
         }
         let reuse = component::Reuse {
             kept: &self.kept,
-            owner: warm,
+            owner,
+            asked: reuse,
         };
         backend.run(compiled, function, args, limits, cancel, reuse)
     }
@@ -352,6 +349,46 @@ fn component_pool_config(slots: u32) -> PoolingAllocationConfig {
     pool
 }
 
+/// The engine for components where kept instances can be put back (see `restore`): each
+/// memory mapped by `restore::Memories`, instances allocated on demand (a worker keeps its
+/// instance, so instantiation is rare).
+fn component_engine_restoring(metered: bool) -> wasmtime::Result<Engine> {
+    let mut config = component_config(InstanceAllocationStrategy::OnDemand, metered);
+    // Copy-on-write images are for memories wasmtime maps itself: with these, the data
+    // segments are copied in when the instance is made (once per worker).
+    config
+        .with_host_memory(std::sync::Arc::new(restore::Memories))
+        .memory_init_cow(false);
+    Engine::new(&config)
+}
+
+/// The engine for components where kept instances cannot be put back (no `PAGEMAP_SCAN`):
+/// a pool with a slot per worker, each job instantiating in one.
+fn component_engine_pooled(slots: u32, metered: bool) -> wasmtime::Result<Engine> {
+    let (engine, _) = largest_pool(slots, |slots| {
+        let pool = component_pool_config(slots);
+        let mut config = component_config(InstanceAllocationStrategy::Pooling(pool), metered);
+        // Copy-on-write images make each page a job writes a fault, and each fault a TLB
+        // shootdown across the cores the other workers run on: two workers ran CPython
+        // slower than one. Copying the image into a resident slot scales (2.1x on 2
+        // workers).
+        config.memory_init_cow(false);
+        Engine::new(&config)
+    })?;
+    Ok(engine)
+}
+
+/// What every component engine has: the component model, its features, and fuel if
+/// `metered`.
+fn component_config(allocation: InstanceAllocationStrategy, metered: bool) -> Config {
+    let mut config = engine_config(allocation);
+    config
+        .wasm_component_model(true)
+        .wasm_features(module::COMPONENT_FEATURES, true)
+        .consume_fuel(metered);
+    config
+}
+
 fn engine_config(allocation: InstanceAllocationStrategy) -> Config {
     let mut config = Config::new();
     config
@@ -402,7 +439,8 @@ mod tests {
             &[&args],
             &Limits::default(),
             &Cancel::default(),
-            None,
+            0,
+            false,
         );
         outcome
             .result
@@ -445,7 +483,8 @@ mod tests {
                 &[&args],
                 &limits,
                 &Cancel::default(),
-                None,
+                0,
+                false,
             );
             let _ = done.send(spun.result);
         });

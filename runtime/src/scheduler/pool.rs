@@ -441,7 +441,8 @@ fn execute(shared: &Shared, task: &Task) -> RawOutcome {
             &task.args.segments(),
             &limits,
             task.slot().cancel_flag(),
-            task.asked.reuse.then_some(task.owner.0),
+            task.owner.0,
+            task.asked.reuse,
         ),
         Err(err) => RawOutcome::failed(err),
     }

@@ -1,0 +1,25 @@
+//! Fresh instances without instantiating: a component instance kept on a worker and put
+//! back, after each job that returned, to the state it was instantiated in.
+//!
+//! * `audit`: whether a component keeps all its state in its linear memories (checked once
+//!   per component, when it is prepared).
+//! * `memory`: the linear memories the sandbox maps itself, with their snapshots.
+//! * `pagemap`: which pages a job wrote (Linux's `PAGEMAP_SCAN`).
+//!
+//! A job that asked for a fresh instance then sees exactly what a new instance would hold:
+//! the memories are the snapshot again, and the audit proved nothing else changes. An
+//! instance whose job did not return (a trap, a limit, a timeout, a cancel) or grew a memory
+//! is dropped instead, and the next job instantiates again.
+
+mod audit;
+mod memory;
+mod pagemap;
+
+pub(crate) use audit::check;
+pub(crate) use memory::{Memories, Region, ResetError, capture};
+
+/// Whether kept instances can be put back on this host: Linux with `PAGEMAP_SCAN` (6.7 and
+/// later, not under qemu-user).
+pub(crate) fn supported() -> bool {
+    pagemap::available()
+}
