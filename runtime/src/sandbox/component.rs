@@ -11,7 +11,7 @@ use super::{Cancel, RawOutcome};
 use crate::error::JobError;
 use crate::module::{Module, ModuleHash};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
 use std::time::Instant;
 use tracing::debug;
@@ -126,8 +126,10 @@ pub(crate) struct Prepared {
     jobs: HashMap<String, ComponentExportIndex>,
     hash: ModuleHash,
     /// Whether a kept instance of it can be put back to its first state after each job
-    /// (see `restore`), so that jobs get a fresh instance without instantiating one.
-    restorable: bool,
+    /// (see `restore`), so that jobs get a fresh instance without instantiating one: unset
+    /// until the audit, which reads the whole component on a thread of its own, has said
+    /// (until then each job instantiates).
+    restorable: Arc<OnceLock<bool>>,
 }
 
 impl Prepared {
@@ -153,14 +155,12 @@ impl Prepared {
                 Ok((job.clone(), index))
             })
             .collect::<Result<_, JobError>>()?;
-        let restorable = restores
-            && match restore::check(module.bytes()) {
-                Ok(()) => true,
-                Err(why) => {
-                    debug!(module = %module.hash(), %why, "each job of this component instantiates it");
-                    false
-                }
-            };
+        let restorable = Arc::new(OnceLock::new());
+        if restores {
+            audit_in_background(module.clone(), restorable.clone());
+        } else {
+            let _ = restorable.set(false);
+        }
         Ok(Prepared {
             pre,
             jobs,
@@ -174,9 +174,33 @@ impl Prepared {
         self.hash
     }
 
-    /// Whether its kept instances are put back after each job (see `restore`).
+    /// Whether its kept instances are put back after each job (see `restore`): not until
+    /// the audit has said so.
     pub(super) fn restorable(&self) -> bool {
-        self.restorable
+        self.restorable.get().copied().unwrap_or(false)
+    }
+}
+
+/// Audits `module` for `restore` on a thread of its own (reading a large component takes
+/// tens of milliseconds, which a new process's first job should not wait for), and sets
+/// `verdict`.
+fn audit_in_background(module: Module, verdict: Arc<OnceLock<bool>>) {
+    let audit = move || {
+        let restorable = match restore::check(module.bytes()) {
+            Ok(()) => true,
+            Err(why) => {
+                debug!(module = %module.hash(), %why, "each job of this component instantiates it");
+                false
+            }
+        };
+        let _ = verdict.set(restorable);
+    };
+    let spawned = std::thread::Builder::new()
+        .name("wasp-audit".into())
+        .spawn(audit);
+    if let Err(err) = spawned {
+        // Without the thread, the component's jobs instantiate, as before.
+        debug!(%err, "no thread for a component's restore audit");
     }
 }
 
@@ -298,6 +322,15 @@ impl Kept {
         };
         // Dropped outside the lock: resetting an instance's memory takes a while.
         forgotten.len()
+    }
+
+    /// How many jobs this thread's kept instance has run, if it is one put back after
+    /// each job.
+    #[cfg(test)]
+    pub(super) fn restored_jobs(&self) -> Option<u32> {
+        let kept = self.lock();
+        let warm = kept.get(&std::thread::current().id())?;
+        (warm.key.way == Way::Restored).then_some(warm.jobs)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<ThreadId, Warm>> {

@@ -498,6 +498,77 @@ mod tests {
         );
     }
 
+    /// wasp's Python runner passes the restore audit, and then runs each job in the
+    /// worker's kept instance, put back after the job: the next job sees nothing the last
+    /// one left, and a job that trapped leaves no instance behind.
+    #[test]
+    fn the_python_runner_is_put_back_after_each_job() {
+        let Ok(path) = std::env::var("WASP_PYTHON_RUNNER") else {
+            wasp_fixtures::cannot_run_here(
+                "WASP_PYTHON_RUNNER is not set (scripts/test builds the runner and sets it)",
+            );
+            return;
+        };
+        if !restore::supported() {
+            wasp_fixtures::cannot_run_here("PAGEMAP_SCAN is not available");
+            return;
+        }
+        let module = Module::from_file(path.trim()).expect("the runner loads");
+        let pool = InstanceAllocationStrategy::Pooling(pool_config(2, Enabled::Auto));
+        let engine = Engine::new(&engine_config(pool)).expect("engine");
+        let sandbox = Sandbox::with_engine(engine, 2, None).expect("sandbox");
+        let compiled = sandbox
+            .prepare(&module, false)
+            .expect("the runner compiles");
+        let Code::Component(prepared) = &compiled.code else {
+            panic!("the runner is a component");
+        };
+        let audited = std::time::Instant::now();
+        while !prepared.restorable() {
+            assert!(
+                audited.elapsed() < Duration::from_secs(60),
+                "the audit never passed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let source = "import sys\n\ndef mark(spin):\n    seen = getattr(sys, 'wasp_mark', None)\n    \
+                      sys.wasp_mark = 'left'\n    while spin:\n        pass\n    return seen\n";
+        let run = |spin: bool| {
+            let args = rmp_serde::to_vec(&(source, "mark", (spin,), Vec::<String>::new()))
+                .expect("encodes");
+            let limits = Limits {
+                timeout: Some(Duration::from_millis(300)),
+                ..Limits::default()
+            };
+            sandbox.run(
+                &compiled,
+                "python",
+                &[&args],
+                &limits,
+                &Cancel::default(),
+                0,
+                false,
+            )
+        };
+        let unmarked = |outcome: RawOutcome| {
+            let seen = outcome.result.expect("the job returns");
+            rmp_serde::from_slice::<Option<String>>(&seen).expect("a string or nil")
+        };
+        for round in 1..=3 {
+            assert_eq!(unmarked(run(false)), None, "round {round}");
+            assert_eq!(sandbox.kept.restored_jobs(), Some(round), "round {round}");
+        }
+        let spun = run(true).result;
+        assert!(matches!(spun, Err(JobError::Timeout(_))), "{spun:?}");
+        assert_eq!(
+            sandbox.kept.restored_jobs(),
+            None,
+            "the stopped instance was dropped"
+        );
+        assert_eq!(unmarked(run(false)), None);
+        assert_eq!(sandbox.kept.restored_jobs(), Some(1), "a new instance");
+    }
+
     /// Where `PAGEMAP_SCAN` is missing (Linux before 6.7, qemu-user), wasmtime resets the
     /// resident part of a slot in place and decommits the rest instead: either way no static
     /// survives from one job to the next, and a job that dirtied more than the resident part
