@@ -130,6 +130,10 @@ pub(crate) struct Prepared {
     /// until the audit, which reads the whole component on a thread of its own, has said
     /// (until then each job instantiates).
     restorable: Arc<OnceLock<bool>>,
+    /// Set once the audit has been started: after the component's first job, so that it
+    /// takes no core from what a new process does first (loading and checking modules,
+    /// that job).
+    audit: Mutex<Option<Module>>,
 }
 
 impl Prepared {
@@ -156,16 +160,18 @@ impl Prepared {
             })
             .collect::<Result<_, JobError>>()?;
         let restorable = Arc::new(OnceLock::new());
-        if restores {
-            audit_in_background(module.clone(), restorable.clone());
+        let audit = if restores {
+            Some(module.clone())
         } else {
             let _ = restorable.set(false);
-        }
+            None
+        };
         Ok(Prepared {
             pre,
             jobs,
             hash: module.hash(),
             restorable,
+            audit: Mutex::new(audit),
         })
     }
 
@@ -178,6 +184,17 @@ impl Prepared {
     /// the audit has said so.
     pub(super) fn restorable(&self) -> bool {
         self.restorable.get().copied().unwrap_or(false)
+    }
+
+    /// Starts the restore audit if it has not been: called after each job until it is.
+    fn start_audit(&self) {
+        if self.restorable.get().is_some() {
+            return;
+        }
+        let module = self.audit.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(module) = module {
+            audit_in_background(module, self.restorable.clone());
+        }
     }
 }
 
@@ -412,6 +429,7 @@ pub(super) fn run(engine: &Engine, kept: &Kept, prepared: &Prepared, call: Call<
         && !call.cancel.is_cancelled();
     let keep =
         sound && (!restored || (snapshotted && jobs < MAX_RESTORED_JOBS && put_back(&memories)));
+    prepared.start_audit();
     if let (Some(key), Some(instance), true) = (call.warm, instance, keep) {
         kept.keep(Warm {
             key,
