@@ -130,9 +130,9 @@ pub(crate) struct Prepared {
     /// until the audit, which reads the whole component on a thread of its own, has said
     /// (until then each job instantiates).
     restorable: Arc<OnceLock<bool>>,
-    /// Set once the audit has been started: after the component's first job, so that it
-    /// takes no core from what a new process does first (loading and checking modules,
-    /// that job).
+    /// The module, until its audit is started: after the component's first job, so that
+    /// the audit takes no core from what a new process does first (loading and checking
+    /// modules, that job).
     audit: Mutex<Option<Module>>,
 }
 
