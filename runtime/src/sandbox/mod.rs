@@ -503,17 +503,14 @@ mod tests {
     /// one left, and a job that trapped leaves no instance behind.
     #[test]
     fn the_python_runner_is_put_back_after_each_job() {
-        let Ok(path) = std::env::var("WASP_PYTHON_RUNNER") else {
-            wasp_fixtures::cannot_run_here(
-                "WASP_PYTHON_RUNNER is not set (scripts/test builds the runner and sets it)",
-            );
+        let Some(path) = restore::python_runner_for_tests() else {
             return;
         };
         if !restore::supported() {
             wasp_fixtures::cannot_run_here("PAGEMAP_SCAN is not available");
             return;
         }
-        let module = Module::from_file(path.trim()).expect("the runner loads");
+        let module = Module::from_file(path).expect("the runner loads");
         let pool = InstanceAllocationStrategy::Pooling(pool_config(2, Enabled::Auto));
         let engine = Engine::new(&engine_config(pool)).expect("engine");
         let sandbox = Sandbox::with_engine(engine, 2, None).expect("sandbox");

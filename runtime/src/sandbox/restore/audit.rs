@@ -573,13 +573,10 @@ mod tests {
     /// qualifies: its Python jobs get fresh interpreters without instantiating.
     #[test]
     fn the_python_runner_qualifies() {
-        let Ok(path) = std::env::var("WASP_PYTHON_RUNNER") else {
-            wasp_fixtures::cannot_run_here(
-                "WASP_PYTHON_RUNNER is not set (scripts/test builds the runner and sets it)",
-            );
+        let Some(path) = super::super::python_runner_for_tests() else {
             return;
         };
-        let runner = std::fs::read(path.trim()).expect("the runner reads");
+        let runner = std::fs::read(path).expect("the runner reads");
         assert_eq!(check(&runner), Ok(()));
     }
 

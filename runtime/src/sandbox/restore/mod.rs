@@ -23,3 +23,17 @@ pub(crate) use memory::{Memories, Region, ResetError, capture};
 pub(crate) fn supported() -> bool {
     pagemap::available()
 }
+
+/// The path of wasp's Python runner the tests run (`WASP_PYTHON_RUNNER`, which
+/// `scripts/test` sets), or `None` where it is not set: then the test cannot run here,
+/// which fails it under `CI=true`.
+#[cfg(test)]
+pub(crate) fn python_runner_for_tests() -> Option<String> {
+    let path = std::env::var("WASP_PYTHON_RUNNER").ok();
+    if path.is_none() {
+        wasp_fixtures::cannot_run_here(
+            "WASP_PYTHON_RUNNER is not set (scripts/test builds the runner and sets it)",
+        );
+    }
+    path.map(|path| path.trim().to_string())
+}
