@@ -6,9 +6,11 @@
 //! accessible part into a memfd and maps that file over it, privately: the memory reads the
 //! same, and a page the guest writes becomes a private copy. [`Region::reset`] finds those
 //! copies (`PAGEMAP_SCAN`) and copies the snapshot back over them, so that every page reads
-//! the snapshot again.
+//! the snapshot again. When the thread that resets took no page fault since the last reset,
+//! no page became a copy meanwhile (see `faults`), and the copies that scan found are put
+//! back without scanning again.
 
-use super::pagemap;
+use super::{faults, pagemap};
 use rustix::mm::{Advice, MapFlags, MprotectFlags, ProtFlags};
 use std::cell::RefCell;
 use std::io::{self, Write};
@@ -16,6 +18,7 @@ use std::ops::Range;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
 /// What a memory reserves when wasmtime does not say: all of a 32-bit address space.
@@ -105,11 +108,28 @@ pub(crate) struct Region {
     snapshot: Mutex<Option<Snapshot>>,
 }
 
-/// A memory's snapshot: its length, and a read-only view of the file holding it.
+/// A memory's snapshot: its length, a read-only view of the file holding it, and what the
+/// last reset found.
 #[derive(Debug)]
 struct Snapshot {
     length: usize,
     view: NonNull<u8>,
+    /// The runs of pages (offsets) that were copies of their own at the last scan.
+    copies: Vec<Range<usize>>,
+    /// The thread that last reset the memory, and its page faults when that reset ended:
+    /// while they stand, `copies` is still exact.
+    quiet_since: Option<(ThreadId, u64)>,
+}
+
+impl Snapshot {
+    /// Whether no page can have become a copy since the last reset: this thread reset it
+    /// then, and has taken no page fault since.
+    fn unchanged_since_reset(&self) -> bool {
+        let Some((thread, faults)) = self.quiet_since else {
+            return false;
+        };
+        thread == std::thread::current().id() && faults::this_thread() == Some(faults)
+    }
 }
 
 // SAFETY: the region owns its mapping; the pointer is only an address. Wasmtime uses the
@@ -214,7 +234,12 @@ impl Region {
             )
         }?;
         let view = NonNull::new(view.cast::<u8>()).ok_or_else(|| io::Error::other("null map"))?;
-        let snapshot = Snapshot { length, view };
+        let snapshot = Snapshot {
+            length,
+            view,
+            copies: Vec::new(),
+            quiet_since: None,
+        };
         // SAFETY: replaces the accessible part of this region's own reservation with a
         // private mapping of a file holding the same bytes.
         #[allow(unsafe_code, reason = "mapping memory")]
@@ -233,7 +258,8 @@ impl Region {
     }
 
     /// Puts back what the snapshot holds; how many pages had copies of their own. Call it
-    /// only while no code of the instance runs.
+    /// only while no code of the instance runs, on the thread that ran it: the memory's
+    /// pages must be written by no other thread, whose faults this one does not count.
     ///
     /// A page the guest wrote is a private copy from then on: it is copied over from the
     /// snapshot (no fault, no `madvise` and its TLB shootdown across the cores other
@@ -241,8 +267,8 @@ impl Region {
     /// dropping them while they are few. Once they are more than [`KEEP_RESIDENT`], they
     /// are all dropped, and read the file again.
     pub(crate) fn reset(&self) -> Result<usize, ResetError> {
-        let guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        let snapshot = guard.as_ref().ok_or(ResetError::NoSnapshot)?;
+        let mut guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        let snapshot = guard.as_mut().ok_or(ResetError::NoSnapshot)?;
         let length = snapshot.length;
         let now = self.size();
         if now != length {
@@ -252,25 +278,34 @@ impl Region {
             });
         }
         let start = self.base.as_ptr() as usize;
+        if !snapshot.unchanged_since_reset() {
+            snapshot.quiet_since = None;
+            snapshot.copies.clear();
+            pagemap::written(start..start + length, |run| {
+                snapshot.copies.push(run.start - start..run.end - start);
+            })?;
+        }
         let mut copied = 0;
-        pagemap::written(start..start + length, |run| {
-            let offset = run.start - start;
-            let bytes = run.end - run.start;
+        for run in &snapshot.copies {
             // SAFETY: `run` lies inside the snapshot's part of the region (the scan's
             // range), and the view maps the snapshot's `length` bytes; they never overlap.
             #[allow(unsafe_code, reason = "copying the snapshot back")]
             unsafe {
                 std::ptr::copy_nonoverlapping(
-                    snapshot.view.as_ptr().add(offset),
-                    self.base.as_ptr().add(offset),
-                    bytes,
+                    snapshot.view.as_ptr().add(run.start),
+                    self.base.as_ptr().add(run.start),
+                    run.end - run.start,
                 );
             }
-            copied += bytes;
-        })?;
+            copied += run.end - run.start;
+        }
         if copied > KEEP_RESIDENT {
             self.drop_pages(start..start + length)?;
+            snapshot.copies.clear();
         }
+        // Counted last: copying may fault too (reading the view, writing a swapped page).
+        snapshot.quiet_since =
+            faults::this_thread().map(|faults| (std::thread::current().id(), faults));
         Ok(copied / rustix::param::page_size())
     }
 
@@ -354,6 +389,16 @@ mod tests {
         }
     }
 
+    /// Whether `PAGEMAP_SCAN` answers here; where not, the test cannot run (which fails it
+    /// under `CI=true`).
+    fn scans_here() -> bool {
+        let available = pagemap::available();
+        if !available {
+            wasp_fixtures::cannot_run_here("PAGEMAP_SCAN is not available");
+        }
+        available
+    }
+
     fn read(region: &Region, offset: usize) -> u8 {
         assert!(offset < region.size());
         // SAFETY: as for `write`.
@@ -365,8 +410,7 @@ mod tests {
 
     #[test]
     fn a_reset_puts_back_every_written_page_and_only_those() {
-        if !pagemap::available() {
-            wasp_fixtures::cannot_run_here("PAGEMAP_SCAN is not available");
+        if !scans_here() {
             return;
         }
         let page = rustix::param::page_size();
@@ -397,9 +441,37 @@ mod tests {
     }
 
     #[test]
+    fn a_page_first_written_after_a_reset_without_a_scan_is_found() {
+        if !scans_here() {
+            return;
+        }
+        let page = rustix::param::page_size();
+        let region = Region::reserve(16 * page, 1 << 30, 1 << 20).expect("reserves");
+        write(&region, &[0, 9 * page], 4);
+        region.snapshot().expect("snapshot");
+        write(&region, &[0], 1);
+        assert_eq!(region.reset().expect("reset"), 1, "found by a scan");
+        write(&region, &[0], 2);
+        assert_eq!(region.reset().expect("reset"), 1, "the same copy again");
+        assert_eq!(read(&region, 0), 4);
+        // A new copy is a fault on this thread, so the next reset scans again.
+        write(&region, &[0, 9 * page, 12 * page], 3);
+        assert_eq!(region.reset().expect("reset"), 3);
+        assert_eq!(read(&region, 9 * page), 4);
+        assert_eq!(read(&region, 12 * page), 0);
+        // A reset on another thread than the last cannot trust that thread's count.
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                write(&region, &[15 * page], 8);
+                assert_eq!(region.reset().expect("reset"), 4);
+            });
+        });
+        assert_eq!(read(&region, 15 * page), 0);
+    }
+
+    #[test]
     fn copies_past_what_is_kept_resident_are_dropped() {
-        if !pagemap::available() {
-            wasp_fixtures::cannot_run_here("PAGEMAP_SCAN is not available");
+        if !scans_here() {
             return;
         }
         let page = rustix::param::page_size();

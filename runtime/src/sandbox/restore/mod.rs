@@ -5,6 +5,7 @@
 //!   per component, when it is prepared).
 //! * `memory`: the linear memories the sandbox maps itself, with their snapshots.
 //! * `pagemap`: which pages a job wrote (Linux's `PAGEMAP_SCAN`).
+//! * `faults`: whether a thread took a page fault, without which no page became a copy.
 //!
 //! A job that asked for a fresh instance then sees exactly what a new instance would hold:
 //! the memories are the snapshot again, and the audit proved nothing else changes. An
@@ -12,6 +13,7 @@
 //! is dropped instead, and the next job instantiates again.
 
 mod audit;
+mod faults;
 mod memory;
 mod pagemap;
 
