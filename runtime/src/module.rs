@@ -1,6 +1,7 @@
 //! [`Module`]: a validated wasp guest module and its content hash.
 
 mod component;
+mod parallel;
 mod source;
 mod validate;
 

@@ -5,9 +5,7 @@ use super::validate::FEATURES;
 use crate::error::ModuleError;
 use wasmparser::component_types::{ComponentDefinedType, ComponentValType};
 use wasmparser::types::Types;
-use wasmparser::{
-    ComponentExternalKind, Parser, Payload, PrimitiveValType, Validator, WasmFeatures,
-};
+use wasmparser::{ComponentExternalKind, Parser, Payload, PrimitiveValType, WasmFeatures};
 
 /// The WebAssembly features a wasp component may use: those of core modules, the component
 /// model, and what toolchains that build components rely on (several memories and tables
@@ -65,9 +63,7 @@ pub(crate) fn is_component(bytes: &[u8]) -> bool {
 
 /// Validates `bytes` as a wasp component and returns the names of its jobs, sorted.
 pub(super) fn validate(bytes: &[u8]) -> Result<Vec<String>, ModuleError> {
-    let types = Validator::new_with_features(COMPONENT_FEATURES)
-        .validate_all(bytes)
-        .map_err(|err| ModuleError::Invalid(err.to_string()))?;
+    let types = super::parallel::validate_all(COMPONENT_FEATURES, bytes)?;
     let mut jobs = Vec::new();
     for item in top_level(bytes)? {
         match item {

@@ -2,9 +2,7 @@
 
 use super::{ModuleKind, component};
 use crate::error::ModuleError;
-use wasmparser::{
-    ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
-};
+use wasmparser::{ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, WasmFeatures};
 use wasp_abi as abi;
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -41,9 +39,7 @@ pub(super) fn validate(bytes: &[u8]) -> Result<(ModuleKind, Vec<String>), Module
 
 /// Validates `bytes` as a wasp core module and returns the names of its jobs, sorted.
 fn validate_core(bytes: &[u8]) -> Result<Vec<String>, ModuleError> {
-    let types = Validator::new_with_features(FEATURES)
-        .validate_all(bytes)
-        .map_err(|err| ModuleError::Invalid(err.to_string()))?;
+    let types = super::parallel::validate_all(FEATURES, bytes)?;
     check_imports(bytes)?;
     let exports = read_exports(bytes)?;
 
