@@ -18,13 +18,24 @@ pub(crate) struct NativeModule {
 
 #[pymethods]
 impl NativeModule {
-    /// Loads a module from a path (`str` or `os.PathLike`) or from its bytes.
+    /// Loads a module from a path (`str` or `os.PathLike`) or from its bytes, the GIL
+    /// released meanwhile (tens of milliseconds for a large module). With
+    /// `bodies_at_compile`, its function bodies are validated when it is compiled, not now
+    /// (`wasp::Bodies::AtCompile`: for wasp's own runner).
     #[new]
-    fn new(source: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (source, bodies_at_compile=false))]
+    fn new(source: &Bound<'_, PyAny>, bodies_at_compile: bool) -> PyResult<Self> {
+        let py = source.py();
+        let bodies = if bodies_at_compile {
+            wasp::Bodies::AtCompile
+        } else {
+            wasp::Bodies::AtLoad
+        };
         let inner = if let Ok(bytes) = source.cast::<PyBytes>() {
-            wasp::Module::from_bytes(bytes.as_bytes().to_vec())
+            let bytes = bytes.as_bytes().to_vec();
+            py.detach(move || wasp::Module::from_bytes_with(bytes, bodies))
         } else if let Ok(path) = source.extract::<PathBuf>() {
-            wasp::Module::from_file(path)
+            py.detach(move || wasp::Module::from_file_with(path, bodies))
         } else {
             return Err(PyTypeError::new_err(
                 "a module is a path (str or os.PathLike) or its bytes",

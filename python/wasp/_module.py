@@ -33,6 +33,16 @@ class Module:
             self._native = _wasp.NativeModule(source)
 
     @classmethod
+    def _of_wasp(cls, path: Union[str, os.PathLike[str]]) -> Module:
+        """A module wasp built (its Python runner), whose function bodies are validated when
+        it is compiled rather than now: most of a 21 MB component's load, and code compiled
+        from it is kept on disk, so a new process would redo it for nothing. All else is
+        checked as for any module."""
+        module = cls.__new__(cls)
+        module._native = _wasp.NativeModule(path, True)
+        return module
+
+    @classmethod
     def pull(cls, reference: str, *, token: Optional[str] = None) -> Module:
         """Pulls the module ``reference`` names from an OCI registry.
 

@@ -11,7 +11,9 @@ __version__: str
 WIT: str
 
 class NativeModule:
-    def __init__(self, source: Union[str, os.PathLike[str], bytes]) -> None: ...
+    def __init__(
+        self, source: Union[str, os.PathLike[str], bytes], bodies_at_compile: bool = False
+    ) -> None: ...
     @staticmethod
     def pull(reference: str, token: Optional[str] = None) -> NativeModule: ...
     @property

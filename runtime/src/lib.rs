@@ -96,6 +96,7 @@ mod net;
 mod node;
 mod options;
 mod peer;
+mod read;
 pub mod rendezvous;
 pub mod result_cache;
 mod sandbox;
@@ -116,7 +117,7 @@ pub use job::{Job, JobId, JobOutput};
 pub use map::MapResults;
 pub use metrics::{FailedJob, Sample};
 pub use module::{
-    Module, ModuleHash, ModuleKind, ModuleSource, SourceError, WIT, is_registry_scope,
+    Bodies, Module, ModuleHash, ModuleKind, ModuleSource, SourceError, WIT, is_registry_scope,
 };
 pub use monitor::{MIN_TOKEN_LEN, MonitorConfig, MonitorError};
 pub use node::{

@@ -219,3 +219,31 @@ fn tables_are_capped() {
     let fine = server.submit::<i64, _>(&wasp_tests::testjobs(), "add_one", (1i64,));
     assert_eq!(wasp_tests::wait(&fine), Ok(2));
 }
+
+/// A malformed function body is refused when the module loads, or, for a module loaded
+/// with its bodies left to the compiler (`Bodies::AtCompile`, for wasp's own runner), when
+/// its first job compiles it: either way it never runs, and the server goes on.
+#[test]
+fn a_malformed_body_is_refused_at_load_or_at_compile() {
+    let malformed = module_with("", "i32.add call $seven");
+    let err = Module::from_bytes(malformed.clone()).unwrap_err();
+    assert!(matches!(err, ModuleError::Invalid(_)), "{err}");
+
+    let deferred = Module::from_bytes_with(malformed, wasp::Bodies::AtCompile)
+        .expect("all but the bodies is checked");
+    assert_eq!(deferred.jobs(), ["f"]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = wasp_tests::builder(&dir).workers(1).build().unwrap();
+    let job = server.submit::<u32, _>(&deferred, "f", ());
+    let err = wasp_tests::wait(&job).unwrap_err();
+    assert!(err.to_string().contains("type mismatch"), "{err}");
+
+    let good = Module::from_bytes_with(module_with("", "call $seven"), wasp::Bodies::AtCompile)
+        .expect("loads");
+    let job = server.submit::<u32, _>(&good, "f", ());
+    assert_eq!(wasp_tests::wait(&job), Ok(7));
+    let truncated = module_with("", "call $seven");
+    let err = Module::from_bytes_with(&truncated[..truncated.len() - 4], wasp::Bodies::AtCompile)
+        .unwrap_err();
+    assert!(matches!(err, ModuleError::Invalid(_)), "{err}");
+}

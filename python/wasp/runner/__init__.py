@@ -165,7 +165,7 @@ class Runner:
             return found  # every Python job's path, once read
         with self._lock:
             if self._module is None:
-                self._module = Module(self.wasm)
+                self._module = Module._of_wasp(self.wasm)
             return self._module
 
     def job(self) -> JobRef:

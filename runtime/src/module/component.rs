@@ -1,6 +1,7 @@
 //! Checking that bytes are a wasp component (the contract is `runtime/wit/wasp.wit`),
 //! without compiling them.
 
+use super::Bodies;
 use super::validate::FEATURES;
 use crate::error::ModuleError;
 use wasmparser::component_types::{ComponentDefinedType, ComponentValType};
@@ -61,9 +62,10 @@ pub(crate) fn is_component(bytes: &[u8]) -> bool {
     )
 }
 
-/// Validates `bytes` as a wasp component and returns the names of its jobs, sorted.
-pub(super) fn validate(bytes: &[u8]) -> Result<Vec<String>, ModuleError> {
-    let types = super::parallel::validate_all(COMPONENT_FEATURES, bytes)?;
+/// Validates `bytes` as a wasp component (its function bodies as `bodies` says) and returns
+/// the names of its jobs, sorted.
+pub(super) fn validate(bytes: &[u8], bodies: Bodies) -> Result<Vec<String>, ModuleError> {
+    let types = super::parallel::validate_all(COMPONENT_FEATURES, bytes, bodies)?;
     let mut jobs = Vec::new();
     for item in top_level(bytes)? {
         match item {

@@ -2,6 +2,7 @@
 //! validation (40 of 70 ms for wasp's Python runner, on one core), and independent of one
 //! another once the sections before them are validated.
 
+use super::Bodies;
 use crate::error::ModuleError;
 use wasmparser::{
     BinaryReaderError, FuncToValidate, FuncValidatorAllocations, FunctionBody, Parser,
@@ -15,9 +16,14 @@ const PARALLEL_FROM: usize = 1 << 20;
 type Function<'a> = (FuncToValidate<ValidatorResources>, FunctionBody<'a>);
 
 /// What `Validator::validate_all` does, with the function bodies checked on up to
-/// `available_parallelism` threads; the error ([`ModuleError::Invalid`]) is the first one in
-/// the module's order, as when checked one after another.
-pub(super) fn validate_all(features: WasmFeatures, bytes: &[u8]) -> Result<Types, ModuleError> {
+/// `available_parallelism` threads, or not at all if `bodies` leaves them to the compiler;
+/// the error ([`ModuleError::Invalid`]) is the first one in the module's order, as when
+/// checked one after another.
+pub(super) fn validate_all(
+    features: WasmFeatures,
+    bytes: &[u8],
+    bodies: Bodies,
+) -> Result<Types, ModuleError> {
     let invalid = |err: BinaryReaderError| ModuleError::Invalid(err.to_string());
     let mut validator = Validator::new_with_features(features);
     let mut parser = Parser::new(0);
@@ -29,7 +35,11 @@ pub(super) fn validate_all(features: WasmFeatures, bytes: &[u8]) -> Result<Types
             .payload(&payload.map_err(invalid)?)
             .map_err(invalid)?
         {
-            ValidPayload::Func(function, body) => functions.push((function, body)),
+            ValidPayload::Func(function, body) => {
+                if bodies == Bodies::AtLoad {
+                    functions.push((function, body));
+                }
+            }
             // Each nested module or component ends too; the outermost ends last.
             ValidPayload::End(types) => outermost = Some(types),
             ValidPayload::Ok | ValidPayload::Parser(_) => {}
@@ -149,7 +159,7 @@ mod tests {
     }
 
     fn in_parallel(bytes: &[u8]) -> Result<(), String> {
-        validate_all(crate::module::FEATURES, bytes)
+        validate_all(crate::module::FEATURES, bytes, Bodies::AtLoad)
             .map(|_| ())
             .map_err(|err| match err {
                 ModuleError::Invalid(message) => message,
@@ -171,6 +181,14 @@ mod tests {
             let error = in_parallel(&invalid).expect_err("invalid");
             assert_eq!(Err(error), in_order(&invalid), "bad functions {bad:?}");
         }
+    }
+
+    #[test]
+    fn bodies_left_to_the_compiler_are_not_checked_but_the_rest_is() {
+        let invalid = module(3, &[1]);
+        assert!(validate_all(crate::module::FEATURES, &invalid, Bodies::AtCompile).is_ok());
+        let truncated = &invalid[..invalid.len() - 10];
+        assert!(validate_all(crate::module::FEATURES, truncated, Bodies::AtCompile).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Checking that bytes are a wasp module, without compiling them.
 
-use super::{ModuleKind, component};
+use super::{Bodies, ModuleKind, component};
 use crate::error::ModuleError;
 use wasmparser::{ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, WasmFeatures};
 use wasp_abi as abi;
@@ -25,21 +25,24 @@ pub(crate) const FEATURES: WasmFeatures = WasmFeatures::WASM2
 /// per instance.
 pub(crate) const MAX_TABLES: u32 = 4;
 
-/// Validates `bytes` as a wasp module (a core module, or a component) and returns its kind
-/// and the names of its jobs, sorted.
-pub(super) fn validate(bytes: &[u8]) -> Result<(ModuleKind, Vec<String>), ModuleError> {
+/// Validates `bytes` as a wasp module (a core module, or a component; its function bodies as
+/// `bodies` says) and returns its kind and the names of its jobs, sorted.
+pub(super) fn validate(
+    bytes: &[u8],
+    bodies: Bodies,
+) -> Result<(ModuleKind, Vec<String>), ModuleError> {
     if !bytes.starts_with(WASM_MAGIC) {
         return Err(ModuleError::NotWasm);
     }
     if component::is_component(bytes) {
-        return Ok((ModuleKind::Component, component::validate(bytes)?));
+        return Ok((ModuleKind::Component, component::validate(bytes, bodies)?));
     }
-    Ok((ModuleKind::Core, validate_core(bytes)?))
+    Ok((ModuleKind::Core, validate_core(bytes, bodies)?))
 }
 
 /// Validates `bytes` as a wasp core module and returns the names of its jobs, sorted.
-fn validate_core(bytes: &[u8]) -> Result<Vec<String>, ModuleError> {
-    let types = super::parallel::validate_all(FEATURES, bytes)?;
+fn validate_core(bytes: &[u8], bodies: Bodies) -> Result<Vec<String>, ModuleError> {
+    let types = super::parallel::validate_all(FEATURES, bytes, bodies)?;
     check_imports(bytes)?;
     let exports = read_exports(bytes)?;
 
@@ -183,14 +186,20 @@ mod tests {
 
     #[test]
     fn rejects_bytes_that_are_not_wasm() {
-        assert!(matches!(validate(b"hello"), Err(ModuleError::NotWasm)));
-        assert!(matches!(validate(b""), Err(ModuleError::NotWasm)));
+        assert!(matches!(
+            validate(b"hello", Bodies::AtLoad),
+            Err(ModuleError::NotWasm)
+        ));
+        assert!(matches!(
+            validate(b"", Bodies::AtLoad),
+            Err(ModuleError::NotWasm)
+        ));
     }
 
     #[test]
     fn rejects_truncated_wasm() {
         assert!(matches!(
-            validate(b"\0asm\x01\0\0\0\x01"),
+            validate(b"\0asm\x01\0\0\0\x01", Bodies::AtLoad),
             Err(ModuleError::Invalid(_))
         ));
     }
@@ -198,7 +207,7 @@ mod tests {
     #[test]
     fn an_empty_module_is_not_a_wasp_module() {
         assert!(matches!(
-            validate(b"\0asm\x01\0\0\0"),
+            validate(b"\0asm\x01\0\0\0", Bodies::AtLoad),
             Err(ModuleError::NotWaspModule(_))
         ));
     }

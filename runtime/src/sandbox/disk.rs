@@ -344,7 +344,6 @@ fn read_trusted(path: &Path) -> Result<Vec<u8>, Distrust> {
 pub(crate) fn read_trusted_file(
     path: &Path,
 ) -> Result<(Vec<u8>, fs::File, fs::Metadata), Distrust> {
-    use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     let unreadable = |error: std::io::Error| match error.kind() {
@@ -362,8 +361,7 @@ pub(crate) fn read_trusted_file(
         .map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
     check_entry(path, &meta, Kind::File)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes).map_err(unreadable)?;
+    let bytes = crate::read::whole(&mut file, meta.len()).map_err(unreadable)?;
     Ok((bytes, file, meta))
 }
 
