@@ -70,6 +70,7 @@ impl fmt::Debug for ModuleHash {
 /// holds only code compiled from bytes of the same hash. What differs is when a malformed
 /// body is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Bodies {
     /// When the module is loaded, with everything else (the default): a malformed body is
     /// a load error.

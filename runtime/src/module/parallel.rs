@@ -4,6 +4,8 @@
 
 use super::Bodies;
 use crate::error::ModuleError;
+use std::sync::mpsc;
+use std::thread::{Scope, ScopedJoinHandle};
 use wasmparser::{
     BinaryReaderError, FuncToValidate, FuncValidatorAllocations, FunctionBody, Parser,
     ValidPayload, Validator, ValidatorResources, WasmFeatures, types::Types,
@@ -57,22 +59,50 @@ fn check_bodies(functions: Vec<Function<'_>>) -> Result<(), BinaryReaderError> {
     if total < PARALLEL_FROM || threads < 2 {
         return check_in_order(functions);
     }
-    let shares = split(functions, total.div_ceil(threads));
-    let results = std::thread::scope(|scope| {
-        let running: Vec<_> = shares
-            .into_iter()
-            .map(|share| scope.spawn(move || check_in_order(share)))
-            .collect();
-        running
-            .into_iter()
-            .map(|thread| {
-                thread
+    let mut shares = split(functions, total.div_ceil(threads)).into_iter();
+    let first = shares.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let rest: Vec<_> = shares.map(|share| start(scope, share)).collect();
+        let mut results = vec![check_in_order(first)];
+        for share in rest {
+            results.push(match share {
+                Share::Started(thread) => thread
                     .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect::<Vec<_>>()
-    });
-    results.into_iter().collect()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Share::Here(share) => check_in_order(share),
+            });
+        }
+        results.into_iter().collect()
+    })
+}
+
+/// A share of the functions: being checked on a thread of its own, or left for the calling
+/// thread (its thread could not be started: a limit on threads).
+enum Share<'scope, 'a> {
+    Started(ScopedJoinHandle<'scope, Result<(), BinaryReaderError>>),
+    Here(Vec<Function<'a>>),
+}
+
+/// Starts checking `share` on a thread of `scope`, or gives it back.
+fn start<'scope, 'a: 'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    share: Vec<Function<'a>>,
+) -> Share<'scope, 'a> {
+    // The share goes to the thread once it runs, so that a thread refused keeps nothing.
+    let (give, take) = mpsc::channel::<Vec<Function<'a>>>();
+    let started = std::thread::Builder::new()
+        .name("wasp-validate".into())
+        .spawn_scoped(scope, move || {
+            check_in_order(take.recv().unwrap_or_default())
+        });
+    match started {
+        Ok(thread) => {
+            // The thread holds the receiver until it has received: this cannot fail.
+            let _ = give.send(share);
+            Share::Started(thread)
+        }
+        Err(_) => Share::Here(share),
+    }
 }
 
 /// `functions` cut, in order, into runs of at least `size` bytes of bodies (the last may

@@ -457,8 +457,8 @@ fn snapshot(memories: &[Arc<Region>]) -> bool {
 /// Puts `memories` back to their snapshots; whether all were.
 fn put_back(memories: &[Arc<Region>]) -> bool {
     let reset = memories.iter().try_for_each(|memory| {
-        let pages = memory.reset()?;
-        tracing::trace!(pages, "an instance's memory put back");
+        let reset = memory.reset()?;
+        tracing::trace!(reset.pages, ?reset.found, "an instance's memory put back");
         Ok::<_, restore::ResetError>(())
     });
     if let Err(err) = &reset {

@@ -10,7 +10,7 @@
 //! no page became a copy meanwhile (see `faults`), and the copies that scan found are put
 //! back without scanning again.
 
-use super::{faults, pagemap};
+use super::copies::{Copies, Found};
 use rustix::mm::{Advice, MapFlags, MprotectFlags, ProtFlags};
 use std::cell::RefCell;
 use std::io::{self, Write};
@@ -18,7 +18,6 @@ use std::ops::Range;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::ThreadId;
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
 /// What a memory reserves when wasmtime does not say: all of a 32-bit address space.
@@ -108,28 +107,20 @@ pub(crate) struct Region {
     snapshot: Mutex<Option<Snapshot>>,
 }
 
-/// A memory's snapshot: its length, a read-only view of the file holding it, and what the
-/// last reset found.
+/// A memory's snapshot: its length, a read-only view of the file holding it, and the pages
+/// the last reset found to be copies.
 #[derive(Debug)]
 struct Snapshot {
     length: usize,
     view: NonNull<u8>,
-    /// The runs of pages (offsets) that were copies of their own at the last scan.
-    copies: Vec<Range<usize>>,
-    /// The thread that last reset the memory, and its page faults when that reset ended:
-    /// while they stand, `copies` is still exact.
-    quiet_since: Option<(ThreadId, u64)>,
+    copies: Copies,
 }
 
-impl Snapshot {
-    /// Whether no page can have become a copy since the last reset: this thread reset it
-    /// then, and has taken no page fault since.
-    fn unchanged_since_reset(&self) -> bool {
-        let Some((thread, faults)) = self.quiet_since else {
-            return false;
-        };
-        thread == std::thread::current().id() && faults::this_thread() == Some(faults)
-    }
+/// What a reset did: how many pages it copied back, and how it knew which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reset {
+    pub(crate) pages: usize,
+    pub(crate) found: Found,
 }
 
 // SAFETY: the region owns its mapping; the pointer is only an address. Wasmtime uses the
@@ -237,8 +228,7 @@ impl Region {
         let snapshot = Snapshot {
             length,
             view,
-            copies: Vec::new(),
-            quiet_since: None,
+            copies: Copies::new(),
         };
         // SAFETY: replaces the accessible part of this region's own reservation with a
         // private mapping of a file holding the same bytes.
@@ -257,16 +247,17 @@ impl Region {
         Ok(())
     }
 
-    /// Puts back what the snapshot holds; how many pages had copies of their own. Call it
-    /// only while no code of the instance runs, on the thread that ran it: the memory's
-    /// pages must be written by no other thread, whose faults this one does not count.
+    /// Puts back what the snapshot holds: copies it back over the pages that hold copies of
+    /// their own (see [`Copies`]). Call it only while no code of the instance runs, on the
+    /// thread that ran it: the memory's pages must be written by no other thread, whose
+    /// faults this one does not count.
     ///
     /// A page the guest wrote is a private copy from then on: it is copied over from the
     /// snapshot (no fault, no `madvise` and its TLB shootdown across the cores other
     /// workers run on), and so is every page an earlier job wrote, which is cheaper than
     /// dropping them while they are few. Once they are more than [`KEEP_RESIDENT`], they
     /// are all dropped, and read the file again.
-    pub(crate) fn reset(&self) -> Result<usize, ResetError> {
+    pub(crate) fn reset(&self) -> Result<Reset, ResetError> {
         let mut guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         let snapshot = guard.as_mut().ok_or(ResetError::NoSnapshot)?;
         let length = snapshot.length;
@@ -278,15 +269,9 @@ impl Region {
             });
         }
         let start = self.base.as_ptr() as usize;
-        if !snapshot.unchanged_since_reset() {
-            snapshot.quiet_since = None;
-            snapshot.copies.clear();
-            pagemap::written(start..start + length, |run| {
-                snapshot.copies.push(run.start - start..run.end - start);
-            })?;
-        }
+        let found = snapshot.copies.find(start, length)?;
         let mut copied = 0;
-        for run in &snapshot.copies {
+        for run in snapshot.copies.runs() {
             // SAFETY: `run` lies inside the snapshot's part of the region (the scan's
             // range), and the view maps the snapshot's `length` bytes; they never overlap.
             #[allow(unsafe_code, reason = "copying the snapshot back")]
@@ -301,12 +286,13 @@ impl Region {
         }
         if copied > KEEP_RESIDENT {
             self.drop_pages(start..start + length)?;
-            snapshot.copies.clear();
+            snapshot.copies.forget();
         }
-        // Counted last: copying may fault too (reading the view, writing a swapped page).
-        snapshot.quiet_since =
-            faults::this_thread().map(|faults| (std::thread::current().id(), faults));
-        Ok(copied / rustix::param::page_size())
+        snapshot.copies.quiet_from_now();
+        Ok(Reset {
+            pages: copied / rustix::param::page_size(),
+            found,
+        })
     }
 
     /// Drops the private copies of the pages in `run` (addresses inside the snapshot's
@@ -375,6 +361,8 @@ unsafe impl LinearMemory for Linear {
 
 #[cfg(test)]
 mod tests {
+    use super::super::copies::CHECK_EVERY;
+    use super::super::pagemap;
     use super::*;
 
     /// Writes `byte` at each of `offsets` of `region`'s memory.
@@ -387,6 +375,17 @@ mod tests {
                 region.base.as_ptr().add(*offset).write(byte)
             };
         }
+    }
+
+    /// Resets `region`: how many pages it copied back, and how it knew which.
+    fn reset(region: &Region) -> (usize, Found) {
+        let done = region.reset().expect("reset");
+        (done.pages, done.found)
+    }
+
+    /// Resets `region`: how many pages it copied back.
+    fn copied(region: &Region) -> usize {
+        reset(region).0
     }
 
     /// Whether `PAGEMAP_SCAN` answers here; where not, the test cannot run (which fails it
@@ -422,11 +421,11 @@ mod tests {
             1,
             "the snapshot reads as the memory did"
         );
-        assert_eq!(region.reset().expect("reset"), 0, "nothing written yet");
+        assert_eq!(copied(&region), 0, "nothing written yet");
 
         let written = [1, 5 * page, 6 * page, 63 * page + 1];
         write(&region, &written, 9);
-        assert_eq!(region.reset().expect("reset"), 4);
+        assert_eq!(copied(&region), 4);
         assert_eq!(read(&region, 1), 0);
         assert_eq!(read(&region, 0), 1);
         assert_eq!(read(&region, 5 * page), 1);
@@ -435,7 +434,7 @@ mod tests {
         assert_eq!(read(&region, 63 * page + 1), 0);
         for round in 0..3 {
             write(&region, &written, round);
-            assert_eq!(region.reset().expect("reset"), 4, "round {round}");
+            assert_eq!(copied(&region), 4, "round {round}");
             assert_eq!(read(&region, 5 * page), 1, "round {round}");
         }
     }
@@ -450,23 +449,68 @@ mod tests {
         write(&region, &[0, 9 * page], 4);
         region.snapshot().expect("snapshot");
         write(&region, &[0], 1);
-        assert_eq!(region.reset().expect("reset"), 1, "found by a scan");
+        assert_eq!(reset(&region), (1, Found::Scanned), "the first reset scans");
         write(&region, &[0], 2);
-        assert_eq!(region.reset().expect("reset"), 1, "the same copy again");
+        assert_eq!(reset(&region), (1, Found::Remembered), "no fault since");
         assert_eq!(read(&region, 0), 4);
         // A new copy is a fault on this thread, so the next reset scans again.
         write(&region, &[0, 9 * page, 12 * page], 3);
-        assert_eq!(region.reset().expect("reset"), 3);
+        assert_eq!(reset(&region), (3, Found::Scanned));
         assert_eq!(read(&region, 9 * page), 4);
         assert_eq!(read(&region, 12 * page), 0);
         // A reset on another thread than the last cannot trust that thread's count.
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 write(&region, &[15 * page], 8);
-                assert_eq!(region.reset().expect("reset"), 4);
+                assert_eq!(reset(&region), (4, Found::Scanned));
             });
         });
         assert_eq!(read(&region, 15 * page), 0);
+        assert_eq!(reset(&region).1, Found::Scanned, "nor can the first thread");
+    }
+
+    #[test]
+    fn every_so_often_a_reset_checks_the_fault_count_and_a_miss_stops_the_skipping() {
+        if !scans_here() {
+            return;
+        }
+        let page = rustix::param::page_size();
+        let region = Region::reserve(8 * page, 1 << 30, 1 << 20).expect("reserves");
+        region.snapshot().expect("snapshot");
+        write(&region, &[page], 1);
+        assert_eq!(reset(&region), (1, Found::Scanned));
+        for _ in 1..CHECK_EVERY {
+            assert_eq!(reset(&region), (1, Found::Remembered));
+        }
+        assert_eq!(reset(&region), (1, Found::Checked), "the last scan agreed");
+
+        // A copy the count did not see (as if another thread had made it): the remembered
+        // runs lack a page that holds a copy.
+        write(&region, &[3 * page], 2);
+        assert_eq!(reset(&region), (2, Found::Scanned));
+        {
+            let mut snapshot = region.snapshot.lock().expect("lock");
+            let copies = &mut snapshot.as_mut().expect("taken").copies;
+            copies.forget();
+            copies.quiet_from_now();
+        }
+        write(&region, &[page, 3 * page], 2);
+        for _ in 1..CHECK_EVERY {
+            assert_eq!(
+                reset(&region),
+                (0, Found::Remembered),
+                "the miss is not seen yet"
+            );
+        }
+        assert_eq!(read(&region, 3 * page), 2, "what the miss leaves");
+        assert_eq!(reset(&region), (2, Found::Stale), "the check finds it");
+        assert_eq!((read(&region, page), read(&region, 3 * page)), (0, 0));
+        assert_eq!(
+            reset(&region),
+            (2, Found::Scanned),
+            "and scans from then on"
+        );
+        assert_eq!(reset(&region), (2, Found::Scanned));
     }
 
     #[test]
@@ -481,8 +525,8 @@ mod tests {
         region.snapshot().expect("snapshot");
         let everywhere: Vec<usize> = (0..pages).map(|p| p * page).collect();
         write(&region, &everywhere, 5);
-        assert_eq!(region.reset().expect("reset"), pages);
-        assert_eq!(region.reset().expect("reset"), 0, "the copies were dropped");
+        assert_eq!(copied(&region), pages);
+        assert_eq!(copied(&region), 0, "the copies were dropped");
         assert_eq!(read(&region, 3), 7);
         assert_eq!(read(&region, 0), 0);
         assert_eq!(read(&region, (pages - 1) * page), 0);

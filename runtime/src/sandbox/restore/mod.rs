@@ -6,6 +6,8 @@
 //! * `memory`: the linear memories the sandbox maps itself, with their snapshots.
 //! * `pagemap`: which pages a job wrote (Linux's `PAGEMAP_SCAN`).
 //! * `faults`: whether a thread took a page fault, without which no page became a copy.
+//! * `copies`: which pages a reset copies back: scanned, or remembered while no fault was
+//!   taken (and checked every so often).
 //!
 //! A job that asked for a fresh instance then sees exactly what a new instance would hold:
 //! the memories are the snapshot again, and the audit proved nothing else changes. An
@@ -13,6 +15,7 @@
 //! is dropped instead, and the next job instantiates again.
 
 mod audit;
+mod copies;
 mod faults;
 mod memory;
 mod pagemap;
