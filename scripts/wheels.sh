@@ -2,7 +2,8 @@
 # wasp's Python wheels, ready for `pip install` on a machine without Rust: abi3 (CPython
 # >= 3.9) manylinux2014 wheels (glibc 2.17 or newer) for x86-64 and aarch64, each holding
 # the `wasp` package, its native extension, wasp's Python runner, and the `wasp` command
-# (a binary in the wheel's scripts, installed next to `python`).
+# (a binary in the wheel's scripts, installed next to `python`); the wheel of this machine's
+# architecture also holds the runner's code, compiled ahead for that architecture's baseline.
 #
 #   scripts/wheels.sh [x86_64|aarch64|all] [OUT]    -> OUT/wasp_parallel-*.whl (default
 #                                                      all, target/wheels); their paths on
@@ -47,6 +48,11 @@ readonly TOOLS=target/wheel-tools
 readonly DATA=python/wasp._wasp.data
 # Where the Python runner is packaged from (pyproject.toml's include), with runner.json.
 readonly RUNNER=python/wasp/runner/runner.wasm
+# Where its code compiled ahead is staged (pyproject.toml's include; wasp.runner.SHIPPED_CODE),
+# for the wheel of the architecture this machine runs: its `wasp precompile` compiles it for
+# the architecture's baseline CPU (x86-64-v3), so that a fresh machine's first Python job
+# compiles nothing. Removed after, as the data directory is.
+readonly CODE=python/wasp/runner/code
 
 tools() {
     if [[ ! -x $TOOLS/bin/python ]]; then
@@ -108,12 +114,16 @@ wheel() {
     exec 9>target/wheels.lock
     flock -w 3600 9 || fail "another scripts/wheels.sh held target/wheels.lock for an hour"
     packaging=yes
-    rm -rf "$DATA"
+    rm -rf "$DATA" "$CODE"
     mkdir -p "$DATA/scripts"
     cp "$binary" "$DATA/scripts/wasp"
+    if [[ $arch == "$(uname -m)" ]]; then
+        say "compiling the runner ahead for $arch's baseline CPU"
+        "$binary" precompile "$RUNNER" --out "$CODE" >&2
+    fi
     # shellcheck disable=SC2046 # one word per flag
     maturin build $(maturin_flags "$arch") -m python/Cargo.toml -o "$out" >&2
-    rm -rf "$DATA"
+    rm -rf "$DATA" "$CODE"
     packaging=""
     flock -u 9
     wheel=$(find "$out" -maxdepth 1 -name "*$arch.whl" -newer "$before" | head -n 1)
@@ -133,7 +143,9 @@ check() {
         fail "auditwheel does not accept $wheel as manylinux_2_17_$arch: $report"
     local listing
     listing=$("$TOOLS/bin/python" -m zipfile -l "$wheel")
-    for member in wasp/_wasp.abi3.so wasp/runner/runner.wasm wasp/runner/runner.json "data/scripts/wasp"; do
+    local members=(wasp/_wasp.abi3.so wasp/runner/runner.wasm wasp/runner/runner.json "data/scripts/wasp")
+    [[ $arch != "$(uname -m)" ]] || members+=("wasp/runner/code/.*\.cwasm")
+    for member in "${members[@]}"; do
         grep -q "$member" <<<"$listing" || fail "$wheel lacks $member"
     done
     say "$(basename "$wheel"): $(($(stat -c %s "$wheel") / 1024 / 1024)) MiB ($(stat -c %s "$wheel") bytes), auditwheel: manylinux_2_17_$arch"
@@ -157,7 +169,7 @@ out=$(cd "$out" && pwd)
 runner >/dev/null
 # The `wasp` staged for a wheel does not stay behind for a later `pip install ./python`.
 packaging=""
-trap '[[ -z $packaging ]] || rm -rf "$DATA"' EXIT
+trap '[[ -z $packaging ]] || rm -rf "$DATA" "$CODE"' EXIT
 for arch in "${arches[@]}"; do
     started=$SECONDS
     wheel "$arch" "$out"

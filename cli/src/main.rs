@@ -13,6 +13,7 @@ mod new;
 mod node;
 mod options;
 mod policy;
+mod precompile;
 mod registry;
 mod run;
 mod secret;
@@ -49,6 +50,9 @@ enum Command {
     Push(registry::PushCommand),
     /// Fetch a module from an OCI registry into a file: `wasp pull oci://... FILE`.
     Pull(registry::PullCommand),
+    /// Compile a component ahead for this architecture's baseline CPU, to ship with a
+    /// program (the Python wheel ships its runner's code).
+    Precompile(precompile::PrecompileCommand),
 }
 
 /// Exit status for a job that failed (its error is printed on stderr).
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Cache(command) => command.execute(),
         Command::Push(command) => command.execute(),
         Command::Pull(command) => command.execute(),
+        Command::Precompile(command) => command.execute(),
     };
     match result {
         Ok(code) => code,

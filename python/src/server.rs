@@ -81,7 +81,7 @@ impl NativeServer {
         cache_dir=None, no_cache=false, node_timeout=None, resolve_interval=None,
         max_retries=None, max_queued=None,
         timeout=None, max_memory=None, max_output=None, fuel=None, metrics=None,
-        metrics_token=None, cache=false
+        metrics_token=None, cache=false, shipped_code_dir=None
     ))]
     #[expect(
         clippy::too_many_arguments,
@@ -107,6 +107,7 @@ impl NativeServer {
         metrics: Option<String>,
         metrics_token: Option<String>,
         cache: bool,
+        shipped_code_dir: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let mut builder = Server::builder().cache(cache);
         if let Some(monitor) = monitor_config(metrics, metrics_token)? {
@@ -150,6 +151,9 @@ impl NativeServer {
             (Some(dir), false) => builder.cache_dir(dir),
             (None, false) => builder,
         };
+        if let Some(dir) = shipped_code_dir {
+            builder = builder.shipped_code_dir(dir);
+        }
         if let Some(timeout) = node_timeout {
             builder = builder.node_timeout(seconds(timeout));
         }

@@ -169,6 +169,35 @@ def test_a_python_function_runs_as_a_job_from_the_wheel(installed):
     assert output.strip() == str(sum(i * i for i in range(1000))), output
 
 
+#: The CPU features of x86-64-v3, the baseline the wheel's runner code is compiled for.
+X86_64_V3 = {"avx", "avx2", "bmi1", "bmi2", "fma", "abm", "sse4_2", "popcnt", "cx16"}
+
+
+def test_the_wheels_first_python_job_runs_shipped_code_without_compiling(installed):
+    # A home of its own: no disk cache, as on a machine that never ran wasp.
+    script = installed.root / "first_job.py"
+    script.write_text(
+        "import wasp\n"
+        "def add_one(x):\n"
+        "    return x + 1\n"
+        "with wasp.Client(workers=1) as client:\n"
+        "    assert client.submit(add_one, 1).result() == 2\n"
+        "    cache = client.stats().cache\n"
+        "    print(cache.compiled, cache.loaded_from_disk)\n"
+    )
+    home = installed.root / "first-job-home"
+    home.mkdir()
+    output = installed.run("python", str(script), timeout=300, HOME=str(home))
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    # A CPU without the baseline's features compiles the runner, as without shipped code.
+    expected = "0 1" if X86_64_V3.issubset(flags) else "1 0"
+    assert output.split() == expected.split(), output
+
+
 class Node:
     def __init__(self, process: subprocess.Popen, address: str) -> None:
         self.process = process

@@ -64,6 +64,7 @@ class NativeServer:
         metrics: Optional[str] = None,
         metrics_token: Optional[str] = None,
         cache: bool = False,
+        shipped_code_dir: Optional[str] = None,
     ) -> None: ...
     def submit(
         self,

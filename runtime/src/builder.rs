@@ -9,7 +9,7 @@ use crate::net::TransportSettings;
 use crate::peer::Peer;
 use crate::result_cache::{self, DEFAULT_MAX_RESULT_CACHE_BYTES, ResultCache};
 use crate::sandbox::disk::{DEFAULT_MAX_CACHE_BYTES, DiskCache};
-use crate::sandbox::{Asked, Limits, MAX_CONCURRENT_INSTANCES, Sandbox};
+use crate::sandbox::{Asked, Limits, MAX_CONCURRENT_INSTANCES, Sandbox, Shipped};
 use crate::scheduler::pool::Shared;
 use crate::secret::ClusterSecret;
 use crate::server::{Server, check_workers};
@@ -52,6 +52,7 @@ pub struct ServerBuilder {
     asked: Asked,
     cache_dir: CacheDir,
     cache_max_bytes: u64,
+    shipped_code_dir: Option<PathBuf>,
     max_prepared_modules: usize,
     max_queued: Option<usize>,
     peers: Vec<Peer>,
@@ -77,6 +78,7 @@ impl Default for ServerBuilder {
             asked: Asked::default(),
             cache_dir: CacheDir::Default,
             cache_max_bytes: DEFAULT_MAX_CACHE_BYTES,
+            shipped_code_dir: None,
             max_prepared_modules: DEFAULT_MAX_PREPARED_MODULES,
             max_queued: None,
             peers: Vec::new(),
@@ -177,6 +179,17 @@ impl ServerBuilder {
     /// Default: 1 GiB.
     pub fn cache_max_bytes(mut self, bytes: u64) -> Self {
         self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// Looks for a component's compiled code in `dir` too, after the disk cache and before
+    /// compiling it: code shipped with the program (the Python wheel ships its runner's),
+    /// written by [`precompile_for_shipping`](crate::precompile_for_shipping) for the
+    /// architecture's [`BASELINE`](crate::BASELINE). Code this CPU cannot run, or from
+    /// another wasp, is ignored; `dir` and its files must belong to this user or root and be
+    /// writable by nobody else. Default: none.
+    pub fn shipped_code_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.shipped_code_dir = Some(dir.into());
         self
     }
 
@@ -345,7 +358,8 @@ impl ServerBuilder {
             CacheDir::Disabled => None,
         };
         let disk = root.map(|root| DiskCache::new(root, self.cache_max_bytes));
-        let sandbox = Sandbox::new(disk)?;
+        let shipped = self.shipped_code_dir.clone().map(Shipped::new);
+        let sandbox = Sandbox::new(disk, shipped)?;
         // Where the address space is small, the pool may hold fewer instances.
         check_workers(self.workers, sandbox.slots())?;
         let max_queued = self.max_queued.unwrap_or(usize::MAX);

@@ -129,8 +129,8 @@ pub use peer::Peer;
 pub use result_cache::ResultCacheStats;
 pub use sandbox::disk::DEFAULT_MAX_CACHE_BYTES;
 pub use sandbox::{
-    DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits,
-    MAX_CONCURRENT_INSTANCES,
+    BASELINE, DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits,
+    MAX_CONCURRENT_INSTANCES, PrecompileError, precompile_for_shipping,
 };
 pub use scheduler::groups::{DEFAULT_GROUP, GroupProgress, GroupSummary, MAX_FINISHED_GROUPS};
 pub use server::Server;

@@ -180,6 +180,49 @@ fn a_component_is_compiled_once_then_loaded_from_disk() {
     assert_eq!((cache.compiled, cache.loaded_from_disk), (0, 1));
 }
 
+/// Code compiled ahead for the architecture's baseline (`wasp precompile`: what the x86-64
+/// wheel ships) is loaded by a server that has never compiled the runner; a tampered file is
+/// not, and the runner is compiled instead, with the same result.
+#[test]
+fn shipped_code_is_loaded_and_a_tampered_file_is_compiled_instead() {
+    let Some(runner) = runner() else { return };
+    let shipped = tempfile::tempdir().unwrap();
+    let file = wasp::precompile_for_shipping(&runner, shipped.path()).unwrap();
+    assert_eq!(file.parent(), Some(shipped.path()));
+    let run = |server: &Server| {
+        let call = Call("def f():\n    return 7\n", "f", NO_ARGS, &[]);
+        let job = server.submit::<u32, _>(&runner, "python", call);
+        assert_eq!(wait(&job), Ok(7));
+        server.stats().cache
+    };
+    let with_shipped = |dir: &tempfile::TempDir| {
+        wasp_tests::builder(dir)
+            .workers(1)
+            .shipped_code_dir(shipped.path())
+            .build()
+            .unwrap()
+    };
+    let fresh = tempfile::tempdir().unwrap();
+    let cache = run(&with_shipped(&fresh));
+    assert_eq!((cache.compiled, cache.loaded_from_disk), (0, 1));
+
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&file, bytes).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let cache = run(&with_shipped(&fresh));
+    assert_eq!((cache.compiled, cache.loaded_from_disk), (1, 0));
+}
+
+#[test]
+fn only_components_are_compiled_for_shipping() {
+    let core = wasp_tests::sum_primes();
+    let out = tempfile::tempdir().unwrap();
+    let err = wasp::precompile_for_shipping(&core, out.path()).unwrap_err();
+    assert!(matches!(err, wasp::PrecompileError::NotComponent), "{err}");
+}
+
 /// Imports beyond WASI 0.2 and exports of another shape are refused at load, by name.
 #[test]
 fn components_that_break_the_contract_are_refused() {

@@ -121,6 +121,11 @@ RUNNER_VARIABLE = "WASP_PYTHON_RUNNER"
 #: The prebuilt runner's directory: the package's own.
 PACKAGED = Path(__file__).parent
 
+#: Where the x86-64 wheel ships the prebuilt runner's code, compiled ahead for the
+#: architecture's baseline (``wasp precompile``): a server loads it rather than compile the
+#: runner on a fresh machine (a CPU without the baseline's features compiles it as before).
+SHIPPED_CODE = PACKAGED / "code"
+
 COMPONENTIZE_PY_VERSION = _build.COMPONENTIZE_PY_VERSION
 MSGPACK_VERSION = _build.MSGPACK_VERSION
 
@@ -128,6 +133,7 @@ __all__ = [
     "MODULES",
     "PACKAGED",
     "RUNNER_VARIABLE",
+    "SHIPPED_CODE",
     "PackageError",
     "PackagesArg",
     "Runner",
@@ -298,7 +304,7 @@ def prepare(packages: PackagesArg = ()) -> Path:
     """Compiles the runner on this machine now (or finds it compiled, in the disk cache):
     a first Python job then costs no compilation. Returns the runner's path."""
     runner = get(packages)
-    server = _wasp.NativeServer(workers=1)
+    server = _wasp.NativeServer(workers=1, shipped_code_dir=str(SHIPPED_CODE))
     try:
         server.prepare(runner.module()._native)
     finally:

@@ -82,7 +82,8 @@ impl Prepared {
 pub struct CacheStats {
     /// Modules compiled by cranelift in this process.
     pub compiled: u64,
-    /// Modules whose compiled code was loaded from the disk cache.
+    /// Modules whose compiled code was loaded from a file: the disk cache, or code shipped
+    /// with the program ([`ServerBuilder::shipped_code_dir`](crate::ServerBuilder::shipped_code_dir)).
     pub loaded_from_disk: u64,
     /// Jobs that reused a module already prepared in this process.
     pub reused: u64,
@@ -152,6 +153,11 @@ impl ModuleCache {
                     &self.from_disk,
                     &self.load_nanos,
                     "loaded from the disk cache",
+                ),
+                Origin::Shipped => (
+                    &self.from_disk,
+                    &self.load_nanos,
+                    "loaded from the code shipped with wasp",
                 ),
             };
             counter.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,7 @@
 use super::component::{self, ComponentState};
 use super::disk::{self, DiskCache};
 use super::host::{self, HostState};
+use super::shipped::Shipped;
 use super::{Cancel, Code, Compiled, Core, Limits, Origin, RawOutcome, epoch, exports, invoke};
 use crate::error::{ConfigError, JobError};
 use crate::module::{Module, ModuleKind};
@@ -20,6 +21,8 @@ pub(super) struct Backend {
     /// The linker for components, on an engine with the component model on.
     components: Option<wasmtime::component::Linker<ComponentState>>,
     disk: Option<DiskCache>,
+    /// Code shipped with the program, looked at after the disk cache.
+    shipped: Option<Shipped>,
     ticker: epoch::Ticker,
     /// Whether the engine maps memories with `restore::Memories`, so that kept component
     /// instances can be put back after each job.
@@ -68,9 +71,16 @@ impl Backend {
             linker,
             components,
             disk,
+            shipped: None,
             ticker,
             restores,
         })
+    }
+
+    /// This backend, looking for code in `shipped` when the disk cache has none.
+    pub(super) fn with_shipped(mut self, shipped: Option<Shipped>) -> Self {
+        self.shipped = shipped;
+        self
     }
 
     /// The engine.
@@ -107,7 +117,8 @@ impl Backend {
         })
     }
 
-    /// The module's code: from the disk cache, or compiled by `new` (and then cached).
+    /// The module's code: from the disk cache, from the shipped code, or compiled by `new`
+    /// (and then cached).
     fn compile<C: disk::Code>(
         &self,
         module: &Module,
@@ -119,6 +130,13 @@ impl Backend {
             .and_then(|disk| disk.load::<C>(&self.engine, module.hash()))
         {
             return Ok((code, Origin::DiskCache));
+        }
+        if let Some(code) = self
+            .shipped
+            .as_ref()
+            .and_then(|shipped| shipped.load::<C>(&self.engine, module.hash()))
+        {
+            return Ok((code, Origin::Shipped));
         }
         let code = new(&self.engine, module.bytes())
             .map_err(|err| JobError::Module(format!("{err:#}")))?;

@@ -27,7 +27,7 @@ use tracing::{debug, warn};
 use wasmtime::Engine;
 
 /// The first bytes of every cache file; bump the digit when the format changes.
-const MAGIC: &[u8; 8] = b"WASPCC01";
+pub(crate) const MAGIC: &[u8; 8] = b"WASPCC01";
 
 /// Default bound on the cache directory's size: 1 GiB.
 pub const DEFAULT_MAX_CACHE_BYTES: u64 = 1 << 30;
@@ -170,7 +170,7 @@ fn write_private_file(path: &Path, parts: &[&[u8]], sync: bool) -> std::io::Resu
 }
 
 /// The payload of a cache file, if its magic and checksum are right.
-fn checked_payload(bytes: &[u8]) -> Option<&[u8]> {
+pub(crate) fn checked_payload(bytes: &[u8]) -> Option<&[u8]> {
     let rest = bytes.strip_prefix(MAGIC)?;
     let (checksum, payload) = rest.split_at_checked(32)?;
     (blake3::hash(payload).as_bytes() == checksum).then_some(payload)
@@ -271,8 +271,8 @@ pub(crate) enum Distrust {
     Link(PathBuf),
     #[error("{0} is not a {1}")]
     Kind(PathBuf, &'static str),
-    #[error("{0} belongs to another user (uid {1}), not to this one (uid {2})")]
-    Owner(PathBuf, u32, u32),
+    #[error("{0} belongs to another user (uid {1}), not to this one (uid {2}){3}")]
+    Owner(PathBuf, u32, u32, &'static str),
     #[error("{0} is writable by other users (make it private: chmod go-w)")]
     Writable(PathBuf),
     #[error("{0} cannot be read: {1}")]
@@ -283,14 +283,24 @@ impl DiskCache {
     /// Checks the root (followed, as the user gave it) and the engine directory (not
     /// followed) before anything in them is read or written.
     fn trusted_dirs(&self) -> Result<(), Distrust> {
-        trusted_dir(&self.root, true)?;
-        trusted_dir(&self.dir, false)
+        trusted_dir(&self.root, true, Owners::Me)?;
+        trusted_dir(&self.dir, false, Owners::Me)
     }
 }
 
-/// Checks that `dir` (followed if `follow`, as a root the user gave) is a directory of the
-/// user's that nobody else may write.
-pub(crate) fn trusted_dir(dir: &Path, follow: bool) -> Result<(), Distrust> {
+/// Who may own what is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owners {
+    /// This user alone: what this user's processes write (the caches).
+    Me,
+    /// This user or root: what is installed beside the program (code shipped with it), as
+    /// trusted as the program itself.
+    MeOrRoot,
+}
+
+/// Checks that `dir` (followed if `follow`, as a root the user gave) is a directory of
+/// `owners` that nobody else may write.
+pub(crate) fn trusted_dir(dir: &Path, follow: bool, owners: Owners) -> Result<(), Distrust> {
     let meta = if follow {
         fs::metadata(dir)
     } else {
@@ -300,7 +310,7 @@ pub(crate) fn trusted_dir(dir: &Path, follow: bool) -> Result<(), Distrust> {
         std::io::ErrorKind::NotFound => Distrust::Missing,
         _ => Distrust::Unreadable(dir.to_path_buf(), error),
     })?;
-    check_entry(dir, &meta, Kind::Directory)
+    check_entry(dir, &meta, Kind::Directory, owners)
 }
 
 /// What a path of the cache must be.
@@ -310,9 +320,14 @@ enum Kind {
     File,
 }
 
-/// Whether `meta` (of `path`, not followed) is of `kind`, owned by this user, and writable
+/// Whether `meta` (of `path`, not followed) is of `kind`, owned by `owners`, and writable
 /// by nobody else.
-fn check_entry(path: &Path, meta: &fs::Metadata, kind: Kind) -> Result<(), Distrust> {
+fn check_entry(
+    path: &Path,
+    meta: &fs::Metadata,
+    kind: Kind,
+    owners: Owners,
+) -> Result<(), Distrust> {
     use std::os::unix::fs::MetadataExt as _;
     if meta.file_type().is_symlink() {
         return Err(Distrust::Link(path.to_path_buf()));
@@ -325,8 +340,10 @@ fn check_entry(path: &Path, meta: &fs::Metadata, kind: Kind) -> Result<(), Distr
         return Err(Distrust::Kind(path.to_path_buf(), name));
     }
     let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me {
-        return Err(Distrust::Owner(path.to_path_buf(), meta.uid(), me));
+    let root_allowed = owners == Owners::MeOrRoot;
+    if meta.uid() != me && !(root_allowed && meta.uid() == 0) {
+        let or_root = if root_allowed { " or to root" } else { "" };
+        return Err(Distrust::Owner(path.to_path_buf(), meta.uid(), me, or_root));
     }
     if meta.mode() & 0o022 != 0 {
         return Err(Distrust::Writable(path.to_path_buf()));
@@ -337,12 +354,14 @@ fn check_entry(path: &Path, meta: &fs::Metadata, kind: Kind) -> Result<(), Distr
 /// The bytes of the cache file at `path`, if it is trusted: opened without following a
 /// symbolic link, checked through the open descriptor, read from it.
 fn read_trusted(path: &Path) -> Result<Vec<u8>, Distrust> {
-    read_trusted_file(path).map(|(bytes, ..)| bytes)
+    read_trusted_file(path, Owners::Me).map(|(bytes, ..)| bytes)
 }
 
-/// [`read_trusted`], with the open file and its metadata (to touch it).
+/// [`read_trusted`] of a file of `owners`, with the open file and its metadata (to touch
+/// it).
 pub(crate) fn read_trusted_file(
     path: &Path,
+    owners: Owners,
 ) -> Result<(Vec<u8>, fs::File, fs::Metadata), Distrust> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
@@ -360,7 +379,7 @@ pub(crate) fn read_trusted_file(
         .open(path)
         .map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
-    check_entry(path, &meta, Kind::File)?;
+    check_entry(path, &meta, Kind::File, owners)?;
     let bytes = crate::read::whole(&mut file, meta.len()).map_err(unreadable)?;
     Ok((bytes, file, meta))
 }

@@ -26,11 +26,14 @@ mod invoke;
 mod limits;
 mod restore;
 mod segments;
+mod shipped;
 
 pub(crate) use invoke::{Cancel, RawOutcome};
 pub(crate) use limits::Asked;
 use limits::COMPONENT_LIMITS;
 pub use limits::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_TABLE_ELEMENTS, Limits};
+pub(crate) use shipped::Shipped;
+pub use shipped::{BASELINE, PrecompileError, precompile_for_shipping};
 
 use crate::error::{ConfigError, JobError};
 use crate::module::{self, Module, ModuleKind};
@@ -86,6 +89,8 @@ pub(crate) enum Origin {
     Compiled,
     /// Loaded from the on-disk cache.
     DiskCache,
+    /// Loaded from code shipped with the program, compiled for the architecture's baseline.
+    Shipped,
 }
 
 /// The engines jobs run on: one for ordinary jobs, and one whose code counts fuel for jobs
@@ -101,6 +106,8 @@ pub(crate) struct Sandbox {
     components: [OnceLock<Result<Backend, ConfigError>>; 2],
     /// The disk cache's root, for the metered engine (each engine has its own directory).
     disk: Option<DiskCache>,
+    /// Code shipped with the program, for the components engine without fuel.
+    shipped: Option<Shipped>,
     /// How many instances the plain engine's pool holds at once: the most workers that can
     /// run jobs.
     slots: u32,
@@ -117,7 +124,10 @@ impl Sandbox {
     /// largest power of two that fits elsewhere: aarch64 kernels built with 39-bit addresses
     /// (512 GiB for user space, as Raspberry Pi OS ships) or a process under `ulimit -v`
     /// would otherwise refuse to start at all.
-    pub(crate) fn new(disk: Option<DiskCache>) -> Result<Self, ConfigError> {
+    pub(crate) fn new(
+        disk: Option<DiskCache>,
+        shipped: Option<Shipped>,
+    ) -> Result<Self, ConfigError> {
         let (engine, slots) = largest_pool(MAX_CONCURRENT_INSTANCES, |slots| {
             let pool = pool_config(slots, Enabled::Auto);
             Engine::new(&engine_config(InstanceAllocationStrategy::Pooling(pool)))
@@ -130,7 +140,9 @@ impl Sandbox {
             );
         }
         log_memory_reset();
-        Self::with_engine(engine, slots, disk)
+        let mut sandbox = Self::with_engine(engine, slots, disk)?;
+        sandbox.shipped = shipped;
+        Ok(sandbox)
     }
 
     /// A sandbox whose ordinary jobs run on `engine`, which must have epoch interruption on
@@ -145,6 +157,7 @@ impl Sandbox {
             metered: OnceLock::new(),
             components: Default::default(),
             disk,
+            shipped: None,
             slots,
             kept: component::Kept::default(),
         })
@@ -190,7 +203,10 @@ impl Sandbox {
             }
             .map_err(|err| ConfigError::Engine(format!("{err:#}")))?;
             debug!(metered, restores, "sandbox: engine for components built");
-            Backend::start_restoring(engine, self.disk.clone(), true, restores)
+            let backend = Backend::start_restoring(engine, self.disk.clone(), true, restores)?;
+            // Shipped code is compiled without fuel.
+            let shipped = if metered { None } else { self.shipped.clone() };
+            Ok(backend.with_shipped(shipped))
         });
         built
             .as_ref()
@@ -353,13 +369,18 @@ fn component_pool_config(slots: u32) -> PoolingAllocationConfig {
 /// memory mapped by `restore::Memories`, instances allocated on demand (a worker keeps its
 /// instance, so instantiation is rare).
 fn component_engine_restoring(metered: bool) -> wasmtime::Result<Engine> {
+    Engine::new(&component_config_restoring(metered))
+}
+
+/// The configuration of [`component_engine_restoring`]'s engine.
+fn component_config_restoring(metered: bool) -> Config {
     let mut config = component_config(InstanceAllocationStrategy::OnDemand, metered);
     // Copy-on-write images are for memories wasmtime maps itself: with these, the data
     // segments are copied in when the instance is made (once per worker).
     config
         .with_host_memory(std::sync::Arc::new(restore::Memories))
         .memory_init_cow(false);
-    Engine::new(&config)
+    config
 }
 
 /// The engine for components where kept instances cannot be put back (no `PAGEMAP_SCAN`):
