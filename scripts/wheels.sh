@@ -106,7 +106,7 @@ runner() {
 
 # Builds ARCH's wheel into OUT; prints its path.
 wheel() {
-    local arch=$1 out=$2 binary before wheel
+    local arch=$1 out=$2 binary before wheel shipped
     binary=$(binary "$arch")
     before=$(mktemp)
     find "$out" -maxdepth 1 -name '*.whl' >"$before" 2>/dev/null || true
@@ -117,9 +117,11 @@ wheel() {
     rm -rf "$DATA" "$CODE"
     mkdir -p "$DATA/scripts"
     cp "$binary" "$DATA/scripts/wasp"
+    shipped=""
     if [[ $arch == "$(uname -m)" ]]; then
         say "compiling the runner ahead for $arch's baseline CPU"
-        "$binary" precompile "$RUNNER" --out "$CODE" >&2
+        shipped=$("$binary" precompile "$RUNNER" --out "$CODE")
+        shipped="wasp/runner/code/$(basename "$shipped")"
     fi
     # shellcheck disable=SC2046 # one word per flag
     maturin build $(maturin_flags "$arch") -m python/Cargo.toml -o "$out" >&2
@@ -129,13 +131,15 @@ wheel() {
     wheel=$(find "$out" -maxdepth 1 -name "*$arch.whl" -newer "$before" | head -n 1)
     rm -f "$before"
     [[ -n $wheel ]] || fail "maturin made no $arch wheel in $out"
-    check "$wheel" "$arch"
+    check "$wheel" "$arch" "$shipped"
     echo "$wheel"
 }
 
-# auditwheel must accept the wheel's tag, and the wheel must hold what it promises.
+# auditwheel must accept the wheel's tag, and the wheel must hold what it promises: with
+# SHIPPED (the member of the runner's code compiled ahead), that code, and no other
+# compiled code; without, none at all.
 check() {
-    local wheel=$1 arch=$2 report
+    local wheel=$1 arch=$2 shipped=$3 report
     report=$(auditwheel show "$wheel" 2>&1) || fail "auditwheel show $wheel failed: $report"
     # auditwheel wraps its lines: read the report as one.
     grep -q "consistent with the following platform tag: \"manylinux_2_17_$arch\"" \
@@ -144,10 +148,14 @@ check() {
     local listing
     listing=$("$TOOLS/bin/python" -m zipfile -l "$wheel")
     local members=(wasp/_wasp.abi3.so wasp/runner/runner.wasm wasp/runner/runner.json "data/scripts/wasp")
-    [[ $arch != "$(uname -m)" ]] || members+=("wasp/runner/code/.*\.cwasm")
+    [[ -z $shipped ]] || members+=("$shipped")
     for member in "${members[@]}"; do
-        grep -q "$member" <<<"$listing" || fail "$wheel lacks $member"
+        grep -qF "$member" <<<"$listing" || fail "$wheel lacks $member"
     done
+    local compiled
+    compiled=$(grep -oE 'wasp/runner/code/[^ ]*' <<<"$listing" || true)
+    [[ $compiled == "$shipped" ]] ||
+        fail "$wheel holds compiled code [$compiled], not just [$shipped]"
     say "$(basename "$wheel"): $(($(stat -c %s "$wheel") / 1024 / 1024)) MiB ($(stat -c %s "$wheel") bytes), auditwheel: manylinux_2_17_$arch"
 }
 

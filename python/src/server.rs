@@ -81,7 +81,7 @@ impl NativeServer {
         cache_dir=None, no_cache=false, node_timeout=None, resolve_interval=None,
         max_retries=None, max_queued=None,
         timeout=None, max_memory=None, max_output=None, fuel=None, metrics=None,
-        metrics_token=None, cache=false, shipped_code_dir=None
+        metrics_token=None, cache=false, shipped_code_dir=None, shipped_with=None
     ))]
     #[expect(
         clippy::too_many_arguments,
@@ -108,6 +108,7 @@ impl NativeServer {
         metrics_token: Option<String>,
         cache: bool,
         shipped_code_dir: Option<std::path::PathBuf>,
+        shipped_with: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let mut builder = Server::builder().cache(cache);
         if let Some(monitor) = monitor_config(metrics, metrics_token)? {
@@ -153,6 +154,9 @@ impl NativeServer {
         };
         if let Some(dir) = shipped_code_dir {
             builder = builder.shipped_code_dir(dir);
+        }
+        if let Some(program) = shipped_with {
+            builder = builder.shipped_with(program);
         }
         if let Some(timeout) = node_timeout {
             builder = builder.node_timeout(seconds(timeout));

@@ -173,8 +173,18 @@ def test_a_python_function_runs_as_a_job_from_the_wheel(installed):
 X86_64_V3 = {"avx", "avx2", "bmi1", "bmi2", "fma", "abm", "sse4_2", "popcnt", "cx16"}
 
 
-def test_the_wheels_first_python_job_runs_shipped_code_without_compiling(installed):
-    # A home of its own: no disk cache, as on a machine that never ran wasp.
+def runs_the_baseline() -> bool:
+    """Whether this CPU has x86-64-v3's features (a CPU without them compiles the runner,
+    as without shipped code)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return X86_64_V3.issubset(line.split(":", 1)[1].split())
+    return False
+
+
+def first_job_counts(installed: Installed, home: str) -> str:
+    """A new process's first Python job, with a home of its own (no disk cache, as on a
+    machine that never ran wasp): how many modules it compiled and loaded, as "C L"."""
     script = installed.root / "first_job.py"
     script.write_text(
         "import wasp\n"
@@ -185,17 +195,33 @@ def test_the_wheels_first_python_job_runs_shipped_code_without_compiling(install
         "    cache = client.stats().cache\n"
         "    print(cache.compiled, cache.loaded_from_disk)\n"
     )
-    home = installed.root / "first-job-home"
-    home.mkdir()
-    output = installed.run("python", str(script), timeout=300, HOME=str(home))
-    flags = set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    # A CPU without the baseline's features compiles the runner, as without shipped code.
-    expected = "0 1" if X86_64_V3.issubset(flags) else "1 0"
-    assert output.split() == expected.split(), output
+    (installed.root / home).mkdir()
+    output = installed.run("python", str(script), timeout=300, HOME=str(installed.root / home))
+    return " ".join(output.split())
+
+
+def test_the_wheels_first_python_job_runs_shipped_code_without_compiling(installed):
+    assert first_job_counts(installed, "first-home") == ("0 1" if runs_the_baseline() else "1 0")
+
+
+def test_shipped_code_as_open_as_the_package_is_loaded_and_more_open_is_not(installed):
+    package = next((installed.root / "venv").glob("lib/python3*/site-packages/wasp"))
+    code = package / "runner" / "code"
+    (shipped,) = code.glob("*.cwasm")
+    extension = package / "_wasp.abi3.so"
+    modes = {path: path.stat().st_mode for path in (code, shipped, extension)}
+    try:
+        # As `umask 002` installs it: the extension and the code writable by the group.
+        for path in modes:
+            path.chmod(path.stat().st_mode | 0o020)
+        loaded = "0 1" if runs_the_baseline() else "1 0"
+        assert first_job_counts(installed, "umask-002-home") == loaded
+        # Code others may write, beside an extension they may not: compiled instead.
+        shipped.chmod(shipped.stat().st_mode | 0o002)
+        assert first_job_counts(installed, "open-code-home") == "1 0"
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
 
 
 class Node:

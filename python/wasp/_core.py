@@ -268,7 +268,7 @@ class Core:
         self._runner: Optional[runner.Runner] = None
         self._runner_ready = threading.Event()
         self._runner_error: Optional[BaseException] = None
-        self._native = _wasp.NativeServer(shipped_code_dir=str(runner.SHIPPED_CODE), **settings)
+        self._native = runner.native_server(**settings)
         self.dispatcher = Dispatcher(self._native)
         self.groups: set[str] = set()
         _live.add(self)

@@ -65,6 +65,7 @@ class NativeServer:
         metrics_token: Optional[str] = None,
         cache: bool = False,
         shipped_code_dir: Optional[str] = None,
+        shipped_with: Optional[str] = None,
     ) -> None: ...
     def submit(
         self,

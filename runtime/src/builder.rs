@@ -53,6 +53,7 @@ pub struct ServerBuilder {
     cache_dir: CacheDir,
     cache_max_bytes: u64,
     shipped_code_dir: Option<PathBuf>,
+    shipped_with: Option<PathBuf>,
     max_prepared_modules: usize,
     max_queued: Option<usize>,
     peers: Vec<Peer>,
@@ -79,6 +80,7 @@ impl Default for ServerBuilder {
             cache_dir: CacheDir::Default,
             cache_max_bytes: DEFAULT_MAX_CACHE_BYTES,
             shipped_code_dir: None,
+            shipped_with: None,
             max_prepared_modules: DEFAULT_MAX_PREPARED_MODULES,
             max_queued: None,
             peers: Vec::new(),
@@ -183,13 +185,27 @@ impl ServerBuilder {
     }
 
     /// Looks for a component's compiled code in `dir` too, after the disk cache and before
-    /// compiling it: code shipped with the program (the Python wheel ships its runner's),
-    /// written by [`precompile_for_shipping`](crate::precompile_for_shipping) for the
-    /// architecture's [`BASELINE`](crate::BASELINE). Code this CPU cannot run, or from
-    /// another wasp, is ignored; `dir` and its files must belong to this user or root and be
-    /// writable by nobody else. Default: none.
+    /// compiling it (for jobs without a fuel budget): code shipped with the program (the
+    /// Python wheel ships its runner's), written by
+    /// [`precompile_for_shipping`](crate::precompile_for_shipping) for the architecture's
+    /// [`BASELINE`](crate::BASELINE). Code this CPU cannot run, or from another wasmtime
+    /// version or engine configuration, is ignored, and the module compiled. `dir` and its
+    /// files must belong to this user or root and be writable by nobody else, or be no
+    /// more open than the program's own file (see [`shipped_with`](Self::shipped_with)).
+    /// Default: none.
     pub fn shipped_code_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.shipped_code_dir = Some(dir.into());
+        self
+    }
+
+    /// The file of the program the [shipped code](Self::shipped_code_dir) comes with (the
+    /// Python package's extension module): the code may be as open as it, and no more
+    /// (owned by its owner, writable by its group if it is: a package installed under
+    /// `umask 002`), since whoever may write it may change the program too. Never writable
+    /// by all. Default: none (the code must be this user's or root's, and nobody else's to
+    /// write).
+    pub fn shipped_with(mut self, program: impl Into<PathBuf>) -> Self {
+        self.shipped_with = Some(program.into());
         self
     }
 
@@ -358,7 +374,8 @@ impl ServerBuilder {
             CacheDir::Disabled => None,
         };
         let disk = root.map(|root| DiskCache::new(root, self.cache_max_bytes));
-        let shipped = self.shipped_code_dir.clone().map(Shipped::new);
+        let shipped =
+            (self.shipped_code_dir.clone()).map(|dir| Shipped::new(dir, self.shipped_with.clone()));
         let sandbox = Sandbox::new(disk, shipped)?;
         // Where the address space is small, the pool may hold fewer instances.
         check_workers(self.workers, sandbox.slots())?;

@@ -180,11 +180,34 @@ fn a_component_is_compiled_once_then_loaded_from_disk() {
     assert_eq!((cache.compiled, cache.loaded_from_disk), (0, 1));
 }
 
+/// Whether this CPU has every feature of the baseline shipped code is compiled for
+/// (x86-64-v3 on x86-64; aarch64's, Armv8.0, every aarch64 CPU has).
+fn runs_the_baseline() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("bmi1")
+            && std::arch::is_x86_feature_detected!("bmi2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("lzcnt")
+            && std::arch::is_x86_feature_detected!("popcnt")
+            && std::arch::is_x86_feature_detected!("sse4.2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        true
+    }
+}
+
 /// Code compiled ahead for the architecture's baseline (`wasp precompile`: what the x86-64
-/// wheel ships) is loaded by a server that has never compiled the runner; a tampered file is
+/// wheel ships) is loaded by a server that has never compiled the runner (on a CPU that
+/// has the baseline's features; elsewhere the runner is compiled); also when it is as open
+/// as the program it ships with (group-writable, as under `umask 002`). A corrupt file is
 /// not, and the runner is compiled instead, with the same result.
 #[test]
-fn shipped_code_is_loaded_and_a_tampered_file_is_compiled_instead() {
+fn shipped_code_is_loaded_and_a_corrupt_file_is_compiled_instead() {
+    use std::os::unix::fs::PermissionsExt as _;
     let Some(runner) = runner() else { return };
     let shipped = tempfile::tempdir().unwrap();
     let file = wasp::precompile_for_shipping(&runner, shipped.path()).unwrap();
@@ -193,26 +216,40 @@ fn shipped_code_is_loaded_and_a_tampered_file_is_compiled_instead() {
         let call = Call("def f():\n    return 7\n", "f", NO_ARGS, &[]);
         let job = server.submit::<u32, _>(&runner, "python", call);
         assert_eq!(wait(&job), Ok(7));
-        server.stats().cache
+        let cache = server.stats().cache;
+        (cache.compiled, cache.loaded_from_disk)
     };
-    let with_shipped = |dir: &tempfile::TempDir| {
-        wasp_tests::builder(dir)
+    let with_shipped = |dir: &tempfile::TempDir, program: Option<&std::path::Path>| {
+        let mut builder = wasp_tests::builder(dir)
             .workers(1)
-            .shipped_code_dir(shipped.path())
-            .build()
-            .unwrap()
+            .shipped_code_dir(shipped.path());
+        if let Some(program) = program {
+            builder = builder.shipped_with(program);
+        }
+        builder.build().unwrap()
     };
+    let loaded = if runs_the_baseline() { (0, 1) } else { (1, 0) };
     let fresh = tempfile::tempdir().unwrap();
-    let cache = run(&with_shipped(&fresh));
-    assert_eq!((cache.compiled, cache.loaded_from_disk), (0, 1));
+    assert_eq!(run(&with_shipped(&fresh, None)), loaded);
+
+    // As a package installed under `umask 002` has it: program and code group-writable.
+    let group_writable = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    group_writable(shipped.path(), 0o775);
+    group_writable(&file, 0o664);
+    let program = shipped.path().join("program.so");
+    std::fs::write(&program, b"the program").unwrap();
+    group_writable(&program, 0o664);
+    let fresh = tempfile::tempdir().unwrap();
+    assert_eq!(run(&with_shipped(&fresh, Some(&program))), loaded);
 
     let mut bytes = std::fs::read(&file).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&file, bytes).unwrap();
     let fresh = tempfile::tempdir().unwrap();
-    let cache = run(&with_shipped(&fresh));
-    assert_eq!((cache.compiled, cache.loaded_from_disk), (1, 0));
+    assert_eq!(run(&with_shipped(&fresh, Some(&program))), (1, 0));
 }
 
 #[test]

@@ -126,6 +126,16 @@ PACKAGED = Path(__file__).parent
 #: runner on a fresh machine (a CPU without the baseline's features compiles it as before).
 SHIPPED_CODE = PACKAGED / "code"
 
+
+def native_server(**settings: Any) -> _wasp.NativeServer:
+    """A native server with ``settings`` that loads the shipped code (``SHIPPED_CODE``),
+    trusted as far as the package's own extension module (a package installed under
+    ``umask 002`` is writable by its owner's group, extension and code alike)."""
+    return _wasp.NativeServer(
+        shipped_code_dir=str(SHIPPED_CODE), shipped_with=str(_wasp.__file__), **settings
+    )
+
+
 COMPONENTIZE_PY_VERSION = _build.COMPONENTIZE_PY_VERSION
 MSGPACK_VERSION = _build.MSGPACK_VERSION
 
@@ -301,10 +311,11 @@ def available_modules(packages: PackagesArg = ()) -> frozenset[str]:
 
 
 def prepare(packages: PackagesArg = ()) -> Path:
-    """Compiles the runner on this machine now (or finds it compiled, in the disk cache):
-    a first Python job then costs no compilation. Returns the runner's path."""
+    """Compiles the runner on this machine now, into the disk cache (or finds it compiled
+    there, or shipped with the package: ``SHIPPED_CODE``): a first Python job then costs no
+    compilation. Returns the runner's path."""
     runner = get(packages)
-    server = _wasp.NativeServer(workers=1, shipped_code_dir=str(SHIPPED_CODE))
+    server = native_server(workers=1)
     try:
         server.prepare(runner.module()._native)
     finally:
@@ -315,7 +326,7 @@ def prepare(packages: PackagesArg = ()) -> Path:
 def _ask(runner: Module) -> tuple[list[str], dict[str, str]]:
     """The runner's ``sys.modules``, and the packages' modules that did not import when it
     was built (and why), as it reports them (the request ``[0]``)."""
-    server = _wasp.NativeServer(workers=1)
+    server = native_server(workers=1)
     try:
         job = server.submit(runner._native, "python", [0])
         assert job is not None

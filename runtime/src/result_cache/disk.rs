@@ -6,7 +6,7 @@
 use super::Key;
 use super::entry::{self, Entry};
 use crate::sandbox::disk::{
-    Distrust, Owners, create_private_dir, read_trusted_file, trusted_dir, write_private_unsynced,
+    Distrust, Trust, create_private_dir, read_trusted_file, trusted_dir, write_private_unsynced,
 };
 use std::fs;
 use std::io;
@@ -39,7 +39,7 @@ const TOUCH_AFTER: Duration = Duration::from_secs(60);
 /// the open descriptor): one open, one `fstat`, one read.
 pub(super) fn read(dir: &Path, key: &Key) -> Option<Entry> {
     let path = path_of(dir, key);
-    let (bytes, file, meta) = match read_trusted_file(&path, Owners::Me) {
+    let (bytes, file, meta) = match read_trusted_file(&path, &Trust::Mine) {
         Ok(read) => read,
         Err(Distrust::Missing) => return None,
         Err(distrust) => {
@@ -66,7 +66,7 @@ pub(super) fn read(dir: &Path, key: &Key) -> Option<Entry> {
 /// Whether `dir`, the result cache's root, is the user's and private (else none of its
 /// entries is used); a missing one is (it will be made so).
 pub(super) fn trusted(dir: &Path) -> bool {
-    match trusted_dir(dir, true, Owners::Me) {
+    match trusted_dir(dir, true, &Trust::Mine) {
         Ok(()) | Err(Distrust::Missing) => true,
         Err(distrust) => {
             warn!(%distrust, "result cache: not used");

@@ -273,8 +273,8 @@ pub(crate) enum Distrust {
     Kind(PathBuf, &'static str),
     #[error("{0} belongs to another user (uid {1}), not to this one (uid {2}){3}")]
     Owner(PathBuf, u32, u32, &'static str),
-    #[error("{0} is writable by other users (make it private: chmod go-w)")]
-    Writable(PathBuf),
+    #[error("{0} is writable by other users (make it private: chmod go-w){1}")]
+    Writable(PathBuf, &'static str),
     #[error("{0} cannot be read: {1}")]
     Unreadable(PathBuf, std::io::Error),
 }
@@ -283,24 +283,65 @@ impl DiskCache {
     /// Checks the root (followed, as the user gave it) and the engine directory (not
     /// followed) before anything in them is read or written.
     fn trusted_dirs(&self) -> Result<(), Distrust> {
-        trusted_dir(&self.root, true, Owners::Me)?;
-        trusted_dir(&self.dir, false, Owners::Me)
+        trusted_dir(&self.root, true, &Trust::Mine)?;
+        trusted_dir(&self.dir, false, &Trust::Mine)
     }
 }
 
-/// Who may own what is trusted.
+/// Who may have written what is trusted: its owner, and who else may write it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Owners {
-    /// This user alone: what this user's processes write (the caches).
-    Me,
-    /// This user or root: what is installed beside the program (code shipped with it), as
-    /// trusted as the program itself.
-    MeOrRoot,
+pub(crate) enum Trust {
+    /// This user's, writable by nobody else: what this user's processes write (the caches).
+    Mine,
+    /// This user's or root's, writable by nobody else: installed with the program.
+    Installed,
+    /// No more open than the program's own file, of this owner, group and mode: this
+    /// user's, root's or the program's owner's, and writable by its group only if the
+    /// program is too, by the same group (a package installed under `umask 002`, the
+    /// default where each user has a group of their own). Never writable by all.
+    AsProgram {
+        /// The program file's owner.
+        uid: u32,
+        /// The program file's group.
+        gid: u32,
+        /// The program file's mode.
+        mode: u32,
+    },
 }
 
-/// Checks that `dir` (followed if `follow`, as a root the user gave) is a directory of
-/// `owners` that nobody else may write.
-pub(crate) fn trusted_dir(dir: &Path, follow: bool, owners: Owners) -> Result<(), Distrust> {
+impl Trust {
+    /// Whether `uid` may own what is trusted, and how to say who may.
+    fn owner(&self, uid: u32, me: u32) -> Result<(), &'static str> {
+        match *self {
+            Trust::Mine if uid == me => Ok(()),
+            Trust::Mine => Err(""),
+            Trust::Installed if uid == me || uid == 0 => Ok(()),
+            Trust::Installed => Err(" or to root"),
+            Trust::AsProgram { uid: program, .. } if uid == me || uid == 0 || uid == program => {
+                Ok(())
+            }
+            Trust::AsProgram { .. } => Err(", to root or to the program's owner"),
+        }
+    }
+
+    /// The write permissions (of group and others) that may be set on a file of group
+    /// `gid`, and how to say so.
+    fn open_writes(&self, gid: u32) -> (u32, &'static str) {
+        match *self {
+            Trust::AsProgram {
+                gid: program, mode, ..
+            } if gid == program => (
+                mode & 0o020,
+                " (or make it no more writable than the program beside it)",
+            ),
+            _ => (0, ""),
+        }
+    }
+}
+
+/// Checks that `dir` (followed if `follow`, as a root the user gave) is a directory that
+/// `trust` allows.
+pub(crate) fn trusted_dir(dir: &Path, follow: bool, trust: &Trust) -> Result<(), Distrust> {
     let meta = if follow {
         fs::metadata(dir)
     } else {
@@ -310,7 +351,7 @@ pub(crate) fn trusted_dir(dir: &Path, follow: bool, owners: Owners) -> Result<()
         std::io::ErrorKind::NotFound => Distrust::Missing,
         _ => Distrust::Unreadable(dir.to_path_buf(), error),
     })?;
-    check_entry(dir, &meta, Kind::Directory, owners)
+    check_entry(dir, &meta, Kind::Directory, trust)
 }
 
 /// What a path of the cache must be.
@@ -320,13 +361,13 @@ enum Kind {
     File,
 }
 
-/// Whether `meta` (of `path`, not followed) is of `kind`, owned by `owners`, and writable
-/// by nobody else.
+/// Whether `meta` (of `path`, not followed) is of `kind`, and owned and writable as
+/// `trust` allows.
 fn check_entry(
     path: &Path,
     meta: &fs::Metadata,
     kind: Kind,
-    owners: Owners,
+    trust: &Trust,
 ) -> Result<(), Distrust> {
     use std::os::unix::fs::MetadataExt as _;
     if meta.file_type().is_symlink() {
@@ -340,13 +381,12 @@ fn check_entry(
         return Err(Distrust::Kind(path.to_path_buf(), name));
     }
     let me = rustix::process::geteuid().as_raw();
-    let root_allowed = owners == Owners::MeOrRoot;
-    if meta.uid() != me && !(root_allowed && meta.uid() == 0) {
-        let or_root = if root_allowed { " or to root" } else { "" };
-        return Err(Distrust::Owner(path.to_path_buf(), meta.uid(), me, or_root));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(Distrust::Writable(path.to_path_buf()));
+    trust
+        .owner(meta.uid(), me)
+        .map_err(|who| Distrust::Owner(path.to_path_buf(), meta.uid(), me, who))?;
+    let (allowed, hint) = trust.open_writes(meta.gid());
+    if meta.mode() & 0o022 & !allowed != 0 {
+        return Err(Distrust::Writable(path.to_path_buf(), hint));
     }
     Ok(())
 }
@@ -354,14 +394,14 @@ fn check_entry(
 /// The bytes of the cache file at `path`, if it is trusted: opened without following a
 /// symbolic link, checked through the open descriptor, read from it.
 fn read_trusted(path: &Path) -> Result<Vec<u8>, Distrust> {
-    read_trusted_file(path, Owners::Me).map(|(bytes, ..)| bytes)
+    read_trusted_file(path, &Trust::Mine).map(|(bytes, ..)| bytes)
 }
 
-/// [`read_trusted`] of a file of `owners`, with the open file and its metadata (to touch
-/// it).
+/// [`read_trusted`] of a file `trust` allows, with the open file and its metadata (to
+/// touch it).
 pub(crate) fn read_trusted_file(
     path: &Path,
-    owners: Owners,
+    trust: &Trust,
 ) -> Result<(Vec<u8>, fs::File, fs::Metadata), Distrust> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
@@ -379,7 +419,7 @@ pub(crate) fn read_trusted_file(
         .open(path)
         .map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
-    check_entry(path, &meta, Kind::File, owners)?;
+    check_entry(path, &meta, Kind::File, trust)?;
     let bytes = crate::read::whole(&mut file, meta.len()).map_err(unreadable)?;
     Ok((bytes, file, meta))
 }
@@ -446,6 +486,69 @@ mod tests {
         assert_eq!(checked_payload(&flipped), None);
         assert_eq!(checked_payload(&file[..20]), None);
         assert_eq!(checked_payload(b"WASPCC00"), None);
+    }
+
+    /// A file of this user's with `mode`, and what `check_entry` says of it under `trust`.
+    fn checked(trust: &Trust, mode: u32) -> Result<(), Distrust> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("code.cwasm");
+        fs::write(&path, b"code").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        check_entry(&path, &meta, Kind::File, trust)
+    }
+
+    /// The program's file as `Trust::AsProgram` sees it: this user's and group's, `mode`.
+    fn as_program(mode: u32) -> Trust {
+        Trust::AsProgram {
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            mode,
+        }
+    }
+
+    #[test]
+    fn shipped_code_may_be_as_open_as_its_program_and_no_more() {
+        assert!(checked(&Trust::Installed, 0o644).is_ok());
+        assert!(matches!(
+            checked(&Trust::Installed, 0o664),
+            Err(Distrust::Writable(..))
+        ));
+        // Under `umask 002` the program is group-writable, and its code may be too.
+        assert!(checked(&as_program(0o664), 0o664).is_ok());
+        assert!(checked(&as_program(0o644), 0o644).is_ok());
+        assert!(matches!(
+            checked(&as_program(0o644), 0o664),
+            Err(Distrust::Writable(..))
+        ));
+        // Writable by all: never, whatever the program is.
+        assert!(matches!(
+            checked(&as_program(0o666), 0o666),
+            Err(Distrust::Writable(..))
+        ));
+        assert!(matches!(
+            checked(&as_program(0o664), 0o646),
+            Err(Distrust::Writable(..))
+        ));
+    }
+
+    #[test]
+    fn shipped_code_may_belong_to_the_programs_owner_or_root() {
+        let me = rustix::process::geteuid().as_raw();
+        let other = me + 4242;
+        let program = Trust::AsProgram {
+            uid: other,
+            gid: 0,
+            mode: 0o644,
+        };
+        assert!(program.owner(other, me).is_ok());
+        assert!(program.owner(0, me).is_ok());
+        assert!(program.owner(me, me).is_ok());
+        assert!(program.owner(other + 1, me).is_err());
+        assert!(Trust::Installed.owner(0, me).is_ok());
+        assert!(Trust::Installed.owner(other, me).is_err());
+        assert!(Trust::Mine.owner(0, me).is_err() || me == 0);
     }
 
     #[test]

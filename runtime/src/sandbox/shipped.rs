@@ -9,12 +9,15 @@
 //! was compiled for. Anything else (a missing, untrusted, corrupt or incompatible file) is a
 //! miss: the module is compiled here, as without shipped code.
 //!
-//! What a file holds runs as native code, so it is trusted only as the program beside it
-//! is: the directory and the file must belong to this user or to root (a package installed
-//! by root) and be writable by nobody else, and the file must not be a symbolic link. It is
-//! checked through the open descriptor and read from it.
+//! What a file holds runs as native code, so it is trusted only as far as the program it
+//! ships with: the directory and the file must belong to this user or to root (a package
+//! installed by root) and be writable by nobody else; or, given the program's own file
+//! (the Python package's extension module), be no more open than it (`Trust::AsProgram`:
+//! a package installed under `umask 002` is writable by its owner's group, program and
+//! code alike). The file must not be a symbolic link; it is checked through the open
+//! descriptor and read from it. The directory is followed, as the user gave it.
 
-use super::disk::{self, Code, Distrust, Owners};
+use super::disk::{self, Code, Distrust, Trust};
 use crate::module::{Module, ModuleHash, ModuleKind};
 use std::fs;
 use std::io::Write;
@@ -57,9 +60,11 @@ pub fn precompile_for_shipping(module: &Module, dir: &Path) -> Result<PathBuf, P
         return Err(PrecompileError::NotComponent);
     }
     let engine = baseline_engine()?;
-    let failed = |err: wasmtime::Error| PrecompileError::Compile(format!("{err:#}"));
-    let component = wasmtime::component::Component::new(&engine, module.bytes()).map_err(failed)?;
-    let payload = component.serialize_code().map_err(failed)?;
+    // Compiled and serialized only: nothing is loaded or run here, so this CPU need not
+    // have the baseline's features.
+    let payload = engine
+        .precompile_component(module.bytes())
+        .map_err(|err| PrecompileError::Compile(format!("{err:#}")))?;
     let path = path_of(dir, module.hash());
     write_public(&path, &payload).map_err(|err| PrecompileError::Write(path.clone(), err))?;
     Ok(path)
@@ -98,20 +103,44 @@ fn baseline_engine() -> Result<Engine, PrecompileError> {
 #[derive(Debug, Clone)]
 pub(crate) struct Shipped {
     dir: PathBuf,
+    /// The program the code ships with, whose file says how open the code may be.
+    program: Option<PathBuf>,
 }
 
 impl Shipped {
-    /// The shipped code in `dir`.
-    pub(crate) fn new(dir: PathBuf) -> Self {
-        Shipped { dir }
+    /// The shipped code in `dir`, shipped with the program of file `program` if given.
+    pub(crate) fn new(dir: PathBuf, program: Option<PathBuf>) -> Self {
+        Shipped { dir, program }
+    }
+
+    /// How open the directory and its files may be: no more than the program's file, or
+    /// else as anything installed.
+    fn trust(&self) -> Trust {
+        use std::os::unix::fs::MetadataExt as _;
+        match self.program.as_deref().map(fs::metadata) {
+            Some(Ok(program)) => Trust::AsProgram {
+                uid: program.uid(),
+                gid: program.gid(),
+                mode: program.mode(),
+            },
+            Some(Err(err)) => {
+                debug!(%err, "shipped code: the program's file is unreadable; trusted as installed");
+                Trust::Installed
+            }
+            None => Trust::Installed,
+        }
     }
 
     /// The shipped code of `hash` for `engine`, if there is a trusted file of it that
     /// `engine` accepts.
     pub(crate) fn load<C: Code>(&self, engine: &Engine, hash: ModuleHash) -> Option<C> {
         let path = path_of(&self.dir, hash);
-        let read = disk::trusted_dir(&self.dir, true, Owners::MeOrRoot)
-            .and_then(|()| disk::read_trusted_file(&path, Owners::MeOrRoot));
+        if !path.exists() {
+            return None; // most modules: nothing to distrust, nothing to say
+        }
+        let trust = self.trust();
+        let read = disk::trusted_dir(&self.dir, true, &trust)
+            .and_then(|()| disk::read_trusted_file(&path, &trust));
         let bytes = match read {
             Ok((bytes, ..)) => bytes,
             Err(Distrust::Missing) => return None,
@@ -144,12 +173,14 @@ impl Shipped {
 )]
 fn deserialize<C: Code>(engine: &Engine, payload: &[u8]) -> wasmtime::Result<C> {
     // SAFETY: `deserialize_code` requires bytes produced by `serialize_code` (anything else
-    // could be arbitrary machine code). These come from a file installed with the program,
-    // in a directory of this user's or root's that nobody else may write (as trusted as the
-    // program's own code), and they passed the blake3 checksum written with them by
-    // `precompile_for_shipping`, which only ever writes a component's code. The file is
-    // named by the hash of a component's bytes, and only the engine for components reads
-    // it; wasmtime itself rejects (safely) code from another version, configuration or CPU.
+    // could be arbitrary machine code). That rests on who could have written the file: it
+    // is installed with the program, in a directory and a file that only those who could
+    // change the program itself may write (this user, root, or as open as the program's
+    // own file and no more), so whoever wrote them could run their code anyway. The blake3
+    // checksum (not keyed) detects corruption, not tampering. Only the engine for
+    // components reads these files, and wasmtime itself rejects (safely) code from another
+    // version, configuration or CPU, and a core module's code where a component's is
+    // expected.
     unsafe { C::deserialize_code(engine, payload) }
 }
 
@@ -158,15 +189,24 @@ fn path_of(dir: &Path, hash: ModuleHash) -> PathBuf {
 }
 
 /// Writes the code file at `path`, readable by everyone (it is installed with a program)
-/// and writable by its owner alone: under a temporary name, then renamed into place.
+/// and writable by its owner alone: under a new temporary name (never through a link),
+/// then renamed into place.
 fn write_public(path: &Path, payload: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let temp = dir.join(format!(".tmp-{}.cwasm", std::process::id()));
+    let temp = dir.join(format!(
+        ".tmp-{}-{}.cwasm",
+        std::process::id(),
+        blake3::hash(payload).to_hex()
+    ));
     let result = (|| {
         let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+        options
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
         let mut file = options.open(&temp)?;
         let checksum = blake3::hash(payload);
         for part in [&disk::MAGIC[..], checksum.as_bytes(), payload] {
