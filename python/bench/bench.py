@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import math
 import multiprocessing
 import statistics
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
@@ -359,21 +361,34 @@ def first_job_in_a_new_process(cache: Path) -> list[tuple[str, float]]:
     ]
 
 
+@contextlib.contextmanager
+def shipped_code(directory: Path) -> Iterator[None]:
+    """New clients look for the runner's shipped code in ``directory`` meanwhile."""
+    packaged = wasp.runner.SHIPPED_CODE
+    wasp.runner.SHIPPED_CODE = directory
+    try:
+        yield
+    finally:
+        wasp.runner.SHIPPED_CODE = packaged
+
+
 def first_python_job(wasp_bin: Path) -> list[tuple[str, float]]:
     """The first Python job: on a fresh server (the runner compiled) and on a new one with
     the disk cache; on a fresh node (the runner shipped and compiled) and on the node
     restarted (its disk cache)."""
     rows = []
-    packaged = wasp.runner.SHIPPED_CODE
     with tempfile.TemporaryDirectory() as work:
-        # No shipped code (a checkout, or an aarch64 wheel): the runner is compiled.
-        wasp.runner.SHIPPED_CODE = Path(work) / "no-shipped-code"
         cache = Path(work) / "local-cache"
-        for label in ("fresh local server (compiles the runner)", "new local server (disk cache)"):
-            start = time.perf_counter()
-            with wasp.Client(workers=1, cache_dir=cache) as client:
-                assert client.submit(add_one, 1).result() == 2
-            rows.append((label, time.perf_counter() - start))
+        # No shipped code (a checkout, or an aarch64 wheel): the runner is compiled.
+        with shipped_code(Path(work) / "no-shipped-code"):
+            for label in (
+                "fresh local server (compiles the runner)",
+                "new local server (disk cache)",
+            ):
+                start = time.perf_counter()
+                with wasp.Client(workers=1, cache_dir=cache) as client:
+                    assert client.submit(add_one, 1).result() == 2
+                rows.append((label, time.perf_counter() - start))
         # What the x86-64 wheel ships: the runner's code compiled ahead (not timed).
         shipped = Path(work) / "shipped-code"
         subprocess.run(
@@ -382,15 +397,14 @@ def first_python_job(wasp_bin: Path) -> list[tuple[str, float]]:
             capture_output=True,
             timeout=600,
         )
-        wasp.runner.SHIPPED_CODE = shipped
-        start = time.perf_counter()
-        with wasp.Client(workers=1, cache_dir=Path(work) / "fresh-cache") as client:
-            assert client.submit(add_one, 1).result() == 2
-            compiled = client.stats().cache.compiled
-        took = time.perf_counter() - start
+        with shipped_code(shipped):
+            start = time.perf_counter()
+            with wasp.Client(workers=1, cache_dir=Path(work) / "fresh-cache") as client:
+                assert client.submit(add_one, 1).result() == 2
+                compiled = client.stats().cache.compiled
+            took = time.perf_counter() - start
         how = "code shipped" if not compiled else "compiled: this CPU lacks the baseline's features"
         rows.append((f"fresh local server, x86-64 wheel ({how})", took))
-        wasp.runner.SHIPPED_CODE = packaged
         rows.extend(first_job_in_a_new_process(cache))
         key = Path(work) / "cluster.key"
         key.write_text("a7" * 32 + "\n")

@@ -309,12 +309,12 @@ fn modules(out: &mut Out, counters: &Counters) -> Result<(), fmt::Error> {
     )?;
     out.counter(
         "module_load_seconds",
-        "Time spent loading compiled code from the disk cache",
+        "Time spent loading compiled code from the disk cache (or shipped with the program)",
         cache.load_time.as_secs_f64(),
     )?;
     out.counter(
         "disk_cache_hits",
-        "Modules whose compiled code was loaded from the disk cache",
+        "Modules whose compiled code was loaded from the disk cache (or shipped with the program)",
         cache.loaded_from_disk,
     )?;
     out.counter(

@@ -27,7 +27,7 @@ use tracing::{debug, warn};
 use wasmtime::Engine;
 
 /// The first bytes of every cache file; bump the digit when the format changes.
-pub(crate) const MAGIC: &[u8; 8] = b"WASPCC01";
+const MAGIC: &[u8; 8] = b"WASPCC01";
 
 /// Default bound on the cache directory's size: 1 GiB.
 pub const DEFAULT_MAX_CACHE_BYTES: u64 = 1 << 30;
@@ -123,25 +123,30 @@ impl DiskCache {
         create_private_dir(&self.dir)?;
         // Nothing is written where it would not be loaded from (through a link, say).
         self.trusted_dirs().map_err(std::io::Error::other)?;
-        let checksum = blake3::hash(&payload);
-        write_private(&self.path_of(hash), &[MAGIC, checksum.as_bytes(), &payload])
+        write_code(&self.path_of(hash), &payload, 0o600)
     }
 }
 
 /// Writes `parts` into a new file at `path` (whose directory exists, and is trusted),
-/// private to the user: written under a temporary name and renamed into place, so that a
-/// reader never sees half a file, and two writers of one path leave one whole file.
-pub(crate) fn write_private(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
-    write_private_file(path, parts, true)
-}
-
-/// [`write_private`] without waiting for the disk (no `fsync`): for files whose readers
-/// check them whole (a checksum), where one cut short by a crash is only a miss.
+/// private to the user, without waiting for the disk (no `fsync`): for files whose readers
+/// check them whole (a checksum), where one cut short by a crash is only a miss. As
+/// [`write_file`] writes.
 pub(crate) fn write_private_unsynced(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
-    write_private_file(path, parts, false)
+    write_file(path, parts, 0o600, false)
 }
 
-fn write_private_file(path: &Path, parts: &[&[u8]], sync: bool) -> std::io::Result<()> {
+/// Writes compiled code (`payload`) at `path` as the cache's files hold it (magic,
+/// checksum, code), with `mode`: private (`0o600`) in the cache, readable by all (`0o644`)
+/// for code shipped with a program. As [`write_file`] writes, then waits for the disk.
+pub(crate) fn write_code(path: &Path, payload: &[u8], mode: u32) -> std::io::Result<()> {
+    let checksum = blake3::hash(payload);
+    write_file(path, &[MAGIC, checksum.as_bytes(), payload], mode, true)
+}
+
+/// Writes `parts` at `path` with `mode` whatever the umask: into a new temporary file
+/// (`create_new`: never through a link), then renamed into place, so that a reader never
+/// sees half a file, and two writers of one path leave one whole file.
+fn write_file(path: &Path, parts: &[&[u8]], mode: u32, sync: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = dir.join(format!(
         ".tmp-{}-{}",
@@ -151,10 +156,13 @@ fn write_private_file(path: &Path, parts: &[&[u8]], sync: bool) -> std::io::Resu
     let result = (|| {
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
-        // Private whatever the umask: readers refuse files others may write.
+        // Whatever the umask: readers refuse files others may write.
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
         let mut file = options.open(&temp)?;
+        // The umask may have taken bits `mode` asks for (a shipped file readable by all).
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
         for part in parts {
             file.write_all(part)?;
         }

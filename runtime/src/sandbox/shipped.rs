@@ -20,7 +20,6 @@
 use super::disk::{self, Code, Distrust, Trust};
 use crate::module::{Module, ModuleHash, ModuleKind};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tracing::{debug, warn};
 use wasmtime::Engine;
@@ -66,7 +65,9 @@ pub fn precompile_for_shipping(module: &Module, dir: &Path) -> Result<PathBuf, P
         .precompile_component(module.bytes())
         .map_err(|err| PrecompileError::Compile(format!("{err:#}")))?;
     let path = path_of(dir, module.hash());
-    write_public(&path, &payload).map_err(|err| PrecompileError::Write(path.clone(), err))?;
+    fs::create_dir_all(dir)
+        .and_then(|()| disk::write_code(&path, &payload, 0o644))
+        .map_err(|err| PrecompileError::Write(path.clone(), err))?;
     Ok(path)
 }
 
@@ -186,37 +187,4 @@ fn deserialize<C: Code>(engine: &Engine, payload: &[u8]) -> wasmtime::Result<C> 
 
 fn path_of(dir: &Path, hash: ModuleHash) -> PathBuf {
     dir.join(format!("{}.cwasm", hash.to_hex()))
-}
-
-/// Writes the code file at `path`, readable by everyone (it is installed with a program)
-/// and writable by its owner alone: under a new temporary name (never through a link),
-/// then renamed into place.
-fn write_public(path: &Path, payload: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let temp = dir.join(format!(
-        ".tmp-{}-{}.cwasm",
-        std::process::id(),
-        blake3::hash(payload).to_hex()
-    ));
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-        let mut file = options.open(&temp)?;
-        let checksum = blake3::hash(payload);
-        for part in [&disk::MAGIC[..], checksum.as_bytes(), payload] {
-            file.write_all(part)?;
-        }
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
 }
