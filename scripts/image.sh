@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds wasp's container image: the release `wasp` of the wheels (glibc, linked against
 # glibc 2.17 by zig: see scripts/wheels.sh), the few shared libraries it loads (glibc's
-# loader, libc, libm, libpthread and libdl, from Debian), and nothing else (no shell, no base image:
-# nothing is pulled from any registry), run as a non-root user (65532). Debian's `umoci`
-# writes the OCI layout.
+# loader, libc, libm, libpthread and libdl, from Debian), for this machine's architecture
+# the Python runner's code compiled ahead (/code, as the wheel ships it), and nothing else
+# (no shell, no base image: nothing is pulled from any registry), run as a non-root user
+# (65532). Debian's `umoci` writes the OCI layout.
 #
 #   scripts/image.sh [x86_64|aarch64] [OUT]   -> OUT/wasp-<arch> (an OCI layout, tag `latest`)
 #
@@ -73,6 +74,17 @@ for library in $(readelf -d "$root"/lib/"$arch"-linux-gnu/* | sed -n 's/.*(NEEDE
     [[ -e $root/lib/$arch-linux-gnu/$library || $library == "$(basename "$interpreter")" ]] ||
         cp -L "$libdir/$library" "$root/lib/$arch-linux-gnu/$library"
 done
+# The image of this machine's architecture (x86-64 here) holds the Python runner's code
+# compiled ahead, as that wheel does, and says where (WASP_SHIPPED_CODE_DIR): a new
+# container's node runs its first Python job without compiling the runner. Root's, and
+# nobody else's to write.
+shipped=()
+if [[ $arch == "$(uname -m)" ]]; then
+    "$binary" precompile "$(scripts/wheels.sh runner)" --out "$root/code" >/dev/null
+    chmod 0755 "$root/code"
+    chmod 0644 "$root"/code/*
+    shipped=(--config.env WASP_SHIPPED_CODE_DIR=/code)
+fi
 echo "nonroot:x:65532:65532:nonroot:/tmp:/sbin/nologin" >"$root/etc/passwd"
 echo "nonroot:x:65532:" >"$root/etc/group"
 
@@ -84,7 +96,7 @@ umoci new --image "$layout:latest"
 umoci insert --image "$layout:latest" --history.comment "wasp ($arch, glibc), its loader and libraries" "$root" /
 umoci config --image "$layout:latest" \
     --architecture "$oci_arch" --os linux \
-    --config.user 65532:65532 \
+    --config.user 65532:65532 "${shipped[@]}" \
     --config.entrypoint /wasp --config.cmd node --config.cmd --help \
     --config.workingdir /tmp \
     --config.exposedports 7878/udp --config.exposedports 9464/tcp \

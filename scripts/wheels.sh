@@ -11,6 +11,9 @@
 #   scripts/wheels.sh binary ARCH                    only the release `wasp` for ARCH, as
 #                                                      the wheel holds it; prints its path
 #                                                      (scripts/image.sh puts it in the image)
+#   scripts/wheels.sh runner                         only the Python runner the wheels hold
+#                                                      (built if missing); prints its path
+#                                                      (scripts/image.sh compiles it ahead)
 #
 # One release build per architecture, linked by zig against glibc 2.17 (maturin --zig,
 # from PyPI: no cross toolchain, and the aarch64 wheel is cross-built): the extension, the
@@ -166,10 +169,15 @@ if [[ $mode == binary ]]; then
     binary "$2"
     exit 0
 fi
+if [[ $mode == runner ]]; then
+    [[ $# -eq 1 ]] || fail "usage: $0 runner"
+    echo "$PWD/$(runner)"
+    exit 0
+fi
 case $mode in
     all) arches=(x86_64 aarch64) ;;
     x86_64 | aarch64) arches=("$mode") ;;
-    *) fail "usage: $0 [x86_64|aarch64|all] [OUT] | binary ARCH" ;;
+    *) fail "usage: $0 [x86_64|aarch64|all] [OUT] | binary ARCH | runner" ;;
 esac
 out=${2:-target/wheels}
 mkdir -p "$out"

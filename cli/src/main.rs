@@ -17,6 +17,7 @@ mod precompile;
 mod registry;
 mod run;
 mod secret;
+mod shipped;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal as _;

@@ -36,6 +36,15 @@ pub(crate) struct NodeCommand {
     /// Directory of the compiled-code cache (default: the user's cache dir, wasp/modules).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Where to look for components' code compiled ahead for this architecture (`wasp
+    /// precompile`), after the compiled-code cache and before compiling; its files must
+    /// be this user's or root's, writable by nobody else. Default: the Python runner's
+    /// code the x86-64 wheel installs beside this `wasp` (in
+    /// `<prefix>/lib/python3.X/site-packages/wasp/runner/code` for `<prefix>/bin/wasp`),
+    /// which may be as open as this program's file. The x86-64 container image holds the
+    /// runner's code in /code and sets WASP_SHIPPED_CODE_DIR=/code.
+    #[arg(long, value_name = "DIR", env = "WASP_SHIPPED_CODE_DIR")]
+    shipped_code_dir: Option<PathBuf>,
     /// Directory of the node's certificate and key (its identity, kept across restarts),
     /// locked while the node runs (default: one per listen address in the user's data
     /// dir, wasp/node/<ip>-<port>; with port 0, an identity for this run only).
@@ -112,6 +121,7 @@ impl NodeCommand {
             config.workers = workers;
         }
         config.cache_dir = self.cache_dir;
+        (config.shipped_code_dir, config.shipped_with) = shipped_code(self.shipped_code_dir)?;
         config.identity_dir = self.identity_dir;
         config.drain_timeout = self.drain_timeout;
         config.client_timeout = self.client_timeout;
@@ -156,6 +166,30 @@ impl NodeCommand {
         })?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Where the node looks for shipped code, and the program it ships with, if any: the
+/// directory given, or the code installed beside this program.
+fn shipped_code(given: Option<PathBuf>) -> anyhow::Result<(Option<PathBuf>, Option<PathBuf>)> {
+    if let Some(dir) = given {
+        // A mistyped directory would only make the node compile: say so instead.
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--shipped-code-dir {}: not a directory",
+            dir.display()
+        );
+        return Ok((Some(dir), None));
+    }
+    let Ok(program) = std::env::current_exe() else {
+        return Ok((None, None));
+    };
+    Ok(match crate::shipped::installed_beside(&program) {
+        Some(dir) => {
+            tracing::info!(dir = %dir.display(), "code shipped with this program");
+            (Some(dir), Some(program))
+        }
+        None => (None, None),
+    })
 }
 
 /// The `workers = N` setting of a settings file, if it has one.

@@ -16,8 +16,9 @@ from PyPI, and the package built in release). Prints a Markdown table.
    dicts and strings, recursion), natively in this interpreter and in wasp's sandbox.
 4. Evaluating untrusted programs: HumanEval's problems (right and wrong solutions) and
    hostile programs, in wasp and in a process-per-program harness (``untrusted.py``).
-5. The first Python job: on a fresh server and node (the runner compiled; shipped, to the
-   node), on a new server and a restarted node (their disk caches), and in a new process
+5. The first Python job: on a fresh server and node (the runner compiled, or its code found
+   where the x86-64 wheel installs it; the runner shipped to the node), on a new server and
+   a restarted node (their disk caches), and in a new process
    (``import wasp``, then from ``wasp.Client(...)`` to the result).
 
 Each way run from Python is warmed up for half a second before it is measured; the Rust
@@ -375,7 +376,8 @@ def shipped_code(directory: Path) -> Iterator[None]:
 def first_python_job(wasp_bin: Path) -> list[tuple[str, float]]:
     """The first Python job: on a fresh server (the runner compiled) and on a new one with
     the disk cache; on a fresh node (the runner shipped and compiled) and on the node
-    restarted (its disk cache)."""
+    restarted (its disk cache); on a fresh server and a fresh node that find the runner's
+    code compiled ahead, as the x86-64 wheel installs it."""
     rows = []
     with tempfile.TemporaryDirectory() as work:
         cache = Path(work) / "local-cache"
@@ -410,9 +412,16 @@ def first_python_job(wasp_bin: Path) -> list[tuple[str, float]]:
         key.write_text("a7" * 32 + "\n")
         key.chmod(0o600)
         node_cache = Path(work) / "node-cache"
-        for label in (
-            "fresh node (runner shipped and compiled)",
-            "restarted node (disk cache)",
+        no_code = Path(work) / "no-shipped-code"
+        no_code.mkdir()
+        for label, cache_dir, code in (
+            ("fresh node (runner shipped and compiled)", node_cache, no_code),
+            ("restarted node (disk cache)", node_cache, no_code),
+            (
+                "fresh node, x86-64 wheel (runner shipped, code found)",
+                Path(work) / "wheel-node",
+                shipped,
+            ),
         ):
             node = subprocess.Popen(
                 [
@@ -427,7 +436,9 @@ def first_python_job(wasp_bin: Path) -> list[tuple[str, float]]:
                     "--identity-dir",
                     str(Path(work) / "identity"),
                     "--cache-dir",
-                    str(node_cache),
+                    str(cache_dir),
+                    "--shipped-code-dir",
+                    str(code),
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,

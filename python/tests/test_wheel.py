@@ -3,7 +3,8 @@
 The x86-64 wheel (``WASP_WHEEL_X86_64``) is installed into a fresh virtual environment with
 no ``cargo`` or ``rustc`` on ``PATH`` and a home of its own (no cache of this machine's):
 pp's sum_primes program runs with ``import wasp as pp``, a Python function runs as a job,
-and a node started by the wheel's own ``wasp`` command serves that environment's client.
+and a node started by the wheel's own ``wasp`` command serves that environment's client,
+running its first Python job on the runner's code the wheel ships.
 The aarch64 wheel (``WASP_WHEEL_AARCH64``) is checked for its tags and the machine of its
 ELF files, then installed by pip for Debian's aarch64 CPython, which runs pp's sum_primes
 with it under qemu-user (``scripts/aarch64-python.sh``). CI builds both wheels first;
@@ -225,44 +226,106 @@ def test_shipped_code_as_open_as_the_package_is_loaded_and_more_open_is_not(inst
 
 
 class Node:
-    def __init__(self, process: subprocess.Popen, address: str) -> None:
+    def __init__(self, process: subprocess.Popen, address: str, monitor: Optional[str]) -> None:
         self.process = process
         self.address = address
+        self.monitor = monitor
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=TIMEOUT)
 
 
-def start_node(installed: Installed, secret: Path) -> Node:
-    cache = installed.root / "node-cache"
-    flags = ["--secret-file", str(secret), "--workers", "2", "--cache-dir", str(cache)]
+def start_node(installed: Installed, secret: Path, *flags: str, cache: str = "node-cache") -> Node:
+    """The wheel's `wasp node` on a free port, with a compiled-code cache of its own; its
+    monitor too, if ``flags`` ask for one (the line that says where follows the address)."""
+    own = [
+        "--secret-file",
+        str(secret),
+        "--workers",
+        "2",
+        "--cache-dir",
+        str(installed.root / cache),
+    ]
     process = subprocess.Popen(
-        ["wasp", "node", "--listen", "127.0.0.1:0", *flags],
+        ["wasp", "node", "--listen", "127.0.0.1:0", *own, *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env=installed.env,
     )
-    line: Optional[str] = None
+    lines: list[str] = []
+    expected = 2 if "--metrics" in flags else 1
     try:
-        line = process.stdout.readline() if process.stdout else None
+        while process.stdout and len(lines) < expected:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
     finally:
-        if not line:
+        if len(lines) < expected:
             process.kill()
-    assert line and "listening on" in line, line
-    return Node(process, line.rsplit("listening on ", 1)[1].strip())
+    assert lines and "listening on" in lines[0], lines
+    monitor = lines[1].rsplit(" on ", 1)[1].strip() if len(lines) > 1 else None
+    return Node(process, lines[0].rsplit("listening on ", 1)[1].strip(), monitor)
+
+
+def cluster_secret(installed: Installed) -> Path:
+    """The environment's cluster secret, made by the wheel's `wasp secret new` once."""
+    secret = installed.root / "cluster.key"
+    if not secret.exists():
+        secret.write_text(installed.run("wasp", "secret", "new"))
+        secret.chmod(0o600)
+    return secret
 
 
 def test_a_node_started_by_the_wheels_wasp_serves_its_client(installed):
-    secret = installed.root / "cluster.key"
-    secret.write_text(installed.run("wasp", "secret", "new"))
-    secret.chmod(0o600)
+    secret = cluster_secret(installed)
     node = start_node(installed, secret)
     try:
         output = run_program(installed, "0", PPSERVERS=node.address, SECRET_FILE=str(secret))
     finally:
-        node.process.terminate()
-        node.process.wait(timeout=TIMEOUT)
+        node.stop()
     assert output.startswith("Starting pp with 0 workers\n"), output
     check_sums(output)
     assert node.address in output and "local/" not in output, output
+
+
+def node_first_job_counts(installed: Installed, *flags: str, cache: str) -> str:
+    """A fresh node's first Python job (the wheel's `wasp node`, a compiled-code cache of its
+    own): how many modules the node compiled and loaded, as "C L", from its metrics."""
+    node = start_node(
+        installed, cluster_secret(installed), "--metrics", "127.0.0.1:0", *flags, cache=cache
+    )
+    try:
+        script = installed.root / "node_first_job.py"
+        script.write_text(
+            "import sys, urllib.request, wasp\n"
+            "def add_one(x):\n"
+            "    return x + 1\n"
+            "with wasp.Client(workers=0, peers=[sys.argv[1]], secret_file=sys.argv[2]) as client:\n"
+            "    assert client.submit(add_one, 1).result() == 2\n"
+            "scrape = urllib.request.urlopen(sys.argv[3] + 'metrics', timeout=30)\n"
+            "metrics = scrape.read().decode()\n"
+            "counts = dict(line.rpartition(' ')[::2] for line in metrics.splitlines())\n"
+            "print(counts['wasp_modules_compiled_total'], counts['wasp_disk_cache_hits_total'])\n"
+        )
+        secret = str(installed.root / "cluster.key")
+        output = installed.run("python", str(script), node.address, secret, str(node.monitor))
+    finally:
+        node.stop()
+    return " ".join(output.split())
+
+
+def test_a_node_from_the_wheel_runs_its_first_python_job_on_the_shipped_code(installed):
+    # The wheel's wasp finds the package's code beside it, in the environment's site-packages.
+    loaded = "0 1" if runs_the_baseline() else "1 0"
+    assert node_first_job_counts(installed, cache="node-cache-shipped") == loaded
+    # Given another directory, it looks there instead: nothing there, so it compiles.
+    empty = installed.root / "no-code"
+    empty.mkdir()
+    flags = ("--shipped-code-dir", str(empty))
+    assert node_first_job_counts(installed, *flags, cache="node-cache-none") == "1 0"
 
 
 def aarch64_python(directory: Path) -> list[str]:

@@ -180,26 +180,6 @@ fn a_component_is_compiled_once_then_loaded_from_disk() {
     assert_eq!((cache.compiled, cache.loaded_from_disk), (0, 1));
 }
 
-/// Whether this CPU has every feature of the baseline shipped code is compiled for
-/// (x86-64-v3 on x86-64; aarch64's, Armv8.0, every aarch64 CPU has).
-fn runs_the_baseline() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("bmi1")
-            && std::arch::is_x86_feature_detected!("bmi2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && std::arch::is_x86_feature_detected!("lzcnt")
-            && std::arch::is_x86_feature_detected!("popcnt")
-            && std::arch::is_x86_feature_detected!("sse4.2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        true
-    }
-}
-
 /// Code compiled ahead for the architecture's baseline (`wasp precompile`: what the x86-64
 /// wheel ships) is loaded by a server that has never compiled the runner (on a CPU that
 /// has the baseline's features; elsewhere the runner is compiled); also when it is as open
@@ -228,7 +208,11 @@ fn shipped_code_is_loaded_and_a_corrupt_file_is_compiled_instead() {
         }
         builder.build().unwrap()
     };
-    let loaded = if runs_the_baseline() { (0, 1) } else { (1, 0) };
+    let loaded = if wasp_fixtures::runs_the_baseline() {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
     let fresh = tempfile::tempdir().unwrap();
     assert_eq!(run(&with_shipped(&fresh, None)), loaded);
 

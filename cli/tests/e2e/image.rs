@@ -1,8 +1,9 @@
 //! The container image (`scripts/image.sh`): unpacked with umoci, it holds one binary, the
-//! loader and libraries it asks for (plus a passwd entry and /tmp), its configuration runs
-//! `/wasp` as user 65532, and
+//! loader and libraries it asks for (plus a passwd entry and /tmp), the x86-64 image the
+//! Python runner's code compiled ahead, its configuration runs `/wasp` as user 65532, and
 //! that binary, chrooted into the unpacked root as that user in a network namespace of its
-//! own, serves as a node to a client here.
+//! own, with the image's environment, serves as a node to a client here: the x86-64 one
+//! runs a Python job on that code, compiling nothing.
 //!
 //! CI builds the images first and names their OCI layouts in `WASP_IMAGE_X86_64` and
 //! `WASP_IMAGE_AARCH64` (the aarch64 one runs under qemu-user). Without them the test says
@@ -15,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use wasp::{Peer, Server};
+use wasp::{Module, Peer, Server};
 
 /// The OCI layout named by `variable`, or `None` (and why) outside CI.
 fn layout(variable: &str) -> Option<PathBuf> {
@@ -135,7 +136,12 @@ fn start_node(
         command.arg(Path::new("/").join(name));
     }
     let listen = format!("{}:7878", host.address);
+    let environment = config["process"]["env"].as_array().expect("an environment");
+    let environment = environment
+        .iter()
+        .filter_map(|variable| variable.as_str()?.split_once('='));
     command
+        .envs(environment)
         .arg(entrypoint)
         .args([
             "node",
@@ -176,9 +182,32 @@ fn start_node(
     node
 }
 
+/// The Python runner whose code the image of `arch` holds: only the image of this
+/// machine's architecture does (`scripts/image.sh` compiles it with that image's `wasp`).
+/// `Err` where it is needed and cannot be had (outside CI: the test is skipped).
+fn shipped_runner(arch: &str) -> Result<Option<Module>, ()> {
+    if arch != std::env::consts::ARCH {
+        return Ok(None);
+    }
+    python_runner().map(Some).ok_or(())
+}
+
+/// Whether the node's compiled-code cache under `cache` holds code for `module`: code the
+/// node compiled (it keeps none it loaded from shipped code).
+fn compiled_into(cache: &Path, module: &Module) -> bool {
+    let name = format!("{}.cwasm", module.hash().to_hex());
+    files(cache).iter().any(|file| file.ends_with(&name))
+}
+
 /// Unpacks the image of `variable`, checks what it holds, runs its node in a test host of
-/// its own and a batch on it from here.
-fn the_image_serves_a_client(variable: &str, index: u8, runner: Option<&Path>) {
+/// its own and a batch on it from here; with `shipped`, the Python runner whose code the
+/// image holds (the image of this machine's architecture), a Python job too.
+fn the_image_serves_a_client(
+    variable: &str,
+    index: u8,
+    runner: Option<&Path>,
+    shipped: Option<&Module>,
+) {
     let Some(layout) = layout(variable) else {
         return;
     };
@@ -191,15 +220,24 @@ fn the_image_serves_a_client(variable: &str, index: u8, runner: Option<&Path>) {
     let (libraries, others): (Vec<String>, Vec<String>) = files(&root)
         .into_iter()
         .partition(|file| file.starts_with("lib/") && file.contains(".so") && *file != loader[1..]);
+    let mut expected = vec![
+        "etc/group".to_string(),
+        "etc/passwd".to_string(),
+        loader.trim_start_matches('/').to_string(),
+        "wasp".to_string(),
+    ];
+    if let Some(python) = shipped {
+        expected.push(format!("code/{}.cwasm", python.hash().to_hex()));
+        let environment = config["process"]["env"].to_string();
+        assert!(
+            environment.contains("WASP_SHIPPED_CODE_DIR=/code"),
+            "{environment}"
+        );
+    }
+    expected.sort();
     assert_eq!(
-        others,
-        [
-            "etc/group",
-            "etc/passwd",
-            loader.trim_start_matches('/'),
-            "wasp"
-        ],
-        "one binary, its loader, and its user"
+        others, expected,
+        "one binary, its loader, its user, and the runner's code if it ships"
     );
     assert!(
         libraries.len() <= 8,
@@ -239,18 +277,38 @@ fn the_image_serves_a_client(variable: &str, index: u8, runner: Option<&Path>) {
     batch.check(&sums);
     let stats = settled_stats(&server);
     assert_eq!(total_node_jobs(&stats), 20, "{stats}");
+    if let Some(python) = shipped {
+        let no_modules: [&str; 0] = [];
+        let call = ("def f(x):\n    return x + 1\n", "f", (6,), no_modules);
+        let job = server.submit::<u32, _>(python, "python", call);
+        let done = job.wait_timeout(Duration::from_secs(300));
+        assert_eq!(
+            done.expect("the Python job finished within 5 minutes"),
+            Ok(7)
+        );
+        // A CPU without the baseline's features compiles the runner instead.
+        let compiled = compiled_into(&root.join("tmp/cache"), python);
+        assert_eq!(compiled, !wasp_fixtures::runs_the_baseline());
+    }
 }
 
 #[test]
 fn the_x86_64_image_runs_as_a_node() {
-    the_image_serves_a_client("WASP_IMAGE_X86_64", 2, None);
+    let Ok(shipped) = shipped_runner("x86_64") else {
+        return;
+    };
+    the_image_serves_a_client("WASP_IMAGE_X86_64", 2, None, shipped.as_ref());
 }
 
 #[test]
 fn the_aarch64_image_runs_as_a_node_under_qemu() {
+    let Ok(shipped) = shipped_runner("aarch64") else {
+        return;
+    };
     the_image_serves_a_client(
         "WASP_IMAGE_AARCH64",
         3,
         Some(Path::new("/usr/bin/qemu-aarch64-static")),
+        shipped.as_ref(),
     );
 }

@@ -18,7 +18,9 @@
 //! under qemu takes tens of seconds.
 
 use crate::harness::node::{Auth, NodeProcess, Program, WASP};
-use crate::harness::support::{new_secret, sum_primes, sums_of_primes_below, testjobs};
+use crate::harness::support::{
+    new_secret, python_runner, sum_primes, sums_of_primes_below, testjobs,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -267,21 +269,6 @@ def f(n):
     primes = [p for p in range(2, n) if all(p % d for d in range(2, math.isqrt(p) + 1))]
     return sum(primes), math.fsum(1 / p for p in primes), ' '.join(map(str, primes[-3:]))
 ";
-
-/// wasp's Python runner (`WASP_PYTHON_RUNNER`, which scripts/test builds), or `None` and
-/// why; under `CI=true` it must be there.
-fn python_runner() -> Option<Module> {
-    match std::env::var("WASP_PYTHON_RUNNER") {
-        Ok(path) if !path.trim().is_empty() => {
-            Some(Module::from_file(path.trim()).expect("the Python runner loads"))
-        }
-        _ => {
-            let why = "WASP_PYTHON_RUNNER is not set (scripts/test builds the runner and sets it)";
-            wasp_fixtures::cannot_run_here(&format!("the Python part: {why}"));
-            None
-        }
-    }
-}
 
 /// The same Python function on each node alone, and locally: the same results, bit for
 /// bit (each node compiles the runner, CPython, for itself).

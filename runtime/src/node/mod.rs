@@ -62,6 +62,14 @@ pub struct NodeConfig {
     pub workers: usize,
     /// Where compiled code is cached; `None`: the user's cache directory.
     pub cache_dir: Option<PathBuf>,
+    /// Where to look for components' code compiled ahead and shipped with the program (the
+    /// Python wheel's runner), after the disk cache and before compiling: see
+    /// [`ServerBuilder::shipped_code_dir`](crate::ServerBuilder::shipped_code_dir).
+    /// Default: none.
+    pub shipped_code_dir: Option<PathBuf>,
+    /// The program that code ships with, whose file says how open the code may be: see
+    /// [`ServerBuilder::shipped_with`](crate::ServerBuilder::shipped_with). Default: none.
+    pub shipped_with: Option<PathBuf>,
     /// Where the node keeps its certificate and key (its identity, which clients see),
     /// locked while the node runs: one node per directory. `None`: a directory per listen
     /// address in the user's data directory (`wasp/node/<ip>-<port>`), or, for a node on
@@ -100,6 +108,8 @@ impl NodeConfig {
             secret,
             workers: crate::default_workers(),
             cache_dir: None,
+            shipped_code_dir: None,
+            shipped_with: None,
             identity_dir: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             client_timeout: TransportSettings::default().idle_timeout,
@@ -285,6 +295,12 @@ impl Node {
         let mut builder = Server::builder().workers(config.workers);
         if let Some(dir) = &config.cache_dir {
             builder = builder.cache_dir(dir);
+        }
+        if let Some(dir) = &config.shipped_code_dir {
+            builder = builder.shipped_code_dir(dir);
+        }
+        if let Some(program) = &config.shipped_with {
+            builder = builder.shipped_with(program);
         }
         let server = builder.build()?;
         let (preparations, _) = broadcast::channel(PREPARATION_EVENTS);

@@ -156,3 +156,18 @@ impl Batch {
         assert_eq!(self.finished.load(Ordering::SeqCst), self.jobs.len());
     }
 }
+
+/// wasp's Python runner (`WASP_PYTHON_RUNNER`, which scripts/test builds), or `None` and
+/// why; under `CI=true` it must be there.
+pub(crate) fn python_runner() -> Option<Module> {
+    match std::env::var("WASP_PYTHON_RUNNER") {
+        Ok(path) if !path.trim().is_empty() => {
+            Some(Module::from_file(path.trim()).expect("the Python runner loads"))
+        }
+        _ => {
+            let why = "WASP_PYTHON_RUNNER is not set (scripts/test builds the runner and sets it)";
+            wasp_fixtures::cannot_run_here(&format!("the Python part: {why}"));
+            None
+        }
+    }
+}
