@@ -15,7 +15,9 @@
 # What it needs, installed when missing (apt-get, as root or with passwordless sudo):
 # `umoci`, and for aarch64 Debian's aarch64 glibc (libc6-arm64-cross), whose files go into
 # the image. The binary is the one the
-# aarch64 and x86-64 wheels hold: one release build per architecture serves both.
+# aarch64 and x86-64 wheels hold: one release build per architecture serves both. For this
+# machine's architecture, also wasp's Python runner (`scripts/wheels.sh runner`, which
+# builds it where missing, as the wheels need it: see scripts/wheels.sh).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -80,7 +82,8 @@ done
 # nobody else's to write.
 shipped=()
 if [[ $arch == "$(uname -m)" ]]; then
-    "$binary" precompile "$(scripts/wheels.sh runner)" --out "$root/code" >/dev/null
+    runner=$(scripts/wheels.sh runner)
+    "$binary" precompile "$runner" --out "$root/code" >/dev/null
     chmod 0755 "$root/code"
     chmod 0644 "$root"/code/*
     shipped=(--config.env WASP_SHIPPED_CODE_DIR=/code)
@@ -96,7 +99,7 @@ umoci new --image "$layout:latest"
 umoci insert --image "$layout:latest" --history.comment "wasp ($arch, glibc), its loader and libraries" "$root" /
 umoci config --image "$layout:latest" \
     --architecture "$oci_arch" --os linux \
-    --config.user 65532:65532 "${shipped[@]}" \
+    --config.user 65532:65532 ${shipped[@]+"${shipped[@]}"} \
     --config.entrypoint /wasp --config.cmd node --config.cmd --help \
     --config.workingdir /tmp \
     --config.exposedports 7878/udp --config.exposedports 9464/tcp \

@@ -4,6 +4,7 @@ use crate::monitor::MonitorArgs;
 use crate::options::parse_duration;
 use crate::policy::PolicyArgs;
 use crate::registry::RegistryArgs;
+use crate::shipped::ShippedCode;
 use anyhow::Context as _;
 use clap::Args;
 use std::io::Write as _;
@@ -38,13 +39,16 @@ pub(crate) struct NodeCommand {
     cache_dir: Option<PathBuf>,
     /// Where to look for components' code compiled ahead for this architecture (`wasp
     /// precompile`), after the compiled-code cache and before compiling; its files must
-    /// be this user's or root's, writable by nobody else. Default: the Python runner's
-    /// code the x86-64 wheel installs beside this `wasp` (in
-    /// `<prefix>/lib/python3.X/site-packages/wasp/runner/code` for `<prefix>/bin/wasp`),
-    /// which may be as open as this program's file. The x86-64 container image holds the
-    /// runner's code in /code and sets WASP_SHIPPED_CODE_DIR=/code.
-    #[arg(long, value_name = "DIR", env = "WASP_SHIPPED_CODE_DIR")]
+    /// be this user's or root's, writable by nobody else. Default: $WASP_SHIPPED_CODE_DIR
+    /// if set (the container image sets /code, where it holds the Python runner's code),
+    /// else the runner's code the wheel of this machine's architecture installs beside
+    /// this `wasp` (`<prefix>/lib/python3.X/site-packages/wasp/runner/code` for
+    /// `<prefix>/bin/wasp`), which may be as open as this program's file.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_shipped_code")]
     shipped_code_dir: Option<PathBuf>,
+    /// Look for no shipped code: compile every component (once; then the cache has it).
+    #[arg(long)]
+    no_shipped_code: bool,
     /// Directory of the node's certificate and key (its identity, kept across restarts),
     /// locked while the node runs (default: one per listen address in the user's data
     /// dir, wasp/node/<ip>-<port>; with port 0, an identity for this run only).
@@ -121,7 +125,12 @@ impl NodeCommand {
             config.workers = workers;
         }
         config.cache_dir = self.cache_dir;
-        (config.shipped_code_dir, config.shipped_with) = shipped_code(self.shipped_code_dir)?;
+        if !self.no_shipped_code
+            && let Some(shipped) = ShippedCode::find(self.shipped_code_dir)?
+        {
+            config.shipped_code_dir = Some(shipped.dir);
+            config.shipped_with = shipped.program;
+        }
         config.identity_dir = self.identity_dir;
         config.drain_timeout = self.drain_timeout;
         config.client_timeout = self.client_timeout;
@@ -166,30 +175,6 @@ impl NodeCommand {
         })?;
         Ok(ExitCode::SUCCESS)
     }
-}
-
-/// Where the node looks for shipped code, and the program it ships with, if any: the
-/// directory given, or the code installed beside this program.
-fn shipped_code(given: Option<PathBuf>) -> anyhow::Result<(Option<PathBuf>, Option<PathBuf>)> {
-    if let Some(dir) = given {
-        // A mistyped directory would only make the node compile: say so instead.
-        anyhow::ensure!(
-            dir.is_dir(),
-            "--shipped-code-dir {}: not a directory",
-            dir.display()
-        );
-        return Ok((Some(dir), None));
-    }
-    let Ok(program) = std::env::current_exe() else {
-        return Ok((None, None));
-    };
-    Ok(match crate::shipped::installed_beside(&program) {
-        Some(dir) => {
-            tracing::info!(dir = %dir.display(), "code shipped with this program");
-            (Some(dir), Some(program))
-        }
-        None => (None, None),
-    })
 }
 
 /// The `workers = N` setting of a settings file, if it has one.

@@ -412,15 +412,15 @@ def first_python_job(wasp_bin: Path) -> list[tuple[str, float]]:
         key.write_text("a7" * 32 + "\n")
         key.chmod(0o600)
         node_cache = Path(work) / "node-cache"
-        no_code = Path(work) / "no-shipped-code"
-        no_code.mkdir()
+        # The wheel's code as its `wasp node` finds it, given here: this `wasp` is a checkout's.
+        with_code = ["--shipped-code-dir", str(shipped)]
         for label, cache_dir, code in (
-            ("fresh node (runner shipped and compiled)", node_cache, no_code),
-            ("restarted node (disk cache)", node_cache, no_code),
+            ("fresh node (runner shipped and compiled)", node_cache, ["--no-shipped-code"]),
+            ("restarted node (disk cache)", node_cache, ["--no-shipped-code"]),
             (
-                "fresh node, x86-64 wheel (runner shipped, code found)",
+                f"fresh node with the x86-64 wheel's code ({how})",
                 Path(work) / "wheel-node",
-                shipped,
+                with_code,
             ),
         ):
             node = subprocess.Popen(
@@ -437,8 +437,7 @@ def first_python_job(wasp_bin: Path) -> list[tuple[str, float]]:
                     str(Path(work) / "identity"),
                     "--cache-dir",
                     str(cache_dir),
-                    "--shipped-code-dir",
-                    str(code),
+                    *code,
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,

@@ -286,8 +286,14 @@ fn the_image_serves_a_client(
             done.expect("the Python job finished within 5 minutes"),
             Ok(7)
         );
-        // A CPU without the baseline's features compiles the runner instead.
-        let compiled = compiled_into(&root.join("tmp/cache"), python);
+        // The node keeps what it compiles there: sum_primes, and the runner only on a CPU
+        // without the baseline's features.
+        let cache = root.join("tmp/cache");
+        assert!(
+            compiled_into(&cache, &sum_primes()),
+            "sum_primes compiled into {cache:?}"
+        );
+        let compiled = compiled_into(&cache, python);
         assert_eq!(compiled, !wasp_fixtures::runs_the_baseline());
     }
 }

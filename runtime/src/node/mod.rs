@@ -68,7 +68,8 @@ pub struct NodeConfig {
     /// Default: none.
     pub shipped_code_dir: Option<PathBuf>,
     /// The program that code ships with, whose file says how open the code may be: see
-    /// [`ServerBuilder::shipped_with`](crate::ServerBuilder::shipped_with). Default: none.
+    /// [`ServerBuilder::shipped_with`](crate::ServerBuilder::shipped_with). Only with
+    /// `shipped_code_dir`. Default: none.
     pub shipped_with: Option<PathBuf>,
     /// Where the node keeps its certificate and key (its identity, which clients see),
     /// locked while the node runs: one node per directory. `None`: a directory per listen
