@@ -88,6 +88,8 @@ if [[ $arch == "$(uname -m)" ]]; then
     chmod 0644 "$root"/code/*
     shipped=(--config.env WASP_SHIPPED_CODE_DIR=/code)
 fi
+contents="wasp ($arch, glibc), its loader and libraries"
+[[ ${#shipped[@]} -eq 0 ]] || contents+=", the Python runner's code"
 echo "nonroot:x:65532:65532:nonroot:/tmp:/sbin/nologin" >"$root/etc/passwd"
 echo "nonroot:x:65532:" >"$root/etc/group"
 
@@ -96,7 +98,7 @@ rm -rf "$layout"
 mkdir -p "$out"
 umoci init --layout "$layout"
 umoci new --image "$layout:latest"
-umoci insert --image "$layout:latest" --history.comment "wasp ($arch, glibc), its loader and libraries" "$root" /
+umoci insert --image "$layout:latest" --history.comment "$contents" "$root" /
 umoci config --image "$layout:latest" \
     --architecture "$oci_arch" --os linux \
     --config.user 65532:65532 ${shipped[@]+"${shipped[@]}"} \

@@ -294,9 +294,8 @@ def test_a_node_started_by_the_wheels_wasp_serves_its_client(installed):
 def node_first_job_counts(installed: Installed, *flags: str, cache: str) -> str:
     """A fresh node's first Python job (the wheel's `wasp node`, a compiled-code cache of its
     own): how many modules the node compiled and loaded, as "C L", from its metrics."""
-    node = start_node(
-        installed, cluster_secret(installed), "--metrics", "127.0.0.1:0", *flags, cache=cache
-    )
+    secret = cluster_secret(installed)
+    node = start_node(installed, secret, "--metrics", "127.0.0.1:0", *flags, cache=cache)
     try:
         script = installed.root / "node_first_job.py"
         script.write_text(
@@ -310,10 +309,9 @@ def node_first_job_counts(installed: Installed, *flags: str, cache: str) -> str:
             "counts = dict(line.rpartition(' ')[::2] for line in metrics.splitlines())\n"
             "print(counts['wasp_modules_compiled_total'], counts['wasp_disk_cache_hits_total'])\n"
         )
-        secret = str(installed.root / "cluster.key")
         # Without the code, the node compiles the runner: seconds, more on a busy machine.
         output = installed.run(
-            "python", str(script), node.address, secret, str(node.monitor), timeout=300
+            "python", str(script), node.address, str(secret), str(node.monitor), timeout=300
         )
     finally:
         node.stop()
